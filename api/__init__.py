@@ -1,0 +1,1 @@
+"""FastAPI service (serving and review) — built on model.predictor and model.samples."""

@@ -1,0 +1,177 @@
+"""SQLAlchemy 2 typed ORM models. Tables change only through Alembic migrations."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the models use."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Sprout table."""
+
+
+class SampleStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class SampleSource(enum.StrEnum):
+    UPLOAD = "upload"
+    IMPORT = "import"
+
+
+class Split(enum.StrEnum):
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+class ReviewAction(enum.StrEnum):
+    APPROVE = "approve"
+    CORRECT = "correct"
+    REJECT = "reject"
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class Sample(Base):
+    """One image known to Sprout, pending review or labelled."""
+
+    __tablename__ = "samples"
+    __table_args__ = (Index("ix_samples_status_approved_at", "status", "approved_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    object_key: Mapped[str] = mapped_column(String(512))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[SampleStatus] = mapped_column(_enum(SampleStatus, "sample_status"), index=True)
+    label: Mapped[str | None] = mapped_column(String(64), index=True)
+    suggested_label: Mapped[str | None] = mapped_column(String(64))
+    predicted_label: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    predicted_by_version: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[SampleSource] = mapped_column(_enum(SampleSource, "sample_source"))
+    split: Mapped[Split] = mapped_column(_enum(Split, "sample_split"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    reviews: Mapped[list[Review]] = relationship(back_populates="sample", order_by="Review.id")
+
+
+class Review(Base):
+    """Audit log: one row per review decision."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(64))
+    action: Mapped[ReviewAction] = mapped_column(_enum(ReviewAction, "review_action"))
+    old_label: Mapped[str | None] = mapped_column(String(64))
+    new_label: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sample: Mapped[Sample] = relationship(back_populates="reviews")
+
+
+class User(Base):
+    """A reviewer account. Only a password hash is stored."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainingRun(Base):
+    """One training attempt, its metrics, the gate's decision and the resulting model version."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.RUNNING)
+    backbone: Mapped[str] = mapped_column(String(64))
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    champion_version: Mapped[str | None] = mapped_column(String(32))
+    champion_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    gate_passed: Mapped[bool | None] = mapped_column(Boolean)
+    gate_reason: Mapped[str | None] = mapped_column(Text)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    registered_version: Mapped[str | None] = mapped_column(String(32))
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    n_embedded: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    samples: Mapped[list[TrainingRunSample]] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
+    )
+
+
+class TrainingRunSample(Base):
+    """Lineage: which sample a run used, in which split, with which label."""
+
+    __tablename__ = "training_run_samples"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
+    split: Mapped[Split] = mapped_column(_enum(Split, "lineage_split"))
+    label: Mapped[str] = mapped_column(String(64))
+
+    run: Mapped[TrainingRun] = relationship(back_populates="samples")
+
+
+class Embedding(Base):
+    """Cached backbone embedding of an image, keyed by content hash and backbone."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("sha256", "backbone", name="uq_embeddings_sha256_backbone"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    backbone: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,238 @@
+"""The ``sprout`` command line. With ``--json`` every command prints exactly one JSON object on stdout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from model.errors import SproutError
+from model.settings import get_settings
+
+app = typer.Typer(help="Sprout: continuous-training image classifier.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+users_app = typer.Typer(help="Reviewer accounts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+
+err = Console(stderr=True)
+_state: dict[str, bool] = {"json": False}
+
+
+@app.callback()
+def main(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    """Sprout: continuous-training image classifier."""
+    _state["json"] = json_output
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@contextlib.contextmanager
+def _command() -> Iterator[None]:
+    """Keep stdout clean for the JSON answer and turn Sprout errors into a message and exit code 1."""
+    real_stdout = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except SproutError as exc:
+        if _state["json"]:
+            real_stdout.write(json.dumps({"error": str(exc), "type": type(exc).__name__}) + "\n")
+        else:
+            err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _emit(data: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None:
+    if _state["json"]:
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+    else:
+        human(data)
+
+
+def _services() -> Any:
+    from model.services import Services
+
+    return Services.from_settings(get_settings())
+
+
+def _print_pairs(data: dict[str, Any]) -> None:
+    console = Console()
+    for key, value in data.items():
+        console.print(f"[bold]{key}[/bold]: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}")
+
+
+@app.command("import")
+def import_(directory: Annotated[Path, typer.Argument(help="Folder with one sub-folder per label.")]) -> None:
+    """Import a folder-per-label tree as approved samples (dedup by content hash)."""
+    from model.samples import import_directory
+
+    with _command():
+        svc = _services()
+        with svc.session() as session, Progress(
+            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, disable=not sys.stderr.isatty(),
+        ) as bar:
+            def progress(items: Any, total: int) -> Any:
+                return bar.track(items, total=total)
+
+            summary = import_directory(session, svc.store, directory, progress=progress)
+        for file, error in summary.errors:
+            err.print(f"[yellow]skipped[/yellow] {file}: {error}")
+        _emit(summary.as_dict(), lambda d: err.print(
+            f"added {d['added']} {d['added_by_label']}, skipped {d['skipped_duplicates']} duplicates, "
+            f"{len(d['errors'])} errors"))
+
+
+@app.command()
+def status() -> None:
+    """Sample counts, retrain progress and the champion model."""
+    from model.status import collect_status
+
+    with _command():
+        _emit(collect_status(_services()), _print_pairs)
+
+
+def _outcome_line(d: dict[str, Any]) -> None:
+    if d["skipped"]:
+        err.print(f"training skipped: {d['reason']}")
+        return
+    acc = (d.get("metrics") or {}).get("accuracy")
+    err.print(f"run {d['run_id']} ({d['backbone']}): test accuracy {acc}, gate "
+              f"{'passed' if d['gate'] and d['gate']['passed'] else 'refused'}: {d['gate'] and d['gate']['reason']}")
+    err.print(f"version {d['version']} promoted" if d["promoted"] else "not promoted")
+
+
+@app.command("train")
+def train_cmd(
+    force: Annotated[bool, typer.Option("--force", help="Train even with few new samples.")] = False,
+    backbone: Annotated[str | None, typer.Option(help="Backbone name (default: SPROUT_BACKBONE).")] = None,
+) -> None:
+    """Train a candidate, gate it against the champion and promote it if it passes."""
+    from model.pipeline import train
+
+    with _command():
+        _emit(train(_services(), force=force, backbone_name=backbone).as_dict(), _outcome_line)
+
+
+@app.command()
+def evaluate(
+    directory: Annotated[Path, typer.Argument(help="Folder with one sub-folder per label.")],
+    model: Annotated[str, typer.Option("--model", help="'champion' or a version number.")] = "champion",
+) -> None:
+    """Evaluate a registered model on a folder-per-label tree."""
+    from model.evaluation import evaluate_directory
+
+    with _command():
+        predictor = _services().registry.load_predictor(model)
+        _emit(evaluate_directory(predictor, directory), lambda d: err.print(
+            f"model v{d['model_version']}: accuracy {d['accuracy']} on {d['n']} images, log loss {d['log_loss']}"))
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    model: Annotated[str, typer.Option("--model", help="'champion' or a version number.")] = "champion",
+) -> None:
+    """Classify images with the champion (or a given version)."""
+    with _command():
+        predictor = _services().registry.load_predictor(model)
+        results = []
+        for path in images:
+            try:
+                results.append({"file": str(path), **predictor.predict_bytes(path.read_bytes()).as_dict()})
+            except (SproutError, OSError) as exc:
+                results.append({"file": str(path), "error": str(exc)})
+        _emit({"model_version": predictor.version, "predictions": results}, lambda d: [
+            Console().print(f"{r['file']}: {r.get('label', 'error')} "
+                            f"{r['confidence']:.3f}" if "label" in r else f"{r['file']}: {r['error']}")
+            for r in d["predictions"]])
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the ONNX file.")],
+    model: Annotated[str, typer.Option("--model", help="'champion' or a version number.")] = "champion",
+) -> None:
+    """Write a registered model's fused ONNX graph to a file."""
+    import shutil
+
+    with _command():
+        info, path = _services().registry.model_file(model)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, output)
+        _emit({"version": info.version, "output": str(output), "bytes": output.stat().st_size},
+              lambda d: err.print(f"wrote version {d['version']} to {d['output']} ({d['bytes']} bytes)"))
+
+
+@app.command()
+def rollback(version: Annotated[str | None, typer.Argument(help="Version (default: the previous one).")] = None) -> None:
+    """Move the champion alias back to an earlier version."""
+    from model.pipeline import rollback as do_rollback
+
+    with _command():
+        _emit(do_rollback(_services(), version), lambda d: err.print(
+            f"champion: version {d['previous']} → {d['champion']}"))
+
+
+@app.command()
+def fsck(repair: Annotated[bool, typer.Option(help="Repair half-done moves.")] = True) -> None:
+    """Check the database against the object store; repair half-done moves, report orphans."""
+    from model.fsck import fsck as run_fsck
+
+    with _command():
+        svc = _services()
+        with svc.session() as session:
+            report = run_fsck(session, svc.store, repair=repair)
+        _emit(report.as_dict(), lambda d: err.print(
+            f"checked {d['checked']} samples: restored {len(d['restored'])}, removed "
+            f"{len(d['removed_leftovers'])} leftovers, {len(d['missing'])} missing, {len(d['orphans'])} orphans"))
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations up to the latest revision."""
+    from db.migrate import upgrade
+
+    with _command():
+        settings = get_settings()
+        settings.home.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.resolved_database_url)
+        _emit({"upgraded": True, "revision": "head"}, lambda _d: err.print("database is up to date"))
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    admin: Annotated[bool, typer.Option("--admin", help="May also promote and roll back models.")] = False,
+) -> None:
+    """Add a reviewer account; the password comes from a prompt, or from stdin when not a terminal."""
+    from model.users import create_user
+
+    with _command():
+        if sys.stdin.isatty():
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+        svc = _services()
+        with svc.session() as session:
+            user = create_user(session, username=name, password=password, is_admin=admin)
+        _emit({"username": user.username, "is_admin": user.is_admin},
+              lambda d: err.print(f"added {'admin' if d['is_admin'] else 'reviewer'} {d['username']}"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

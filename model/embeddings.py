@@ -1,0 +1,93 @@
+"""Backbone embeddings, cached per (sha256, backbone) in the database.
+
+A retrain embeds only the samples it has not seen with that backbone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Embedding
+from model.backbones import LoadedBackbone
+from model.images import load_and_preprocess
+from model.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """What embedding needs of a sample: its hash and where its bytes are."""
+
+    sha256: str
+    object_key: str
+
+
+def load_cached(session: Session, backbone: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+    """Cached vectors for ``hashes`` (missing ones are absent from the result)."""
+    found: dict[str, np.ndarray] = {}
+    wanted = list(dict.fromkeys(hashes))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = session.execute(
+            select(Embedding.sha256, Embedding.vector).where(
+                Embedding.backbone == backbone, Embedding.sha256.in_(chunk)
+            )
+        )
+        for sha, blob in rows:
+            found[sha] = np.frombuffer(blob, dtype=np.float32)
+    return found
+
+
+def embed_batch(backbone: LoadedBackbone, batch: np.ndarray) -> np.ndarray:
+    """Run the frozen backbone on a preprocessed NCHW batch (no gradients)."""
+    import torch
+
+    with torch.no_grad():
+        out = backbone.module(torch.from_numpy(batch).to(backbone.device))
+    return out.float().cpu().numpy()
+
+
+def embed_images(
+    session: Session,
+    store: ObjectStore,
+    backbone: LoadedBackbone,
+    refs: Sequence[ImageRef],
+    *,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Embeddings for ``refs`` in order, computing and caching only the missing ones.
+
+    Returns ``(matrix, n_computed)``.
+    """
+    cached = load_cached(session, backbone.name, [r.sha256 for r in refs])
+    missing = list({r.sha256: r for r in refs if r.sha256 not in cached}.values())
+    if missing:
+        log.info("embedding %d new images with %s (%d cached)", len(missing), backbone.name, len(cached))
+
+    def prepare(ref: ImageRef) -> np.ndarray:
+        return load_and_preprocess(store.get(ref.object_key), backbone.spec)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for start in range(0, len(missing), batch_size):
+            chunk = missing[start : start + batch_size]
+            vectors = embed_batch(backbone, np.stack(list(pool.map(prepare, chunk))))
+            for ref, vec in zip(chunk, vectors, strict=True):
+                vec = np.ascontiguousarray(vec, dtype=np.float32)
+                cached[ref.sha256] = vec
+                session.add(Embedding(sha256=ref.sha256, backbone=backbone.name, dim=vec.size,
+                                      vector=vec.tobytes()))
+            session.commit()
+            if progress:
+                progress(len(chunk))
+    if not refs:
+        return np.zeros((0, backbone.dim), dtype=np.float32), 0
+    return np.stack([cached[r.sha256] for r in refs]), len(missing)

@@ -1,0 +1,45 @@
+"""Domain errors. Domain code raises these; the API maps them to HTTP status codes once."""
+
+
+class SproutError(Exception):
+    """Base class of every error Sprout reports to a user."""
+
+
+class InvalidImageError(SproutError):
+    """The bytes are not a decodable, supported image (HTTP 400)."""
+
+
+class ImageTooLargeError(SproutError):
+    """Upload or pixel count over the limit (HTTP 413)."""
+
+
+class UnsupportedMediaError(SproutError):
+    """A file type Sprout refuses, e.g. SVG, HTML or PDF (HTTP 415)."""
+
+
+class InvalidLabelError(SproutError):
+    """A label that is empty or not safe as a storage path segment (HTTP 422)."""
+
+
+class NotFoundError(SproutError):
+    """An unknown sample, model version or object (HTTP 404)."""
+
+
+class ConflictError(SproutError):
+    """Duplicate upload or already-reviewed sample (HTTP 409)."""
+
+
+class NoChampionError(SproutError):
+    """No model has been promoted yet (HTTP 503)."""
+
+
+class StorageUnavailableError(SproutError):
+    """The object store cannot be reached (HTTP 503)."""
+
+
+class NotEnoughDataError(SproutError):
+    """Too few approved samples, or fewer than two labels, to train (HTTP 409)."""
+
+
+class UnknownBackboneError(SproutError):
+    """A backbone name that is not in the registry."""

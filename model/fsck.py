@@ -1,0 +1,77 @@
+"""Consistency check between the database and the object store (``sprout fsck``).
+
+A move is copy → commit → delete, so a crash leaves at most an extra copy of an object:
+fsck restores a sample's object from such a copy when its own key is missing, removes copies
+that are no longer referenced, and reports orphans (objects no sample knows) without touching them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Sample
+from model.storage import ObjectStore, sha_of_key
+
+
+@dataclass
+class FsckReport:
+    checked: int = 0
+    restored: list[str] = field(default_factory=list)
+    removed_leftovers: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every sample has its object (orphans are reported, not errors)."""
+        return not self.missing
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "restored": self.restored,
+            "removed_leftovers": self.removed_leftovers,
+            "missing": self.missing,
+            "orphans": self.orphans,
+        }
+
+
+def fsck(session: Session, store: ObjectStore, *, repair: bool = True) -> FsckReport:
+    """Find (and with ``repair``, fix) half-done moves; report missing objects and orphans."""
+    report = FsckReport()
+    keys = set(store.list())
+    copies: dict[str, list[str]] = {}
+    for key in keys:
+        copies.setdefault(sha_of_key(key), []).append(key)
+    samples = {s.sha256: s for s in session.scalars(select(Sample))}
+    report.checked = len(samples)
+
+    for sha, sample in samples.items():
+        if sample.object_key in keys:
+            continue
+        source = next((k for k in copies.get(sha, []) if hashlib.sha256(store.get(k)).hexdigest() == sha), None)
+        if source is None:
+            report.missing.append(sample.object_key)
+            continue
+        if repair:
+            store.copy(source, sample.object_key)
+            keys.add(sample.object_key)
+        report.restored.append(sample.object_key)
+
+    for sha, found in copies.items():
+        sample = samples.get(sha)
+        if sample is None:
+            report.orphans.extend(sorted(found))
+            continue
+        for key in sorted(found):
+            if key == sample.object_key or sample.object_key not in keys:
+                continue
+            if repair:
+                store.delete(key)
+            report.removed_leftovers.append(key)
+    return report

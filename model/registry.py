@@ -1,0 +1,169 @@
+"""MLflow model registry: runs, the ``sprout-classifier`` registered model and its ``champion`` alias."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model.errors import NoChampionError, NotFoundError
+from model.predictor import Predictor
+from model.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+MODEL_ARTIFACT = "model"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered model version."""
+
+    version: str
+    run_id: str | None
+    aliases: list[str]
+    created_at_ms: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "run_id": self.run_id, "aliases": self.aliases,
+                "created_at_ms": self.created_at_ms}
+
+
+class Registry:
+    """Thin wrapper over MLflow for Sprout's needs; works with a local SQLite store or a server."""
+
+    def __init__(self, *, tracking_uri: str, experiment: str, model_name: str,
+                 artifact_location: str | None, cache_dir: Path) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.model_name = model_name
+        self.artifact_location = artifact_location
+        self.cache_dir = cache_dir
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        local = settings.mlflow_tracking_uri is None
+        if local:
+            settings.home.mkdir(parents=True, exist_ok=True)
+        return cls(
+            tracking_uri=settings.resolved_mlflow_uri,
+            experiment=settings.mlflow_experiment,
+            model_name=settings.model_name,
+            artifact_location=settings.mlflow_artifacts_dir.as_uri() if local else None,
+            cache_dir=settings.cache_dir / "models",
+        )
+
+    def experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return str(exp.experiment_id)
+        return str(self.client.create_experiment(self.experiment, artifact_location=self.artifact_location))
+
+    @contextlib.contextmanager
+    def start_run(self, run_name: str) -> Iterator[str]:
+        """An active MLflow run (fluent API bound to this registry's tracking URI); yields its id."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name) as run:
+            yield run.info.run_id
+
+    def log_onnx(self, onnx_model: Any) -> str:
+        """Log the fused ONNX model in the active run; returns its model URI (not registered)."""
+        import mlflow.onnx
+
+        info = mlflow.onnx.log_model(onnx_model, name=MODEL_ARTIFACT, pip_requirements=["onnxruntime"],
+                                     save_as_external_data=False)
+        return str(info.model_uri)
+
+    def register(self, model_uri: str, run_id: str) -> str:
+        """Register a logged model as a new version of the classifier; returns the version."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.model_name)
+        except MlflowException:
+            self.client.create_registered_model(self.model_name)
+        for existing in self.versions():
+            if existing.run_id == run_id:  # a retried promotion never registers twice
+                return existing.version
+        mv = self.client.create_model_version(self.model_name, model_uri, run_id=run_id)
+        return str(mv.version)
+
+    def set_champion(self, version: str) -> None:
+        self.version_info(version)
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, str(version))
+
+    def champion(self) -> VersionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(self.model_name, CHAMPION)
+        except MlflowException:
+            return None
+        return self._info(mv)
+
+    def version_info(self, version: str) -> VersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._info(self.client.get_model_version(self.model_name, str(version)))
+        except MlflowException:
+            raise NotFoundError(f"Model version {version} not found.") from None
+
+    def versions(self) -> list[VersionInfo]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name='{self.model_name}'")
+        except MlflowException:
+            return []
+        return sorted((self._info(mv) for mv in found), key=lambda v: int(v.version))
+
+    @staticmethod
+    def _info(mv: Any) -> VersionInfo:
+        return VersionInfo(version=str(mv.version), run_id=mv.run_id, aliases=list(mv.aliases or []),
+                           created_at_ms=int(mv.creation_timestamp or 0))
+
+    def resolve(self, version: str | None) -> VersionInfo:
+        """``None`` or ``"champion"`` → the champion; otherwise that version."""
+        if version in (None, CHAMPION):
+            champ = self.champion()
+            if champ is None:
+                raise NoChampionError("No model has been promoted yet: train one with `sprout train`.")
+            return champ
+        return self.version_info(str(version))
+
+    def model_file(self, version: str | None = None) -> tuple[VersionInfo, Path]:
+        """The ONNX file of a version (downloaded once into the cache)."""
+        import mlflow.artifacts
+
+        info = self.resolve(version)
+        tag = hashlib.sha256(f"{self.tracking_uri}|{info.version}|{info.run_id}".encode()).hexdigest()[:12]
+        target = self.cache_dir / f"v{info.version}-{tag}" / "model.onnx"
+        if not target.exists():
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{self.model_name}/{info.version}", dst_path=tmp,
+                    tracking_uri=self.tracking_uri))
+                found = next(local.rglob("*.onnx"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(found, target.with_suffix(".tmp"))
+                target.with_suffix(".tmp").replace(target)
+        return info, target
+
+    def load_predictor(self, version: str | None = None, threads: int | None = None) -> Predictor:
+        """A Predictor for the champion (default) or a given version."""
+        info, path = self.model_file(version)
+        return Predictor.load(path, version=info.version, threads=threads)

@@ -1,0 +1,224 @@
+"""Sample use cases: add (upload or import), review (approve / correct / reject), crash-safe moves."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, utcnow
+from model.errors import ConflictError, InvalidLabelError, NotFoundError, SproutError
+from model.images import decode_image, sniff
+from model.labels import check_label
+from model.splits import split_for
+from model.storage import ObjectStore, labeled_key, pending_key, rejected_key
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def key_for(*, status: SampleStatus, sha256: str, ext: str, label: str | None) -> str:
+    """Where a sample's object lives for a given status."""
+    if status is SampleStatus.APPROVED:
+        assert label is not None
+        return labeled_key(label, sha256, ext)
+    if status is SampleStatus.REJECTED:
+        return rejected_key(sha256, ext)
+    return pending_key(sha256, ext)
+
+
+def ext_of_key(key: str) -> str:
+    return key.rsplit(".", 1)[-1]
+
+
+def get_by_sha(session: Session, sha256: str) -> Sample | None:
+    return session.scalar(select(Sample).where(Sample.sha256 == sha256))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A model's answer attached to a sample at submission time."""
+
+    label: str
+    confidence: float
+    model_version: str | None
+
+
+def add_sample(
+    session: Session,
+    store: ObjectStore,
+    *,
+    data: bytes,
+    source: SampleSource,
+    label: str | None = None,
+    suggested_label: str | None = None,
+    prediction: Prediction | None = None,
+) -> tuple[Sample, bool]:
+    """Store an image and record it; returns ``(sample, created)``.
+
+    With ``label`` the sample is approved at once (imports); otherwise it waits in ``pending/``.
+    An exact duplicate (same sha256) returns the existing sample and stores nothing.
+    """
+    info = sniff(data)
+    decode_image(data)  # refuse truncated or corrupt files before anything is stored
+    label = check_label(label) if label is not None else None
+    suggested_label = check_label(suggested_label) if suggested_label else None
+    sha = sha256_of(data)
+    existing = get_by_sha(session, sha)
+    if existing is not None:
+        return existing, False
+    status = SampleStatus.APPROVED if label is not None else SampleStatus.PENDING
+    key = key_for(status=status, sha256=sha, ext=info.ext, label=label)
+    store.put(key, data, info.content_type)
+    now = utcnow()
+    sample = Sample(
+        sha256=sha,
+        object_key=key,
+        content_type=info.content_type,
+        size_bytes=len(data),
+        status=status,
+        label=label,
+        suggested_label=suggested_label,
+        predicted_label=prediction.label if prediction else None,
+        confidence=prediction.confidence if prediction else None,
+        predicted_by_version=prediction.model_version if prediction else None,
+        source=source,
+        split=split_for(sha),
+        created_at=now,
+        approved_at=now if status is SampleStatus.APPROVED else None,
+    )
+    session.add(sample)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = get_by_sha(session, sha)
+        if existing is None:
+            raise
+        return existing, False
+    return sample, True
+
+
+def move_object(session: Session, store: ObjectStore, sample: Sample, new_key: str) -> None:
+    """Crash-safe move: copy, commit the new key with the sample's pending changes, then delete.
+
+    A crash between the steps leaves two copies, never zero; ``sprout fsck`` removes the extra one.
+    """
+    old_key = sample.object_key
+    if new_key != old_key:
+        store.copy(old_key, new_key)
+        sample.object_key = new_key
+    session.commit()
+    if new_key != old_key:
+        store.delete(old_key)
+
+
+def review_sample(
+    session: Session,
+    store: ObjectStore,
+    *,
+    sample_id: int,
+    action: ReviewAction | str,
+    reviewer: str,
+    label: str | None = None,
+) -> Sample:
+    """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged."""
+    action = ReviewAction(action)
+    sample = session.get(Sample, sample_id)
+    if sample is None:
+        raise NotFoundError(f"Sample {sample_id} not found.")
+    if sample.status is not SampleStatus.PENDING:
+        raise ConflictError(f"Sample {sample_id} was already reviewed ({sample.status.value}).")
+    old_label = sample.label or sample.suggested_label or sample.predicted_label
+    now = utcnow()
+    if action is ReviewAction.REJECT:
+        sample.status, new_label = SampleStatus.REJECTED, None
+    else:
+        chosen = label or sample.suggested_label or sample.predicted_label
+        if not chosen:
+            raise InvalidLabelError("A label is required to approve a sample with no prediction.")
+        new_label = check_label(chosen)
+        if action is ReviewAction.APPROVE and new_label != (sample.predicted_label or new_label):
+            action = ReviewAction.CORRECT
+        sample.status, sample.label, sample.approved_at = SampleStatus.APPROVED, new_label, now
+    sample.reviewed_at, sample.reviewed_by = now, reviewer
+    session.add(Review(sample_id=sample.id, reviewer=reviewer, action=action,
+                       old_label=old_label, new_label=new_label, created_at=now))
+    new_key = key_for(status=sample.status, sha256=sample.sha256, ext=ext_of_key(sample.object_key),
+                      label=sample.label)
+    move_object(session, store, sample, new_key)
+    return sample
+
+
+@dataclass
+class ImportSummary:
+    """What ``sprout import`` did."""
+
+    added: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "added": sum(self.added.values()),
+            "added_by_label": dict(sorted(self.added.items())),
+            "skipped_duplicates": self.duplicates,
+            "errors": [{"file": f, "error": e} for f, e in self.errors],
+        }
+
+
+def find_labeled_files(root: Path) -> list[tuple[str, Path]]:
+    """``(label, path)`` for every image file in a folder-per-label tree."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NotFoundError(f"Not a directory: {root}")
+    found = []
+    for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(label_dir.rglob("*")):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                found.append((label_dir.name, path))
+    return found
+
+
+def import_directory(
+    session: Session,
+    store: ObjectStore,
+    root: Path,
+    *,
+    progress: Callable[[Iterable[tuple[str, Path]], int], Iterable[tuple[str, Path]]] | None = None,
+) -> ImportSummary:
+    """Import a folder-per-label tree as approved samples; bad files are reported, not fatal."""
+    files = find_labeled_files(root)
+    summary = ImportSummary()
+    for label_name in {label for label, _ in files}:
+        try:
+            check_label(label_name)
+        except InvalidLabelError as exc:
+            summary.errors.append((label_name + "/", str(exc)))
+    iterator: Iterable[tuple[str, Path]] = progress(files, len(files)) if progress else files
+    for label, path in iterator:
+        rel = str(path.relative_to(root))
+        try:
+            _, created = add_sample(session, store, data=path.read_bytes(), source=SampleSource.IMPORT,
+                                    label=label)
+        except (SproutError, OSError) as exc:
+            if not isinstance(exc, InvalidLabelError):
+                summary.errors.append((rel, str(exc)))
+            continue
+        if created:
+            summary.added[label] += 1
+        else:
+            summary.duplicates += 1
+    return summary

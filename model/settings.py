@@ -1,0 +1,91 @@
+"""The one settings object, read from ``SPROUT_*`` environment variables (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, computed_field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password", "minioadmin"}
+
+
+class Settings(BaseSettings):
+    """Sprout configuration. Defaults give the embedded mode: everything under ``home``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPROUT_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    env: Literal["development", "production"] = "development"
+    home: Path = Field(default=Path(".sprout"), description="State directory of the embedded mode.")
+
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home.")
+
+    s3_endpoint: str | None = Field(default=None, description="host:port of MinIO/S3; default local dir.")
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str = "sprout"
+    s3_secure: bool = False
+    s3_region: str | None = None
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket (isolates tenants/tests).")
+
+    mlflow_tracking_uri: str | None = Field(default=None, description="Default: SQLite store in home.")
+    mlflow_experiment: str = "sprout"
+    model_name: str = "sprout-classifier"
+
+    backbone: str = "efficientnet_lite0"
+    dinov2_model: str = Field(default="facebook/dinov2-small", description="Hub id or local dir.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(default=32, ge=1)
+    seed: int = 0
+
+    gate_min_accuracy: float = Field(default=0.90, ge=0.0, le=1.0)
+    min_new_samples: int = Field(default=10, ge=1)
+    seed_dataset: Path = Path("../shared/datasets/dandelion-grass")
+    max_upload_mb: float = Field(default=10, gt=0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL actually used (SQLite under ``home`` unless configured)."""
+        return self.database_url or f"sqlite:///{(self.home / 'sprout.db').resolve()}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def resolved_mlflow_uri(self) -> str:
+        """The MLflow tracking URI actually used (SQLite store under ``home`` unless configured)."""
+        return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def objects_dir(self) -> Path:
+        """Directory of the local object store (embedded mode)."""
+        return (self.home / "objects").resolve()
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        """Artifact root of the embedded MLflow store."""
+        return (self.home / "mlartifacts").resolve()
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local cache (exported backbone graphs, downloaded models)."""
+        return (self.home / "cache").resolve()
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        if self.s3_endpoint:
+            secret = self.s3_secret_key.get_secret_value() if self.s3_secret_key else ""
+            if not self.s3_access_key or not secret:
+                raise ValueError("SPROUT_S3_ACCESS_KEY and SPROUT_S3_SECRET_KEY are required with S3")
+            if self.env == "production" and secret.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("SPROUT_S3_SECRET_KEY is a placeholder; set a real secret")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
+    return Settings()

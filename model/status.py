@@ -1,0 +1,45 @@
+"""What ``sprout status`` reports: sample counts, retrain progress and the champion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from db.models import Sample, TrainingRun
+from model.pipeline import last_run, new_approved_count
+from model.services import Services
+
+
+def collect_status(svc: Services) -> dict[str, Any]:
+    """Counts by status and label, approved since the last run, champion version and metrics."""
+    with svc.session() as session:
+        by_status = {str(s.value if hasattr(s, "value") else s): n for s, n in session.execute(
+            select(Sample.status, func.count()).group_by(Sample.status))}
+        by_label = dict(session.execute(
+            select(Sample.label, func.count()).where(Sample.label.is_not(None)).group_by(Sample.label)))
+        new = new_approved_count(session)
+        last = last_run(session)
+        champion = svc.registry.champion()
+        champ_run = session.scalar(select(TrainingRun).where(
+            TrainingRun.registered_version == champion.version)) if champion else None
+        return {
+            "samples": {"total": sum(by_status.values()), **{k: by_status.get(k, 0) for k in
+                                                             ("pending", "approved", "rejected")}},
+            "approved_by_label": dict(sorted(by_label.items())),
+            "approved_since_last_run": new,
+            "min_new_samples": svc.settings.min_new_samples,
+            "retrain_due": new >= svc.settings.min_new_samples,
+            "last_run": {"id": last.id, "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+                         "gate_passed": last.gate_passed, "gate_reason": last.gate_reason,
+                         "version": last.registered_version} if last else None,
+            "champion": {"version": champion.version, "run_id": champ_run.id if champ_run else None,
+                         "backbone": champ_run.backbone if champ_run else None,
+                         "metrics": _summary(champ_run.metrics) if champ_run else None} if champion else None,
+        }
+
+
+def _summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not metrics:
+        return None
+    return {k: metrics.get(k) for k in ("accuracy", "macro_f1", "log_loss", "n")}

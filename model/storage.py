@@ -1,0 +1,253 @@
+"""Object storage: one interface, two implementations (local directory and S3 via the minio SDK).
+
+Layout: ``pending/<sha256>.<ext>``, ``labeled/<label>/<sha256>.<ext>``, ``rejected/<sha256>.<ext>``.
+Objects are named by content hash, so a key never changes meaning.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from model.errors import NotFoundError, StorageUnavailableError
+from model.settings import Settings
+
+PENDING = "pending"
+LABELED = "labeled"
+REJECTED = "rejected"
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/ -]*$")
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the store (``..``, absolute paths, odd characters)."""
+    parts = key.split("/")
+    if not _KEY_RE.match(key) or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid object key: {key!r}")
+    return key
+
+
+def pending_key(sha256: str, ext: str) -> str:
+    return f"{PENDING}/{sha256}.{ext}"
+
+
+def labeled_key(label: str, sha256: str, ext: str) -> str:
+    return f"{LABELED}/{label}/{sha256}.{ext}"
+
+
+def rejected_key(sha256: str, ext: str) -> str:
+    return f"{REJECTED}/{sha256}.{ext}"
+
+
+def sha_of_key(key: str) -> str:
+    """The content hash an object key is named after."""
+    return key.rsplit("/", 1)[-1].split(".", 1)[0]
+
+
+class ObjectStore(Protocol):
+    """What Sprout needs from an object store."""
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def copy(self, src: str, dst: str) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def list(self, prefix: str = "") -> Iterator[str]: ...
+    def ping(self) -> None: ...
+
+
+class LocalStore:
+    """Objects as files under a root directory; writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"object not found: {key}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def copy(self, src: str, dst: str) -> None:
+        self.put(dst, self.get(src))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+    def ping(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK):
+            raise StorageUnavailableError(f"object store directory not writable: {self.root}")
+
+
+class S3Store:
+    """Objects in an S3 bucket (MinIO in deployment, SeaweedFS in tests) through the minio SDK."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        secure: bool = False,
+        region: str | None = None,
+        prefix: str = "",
+    ) -> None:
+        from minio import Minio
+        from urllib3 import PoolManager, Retry, Timeout
+
+        http = PoolManager(
+            timeout=Timeout(connect=3, read=30),
+            retries=Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            maxsize=16,
+        )
+        self.client = Minio(
+            endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region,
+            http_client=http,
+        )
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._bucket_ready = False
+
+    def _k(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+        with _s3_errors():
+            if not self.client.bucket_exists(self.bucket):
+                self.client.make_bucket(self.bucket)
+        self._bucket_ready = True
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self._ensure_bucket()
+        with _s3_errors():
+            self.client.put_object(self.bucket, self._k(key), io.BytesIO(data), len(data),
+                                   content_type=content_type)
+
+    def get(self, key: str) -> bytes:
+        from minio.error import S3Error
+
+        self._ensure_bucket()
+        try:
+            with _s3_errors():
+                resp = self.client.get_object(self.bucket, self._k(key))
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                raise NotFoundError(f"object not found: {key}") from exc
+            raise
+        try:
+            return resp.read()
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def exists(self, key: str) -> bool:
+        from minio.error import S3Error
+
+        self._ensure_bucket()
+        try:
+            with _s3_errors():
+                self.client.stat_object(self.bucket, self._k(key))
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"):
+                return False
+            raise
+        return True
+
+    def copy(self, src: str, dst: str) -> None:
+        from minio.commonconfig import CopySource
+
+        if not self.exists(src):
+            raise NotFoundError(f"object not found: {src}")
+        with _s3_errors():
+            self.client.copy_object(self.bucket, self._k(dst), CopySource(self.bucket, self._k(src)))
+
+    def delete(self, key: str) -> None:
+        self._ensure_bucket()
+        with _s3_errors():
+            self.client.remove_object(self.bucket, self._k(key))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        self._ensure_bucket()
+        with _s3_errors():
+            objects = list(self.client.list_objects(self.bucket, prefix=self.prefix + prefix, recursive=True))
+        for obj in sorted(objects, key=lambda o: o.object_name or ""):
+            name = obj.object_name or ""
+            if not name.endswith("/"):
+                yield name[len(self.prefix) :]
+
+    def ping(self) -> None:
+        self._bucket_ready = False
+        self._ensure_bucket()
+
+
+class _s3_errors:
+    """Turn connection failures into StorageUnavailableError (S3 API errors pass through)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> bool:
+        if exc is None:
+            return False
+        from minio.error import S3Error
+        from urllib3.exceptions import HTTPError
+
+        if isinstance(exc, S3Error):
+            if exc.code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise StorageUnavailableError(f"object store refused the credentials: {exc.code}") from exc
+            return False
+        if isinstance(exc, (HTTPError, OSError)):
+            raise StorageUnavailableError(f"object store unreachable: {exc}") from exc
+        return False
+
+
+def make_store(settings: Settings) -> ObjectStore:
+    """The store the settings describe: S3 when an endpoint is set, else a local directory."""
+    if settings.s3_endpoint:
+        assert settings.s3_access_key and settings.s3_secret_key  # enforced by Settings
+        return S3Store(
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            bucket=settings.s3_bucket,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+            prefix=settings.s3_prefix,
+        )
+    return LocalStore(settings.objects_dir)

@@ -1,0 +1,48 @@
+"""Reviewer accounts: argon2 password hashes (bcrypt hashes still verify), never plaintext."""
+
+from __future__ import annotations
+
+import re
+
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import User
+from model.errors import ConflictError, SproutError
+
+password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
+_DUMMY_HASH = password_hash.hash("timing-equaliser")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+MIN_PASSWORD_LENGTH = 8
+
+
+def create_user(session: Session, *, username: str, password: str, is_admin: bool = False) -> User:
+    """Add a reviewer account; the password is stored only as an argon2 hash."""
+    if not _NAME_RE.match(username):
+        raise SproutError("User names are 1-64 letters, digits or '_.@-'.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise SproutError(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.")
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise ConflictError(f"User {username!r} already exists.")
+    user = User(username=username, password_hash=password_hash.hash(password), is_admin=is_admin)
+    session.add(user)
+    session.commit()
+    return user
+
+
+def authenticate(session: Session, *, username: str, password: str) -> User | None:
+    """The active user with this name and password, or None (same work either way)."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        password_hash.verify(password, _DUMMY_HASH)
+        return None
+    valid, new_hash = password_hash.verify_and_update(password, user.password_hash)
+    if not valid or not user.is_active:
+        return None
+    if new_hash:
+        user.password_hash = new_hash
+        session.commit()
+    return user

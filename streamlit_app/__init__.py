@@ -1,0 +1,1 @@
+"""Streamlit UI — talks only to the API."""
