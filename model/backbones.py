@@ -7,6 +7,7 @@ only when a backbone is loaded, so the registry itself is cheap to import.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,11 +150,23 @@ def resolve_device(setting: str) -> str:
 
 
 def load_backbone(name: str, settings: Settings) -> LoadedBackbone:
-    """Build a frozen backbone in eval mode on the configured device and measure its output size."""
-    import torch
-
+    """A frozen backbone in eval mode on the configured device (built once per process)."""
     info = get_backbone_info(name)
     device = resolve_device(settings.device)
+    key = (name, device, settings.dinov2_model if name.startswith("dinov2") else "")
+    with _cache_lock:
+        if key not in _loaded:
+            _loaded[key] = _build(info, device, settings)
+        return _loaded[key]
+
+
+_loaded: dict[tuple[str, str, str], LoadedBackbone] = {}
+_cache_lock = threading.Lock()
+
+
+def _build(info: BackboneInfo, device: str, settings: Settings) -> LoadedBackbone:
+    import torch
+
     module = info.build(settings).eval().to(device)
     for param in module.parameters():
         param.requires_grad_(False)

@@ -70,7 +70,8 @@ def _services() -> Any:
 def _print_pairs(data: dict[str, Any]) -> None:
     console = Console()
     for key, value in data.items():
-        console.print(f"[bold]{key}[/bold]: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}")
+        shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
+        console.print(f"[bold]{key}[/bold]: {shown}")
 
 
 @app.command("import")
@@ -177,7 +178,9 @@ def export(
 
 
 @app.command()
-def rollback(version: Annotated[str | None, typer.Argument(help="Version (default: the previous one).")] = None) -> None:
+def rollback(
+    version: Annotated[str | None, typer.Argument(help="Version (default: the previous one).")] = None,
+) -> None:
     """Move the champion alias back to an earlier version."""
     from model.pipeline import rollback as do_rollback
 

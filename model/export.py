@@ -122,3 +122,11 @@ def build_classifier(
     meta = {"sprout.backbone": backbone.name, **(metadata or {})}
     return fuse_head(cached_backbone_graph(backbone, cache_dir), weight=weight, bias=bias, labels=labels,
                      spec=backbone.spec, metadata=meta)
+
+
+def read_head(path: Path) -> tuple[dict[str, str], np.ndarray, np.ndarray]:
+    """Metadata, head weight and head bias of an exported Sprout classifier."""
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer if t.name in ("head_weight", "head_bias")}
+    meta = {p.key: p.value for p in model.metadata_props}
+    return meta, numpy_helper.to_array(inits["head_weight"]), numpy_helper.to_array(inits["head_bias"])

@@ -6,6 +6,7 @@ Each step is a separate function so the CLI, the API and the Airflow DAG can cal
 from __future__ import annotations
 
 import io
+import json
 import logging
 import traceback
 from collections import Counter
@@ -121,14 +122,30 @@ def _flat_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
-def evaluate_champion(svc: Services, test: list[Sample]) -> tuple[str | None, dict[str, Any] | None]:
-    """The current champion's metrics on exactly these test samples (None without a champion)."""
+def evaluate_champion(
+    svc: Services, test: list[Sample], *, backbone_name: str, x_test: np.ndarray
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The current champion's metrics on exactly these test samples (None without a champion).
+
+    When the champion uses the same backbone, its head (read from the ONNX graph) is applied to the
+    cached embeddings; otherwise the champion's ONNX model classifies the images themselves.
+    """
+    from model.export import read_head
+    from model.predictor import Predictor
+    from model.training import Head
+
     if svc.registry.champion() is None or not test:
         return None, None
-    predictor = svc.registry.load_predictor()
-    results = predictor.predict_many([svc.store.get(s.object_key) for s in test])
-    proba = np.stack([[r.probabilities[label] for label in predictor.labels] for r in results])
-    return predictor.version, evaluate_probabilities([s.label or "" for s in test], proba, predictor.labels)
+    info, path = svc.registry.model_file()
+    meta, weight, bias = read_head(path)
+    labels = json.loads(meta["sprout.labels"])
+    if meta.get("sprout.backbone") == backbone_name and weight.shape[1] == x_test.shape[1]:
+        proba = Head(weight=weight, bias=bias, weight_decay=0.0, val_log_loss=None).predict_proba(x_test)
+    else:
+        predictor = Predictor.load(path, version=info.version)
+        proba = np.concatenate([predictor.predict_arrays(predictor.preprocess(svc.store.get(s.object_key))[None])
+                                for s in test])
+    return info.version, evaluate_probabilities([s.label or "" for s in test], proba, labels)
 
 
 def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | None = None) -> TrainOutcome:
@@ -182,7 +199,8 @@ def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Samp
                       n_classes=len(labels), seed=settings.seed, device=backbone.device)
     test = [s for s in samples if s.split is Split.TEST]
     metrics = evaluate_probabilities([s.label or "" for s in test], head.predict_proba(x[masks[Split.TEST]]), labels)
-    champion_version, champion_metrics = evaluate_champion(svc, test)
+    champion_version, champion_metrics = evaluate_champion(svc, test, backbone_name=run.backbone,
+                                                           x_test=x[masks[Split.TEST]])
     decision = gate(candidate_accuracy=metrics["accuracy"], min_accuracy=settings.gate_min_accuracy,
                     champion_accuracy=champion_metrics["accuracy"] if champion_metrics else None, n_test=len(test))
     log.info("gate %s: %s", "passed" if decision.passed else "refused", decision.reason)

@@ -101,11 +101,14 @@ class LocalStore:
         self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        for path in sorted(self.root.rglob("*")):
+        keys = []
+        for path in self.root.rglob("*"):
             if path.is_file() and not path.name.startswith(".tmp-"):
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    yield key
+                    keys.append(key)
+        # Sort the key strings (as S3 lists them), not the paths: "a-b/x" < "a/x" as strings only.
+        yield from sorted(keys)
 
     def ping(self) -> None:
         if not self.root.is_dir() or not os.access(self.root, os.W_OK):

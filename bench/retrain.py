@@ -1,0 +1,59 @@
+"""Benchmark: a full retrain on the shared data set vs a retrain after 10 new approved samples.
+
+Both run in one process on a fresh embedded-mode home (SQLite + local store + local MLflow), after
+one warm-up that loads the backbone, so the figures compare the work a retrain does, not imports.
+Prints both times and their ratio (target: incremental / full ≤ 0.2).
+
+    python bench/retrain.py [--dataset DIR] [--backbone NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from db.models import SampleSource
+from model.backbones import load_backbone
+from model.pipeline import train
+from model.samples import add_sample, find_labeled_files
+from model.services import Services
+from model.settings import Settings
+
+HELD_OUT = 10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/datasets/dandelion-grass"))
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    args = parser.parse_args()
+    files = find_labeled_files(args.dataset)
+    held_out = files[:: len(files) // HELD_OUT][:HELD_OUT]
+    initial = [f for f in files if f not in held_out]
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home), backbone=args.backbone)
+        svc = Services.from_settings(settings)
+        load_backbone(args.backbone, settings)  # warm-up: weights and imports, paid once per worker
+        with svc.session() as session:
+            for label, path in initial:
+                add_sample(session, svc.store, data=path.read_bytes(), source=SampleSource.IMPORT, label=label)
+        t0 = time.perf_counter()
+        full = train(svc, force=True)
+        t_full = time.perf_counter() - t0
+        with svc.session() as session:
+            for label, path in held_out:
+                add_sample(session, svc.store, data=path.read_bytes(), source=SampleSource.IMPORT, label=label)
+        t0 = time.perf_counter()
+        inc = train(svc)
+        t_inc = time.perf_counter() - t0
+    print(f"backbone            {args.backbone}")
+    print(f"full retrain        {t_full:7.2f} s  ({full.n_embedded} images embedded, version {full.version})")
+    print(f"after {HELD_OUT} approvals  {t_inc:7.2f} s  ({inc.n_embedded} images embedded, "
+          f"gate {'passed' if inc.gate and inc.gate.passed else 'refused'})")
+    print(f"ratio incremental/full = {t_inc / t_full:.3f}  (target <= 0.2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests import servers
+
+# --- real servers ---
+# Started lazily (only when a test asks for them), once per session, torn down at the end.
+# See tests/servers.py; they need PostgreSQL binaries, the venv's `weed` and `mlflow`.
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL (``postgresql+psycopg2://...``) of an empty database on a throwaway PostgreSQL server.
+
+    Shared by the whole session; use ``fresh_pg_url`` for a database of your own.
+    """
+    with servers.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_pg_url(postgres_url: str) -> Iterator[str]:
+    """URL of a new, empty database made for this test (dropped afterwards)."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = servers.create_database(postgres_url, name)
+    yield url
+    servers.drop_database(postgres_url, name)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[servers.S3Server]:
+    """A throwaway SeaweedFS S3 endpoint: ``.endpoint`` ("127.0.0.1:PORT"), ``.access_key``, ``.secret_key``.
+
+    Shared by the whole session: isolate tests with a unique bucket or key prefix.
+    """
+    with servers.seaweedfs_server() as s3:
+        yield s3
+
+
+@pytest.fixture(scope="session")
+def mlflow_uri(postgres_url: str, s3_server: servers.S3Server) -> Iterator[str]:
+    """Tracking URI of an MLflow server (own database on the session Postgres, artifacts on SeaweedFS)."""
+    backend = servers.create_database(postgres_url, "mlflow")
+    with servers.mlflow_server(backend, s3_server) as uri:
+        yield uri
