@@ -77,23 +77,51 @@ def _print_pairs(data: dict[str, Any]) -> None:
 @app.command("import")
 def import_(directory: Annotated[Path, typer.Argument(help="Folder with one sub-folder per label.")]) -> None:
     """Import a folder-per-label tree as approved samples (dedup by content hash)."""
-    from model.samples import import_directory
-
     with _command():
-        svc = _services()
-        with svc.session() as session, Progress(
-            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, disable=not sys.stderr.isatty(),
-        ) as bar:
-            def progress(items: Any, total: int) -> Any:
-                return bar.track(items, total=total)
-
-            summary = import_directory(session, svc.store, directory, progress=progress)
-        for file, error in summary.errors:
-            err.print(f"[yellow]skipped[/yellow] {file}: {error}")
+        summary = _import_with_progress(_services(), directory)
         _emit(summary.as_dict(), lambda d: err.print(
             f"added {d['added']} {d['added_by_label']}, skipped {d['skipped_duplicates']} duplicates, "
             f"{len(d['errors'])} errors"))
+
+
+def _import_with_progress(svc: Any, directory: Path) -> Any:
+    from model.samples import import_directory
+
+    with svc.session() as session, Progress(
+        TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err, disable=not sys.stderr.isatty(),
+    ) as bar:
+        summary = import_directory(session, svc.store, directory,
+                                   progress=lambda items, total: bar.track(items, total=total))
+    for file, error in summary.errors:
+        err.print(f"[yellow]skipped[/yellow] {file}: {error}")
+    return summary
+
+
+@app.command()
+def bootstrap(
+    directory: Annotated[Path | None, typer.Argument(help="Data set (default: SPROUT_SEED_DATASET).")] = None,
+) -> None:
+    """Import an initial data set and train the first model when none exists yet."""
+    from model.pipeline import train
+
+    with _command():
+        svc = _services()
+        summary = _import_with_progress(svc, directory or svc.settings.seed_dataset)
+        champion = svc.registry.champion()
+        outcome = None if champion else train(svc, force=True)
+        data = {"import": summary.as_dict(), "train": outcome.as_dict() if outcome else None,
+                "champion": outcome.version if outcome and outcome.promoted else (champion and champion.version)}
+
+        def human(d: dict[str, Any]) -> None:
+            imp = d["import"]
+            err.print(f"imported {imp['added']} new samples ({imp['skipped_duplicates']} already known)")
+            if d["train"]:
+                _outcome_line(d["train"])
+            else:
+                err.print(f"champion already exists: version {d['champion']}; nothing trained")
+
+        _emit(data, human)
 
 
 @app.command()

@@ -26,8 +26,9 @@ ALLOWED_FORMATS = {
     "BMP": ("bmp", "image/bmp"),
     "GIF": ("gif", "image/gif"),
 }
+# Compared with the lower-cased start of the file, so every signature must be lower case.
 _REFUSED_SIGNATURES = (
-    (b"%PDF", "PDF documents"),
+    (b"%pdf", "PDF documents"),
     (b"<?xml", "XML/SVG documents"),
     (b"<svg", "SVG images"),
     (b"<!doctype", "HTML documents"),

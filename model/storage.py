@@ -12,7 +12,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from model.errors import NotFoundError, StorageUnavailableError
 from model.settings import Settings
@@ -86,9 +86,11 @@ class LocalStore:
             raise
 
     def get(self, key: str) -> bytes:
+        path = self._path(key)
         try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError as exc:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            # A directory, or a path through a file, is no object (as on S3).
             raise NotFoundError(f"object not found: {key}") from exc
 
     def exists(self, key: str) -> bool:
@@ -98,7 +100,9 @@ class LocalStore:
         self.put(dst, self.get(src))
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        if path.is_file():
+            path.unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         keys = []
@@ -151,30 +155,38 @@ class S3Store:
     def _ensure_bucket(self) -> None:
         if self._bucket_ready:
             return
+        from minio.error import S3Error
+
         with _s3_errors():
             if not self.client.bucket_exists(self.bucket):
-                self.client.make_bucket(self.bucket)
+                try:
+                    self.client.make_bucket(self.bucket)
+                except S3Error as exc:  # another process created it in between
+                    if exc.code != "BucketAlreadyOwnedByYou":
+                        raise
         self._bucket_ready = True
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        name = self._k(key)
         self._ensure_bucket()
         with _s3_errors():
-            self.client.put_object(self.bucket, self._k(key), io.BytesIO(data), len(data),
-                                   content_type=content_type)
+            self.client.put_object(self.bucket, name, io.BytesIO(data), len(data), content_type=content_type)
 
     def get(self, key: str) -> bytes:
         from minio.error import S3Error
 
+        name = self._k(key)
         self._ensure_bucket()
         try:
             with _s3_errors():
-                resp = self.client.get_object(self.bucket, self._k(key))
+                resp = self.client.get_object(self.bucket, name)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 raise NotFoundError(f"object not found: {key}") from exc
             raise
         try:
-            return resp.read()
+            with _s3_errors():
+                return resp.read()
         finally:
             resp.close()
             resp.release_conn()
@@ -182,10 +194,11 @@ class S3Store:
     def exists(self, key: str) -> bool:
         from minio.error import S3Error
 
+        name = self._k(key)
         self._ensure_bucket()
         try:
             with _s3_errors():
-                self.client.stat_object(self.bucket, self._k(key))
+                self.client.stat_object(self.bucket, name)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"):
                 return False
@@ -195,15 +208,17 @@ class S3Store:
     def copy(self, src: str, dst: str) -> None:
         from minio.commonconfig import CopySource
 
+        src_name, dst_name = self._k(src), self._k(dst)
         if not self.exists(src):
             raise NotFoundError(f"object not found: {src}")
         with _s3_errors():
-            self.client.copy_object(self.bucket, self._k(dst), CopySource(self.bucket, self._k(src)))
+            self.client.copy_object(self.bucket, dst_name, CopySource(self.bucket, src_name))
 
     def delete(self, key: str) -> None:
+        name = self._k(key)
         self._ensure_bucket()
         with _s3_errors():
-            self.client.remove_object(self.bucket, self._k(key))
+            self.client.remove_object(self.bucket, name)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         self._ensure_bucket()
@@ -225,16 +240,20 @@ class _s3_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> Literal[False]:
         if exc is None:
             return False
-        from minio.error import S3Error
+        from minio.error import InvalidResponseError, S3Error, ServerError
         from urllib3.exceptions import HTTPError
 
         if isinstance(exc, S3Error):
             if exc.code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
                 raise StorageUnavailableError(f"object store refused the credentials: {exc.code}") from exc
             return False
+        if isinstance(exc, (InvalidResponseError, ServerError)):
+            raise StorageUnavailableError(f"object store gave a non-S3 answer: {exc}") from exc
         if isinstance(exc, (HTTPError, OSError)):
             raise StorageUnavailableError(f"object store unreachable: {exc}") from exc
         return False

@@ -1,0 +1,175 @@
+"""The core loop end to end on the embedded default: import, train, gate, promote, retrain, rollback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from sqlalchemy import select
+
+from db.models import ReviewAction, Sample, SampleSource, SampleStatus, Split, TrainingRun, TrainingRunSample
+from model.errors import ConflictError, NoChampionError, NotEnoughDataError, NotFoundError
+from model.pipeline import new_approved_count, promote_run, rollback, train, train_candidate
+from model.samples import Prediction, add_sample, import_directory, review_sample, sha256_of
+from model.services import Services
+from model.settings import Settings
+from model.splits import split_for
+from tests.utils.datasets import augmented_copy, colour_dataset, split_files, write_tree
+from tests.utils.paths import require_dataset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A home with the shared set imported minus 10 held-out images, and version 1 trained."""
+    home = tmp_path_factory.mktemp("home")
+    initial, held_out = split_files(require_dataset(), held_out=10)
+    tree = write_tree(initial, tmp_path_factory.mktemp("initial"))
+    svc = Services.from_settings(Settings(home=home))
+    with svc.session() as session:
+        summary = import_directory(session, svc.store, tree)
+    assert sum(summary.added.values()) == len(initial)
+    first = train(svc)
+    return {"svc": svc, "held_out": held_out, "first": first}
+
+
+def test_first_training_promotes_version_1_with_high_accuracy(loop: dict) -> None:
+    svc, first = loop["svc"], loop["first"]
+    assert first.promoted and first.version == "1"
+    assert first.gate and first.gate.passed
+    assert first.metrics["accuracy"] >= 0.95, first.metrics  # test split: images the head never saw
+    assert first.n_embedded == 310
+    assert svc.registry.champion().version == "1"
+    with svc.session() as session:
+        run = session.get(TrainingRun, first.run_id)
+        lineage = session.scalars(select(TrainingRunSample).where(TrainingRunSample.run_id == run.id)).all()
+        assert len(lineage) == 310
+        assert {row.split for row in lineage} == {Split.TRAIN, Split.VAL, Split.TEST}
+        for row in lineage:
+            assert session.get(Sample, row.sample_id).split is row.split
+        assert run.gate_passed and run.registered_version == "1" and run.promoted
+    client = MlflowClient(svc.registry.tracking_uri)
+    mlflow_run = client.get_run(first.mlflow_run_id)
+    assert mlflow_run.data.metrics["test_accuracy"] == pytest.approx(first.metrics["accuracy"])
+    assert mlflow_run.data.params["backbone"] == "efficientnet_lite0"
+    artifacts = {a.path for a in client.list_artifacts(first.mlflow_run_id)}
+    assert {"confusion_matrix.png", "evaluation.json"} <= artifacts
+
+
+def test_nine_new_approvals_skip_training_and_ten_embed_exactly_ten(loop: dict) -> None:
+    svc, held_out = loop["svc"], loop["held_out"]
+    predictor = svc.registry.load_predictor()
+    ids = []
+    with svc.session() as session:
+        for _label, path in held_out:
+            data = path.read_bytes()
+            guess = predictor.predict_bytes(data)
+            sample, created = add_sample(session, svc.store, data=data, source=SampleSource.UPLOAD,
+                                         prediction=Prediction(guess.label, guess.confidence, guess.model_version))
+            assert created and sample.status is SampleStatus.PENDING
+            ids.append(sample.id)
+        for (label, _path), sample_id in zip(held_out[:9], ids[:9], strict=True):
+            review_sample(session, svc.store, sample_id=sample_id, action=ReviewAction.APPROVE, label=label,
+                          reviewer="alice")
+        assert new_approved_count(session) == 9
+    skipped = train(svc)
+    assert skipped.skipped and "9" in skipped.reason and skipped.version is None
+    with svc.session() as session:
+        review_sample(session, svc.store, sample_id=ids[9], action=ReviewAction.APPROVE, label=held_out[9][0],
+                      reviewer="alice")
+    second = train(svc)
+    assert not second.skipped
+    assert second.n_embedded == 10
+    assert second.counts["train"] + second.counts["val"] + second.counts["test"] == 320
+    if second.gate.passed:
+        assert second.promoted and svc.registry.champion().version == second.version == "2"
+    else:
+        assert "champion" in second.gate.reason and svc.registry.champion().version == "1"
+
+
+def test_forced_retrain_on_same_data_is_reproducible_and_ties_pass(loop: dict) -> None:
+    svc = loop["svc"]
+    before = svc.registry.champion().version
+    a = train(svc, force=True)
+    assert a.n_embedded == 0  # everything cached
+    assert a.gate.passed and a.promoted and int(a.version) > int(before)
+    b = train_candidate(svc, force=True)
+    assert b.metrics == a.metrics  # same data, same seed → same model
+    promoted = promote_run(svc, b.run_id)
+    again = promote_run(svc, b.run_id)  # idempotent: no second registration
+    assert again.version == promoted.version
+    assert len({v.version for v in svc.registry.versions()}) == int(promoted.version)
+
+
+def test_worse_candidate_is_not_promoted_and_champion_is_unchanged(loop: dict) -> None:
+    svc = loop["svc"]
+    svc.settings.gate_min_accuracy = 0.0  # only the comparison with the champion can refuse
+    champion = svc.registry.champion().version
+    versions = len(svc.registry.versions())
+    added = 0
+    with svc.session() as session:
+        samples = session.scalars(select(Sample).where(Sample.status == SampleStatus.APPROVED,
+                                                       Sample.split == Split.TRAIN)).all()
+        wrong = {"dandelion": "grass", "grass": "dandelion"}
+        for sample in samples:
+            for variant in range(4):  # mislabeled copies outnumber the true ones, all in the train split
+                data = augmented_copy(svc.store.get(sample.object_key), variant)
+                if split_for(sha256_of(data)) is not Split.TRAIN:
+                    continue
+                _, created = add_sample(session, svc.store, data=data, source=SampleSource.IMPORT,
+                                        label=wrong[sample.label])
+                added += created
+                if added >= 2 * len(samples):
+                    break
+    assert added >= len(samples)
+    worse = train(svc)
+    assert not worse.gate.passed, worse.gate
+    assert "champion" in worse.gate.reason
+    assert worse.metrics["accuracy"] < worse.champion_metrics["accuracy"]
+    assert not worse.promoted and worse.version is None
+    assert svc.registry.champion().version == champion
+    assert len(svc.registry.versions()) == versions  # a refused candidate is registered nowhere
+    with svc.session() as session:
+        run = session.get(TrainingRun, worse.run_id)
+        assert run.gate_passed is False and "champion" in run.gate_reason and run.registered_version is None
+    with pytest.raises(ConflictError):
+        promote_run(svc, worse.run_id)
+
+
+def test_rollback_moves_champion_back(loop: dict) -> None:
+    svc = loop["svc"]
+    current = int(svc.registry.champion().version)
+    result = rollback(svc)
+    assert result == {"previous": str(current), "champion": str(current - 1)}
+    assert svc.registry.champion().version == str(current - 1)
+    rollback(svc, str(current))
+    assert svc.registry.champion().version == str(current)
+    with pytest.raises(NotFoundError):
+        rollback(svc, "999")
+
+
+def test_no_champion_and_too_little_data_are_clear_errors(tmp_path: Path) -> None:
+    svc = Services.from_settings(Settings(home=tmp_path))
+    with pytest.raises(NoChampionError):
+        svc.registry.load_predictor()
+    with pytest.raises(NotFoundError):
+        rollback(svc)
+    assert train(svc).skipped
+    with pytest.raises(NotEnoughDataError):
+        train(svc, force=True)
+
+
+def test_other_labels_work(tmp_path: Path) -> None:
+    tree = colour_dataset(tmp_path / "colours")
+    svc = Services.from_settings(Settings(home=tmp_path / "home"))
+    with svc.session() as session:
+        import_directory(session, svc.store, tree)
+    outcome = train(svc)
+    assert outcome.labels == ["crimson", "forest", "navy"]
+    assert outcome.promoted and outcome.metrics["accuracy"] >= 0.9
+    predictor = svc.registry.load_predictor()
+    assert predictor.labels == ["crimson", "forest", "navy"]
+    result = predictor.predict_bytes((tree / "navy" / "000.png").read_bytes())
+    assert result.label == "navy" and set(result.probabilities) == {"crimson", "forest", "navy"}

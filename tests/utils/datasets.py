@@ -1,0 +1,54 @@
+"""Data-set factories: subsets of the shared set, synthetic label sets, mislabeled copies."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from model.samples import find_labeled_files
+
+
+def split_files(root: Path, held_out: int) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """(initial, held_out) lists of (label, path), the held-out ones spread over all labels."""
+    files = find_labeled_files(root)
+    step = max(1, len(files) // held_out)
+    kept_out = files[::step][:held_out]
+    return [f for f in files if f not in kept_out], kept_out
+
+
+def write_tree(files: list[tuple[str, Path]], dest: Path) -> Path:
+    """Copy (label, path) pairs into a folder-per-label tree at ``dest``."""
+    for label, path in files:
+        (dest / label).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest / label / path.name)
+    return dest
+
+
+def colour_dataset(dest: Path, per_label: int = 24, seed: int = 0) -> Path:
+    """A synthetic folder-per-label set whose labels are not dandelion/grass: noisy colour fields."""
+    rng = np.random.default_rng(seed)
+    colours = {"crimson": (200, 20, 40), "forest": (20, 140, 40), "navy": (20, 30, 160)}
+    for label, rgb in colours.items():
+        (dest / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_label):
+            noise = rng.normal(0, 35, size=(96, 128, 3))
+            arr = np.clip(np.asarray(rgb, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(dest / label / f"{i:03d}.png")
+    return dest
+
+
+def augmented_copy(data: bytes, variant: int) -> bytes:
+    """A visibly identical but byte-different JPEG (mirror and a small crop), for mislabeled copies."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    if variant % 2:
+        img = ImageOps.mirror(img)
+    w, h = img.size
+    margin = 2 + variant
+    img = img.crop((margin, margin, w - margin, h - margin))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
