@@ -25,7 +25,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
 err = Console(stderr=True)
-_state: dict[str, bool] = {"json": False}
+_state: dict[str, Any] = {"json": False, "out": sys.stdout}
 
 
 @app.callback()
@@ -42,13 +42,14 @@ def main(
 @contextlib.contextmanager
 def _command() -> Iterator[None]:
     """Keep stdout clean for the JSON answer and turn Sprout errors into a message and exit code 1."""
-    real_stdout = sys.stdout
+    real_stdout = _state["out"] = sys.stdout
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     except SproutError as exc:
         if _state["json"]:
             real_stdout.write(json.dumps({"error": str(exc), "type": type(exc).__name__}) + "\n")
+            real_stdout.flush()
         else:
             err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -56,7 +57,8 @@ def _command() -> Iterator[None]:
 
 def _emit(data: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None:
     if _state["json"]:
-        sys.stdout.write(json.dumps(data, default=str) + "\n")
+        _state["out"].write(json.dumps(data, default=str) + "\n")
+        _state["out"].flush()
     else:
         human(data)
 

@@ -74,10 +74,16 @@ class Registry:
         """An active MLflow run (fluent API bound to this registry's tracking URI); yields its id."""
         import mlflow
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
+        self._bind()
         with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name) as run:
             yield run.info.run_id
+
+    def _bind(self) -> None:
+        """Point MLflow's fluent API (runs, downloads) at this registry."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
 
     def log_onnx(self, onnx_model: Any) -> str:
         """Log the fused ONNX model in the active run; returns its model URI (not registered)."""
@@ -153,6 +159,7 @@ class Registry:
         tag = hashlib.sha256(f"{self.tracking_uri}|{info.version}|{info.run_id}".encode()).hexdigest()[:12]
         target = self.cache_dir / f"v{info.version}-{tag}" / "model.onnx"
         if not target.exists():
+            self._bind()
             with tempfile.TemporaryDirectory() as tmp:
                 local = Path(mlflow.artifacts.download_artifacts(
                     artifact_uri=f"models:/{self.model_name}/{info.version}", dst_path=tmp,

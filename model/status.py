@@ -14,10 +14,10 @@ from model.services import Services
 def collect_status(svc: Services) -> dict[str, Any]:
     """Counts by status and label, approved since the last run, champion version and metrics."""
     with svc.session() as session:
-        by_status = {str(s.value if hasattr(s, "value") else s): n for s, n in session.execute(
-            select(Sample.status, func.count()).group_by(Sample.status))}
-        by_label = dict(session.execute(
-            select(Sample.label, func.count()).where(Sample.label.is_not(None)).group_by(Sample.label)))
+        by_status = {str(status): n for status, n in session.execute(
+            select(Sample.status, func.count()).group_by(Sample.status)).tuples()}
+        label_counts = select(Sample.label, func.count()).where(Sample.label.is_not(None)).group_by(Sample.label)
+        by_label = dict(session.execute(label_counts).tuples().all())
         new = new_approved_count(session)
         last = last_run(session)
         champion = svc.registry.champion()

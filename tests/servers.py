@@ -313,7 +313,8 @@ def postgres_server(*, user: str = "sprout", dbname: str = "sprout", timeout: fl
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(
                 f"\nlisten_addresses = '{HOST}'\nunix_socket_directories = '{sock}'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
+                "unix_socket_permissions = 0700\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 200\n"
             )
         for attempt in range(3):  # the free port can be taken between choosing it and binding it
             port = free_port()

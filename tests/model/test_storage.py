@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,16 @@ def test_get_missing_raises_not_found(store: ObjectStore) -> None:
     store.put("pending/other.png", b"x")
     with pytest.raises(NotFoundError):
         store.get("pending/missing.png")
+
+
+def test_directory_like_keys_are_missing(store: ObjectStore) -> None:
+    store.put("labeled/cat/a.png", b"x")
+    for key in ("labeled", "labeled/cat", "labeled/cat/a.png/b"):
+        assert not store.exists(key)
+        with pytest.raises(NotFoundError):
+            store.get(key)
+        store.delete(key)  # no-op
+    assert store.get("labeled/cat/a.png") == b"x"
 
 
 def test_copy(store: ObjectStore) -> None:
@@ -197,6 +209,16 @@ def test_s3_wrong_credentials_is_unavailable(s3_server: servers.S3Server, which:
         store.put("pending/a.png", b"x")
 
 
+@pytest.mark.integration
+def test_s3_bucket_created_concurrently(s3_server: servers.S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = f"sprout-race-{uuid.uuid4().hex[:8]}"
+    store = _s3_store(s3_server, bucket=bucket)
+    s3_server.client().make_bucket(bucket)  # another process wins the race ...
+    monkeypatch.setattr(store.client, "bucket_exists", lambda _name: False)  # ... after our check
+    store.put("pending/a.png", b"x")
+    assert store.get("pending/a.png") == b"x"
+
+
 UNREACHABLE_OPS = [
     pytest.param(lambda s: s.put("pending/a.png", b"x"), id="put"),
     pytest.param(lambda s: s.get("pending/a.png"), id="get"),
@@ -212,6 +234,44 @@ UNREACHABLE_OPS = [
 def test_s3_closed_port_is_unavailable_quickly(op: Callable[[S3Store], object]) -> None:
     port = servers.free_port()  # nothing listens there
     store = S3Store(endpoint=f"127.0.0.1:{port}", access_key="k", secret_key="s" * 16, bucket=BUCKET)
+    start = time.monotonic()
+    with pytest.raises(StorageUnavailableError):
+        op(store)
+    assert time.monotonic() - start < 5
+
+
+@pytest.fixture
+def not_s3_endpoint() -> Iterator[str]:
+    """127.0.0.1:PORT of an HTTP server that answers every request with an HTML error page."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = b"<html><body>not S3</body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _answer
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize("op", UNREACHABLE_OPS)
+def test_s3_non_s3_endpoint_is_unavailable(not_s3_endpoint: str, op: Callable[[S3Store], object]) -> None:
+    store = S3Store(endpoint=not_s3_endpoint, access_key="k", secret_key="s" * 16, bucket=BUCKET)
     start = time.monotonic()
     with pytest.raises(StorageUnavailableError):
         op(store)

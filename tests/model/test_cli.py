@@ -1,0 +1,106 @@
+"""The `sprout` CLI as a user runs it: separate processes, `--json` prints exactly one JSON object."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from db.models import Sample, Split, User
+from tests.utils.paths import require_dataset
+
+pytestmark = pytest.mark.slow
+SPROUT = str(Path(sys.executable).with_name("sprout"))
+
+
+def sprout(home: Path, *args: str, stdin: str | None = None, ok: bool = True) -> dict:
+    """Run `sprout --json ARGS` with an embedded home; return its single JSON object."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | {"SPROUT_HOME": str(home)}
+    proc = subprocess.run([SPROUT, "--json", *args], input=stdin, capture_output=True, text=True, env=env,
+                          timeout=600, cwd=home.parent)
+    assert (proc.returncode == 0) is ok, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"stdout must be one JSON object, got: {proc.stdout[:2000]}"
+    return json.loads(lines[0])
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli") / "state"
+
+
+def test_import_then_train_promotes_version_1(home: Path) -> None:
+    imported = sprout(home, "import", str(require_dataset()))
+    assert imported["added"] == 320 and imported["added_by_label"] == {"dandelion": 160, "grass": 160}
+    assert sprout(home, "import", str(require_dataset()))["skipped_duplicates"] == 320
+    trained = sprout(home, "train")
+    assert trained["version"] == "1" and trained["promoted"] and trained["gate"]["passed"]
+    assert trained["metrics"]["accuracy"] >= 0.95
+    status = sprout(home, "status")
+    assert status["samples"]["approved"] == 320 and status["approved_since_last_run"] == 0
+    assert status["champion"]["version"] == "1" and status["champion"]["metrics"]["accuracy"] >= 0.95
+    skipped = sprout(home, "train")
+    assert skipped["skipped"] and "0 new" in skipped["reason"]
+
+
+def test_evaluate_on_images_the_model_never_saw(home: Path, tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{home / 'sprout.db'}")
+    with engine.connect() as conn:
+        test_rows = conn.execute(select(Sample.label, Sample.object_key).where(Sample.split == Split.TEST)).all()
+    for label, key in test_rows:  # the test split: never used to fit the head or choose its weight decay
+        (tmp_path / "unseen" / label).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(home / "objects" / key, tmp_path / "unseen" / label / Path(key).name)
+    result = sprout(home, "evaluate", str(tmp_path / "unseen"))
+    assert result["n"] == len(test_rows) and result["model_version"] == "1"
+    assert result["accuracy"] >= 0.95
+    assert set(result["per_class"]) == {"dandelion", "grass"}
+    assert {"precision", "recall", "f1", "support"} <= set(result["per_class"]["grass"])
+    again = sprout(home, "evaluate", str(tmp_path / "unseen"), "--model", "1")
+    assert again["accuracy"] == result["accuracy"]
+
+
+def test_evaluate_any_label_tree(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "cats").mkdir()
+    shutil.copyfile(next((require_dataset() / "grass").iterdir()), tmp_path / "cats" / "a.jpg")
+    (tmp_path / "cats" / "b.jpg").write_bytes(b"not an image")
+    result = sprout(home, "evaluate", str(tmp_path))
+    assert result["n"] == 1 and result["accuracy"] == 0.0  # a label the model does not know
+    assert len(result["errors"]) == 1 and result["errors"][0]["file"].endswith("b.jpg")
+
+
+def test_predict_export_fsck_and_rollback(home: Path, tmp_path: Path) -> None:
+    dandelion = next((require_dataset() / "dandelion").iterdir())
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"%PDF-1.4 nope")
+    out = sprout(home, "predict", str(dandelion), str(bad))
+    good, refused = out["predictions"]
+    assert good["label"] == "dandelion" and good["confidence"] > 0.5 and good["model_version"] == "1"
+    assert "PDF" in refused["error"]
+    exported = sprout(home, "export", "--output", str(tmp_path / "m.onnx"))
+    assert exported["version"] == "1" and (tmp_path / "m.onnx").stat().st_size == exported["bytes"]
+    assert sprout(home, "fsck") == {"ok": True, "checked": 320, "restored": [], "removed_leftovers": [],
+                                    "missing": [], "orphans": []}
+    refused_rollback = sprout(home, "rollback", ok=False)
+    assert "first version" in refused_rollback["error"]
+
+
+def test_users_add_reads_the_password_from_stdin_and_stores_only_a_hash(home: Path) -> None:
+    added = sprout(home, "users", "add", "alice", stdin="correct horse battery\n")
+    assert added == {"username": "alice", "is_admin": False}
+    assert "already exists" in sprout(home, "users", "add", "alice", stdin="another password\n", ok=False)["error"]
+    assert "at least" in sprout(home, "users", "add", "bob", stdin="short\n", ok=False)["error"]
+    engine = create_engine(f"sqlite:///{home / 'sprout.db'}")
+    with engine.connect() as conn:
+        stored = conn.execute(select(User.password_hash).where(User.username == "alice")).scalar_one()
+    assert stored.startswith("$argon2") and "correct horse" not in stored
+
+
+def test_db_upgrade_on_a_fresh_home(tmp_path: Path) -> None:
+    assert sprout(tmp_path / "fresh", "db", "upgrade")["upgraded"] is True
+    assert (tmp_path / "fresh" / "sprout.db").exists()

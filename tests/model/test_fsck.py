@@ -1,0 +1,90 @@
+"""A crash between copy and delete is repaired by fsck with nothing lost; orphans are reported."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from db.models import Sample, SampleSource
+from model.fsck import fsck
+from model.samples import add_sample, review_sample
+from model.services import Services
+from model.settings import Settings
+from model.storage import ObjectStore
+
+
+class CrashAfterCopy:
+    """A store whose delete 'crashes' (the process dies after copying and committing)."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - delegate everything else
+        return getattr(self.inner, name)
+
+    def delete(self, key: str) -> None:
+        raise KeyboardInterrupt("simulated crash before delete")
+
+
+def image(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (seed * 30 % 255, 80, 160)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Services:
+    return Services.from_settings(Settings(home=tmp_path))
+
+
+def test_crash_between_copy_and_delete_is_repaired(svc: Services) -> None:
+    with svc.session() as session:
+        sample, _ = add_sample(session, svc.store, data=image(1), source=SampleSource.UPLOAD)
+        with pytest.raises(KeyboardInterrupt):
+            review_sample(session, CrashAfterCopy(svc.store), sample_id=sample.id, action="approve",
+                          label="grass", reviewer="ann")
+    with svc.session() as session:
+        stored = session.get(Sample, sample.id)
+        assert stored.object_key.startswith("labeled/grass/")  # the commit happened
+        assert sorted(svc.store.list()) == sorted([stored.object_key, f"pending/{stored.sha256}.png"])
+        dry = fsck(session, svc.store, repair=False)
+        assert dry.removed_leftovers == [f"pending/{stored.sha256}.png"] and dry.ok
+        assert len(list(svc.store.list())) == 2  # a dry run changes nothing
+        report = fsck(session, svc.store)
+        assert report.removed_leftovers == [f"pending/{stored.sha256}.png"]
+        assert list(svc.store.list()) == [stored.object_key]
+        assert svc.store.get(stored.object_key) == image(1)  # nothing lost
+        assert fsck(session, svc.store).as_dict()["removed_leftovers"] == []
+
+
+def test_crash_after_copy_before_commit_keeps_the_original(svc: Services) -> None:
+    with svc.session() as session:
+        sample, _ = add_sample(session, svc.store, data=image(2), source=SampleSource.UPLOAD)
+        svc.store.copy(sample.object_key, f"labeled/grass/{sample.sha256}.png")  # copied, never committed
+        report = fsck(session, svc.store)
+        assert report.removed_leftovers == [f"labeled/grass/{sample.sha256}.png"]
+        assert list(svc.store.list()) == [sample.object_key]
+
+
+def test_missing_object_restored_from_a_leftover_copy_and_orphans_reported(svc: Services) -> None:
+    with svc.session() as session:
+        sample, _ = add_sample(session, svc.store, data=image(3), source=SampleSource.UPLOAD, label="grass")
+        svc.store.put(f"pending/{sample.sha256}.png", image(3))
+        svc.store.delete(sample.object_key)  # e.g. restored from an old backup
+        svc.store.put("pending/" + "ab" * 32 + ".png", image(4))  # nobody knows this object
+        report = fsck(session, svc.store)
+        assert report.restored == [sample.object_key]
+        assert report.orphans == ["pending/" + "ab" * 32 + ".png"]
+        assert svc.store.get(sample.object_key) == image(3)
+        assert report.ok
+
+
+def test_a_lost_object_is_reported_missing(svc: Services) -> None:
+    with svc.session() as session:
+        sample, _ = add_sample(session, svc.store, data=image(5), source=SampleSource.UPLOAD, label="grass")
+        svc.store.delete(sample.object_key)
+        report = fsck(session, svc.store)
+        assert report.missing == [sample.object_key] and not report.ok

@@ -1,0 +1,95 @@
+"""Sample use cases: upload, dedup, review moves with audit log, import with bad files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from db.models import Review, ReviewAction, SampleSource, SampleStatus
+from model.errors import ConflictError, InvalidImageError, InvalidLabelError, NotFoundError
+from model.samples import Prediction, add_sample, import_directory, review_sample, sha256_of
+from model.services import Services
+from model.settings import Settings
+
+
+def jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Services:
+    return Services.from_settings(Settings(home=tmp_path))
+
+
+def test_upload_lands_in_pending_named_by_hash_and_duplicates_are_stored_once(svc: Services) -> None:
+    data = jpeg((10, 200, 10))
+    with svc.session() as session:
+        sample, created = add_sample(session, svc.store, data=data, source=SampleSource.UPLOAD,
+                                     suggested_label="grass", prediction=Prediction("grass", 0.8, "1"))
+        again, created_again = add_sample(session, svc.store, data=data, source=SampleSource.UPLOAD)
+    assert created and not created_again and again.id == sample.id
+    assert sample.object_key == f"pending/{sha256_of(data)}.jpg"
+    assert sample.status is SampleStatus.PENDING and sample.confidence == 0.8
+    assert list(svc.store.list()) == [sample.object_key]
+    assert svc.store.get(sample.object_key) == data
+
+
+def test_bad_input_is_refused_and_nothing_is_stored(svc: Services) -> None:
+    with svc.session() as session:
+        with pytest.raises(InvalidImageError):
+            add_sample(session, svc.store, data=jpeg((1, 2, 3))[:60], source=SampleSource.UPLOAD)
+        with pytest.raises(InvalidLabelError):
+            add_sample(session, svc.store, data=jpeg((1, 2, 3)), source=SampleSource.UPLOAD, label="../etc")
+    assert list(svc.store.list()) == []
+
+
+def test_approve_correct_reject_move_objects_and_write_the_audit_log(svc: Services) -> None:
+    images = [jpeg((i * 40, 100, 50)) for i in range(3)]
+    with svc.session() as session:
+        ids = [add_sample(session, svc.store, data=d, source=SampleSource.UPLOAD,
+                          prediction=Prediction("dandelion", 0.6, "1"))[0].id for d in images]
+        approved = review_sample(session, svc.store, sample_id=ids[0], action="approve", reviewer="ann")
+        corrected = review_sample(session, svc.store, sample_id=ids[1], action="approve", label="grass",
+                                  reviewer="bob")
+        rejected = review_sample(session, svc.store, sample_id=ids[2], action="reject", reviewer="ann")
+        assert approved.label == "dandelion" and approved.object_key.startswith("labeled/dandelion/")
+        assert corrected.label == "grass" and corrected.object_key.startswith("labeled/grass/")
+        assert rejected.status is SampleStatus.REJECTED and rejected.object_key.startswith("rejected/")
+        assert approved.approved_at is not None and approved.reviewed_by == "ann"
+        log = session.scalars(select(Review).order_by(Review.id)).all()
+        assert [(r.reviewer, r.action, r.old_label, r.new_label) for r in log] == [
+            ("ann", ReviewAction.APPROVE, "dandelion", "dandelion"),
+            ("bob", ReviewAction.CORRECT, "dandelion", "grass"),
+            ("ann", ReviewAction.REJECT, "dandelion", None),
+        ]
+        with pytest.raises(ConflictError):
+            review_sample(session, svc.store, sample_id=ids[0], action="reject", reviewer="ann")
+        with pytest.raises(NotFoundError):
+            review_sample(session, svc.store, sample_id=999, action="reject", reviewer="ann")
+    keys = sorted(svc.store.list())
+    assert not any(k.startswith("pending/") for k in keys) and len(keys) == 3
+
+
+def test_import_reports_added_duplicates_and_unreadable_files(svc: Services, tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    for label, colours in {"cats": [(200, 0, 0), (190, 5, 5)], "dogs": [(0, 0, 200)]}.items():
+        (root / label).mkdir(parents=True)
+        for i, colour in enumerate(colours):
+            (root / label / f"{i}.jpg").write_bytes(jpeg(colour))
+    (root / "dogs" / "copy.jpg").write_bytes(jpeg((200, 0, 0)))  # same bytes as cats/0.jpg
+    (root / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "dogs" / "notes.txt").write_text("ignored: not an image suffix")
+    with svc.session() as session:
+        summary = import_directory(session, svc.store, root).as_dict()
+        again = import_directory(session, svc.store, root).as_dict()
+    assert summary["added"] == 3 and summary["added_by_label"] == {"cats": 2, "dogs": 1}
+    assert summary["skipped_duplicates"] == 1
+    assert [e["file"] for e in summary["errors"]] == ["dogs/broken.jpg"]
+    assert again["added"] == 0 and again["skipped_duplicates"] == 4
+    assert sorted(k.split("/")[1] for k in svc.store.list()) == ["cats", "cats", "dogs"]

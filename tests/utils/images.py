@@ -1,0 +1,102 @@
+"""Small image factories for tests: encoded bytes in any format/mode, plus hostile inputs."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tests.utils.paths import DATASET as DATASET_DIR
+
+EXIF_ORIENTATION = 0x0112
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **save_kwargs: object) -> bytes:
+    """Encode a PIL image to bytes in ``fmt``."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save_kwargs)
+    return buf.getvalue()
+
+
+def random_image(size: tuple[int, int] = (64, 48), mode: str = "RGB", seed: int = 0) -> Image.Image:
+    """Random noise picture of ``size`` (width, height) in a PIL ``mode``.
+
+    Supported modes: RGB, L, P, RGBA, LA, CMYK, I;16 (16-bit grayscale, full 0..65535 range).
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, (height, width), dtype=np.uint16))
+    rgb = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), mode="RGB")
+    if mode == "RGB":
+        return rgb
+    if mode == "P":
+        return rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    if mode in ("RGBA", "LA"):
+        alpha = Image.fromarray(rng.integers(0, 256, (height, width), dtype=np.uint8), mode="L")
+        img = rgb.convert(mode[:-1])
+        img.putalpha(alpha)
+        return img
+    return rgb.convert(mode)
+
+
+def random_image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (64, 48), mode: str = "RGB", seed: int = 0,
+                       **save_kwargs: object) -> bytes:
+    """Random noise picture encoded as ``fmt`` (JPEG, PNG, WEBP, TIFF, BMP, GIF, ...)."""
+    return encode(random_image(size, mode, seed), fmt, **save_kwargs)
+
+
+def solid_image_bytes(colour: tuple[int, ...] | int, fmt: str = "PNG", size: tuple[int, int] = (64, 48),
+                      mode: str = "RGB", **save_kwargs: object) -> bytes:
+    """Single-colour picture encoded as ``fmt``."""
+    return encode(Image.new(mode, size, colour), fmt, **save_kwargs)
+
+
+def animated_gif_bytes(colours: list[tuple[int, int, int]], size: tuple[int, int] = (32, 24)) -> bytes:
+    """Animated GIF with one solid frame per colour (in order)."""
+    frames = [Image.new("RGB", size, c) for c in colours]
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def exif_jpeg_bytes(orientation: int, size: tuple[int, int] = (64, 48), seed: int = 0) -> bytes:
+    """JPEG whose EXIF Orientation tag is ``orientation`` (pixels stored as ``size``)."""
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    return encode(random_image(size, "RGB", seed), "JPEG", exif=exif.tobytes(), quality=95)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A tiny, syntactically valid PNG whose header claims ``width`` x ``height`` RGB pixels.
+
+    The pixel data is empty: only the header matters to a pixel-count check, and nothing big is allocated.
+    """
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b""))
+            + _png_chunk(b"IEND", b""))
+
+
+def blank_bilevel_png(width: int, height: int) -> bytes:
+    """A real, complete, all-black 1-bit PNG, compressed row by row (e.g. 8000x7000 is ~7 kB)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed bits
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def dataset_images(label: str, n: int) -> list[Path]:
+    """The first ``n`` photos (sorted by name) of ``label`` in the shared dandelion/grass dataset."""
+    files = sorted((DATASET_DIR / label).glob("*.jpg"))[:n]
+    assert len(files) == n, f"the shared data set must have {n} {label} photos in {DATASET_DIR}"  # fail, never skip
+    return files
