@@ -104,7 +104,10 @@ class Registry:
         for existing in self.versions():
             if existing.run_id == run_id:  # a retried promotion never registers twice
                 return existing.version
-        mv = self.client.create_model_version(self.model_name, model_uri, run_id=run_id)
+        import mlflow
+
+        self._bind()
+        mv = mlflow.register_model(model_uri, self.model_name)
         return str(mv.version)
 
     def set_champion(self, version: str) -> None:
