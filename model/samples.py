@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -222,3 +223,53 @@ def import_directory(
         else:
             summary.duplicates += 1
     return summary
+
+
+SAMPLE_ORDERS = ("uncertainty", "newest", "oldest")
+
+
+def list_samples(
+    session: Session, *, status: SampleStatus | None, order: str = "uncertainty", limit: int = 20, offset: int = 0
+) -> tuple[list[Sample], int]:
+    """A page of samples and the total count; ``uncertainty`` puts the least confident first."""
+    from sqlalchemy import func
+
+    query = select(Sample)
+    if status is not None:
+        query = query.where(Sample.status == status)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    if order == "uncertainty":
+        query = query.order_by(Sample.confidence.is_not(None), Sample.confidence.asc(), Sample.id.asc())
+    elif order == "newest":
+        query = query.order_by(Sample.id.desc())
+    else:
+        query = query.order_by(Sample.id.asc())
+    return list(session.scalars(query.limit(limit).offset(offset))), total
+
+
+def get_sample(session: Session, sample_id: int) -> Sample:
+    sample = session.get(Sample, sample_id)
+    if sample is None:
+        raise NotFoundError(f"Sample {sample_id} not found.")
+    return sample
+
+
+def submit_sample(
+    session: Session,
+    store: ObjectStore,
+    *,
+    data: bytes,
+    source: SampleSource,
+    suggested_label: str | None = None,
+    predictor: Any | None = None,
+) -> tuple[Sample, bool]:
+    """A user's upload: record the champion's prediction (when there is one) and store it as pending."""
+    existing = get_by_sha(session, sha256_of(data))
+    if existing is not None:
+        return existing, False
+    prediction = None
+    if predictor is not None:
+        result = predictor.predict_bytes(data)
+        prediction = Prediction(result.label, result.confidence, result.model_version)
+    return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
+                      prediction=prediction)

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     seed_dataset: Path = Path("../shared/datasets/dandelion-grass")
     max_upload_mb: float = Field(default=10, gt=0)
 
+    secret_key: SecretStr | None = Field(default=None, description="Signs login tokens; generated in home if unset.")
+    access_token_minutes: int = Field(default=60, ge=1)
+    model_poll_seconds: float = Field(default=10.0, gt=0)
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Where the Streamlit app finds the API.")
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def resolved_database_url(self) -> str:
@@ -76,6 +81,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:
+        if self.env == "production":
+            key = self.secret_key.get_secret_value() if self.secret_key else ""
+            if len(key) < 32 or key.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("SPROUT_SECRET_KEY must be set to a random value of at least 32 characters")
         if self.s3_endpoint:
             secret = self.s3_secret_key.get_secret_value() if self.s3_secret_key else ""
             if not self.s3_access_key or not secret:

@@ -35,11 +35,23 @@ def collect_status(svc: Services) -> dict[str, Any]:
                          "version": last.registered_version} if last else None,
             "champion": {"version": champion.version, "run_id": champ_run.id if champ_run else None,
                          "backbone": champ_run.backbone if champ_run else None,
-                         "metrics": _summary(champ_run.metrics) if champ_run else None} if champion else None,
+                         "metrics": metrics_summary(champ_run.metrics) if champ_run else None} if champion else None,
         }
 
 
-def _summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+def metrics_summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
     if not metrics:
         return None
     return {k: metrics.get(k) for k in ("accuracy", "macro_f1", "log_loss", "n")}
+
+
+def review_stats(svc: Services) -> dict[str, Any]:
+    """What the review page shows: queue size, progress toward the retrain threshold, per-label counts."""
+    status = collect_status(svc)
+    return {
+        **{k: status["samples"][k] for k in ("pending", "approved", "rejected")},
+        "approved_since_last_run": status["approved_since_last_run"],
+        "min_new_samples": status["min_new_samples"],
+        "labels": status["approved_by_label"],
+        "champion_version": status["champion"]["version"] if status["champion"] else None,
+    }

@@ -1,0 +1,98 @@
+"""Every FastAPI dependency: settings, services, sessions, storage, the predictor and the current reviewer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import User
+from model.predictor import Predictor
+from model.security import InvalidTokenError, decode_access_token
+from model.services import Services
+from model.serving import ChampionWatcher
+from model.settings import Settings
+from model.storage import ObjectStore
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings_dep(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
+    with services.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_store(services: ServicesDep) -> ObjectStore:
+    return services.store
+
+
+StorageDep = Annotated[ObjectStore, Depends(get_store)]
+
+
+def get_watcher(request: Request) -> ChampionWatcher:
+    return request.app.state.watcher  # type: ignore[no-any-return]
+
+
+WatcherDep = Annotated[ChampionWatcher, Depends(get_watcher)]
+
+
+def get_predictor(watcher: WatcherDep) -> Predictor:
+    """The champion predictor (NoChampionError → 503 when none is promoted)."""
+    return watcher.predictor
+
+
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
+
+UNAUTHORIZED = HTTPException(
+    status_code=status.HTTP_401_UNAUTHORIZED,
+    detail="Could not validate credentials.",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+def get_current_reviewer(request: Request, session: SessionDep, token: TokenDep) -> User:
+    """The reviewer the bearer token names; 401 for a missing, expired or forged token."""
+    if not token:
+        raise UNAUTHORIZED
+    try:
+        username = decode_access_token(token, key=request.app.state.signing_key)
+    except InvalidTokenError:
+        raise UNAUTHORIZED from None
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.is_active:
+        raise UNAUTHORIZED
+    return user
+
+
+CurrentReviewer = Annotated[User, Depends(get_current_reviewer)]
+
+
+def require_admin(user: CurrentReviewer) -> User:
+    if not user.is_admin:
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="Not enough permissions.")
+    return user
+
+
+CurrentAdmin = Annotated[User, Depends(require_admin)]

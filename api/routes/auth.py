@@ -1,0 +1,27 @@
+"""POST /auth/token: OAuth2 password flow for reviewers."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import SessionDep, SettingsDep
+from api.schemas import Token
+from model.security import create_access_token
+from model.users import authenticate
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post("/token", response_model=Token)
+def login_access_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
+                       settings: SettingsDep, request: Request) -> Token:
+    """Exchange a reviewer's user name and password for a bearer token."""
+    user = authenticate(session, username=form.username, password=form.password)
+    if user is None:
+        raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED, detail="Incorrect user name or password.",
+                            headers={"WWW-Authenticate": "Bearer"})
+    token = create_access_token(subject=user.username, key=request.app.state.signing_key,
+                                minutes=settings.access_token_minutes)
+    return Token(access_token=token, expires_in=settings.access_token_minutes * 60, username=user.username,
+                 is_admin=user.is_admin)

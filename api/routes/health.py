@@ -1,0 +1,56 @@
+"""/healthz (process alive), /readyz (database, storage and model checked), /metrics, /events."""
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from api.deps import ServicesDep, WatcherDep
+from api.metrics import MODEL_VERSION, UI_PAGE_VIEWS, UI_PREDICT_CLICKS
+from api.schemas import Readiness, UsageEvent
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def read_health() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def read_readiness(services: ServicesDep, watcher: WatcherDep) -> JSONResponse:
+    """Ready when the database and the object store answer and a model is being served."""
+    checks: dict[str, str] = {}
+    try:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any driver error means "not ready"
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    try:
+        services.store.ping()
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = f"unavailable: {type(exc).__name__}"
+    checks["model"] = f"version {watcher.version}" if watcher.version else "no model promoted yet"
+    ready = all(v == "ok" for k, v in checks.items() if k != "model") and watcher.version is not None
+    body = Readiness(ready=ready, checks=checks).model_dump()
+    return JSONResponse(body, status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@router.get("/metrics", include_in_schema=False)
+def read_metrics(watcher: WatcherDep) -> Response:
+    """Prometheus exposition."""
+    MODEL_VERSION.set(float(watcher.version) if watcher.version and watcher.version.isdigit() else 0)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/events", status_code=status.HTTP_204_NO_CONTENT, tags=["usage"])
+def create_usage_event(event: UsageEvent) -> Response:
+    """Usage from the Streamlit app: page views (once per session and page) and predict clicks."""
+    if event.action == "view":
+        UI_PAGE_VIEWS.labels(event.page).inc()
+    else:
+        UI_PREDICT_CLICKS.inc()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,28 @@
+"""GET /models (public history) and POST /admin/models/{version}/promote (rollback, reviewers)."""
+
+from fastapi import APIRouter, Depends
+
+from api.deps import ServicesDep, WatcherDep, get_current_reviewer
+from api.schemas import ModelsPublic, PromoteResult, RunPublic, VersionPublic
+from model.history import model_history
+from model.pipeline import rollback
+
+router = APIRouter(tags=["models"])
+
+
+@router.get("/models", response_model=ModelsPublic)
+def read_models(services: ServicesDep, watcher: WatcherDep) -> ModelsPublic:
+    """Registered versions with their metrics, every training run with its gate decision, the champion."""
+    history = model_history(services)
+    return ModelsPublic(champion=history["champion"], serving=watcher.version,
+                        versions=[VersionPublic(**v) for v in history["versions"]],
+                        runs=[RunPublic.model_validate(r) for r in history["runs"]])
+
+
+@router.post("/admin/models/{version}/promote", response_model=PromoteResult,
+             dependencies=[Depends(get_current_reviewer)])
+def promote_version(version: str, services: ServicesDep, watcher: WatcherDep) -> PromoteResult:
+    """Make a registered version the champion (e.g. roll back); the API serves it at once."""
+    result = rollback(services, version)
+    watcher.refresh()
+    return PromoteResult(**result)

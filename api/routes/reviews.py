@@ -1,0 +1,54 @@
+"""/admin/samples and /admin/stats: the review queue, images, decisions and progress. Reviewers only."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer
+from api.metrics import PENDING, REVIEWS
+from api.schemas import ReviewRequest, ReviewStats, SamplePublic, SamplesPublic
+from db.models import SampleStatus
+from model.samples import SAMPLE_ORDERS, get_sample, list_samples, review_sample
+from model.status import review_stats
+
+router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
+
+
+@router.get("/samples", response_model=SamplesPublic)
+def read_samples(
+    session: SessionDep,
+    status: Annotated[SampleStatus | None, Query(description="pending, approved or rejected")] = SampleStatus.PENDING,
+    order: Annotated[str, Query(pattern="^(" + "|".join(SAMPLE_ORDERS) + ")$")] = "uncertainty",
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SamplesPublic:
+    """The review queue: least confident predictions first (active learning)."""
+    rows, count = list_samples(session, status=status, order=order, limit=limit, offset=offset)
+    return SamplesPublic(data=[SamplePublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get("/samples/{sample_id}/image", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}, "description": "The stored image"}})
+def read_sample_image(sample_id: int, session: SessionDep, store: StorageDep) -> Response:
+    """The stored image bytes of a sample."""
+    sample = get_sample(session, sample_id)
+    return Response(store.get(sample.object_key), media_type=sample.content_type,
+                    headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/samples/{sample_id}/review", response_model=SamplePublic)
+def review_pending_sample(sample_id: int, review: ReviewRequest, session: SessionDep, store: StorageDep,
+                          reviewer: CurrentReviewer) -> SamplePublic:
+    """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged."""
+    sample = review_sample(session, store, sample_id=sample_id, action=review.action, label=review.label,
+                           reviewer=reviewer.username)
+    REVIEWS.labels(sample.reviews[-1].action.value if sample.reviews else review.action).inc()
+    return SamplePublic.model_validate(sample)
+
+
+@router.get("/stats", response_model=ReviewStats)
+def read_stats(services: ServicesDep) -> ReviewStats:
+    """Queue size, approvals since the last training run vs the threshold, per-label counts."""
+    stats = review_stats(services)
+    PENDING.set(stats["pending"])
+    return ReviewStats(**stats)

@@ -1,0 +1,114 @@
+"""Request and response models of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PredictionPublic(BaseModel):
+    label: str = Field(examples=["dandelion"])
+    confidence: float = Field(examples=[0.97])
+    probabilities: dict[str, float] = Field(examples=[{"dandelion": 0.97, "grass": 0.03}])
+    model_version: str | None = Field(examples=["3"])
+
+
+class SamplePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sha256: str
+    status: str
+    label: str | None
+    suggested_label: str | None
+    predicted_label: str | None
+    confidence: float | None
+    predicted_by_version: str | None
+    source: str
+    split: str
+    content_type: str
+    size_bytes: int
+    created_at: datetime
+    reviewed_at: datetime | None
+    reviewed_by: str | None
+
+
+class SamplesPublic(BaseModel):
+    data: list[SamplePublic]
+    count: int
+
+
+class ReviewRequest(BaseModel):
+    action: Literal["approve", "reject"] = Field(examples=["approve"])
+    label: str | None = Field(default=None, max_length=64, examples=["grass"],
+                              description="Approve with this label (a correction); default: the predicted one.")
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    username: str
+    is_admin: bool
+
+
+class ReviewStats(BaseModel):
+    pending: int
+    approved: int
+    rejected: int
+    approved_since_last_run: int
+    min_new_samples: int
+    labels: dict[str, int]
+    champion_version: str | None
+
+
+class VersionPublic(BaseModel):
+    version: str
+    created_at: datetime
+    is_champion: bool
+    run_id: int | None
+    backbone: str | None
+    metrics: dict[str, Any] | None
+
+
+class RunPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    status: str
+    backbone: str
+    labels: list[str]
+    started_at: datetime
+    finished_at: datetime | None
+    metrics: dict[str, Any] | None
+    champion_version: str | None
+    champion_metrics: dict[str, Any] | None
+    gate_passed: bool | None
+    gate_reason: str | None
+    registered_version: str | None
+    promoted: bool
+    n_embedded: int | None
+
+
+class ModelsPublic(BaseModel):
+    champion: str | None
+    serving: str | None
+    versions: list[VersionPublic]
+    runs: list[RunPublic]
+
+
+class PromoteResult(BaseModel):
+    previous: str | None
+    champion: str
+
+
+class UsageEvent(BaseModel):
+    page: str = Field(pattern=r"^[a-z_]{1,32}$", examples=["predict"])
+    action: Literal["view", "predict_click"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]
