@@ -17,6 +17,7 @@ from model.errors import (
     NoChampionError,
     NotEnoughDataError,
     NotFoundError,
+    RegistryUnavailableError,
     SproutError,
     StorageUnavailableError,
     UnsupportedMediaError,
@@ -34,6 +35,7 @@ STATUS: list[tuple[type[SproutError], int]] = [
     (NotEnoughDataError, 409),
     (NoChampionError, 503),
     (StorageUnavailableError, 503),
+    (RegistryUnavailableError, 503),
 ]
 
 

@@ -43,3 +43,7 @@ class NotEnoughDataError(SproutError):
 
 class UnknownBackboneError(SproutError):
     """A backbone name that is not in the registry."""
+
+
+class RegistryUnavailableError(SproutError):
+    """The MLflow tracking/registry server cannot be reached (HTTP 503)."""

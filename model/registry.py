@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,14 +13,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.errors import NoChampionError, NotFoundError
+from model.errors import NoChampionError, NotFoundError, RegistryUnavailableError
 from model.predictor import Predictor
 from model.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# MLflow's HTTP client retries for minutes by default; a server that answers a user should fail fast
+# (503) instead. Explicit MLFLOW_* settings in the environment still win.
+for _name, _value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+                      ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
+    os.environ.setdefault(_name, _value)
+
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
+
+
+MISSING_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}
+
+
+def _raise_unless_missing(exc: Exception) -> None:
+    """'Not found' answers mean no such model/version; anything else means the registry is unreachable."""
+    if getattr(exc, "error_code", None) in MISSING_CODES:
+        return
+    raise RegistryUnavailableError(f"The model registry is unavailable: {str(exc)[:200]}") from exc
 
 
 @dataclass(frozen=True)
@@ -119,7 +136,8 @@ class Registry:
 
         try:
             mv = self.client.get_model_version_by_alias(self.model_name, CHAMPION)
-        except MlflowException:
+        except MlflowException as exc:
+            _raise_unless_missing(exc)
             return None
         return self._info(mv)
 
@@ -128,7 +146,8 @@ class Registry:
 
         try:
             return self._info(self.client.get_model_version(self.model_name, str(version)))
-        except MlflowException:
+        except MlflowException as exc:
+            _raise_unless_missing(exc)
             raise NotFoundError(f"Model version {version} not found.") from None
 
     def versions(self) -> list[VersionInfo]:
@@ -136,7 +155,8 @@ class Registry:
 
         try:
             found = self.client.search_model_versions(f"name='{self.model_name}'")
-        except MlflowException:
+        except MlflowException as exc:
+            _raise_unless_missing(exc)
             return []
         return sorted((self._info(mv) for mv in found), key=lambda v: int(v.version))
 

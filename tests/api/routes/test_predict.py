@@ -1,0 +1,104 @@
+"""POST /predict on a real model: valid, odd-but-valid and hostile inputs; never a 5xx for input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.api.conftest import make_client
+from tests.utils.images import (
+    animated_gif_bytes,
+    blank_bilevel_png,
+    dataset_images,
+    exif_jpeg_bytes,
+    png_claiming_size,
+    random_image_bytes,
+)
+
+
+def post(client: TestClient, data: bytes, name: str = "x.jpg", ctype: str = "image/jpeg"):
+    return client.post("/predict", files={"file": (name, data, ctype)})
+
+
+def test_predict_a_real_photo(client: TestClient) -> None:
+    resp = post(client, dataset_images("dandelion", 50)[-1].read_bytes())
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["label"] == "dandelion" and body["model_version"] == "1"
+    assert set(body["probabilities"]) == {"dandelion", "grass"}
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert body["confidence"] == max(body["probabilities"].values())
+
+
+def _rgb(mode: str, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img = Image.open(io.BytesIO(random_image_bytes("PNG", size=(80, 60)))).convert(mode)
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+ODD_BUT_VALID = {
+    "cmyk.jpg": lambda: _rgb("CMYK", "JPEG"),
+    "gray.png": lambda: _rgb("L", "PNG"),
+    "palette.png": lambda: _rgb("P", "PNG"),
+    "rgba.png": lambda: _rgb("RGBA", "PNG"),
+    "16bit.png": lambda: random_image_bytes("PNG", mode="I;16"),
+    "animated.gif": lambda: animated_gif_bytes([(200, 0, 0), (0, 200, 0)]),
+    "photo.webp": lambda: random_image_bytes("WEBP"),
+    "photo.tiff": lambda: random_image_bytes("TIFF"),
+    "photo.bmp": lambda: random_image_bytes("BMP"),
+    "rotated.jpg": lambda: exif_jpeg_bytes(6),
+    "../../etc/passwd.jpg": lambda: random_image_bytes("JPEG", seed=3),
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_BUT_VALID))
+def test_odd_but_valid_images_are_classified(client: TestClient, name: str) -> None:
+    resp = post(client, ODD_BUT_VALID[name](), name=name, ctype="application/octet-stream")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["label"] in {"dandelion", "grass"}
+
+
+HOSTILE = {
+    "empty": (b"", 400, "empty"),
+    "truncated": (dataset_images("grass", 1)[0].read_bytes()[:5000], 400, "truncated"),
+    "text": (b"hello, I am not an image" * 10, 400, "not an image"),
+    "svg": (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 415,
+            "SVG"),
+    "html": (b"<!DOCTYPE html><html><body>hi</body></html>", 415, "HTML"),
+    "pdf": (b"%PDF-1.7\n1 0 obj<<>>endobj\n", 415, "PDF"),
+    "bomb-header": (png_claiming_size(100_000, 100_000), 413, "too many pixels"),
+    "bomb-real": (blank_bilevel_png(8000, 7000), 413, "too many pixels"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_input_gets_a_clear_4xx(client: TestClient, name: str) -> None:
+    data, status, words = HOSTILE[name]
+    resp = post(client, data)
+    assert resp.status_code == status, resp.text
+    assert words.lower() in resp.json()["detail"].lower()
+
+
+def test_oversized_upload_is_413(monkeypatch: pytest.MonkeyPatch, trained_home: Path) -> None:
+    with make_client(monkeypatch, trained_home, max_upload_mb="1") as small:
+        resp = post(small, b"\xff\xd8" + b"0" * (2 * 1024 * 1024))
+        assert resp.status_code == 413 and "1 MB" in resp.json()["detail"]
+        just_over = post(small, b"\xff\xd8" + b"0" * (1024 * 1024))  # over the file limit, under the body slack
+        assert just_over.status_code == 413
+
+
+def test_missing_file_field_is_422(client: TestClient) -> None:
+    resp = client.post("/predict", data={"nothing": "here"})
+    assert resp.status_code == 422
+
+
+def test_no_model_yet_is_503(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with make_client(monkeypatch, tmp_path) as empty:
+        resp = post(empty, random_image_bytes())
+        assert resp.status_code == 503 and "No model" in resp.json()["detail"]
+        assert empty.get("/readyz").status_code == 503
