@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import servers
+from tests.utils.live_api import live_api  # noqa: F401  (session fixture shared by UI and e2e tests)
 
 # --- real servers ---
 # Started lazily (only when a test asks for them), once per session, torn down at the end.

@@ -20,6 +20,7 @@ from tests.servers import free_port
 from tests.utils.images import dataset_images, random_image_bytes
 from tests.utils.paths import REPO_ROOT
 
+
 def photo() -> tuple[str, bytes, str]:
     return ("a.jpg", dataset_images("grass", 3)[2].read_bytes(), "image/jpeg")
 

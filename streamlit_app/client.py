@@ -1,0 +1,203 @@
+"""The only module that speaks HTTP: every call to the Sprout API goes through here.
+
+Reads are cached with ``st.cache_data(ttl=...)`` and take the API URL and the token as ordinary (hashed)
+arguments, so a cached answer never crosses users or servers. Writes are never cached; each one clears the
+reads it makes stale. Every failure — API error, refused connection, timeout — becomes one ``ApiError``
+whose message is a sentence fit for ``st.error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import streamlit as st
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger("sprout.ui")
+
+
+class UiSettings(BaseSettings):
+    """What the UI needs to know: where the API is. Read from ``SPROUT_*`` variables or ``.env``.
+
+    Deliberately not ``model.settings.Settings``: the UI holds no secrets and must start without them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SPROUT_", env_file=".env", env_ignore_empty=True, extra="ignore")
+
+    api_url: str = "http://127.0.0.1:8000"
+    api_timeout_seconds: float = 60.0
+
+
+def api_url() -> str:
+    """The API base URL, without a trailing slash (read on every call: cheap, and tests can change it)."""
+    return UiSettings().api_url.rstrip("/")
+
+
+class ApiError(Exception):
+    """A failed API call; ``str(error)`` is the sentence to show, ``status`` the HTTP status (None: no answer)."""
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+    @property
+    def unauthorized(self) -> bool:
+        return self.status == 401
+
+
+@st.cache_resource(show_spinner=False)
+def _http(base_url: str, timeout: float) -> httpx.Client:
+    """One connection pool per API URL, shared by all sessions (httpx.Client is thread-safe)."""
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request never races its close.
+    return httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout, connect=5.0),
+                        limits=httpx.Limits(keepalive_expiry=2.0), headers={"User-Agent": "sprout-streamlit"})
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The API's ``{"detail": ...}`` sentence, or a plain description of an unexpected answer."""
+    try:
+        detail = resp.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, str) and detail:
+        return detail
+    if isinstance(detail, list) and detail:  # FastAPI's 422: a list of {"loc", "msg", ...}
+        return "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail)
+    return f"The Sprout API answered {resp.status_code} {resp.reason_phrase}."
+
+
+def _request(method: str, path: str, *, token: str | None = None, base_url: str | None = None,
+             timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+    settings = UiSettings()
+    base = base_url or settings.api_url.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    try:
+        http = _http(base, settings.api_timeout_seconds)
+        try:
+            resp = http.request(method, path, headers=headers, **kwargs)
+        except httpx.RemoteProtocolError:  # a pooled connection the server had just closed: once more, fresh
+            resp = http.request(method, path, headers=headers, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        log.warning("API unreachable at %s: %s", base, exc)
+        raise ApiError(f"The Sprout API is not reachable at {base}. Is it running?") from None
+    except httpx.TimeoutException:
+        raise ApiError(f"The Sprout API at {base} did not answer in time; try again shortly.") from None
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+        raise ApiError(f"SPROUT_API_URL is not a usable http(s) URL: {base!r}.") from None
+    except httpx.HTTPError as exc:
+        log.warning("API call %s %s failed: %r", method, path, exc)
+        raise ApiError(f"The connection to the Sprout API at {base} failed; try again shortly.") from None
+    if resp.is_error:
+        raise ApiError(_detail(resp), status=resp.status_code)
+    return resp
+
+
+def _json(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        raise ApiError("The Sprout API sent an answer that is not JSON.", status=resp.status_code) from None
+
+
+# --- reads (cached) ---
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _read_models(base_url: str) -> dict[str, Any]:
+    return _json(_request("GET", "/models", base_url=base_url))
+
+
+def read_models() -> dict[str, Any]:
+    """``GET /models``: champion, registered versions with metrics, training runs with gate decisions."""
+    return _read_models(api_url())
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _read_stats(base_url: str, token: str) -> dict[str, Any]:
+    return _json(_request("GET", "/admin/stats", token=token, base_url=base_url))
+
+
+def read_stats(token: str) -> dict[str, Any]:
+    """``GET /admin/stats``: queue size, approvals since the last training run, per-label counts."""
+    return _read_stats(api_url(), token)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _read_samples(base_url: str, token: str, status: str, order: str, limit: int, offset: int) -> dict[str, Any]:
+    params = {"status": status, "order": order, "limit": limit, "offset": offset}
+    return _json(_request("GET", "/admin/samples", token=token, base_url=base_url, params=params))
+
+
+def read_samples(token: str, *, status: str = "pending", order: str = "uncertainty", limit: int = 20,
+                 offset: int = 0) -> dict[str, Any]:
+    """``GET /admin/samples``: ``{data, count}``; by default the pending queue, least confident first."""
+    return _read_samples(api_url(), token, status, order, limit, offset)
+
+
+@st.cache_data(ttl=600, max_entries=500, show_spinner=False)
+def _read_sample_image(base_url: str, token: str, sample_id: int) -> bytes:
+    return _request("GET", f"/admin/samples/{sample_id}/image", token=token, base_url=base_url).content
+
+
+def read_sample_image(token: str, sample_id: int) -> bytes:
+    """``GET /admin/samples/{id}/image``: the stored bytes (a sample's image never changes)."""
+    return _read_sample_image(api_url(), token, sample_id)
+
+
+def clear_review_reads() -> None:
+    """Forget the cached queue and stats (the reviewer asked for fresh data)."""
+    _read_samples.clear()
+    _read_stats.clear()
+
+
+# --- writes (never cached) ---
+
+def predict(name: str, data: bytes, content_type: str | None) -> dict[str, Any]:
+    """``POST /predict``: ``{label, confidence, probabilities, model_version}``."""
+    files = {"file": (name, data, content_type or "application/octet-stream")}
+    return _json(_request("POST", "/predict", files=files))
+
+
+def submit_sample(name: str, data: bytes, content_type: str | None, *,
+                  label: str | None = None) -> tuple[dict[str, Any], bool]:
+    """``POST /samples``: (the stored sample, True when new; False: an exact duplicate, the existing one)."""
+    files = {"file": (name, data, content_type or "application/octet-stream")}
+    form = {"label": label} if label else {}
+    resp = _request("POST", "/samples", files=files, data=form)
+    _read_samples.clear()
+    _read_stats.clear()
+    return _json(resp), resp.status_code == 201
+
+
+def log_in(username: str, password: str) -> dict[str, Any]:
+    """``POST /auth/token``: ``{access_token, token_type, expires_in, username, is_admin}``."""
+    return _json(_request("POST", "/auth/token", data={"username": username, "password": password}))
+
+
+def review_sample(token: str, sample_id: int, *, action: str, label: str | None = None) -> dict[str, Any]:
+    """``POST /admin/samples/{id}/review``: approve (optionally with a corrected label) or reject."""
+    body = {"action": action, "label": label}
+    sample = _json(_request("POST", f"/admin/samples/{sample_id}/review", token=token, json=body))
+    _read_samples.clear()
+    _read_stats.clear()
+    return sample
+
+
+def promote(token: str, version: str) -> dict[str, Any]:
+    """``POST /admin/models/{version}/promote``: ``{previous, champion}`` (a rollback is a promotion)."""
+    result = _json(_request("POST", f"/admin/models/{version}/promote", token=token))
+    _read_models.clear()
+    _read_stats.clear()
+    return result
+
+
+def send_event(page: str, action: str) -> None:
+    """``POST /events`` (usage metrics). Best effort: a failure is logged and otherwise ignored."""
+    try:
+        _request("POST", "/events", json={"page": page, "action": action}, timeout=2.0)
+    except ApiError as exc:
+        log.info("usage event %s/%s not recorded: %s", page, action, exc)

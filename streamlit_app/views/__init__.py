@@ -1,0 +1,1 @@
+"""The pages of the Streamlit app (run by ``st.navigation`` in ``streamlit_app/app.py``)."""

@@ -1,0 +1,144 @@
+"""Models: registered versions with their metrics, training runs with their gate decisions, the champion;
+logged-in reviewers can promote any version (a rollback is a promotion of an older one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from streamlit_app import client, state, ui
+from streamlit_app.client import ApiError
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)
+
+
+def _metric(metrics: dict[str, Any] | None, name: str) -> float | None:
+    value = (metrics or {}).get(name)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def champion_summary(models: dict[str, Any]) -> None:
+    champion = models.get("champion")
+    if not champion:
+        st.info("No model has been promoted yet: the first training run that passes the gate becomes the "
+                "champion.", icon=":material/hourglass_empty:")
+        return
+    metrics = next((v.get("metrics") for v in models["versions"] if v["version"] == champion), None)
+    cols = st.columns(5)
+    cols[0].metric("Champion", f"v{champion}")
+    cols[1].metric("Test accuracy", ui.percent(_metric(metrics, "accuracy")))
+    cols[2].metric("Macro F1", ui.percent(_metric(metrics, "macro_f1")))
+    log_loss = _metric(metrics, "log_loss")
+    cols[3].metric("Log loss", "—" if log_loss is None else f"{log_loss:.3f}")
+    n = _metric(metrics, "n")
+    cols[4].metric("Test images", "—" if n is None else f"{n:.0f}")
+    serving = models.get("serving")
+    if serving and serving != champion:
+        st.caption(f"The API still serves version {serving}; it follows the champion within seconds.")
+
+
+def versions_table(versions: list[dict[str, Any]]) -> None:
+    st.subheader("Versions", anchor=False)
+    if not versions:
+        st.caption("No registered versions yet.")
+        return
+    rows = [{
+        "version": v["version"],
+        "champion": bool(v.get("is_champion")),
+        "registered": ui.when(v.get("created_at")),
+        "backbone": v.get("backbone") or "—",
+        "accuracy": _metric(v.get("metrics"), "accuracy"),
+        "macro F1": _metric(v.get("metrics"), "macro_f1"),
+        "log loss": _metric(v.get("metrics"), "log_loss"),
+        "test images": _metric(v.get("metrics"), "n"),
+        "run": v.get("run_id"),
+    } for v in sorted(versions, key=lambda v: _version_key(v["version"]), reverse=True)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "champion": st.column_config.CheckboxColumn("champion", help="The version the API serves."),
+        "accuracy": st.column_config.NumberColumn(format="percent"),
+        "macro F1": st.column_config.NumberColumn(format="percent"),
+        "log loss": st.column_config.NumberColumn(format="%.3f"),
+        "test images": st.column_config.NumberColumn(format="%d"),
+        "run": st.column_config.NumberColumn(format="%d"),
+    })
+
+
+def runs_table(runs: list[dict[str, Any]]) -> None:
+    st.subheader("Training runs", anchor=False)
+    if not runs:
+        st.caption("No training runs yet.")
+        return
+    gate = {True: "passed", False: "refused", None: "—"}
+    rows = [{
+        "run": r["id"],
+        "status": r.get("status"),
+        "gate": gate.get(r.get("gate_passed"), "—"),
+        "version": r.get("registered_version") or "",
+        "promoted": bool(r.get("promoted")),
+        "accuracy": _metric(r.get("metrics"), "accuracy"),
+        "macro F1": _metric(r.get("metrics"), "macro_f1"),
+        "reason": r.get("gate_reason") or "",
+        "backbone": r.get("backbone"),
+        "started": ui.when(r.get("started_at")),
+        "finished": ui.when(r.get("finished_at")),
+    } for r in sorted(runs, key=lambda r: r["id"], reverse=True)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "run": st.column_config.NumberColumn(format="%d"),
+        "gate": st.column_config.TextColumn(help="The metric gate's decision on the candidate."),
+        "reason": st.column_config.TextColumn(width="large", help="Why the gate passed or refused the candidate."),
+        "accuracy": st.column_config.NumberColumn(format="percent"),
+        "macro F1": st.column_config.NumberColumn(format="percent"),
+    })
+
+
+def promote_control(models: dict[str, Any]) -> None:
+    """Choose a version and make it the champion (reviewers only; the API serves it at once)."""
+    st.subheader("Change the champion", anchor=False)
+    token = state.token()
+    if token is None:
+        st.caption(":material/lock: Reviewers can log in to roll back to an earlier version or promote another.")
+        return
+    champion = models.get("champion")
+    choices = sorted((v["version"] for v in models["versions"] if v["version"] != champion),
+                     key=_version_key, reverse=True)
+    if not choices:
+        st.caption("There is no other version to promote.")
+        return
+    older = [v for v in choices if champion and _version_key(v) < _version_key(champion)]
+    with st.form("promote", width=520):
+        version = st.selectbox("Version", choices, index=choices.index(older[0]) if older else 0,
+                               format_func=lambda v: f"v{v}" + (" (the one before the champion)"
+                                                                if older and v == older[0] else ""))
+        st.caption("The API starts serving the chosen version immediately.")
+        if not st.form_submit_button("Make it the champion", type="primary", icon=":material/swap_vert:"):
+            return
+    try:
+        result = client.promote(token, version)
+    except ApiError as err:
+        ui.show_error(err)
+        return
+    previous = result.get("previous")
+    state.flash(f"Version {result['champion']} is now the champion"
+                + (f" (was version {previous})." if previous else "."))
+    st.rerun()
+
+
+def models_page() -> None:
+    ui.record_view("models")
+    st.title("Models", anchor=False)
+    try:
+        models = client.read_models()
+    except ApiError as err:
+        ui.show_error(err)
+        return
+    champion_summary(models)
+    versions_table(models.get("versions", []))
+    runs_table(models.get("runs", []))
+    promote_control(models)
+
+
+models_page()

@@ -1,0 +1,117 @@
+"""Review: the pending queue, least confident first; approve, correct or reject each sample."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from streamlit_app import client, state, ui
+from streamlit_app.client import ApiError
+
+PAGE_SIZE = 10
+
+
+def training_progress(token: str) -> dict[str, Any] | None:
+    """Approvals since the last training run against the retrain threshold, and the queue's totals."""
+    try:
+        stats = client.read_stats(token)
+    except ApiError as err:
+        ui.show_error(err)
+        return None
+    done, needed = stats["approved_since_last_run"], max(1, stats["min_new_samples"])
+    st.progress(min(done / needed, 1.0),
+                text=f"**{done} of {needed}** new samples approved since the last training")
+    if done >= needed:
+        st.caption(":material/model_training: Enough new samples: the next training run will train a candidate.")
+    pending, approved, rejected, champion = st.columns(4)
+    pending.metric("Pending", stats["pending"])
+    approved.metric("Approved", stats["approved"])
+    rejected.metric("Rejected", stats["rejected"])
+    champion.metric("Champion", stats.get("champion_version") or "—")
+    return stats
+
+
+def decide(token: str, sample_id: int, *, action: str, label: str | None, done: str) -> None:
+    """Send the decision; on success reload the queue with a confirmation, else show the API's reason."""
+    try:
+        client.review_sample(token, sample_id, action=action, label=label)
+    except ApiError as err:
+        if err.status in (404, 409):  # decided by someone else meanwhile: the next run reloads the queue
+            client.clear_review_reads()
+        ui.show_error(err)
+        return
+    state.flash(done)
+    st.rerun()
+
+
+def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
+    sample_id, predicted, suggested = sample["id"], sample.get("predicted_label"), sample.get("suggested_label")
+    with st.container(border=True, key=f"sample-{sample_id}"):
+        picture, details = st.columns([2, 3], gap="large")
+        with picture:
+            try:
+                st.image(client.read_sample_image(token, sample_id), width="stretch")
+            except ApiError as err:
+                ui.show_error(err)
+        with details:
+            submitted = ui.when(sample.get("created_at"))
+            st.markdown(f"**Sample #{sample_id}** · {sample.get('source', 'upload')} · {submitted}")
+            label_col, confidence_col = st.columns(2)
+            label_col.metric("Predicted", predicted or "—")
+            confidence_col.metric("Confidence", ui.percent(sample.get("confidence")))
+            if suggested:
+                st.markdown(f":material/lightbulb: The submitter suggests **{suggested}**.")
+            with st.container(horizontal=True):
+                if st.button(f"Approve as {predicted}" if predicted else "Approve", key=f"approve-{sample_id}",
+                             type="primary", icon=":material/check:", disabled=not predicted,
+                             help=None if predicted else "No prediction: correct it with a label instead."):
+                    decide(token, sample_id, action="approve", label=predicted,
+                           done=f"Approved sample #{sample_id} as {predicted}.")
+                if suggested and suggested != predicted and st.button(
+                        f"Approve as {suggested}", key=f"suggested-{sample_id}", icon=":material/check:"):
+                    decide(token, sample_id, action="approve", label=suggested,
+                           done=f"Approved sample #{sample_id} as {suggested}.")
+                if st.button("Reject", key=f"reject-{sample_id}", icon=":material/block:",
+                             help="Not usable for training (wrong subject, unreadable, duplicate...)."):
+                    decide(token, sample_id, action="reject", label=None, done=f"Rejected sample #{sample_id}.")
+            choose, save = st.columns([3, 1], vertical_alignment="bottom")
+            correction = choose.selectbox("Correct the label", [label for label in labels if label != predicted],
+                                          index=None, accept_new_options=True, key=f"label-{sample_id}",
+                                          placeholder="Choose another label or type a new one")
+            if save.button("Correct", key=f"correct-{sample_id}", icon=":material/edit:", width="stretch"):
+                new_label = (correction or "").strip()
+                if not new_label:
+                    st.error("Choose or type the correct label first.")
+                else:
+                    decide(token, sample_id, action="approve", label=new_label,
+                           done=f"Approved sample #{sample_id} as {new_label} (corrected).")
+
+
+def review_page() -> None:
+    st.title("Review", anchor=False)
+    token = ui.require_login("review samples")
+    ui.record_view("review")
+    stats = training_progress(token)
+    header, refresh = st.columns([4, 1], vertical_alignment="bottom")
+    header.subheader("Pending samples", anchor=False)
+    if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
+        client.clear_review_reads()
+        st.rerun()
+    try:
+        queue = client.read_samples(token, status="pending", order="uncertainty", limit=PAGE_SIZE)
+    except ApiError as err:
+        ui.show_error(err)
+        return
+    if not queue["data"]:
+        st.success("The queue is empty: nothing waits for review.", icon=":material/done_all:")
+        return
+    st.caption(f"Showing {len(queue['data'])} of {queue['count']} pending samples, least confident first.")
+    known = set((stats or {}).get("labels", {}))
+    for sample in queue["data"]:
+        known.update(label for label in (sample.get("predicted_label"), sample.get("suggested_label")) if label)
+    for sample in queue["data"]:
+        sample_card(token, sample, sorted(known))
+
+
+review_page()

@@ -1,0 +1,101 @@
+"""End-to-end fixtures: the real API (``live_api``), the real Streamlit server, headless Chromium via Playwright.
+
+Chromium is the Debian package (``apt-get install chromium``), launched by path: no ``playwright install``.
+Screenshots go to a temporary directory and are copied to ``/tmp/sprout-shots/`` for people to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.utils.live_api import LiveApi, free_port, sprout_env
+from tests.utils.paths import REPO_ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SHOTS_COPY = Path("/tmp/sprout-shots")
+START_TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="session")
+def streamlit_url(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run streamlit_app/app.py`` on a free port, talking to the live API; its URL once healthy."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    env = sprout_env(live_api.home, SPROUT_API_URL=live_api.url)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app" / "app.py"),
+             "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
+            try:
+                if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy after {START_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), f"{CHROMIUM} missing: apt-get install -y chromium chromium-driver"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (its own Streamlit session) with a desktop-sized window."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shots")
+
+
+@pytest.fixture
+def screenshot(page: Page, shots_dir: Path, request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """``screenshot("step")``: a full-page PNG named after the test and step, also copied to /tmp/sprout-shots."""
+
+    def take(step: str) -> Path:
+        path = shots_dir / f"{request.node.name}-{step}.png"
+        page.wait_for_timeout(300)  # let Streamlit finish fading in the last elements
+        page.screenshot(path=str(path), full_page=True)
+        SHOTS_COPY.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, SHOTS_COPY / path.name)
+        return path
+
+    return take

@@ -1,0 +1,197 @@
+"""A real Sprout API for the UI tests: ``uvicorn api.main:app`` in a subprocess, on a trained embedded home.
+
+The home is prepared the way a person would: ``sprout import`` of a small tree (20 dandelion + 20 grass photos
+from the shared data set), ``sprout train --force`` (version 1 becomes the champion) and
+``sprout users add reviewer`` with the password piped on stdin. Then uvicorn starts on a free port with
+``SPROUT_HOME`` pointing there, and the fixture waits until ``/readyz`` says the model is served.
+
+``live_api`` is a session fixture registered in ``tests/conftest.py`` and shared by the UI and e2e tests
+(training once, ~40 s on two cores).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.utils.images import dataset_images
+from tests.utils.paths import REPO_ROOT, require_dataset
+
+REVIEWER, REVIEWER_PASSWORD = "reviewer", "reviewer-password-1"
+PER_LABEL = 20  # photos per label in the training tree; photos after these are never seen by the model
+SPROUT = str(Path(sys.executable).with_name("sprout"))
+START_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    """A running API: its URL, its home, a reviewer's credentials and a few calls the tests need."""
+
+    url: str
+    home: Path
+    username: str = REVIEWER
+    password: str = REVIEWER_PASSWORD
+
+    def token(self) -> str:
+        resp = httpx.post(f"{self.url}/auth/token", data={"username": self.username, "password": self.password})
+        assert resp.status_code == 200, resp.text
+        return resp.json()["access_token"]
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}"}
+
+    def submit(self, data: bytes, name: str = "photo.jpg", label: str | None = None) -> dict[str, Any]:
+        """``POST /samples``: a pending sample (the response JSON)."""
+        resp = httpx.post(f"{self.url}/samples", files={"file": (name, data, "image/jpeg")},
+                          data={"label": label} if label else {}, timeout=60)
+        assert resp.status_code in (200, 201), resp.text
+        return resp.json()
+
+    def get(self, path: str) -> Any:
+        """A public ``GET`` (e.g. ``/models``): its JSON."""
+        resp = httpx.get(f"{self.url}{path}", timeout=30)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def samples(self, status: str, limit: int = 200) -> list[dict[str, Any]]:
+        """``GET /admin/samples`` with ``status``, newest first."""
+        resp = httpx.get(f"{self.url}/admin/samples", params={"status": status, "limit": limit, "order": "newest"},
+                         headers=self.headers())
+        assert resp.status_code == 200, resp.text
+        return resp.json()["data"]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one Prometheus sample of ``GET /metrics`` (0 when it was never recorded)."""
+        text = httpx.get(f"{self.url}/metrics").text
+        wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+        prefix = f"{name}{{{wanted}}} " if wanted else f"{name} "
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return float(line.split()[-1])
+        return 0.0
+
+
+def unused_photo(label: str, index: int) -> Path:
+    """The ``index``-th photo of ``label`` that the fixture's model was not trained on (tests pick distinct ones:
+    the API deduplicates by content, so a photo submitted twice is the same sample)."""
+    return dataset_images(label, PER_LABEL + index + 1)[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sprout_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment without anybody's ``SPROUT_*`` settings, plus the embedded home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")}
+    return env | {"SPROUT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)} | extra
+
+
+def sprout(home: Path, *args: str, stdin: str | None = None) -> dict[str, Any]:
+    """Run ``sprout --json ARGS`` as a person would; its one JSON object."""
+    proc = subprocess.run([SPROUT, "--json", *args], input=stdin, capture_output=True, text=True,
+                          env=sprout_env(home), cwd=home.parent, timeout=900)
+    assert proc.returncode == 0, f"sprout {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def prepare_home(root: Path) -> Path:
+    """``root/home``: the small tree imported, version 1 trained and promoted, one reviewer."""
+    require_dataset()
+    tree = root / "tree"
+    for label in ("dandelion", "grass"):
+        (tree / label).mkdir(parents=True)
+        for path in dataset_images(label, PER_LABEL):
+            shutil.copyfile(path, tree / label / path.name)
+    home = root / "home"
+    imported = sprout(home, "import", str(tree))
+    assert imported["added"] == 2 * PER_LABEL, imported
+    trained = sprout(home, "train", "--force")
+    assert trained["promoted"] and trained["version"] == "1", trained
+    add_reviewer(home)
+    return home
+
+
+def add_reviewer(home: Path) -> None:
+    """``echo PASSWORD | sprout users add reviewer``."""
+    home.mkdir(parents=True, exist_ok=True)
+    sprout(home, "users", "add", REVIEWER, stdin=f"{REVIEWER_PASSWORD}\n")
+
+
+@contextmanager
+def serve(home: Path, port: int | None = None, *, need_model: bool = True) -> Iterator[LiveApi]:
+    """``uvicorn api.main:app`` on 127.0.0.1 for ``home``, ready before it is yielded: serving a model, or
+    (``need_model=False``, e.g. an empty home) just answering."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = home.parent / f"uvicorn-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=sprout_env(home), cwd=home.parent)
+    try:
+        wait_ready(url, proc, log_path, path="/readyz" if need_model else "/healthz")
+        yield LiveApi(url=url, home=home)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, path: str = "/readyz") -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the API exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
+        try:
+            resp = httpx.get(f"{url}{path}", timeout=5)
+            if resp.status_code == 200:
+                return
+            last = resp.text
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.5)
+    pytest.fail(f"the API at {url} was not ready after {START_TIMEOUT_S} s ({last}):\n"
+                f"{log_path.read_text(errors='replace')[-4000:]}")
+
+
+# --- the shared session fixture ---
+
+_shared: dict[str, Any] = {"users": 0, "api": None, "stack": None}
+
+
+@pytest.fixture(scope="session")
+def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    """The real API on a trained embedded home (started once per test session, however many suites use it)."""
+    if _shared["api"] is None:
+        stack = ExitStack()
+        home = prepare_home(tmp_path_factory.mktemp("live-api"))
+        _shared["api"], _shared["stack"] = stack.enter_context(serve(home)), stack
+    _shared["users"] += 1
+    try:
+        yield _shared["api"]
+    finally:
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            _shared["stack"].close()
+            _shared["api"] = _shared["stack"] = None
