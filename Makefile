@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 SPROUT := $(VENV)/bin/sprout
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test lint bench clean
+.PHONY: install up down test lint bench clean
 
 install: $(STAMP)
 
@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[train,dev]'
 	touch $(STAMP)
 
-## Import SPROUT_SEED_DATASET (default: ../shared/datasets/dandelion-grass), train, print the result.
+## Start the API and the Streamlit app (training a first model from SPROUT_SEED_DATASET if there is none).
 up: install
-	$(SPROUT) bootstrap
-	$(SPROUT) status
+	scripts/up.sh
+
+## Stop what `make up` started.
+down:
+	scripts/down.sh
 
 test: install
 	$(PY) -m pytest
@@ -30,6 +33,7 @@ lint: install
 
 bench: install
 	$(PY) bench/retrain.py
+	$(PY) bench/serve.py
 
 clean:
 	rm -rf $(VENV) .sprout .pytest_cache .ruff_cache

@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(default=None, description="Signs login tokens; generated in home if unset.")
     access_token_minutes: int = Field(default=60, ge=1)
     model_poll_seconds: float = Field(default=10.0, gt=0)
-    api_url: str = Field(default="http://127.0.0.1:8000", description="Where the Streamlit app finds the API.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

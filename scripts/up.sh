@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make up`: run Sprout on one machine without Docker (embedded default: SQLite, local store, local MLflow).
+# Imports and trains a first model when there is none, creates a reviewer with a generated password,
+# starts the API and the Streamlit app on loopback in the background, prints URLs and credentials.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+HOME_DIR=${SPROUT_HOME:-.sprout}
+RUN=$HOME_DIR/run
+API_PORT=${SPROUT_API_PORT:-8000}
+UI_PORT=${SPROUT_UI_PORT:-8501}
+SEED=${SPROUT_SEED_DATASET:-../shared/datasets/dandelion-grass}
+mkdir -p "$RUN"
+export SPROUT_HOME=$HOME_DIR
+
+"$BIN/sprout" db upgrade >/dev/null
+if ! "$BIN/sprout" --json status 2>/dev/null | grep -q '"champion": {'; then
+  if [ -d "$SEED" ]; then
+    echo "No model yet: importing $SEED and training a first one (about a minute)..."
+    "$BIN/sprout" bootstrap "$SEED"
+  else
+    echo "No model yet and no seed data set at $SEED: /predict answers 503 until a model is trained."
+  fi
+fi
+
+CREDS=$HOME_DIR/credentials.txt
+if [ ! -f "$CREDS" ]; then
+  PASSWORD=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(12))')
+  if echo "$PASSWORD" | "$BIN/sprout" users add reviewer >/dev/null 2>&1; then
+    umask 077
+    printf 'reviewer user: reviewer\nreviewer password: %s\n' "$PASSWORD" > "$CREDS"
+  fi
+fi
+
+start() {  # name, command...
+  local name=$1; shift
+  if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$RUN/$name.pid"))"; return
+  fi
+  nohup "$@" > "$RUN/$name.log" 2>&1 &
+  echo $! > "$RUN/$name.pid"
+}
+start api "$BIN/uvicorn" api.main:app --host 127.0.0.1 --port "$API_PORT"
+SPROUT_API_URL=http://127.0.0.1:$API_PORT start streamlit "$BIN/streamlit" run streamlit_app/app.py \
+  --server.headless true --server.address 127.0.0.1 --server.port "$UI_PORT" --browser.gatherUsageStats false
+
+for _ in $(seq 120); do
+  if curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1 \
+     && curl -fsS "http://127.0.0.1:$UI_PORT/_stcore/health" >/dev/null 2>&1; then break; fi
+  sleep 1
+done
+curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null || { echo "API failed to start; see $RUN/api.log"; exit 1; }
+
+cat <<INFO
+
+Sprout is up (state in $HOME_DIR; logs in $RUN; stop with: make down)
+  Streamlit app   http://127.0.0.1:$UI_PORT
+  API             http://127.0.0.1:$API_PORT   (docs: /docs, metrics: /metrics)
+  try it          curl -F file=@some.jpg http://127.0.0.1:$API_PORT/predict
+INFO
+[ -f "$CREDS" ] && sed 's/^/  /' "$CREDS"
+echo "  (credentials are also in $CREDS)"
