@@ -126,6 +126,7 @@ class TrainingRun(Base):
     """One training attempt, its metrics, the gate's decision and the resulting model version."""
 
     __tablename__ = "training_runs"
+    __table_args__ = (UniqueConstraint("trigger_key", name="uq_training_runs_trigger_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.RUNNING)
@@ -141,6 +142,7 @@ class TrainingRun(Base):
     registered_version: Mapped[str | None] = mapped_column(String(32))
     promoted: Mapped[bool] = mapped_column(Boolean, default=False)
     n_embedded: Mapped[int | None] = mapped_column(Integer)
+    trigger_key: Mapped[str | None] = mapped_column(String(250))  # e.g. the Airflow run id: retries reuse it
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -157,6 +157,50 @@ def train_cmd(
         _emit(train(_services(), force=force, backbone_name=backbone).as_dict(), _outcome_line)
 
 
+@app.command("retrain-check")
+def retrain_check_cmd() -> None:
+    """Count samples approved since the last training run and say whether a retrain is due."""
+    from model.pipeline import retrain_check
+
+    with _command():
+        _emit(retrain_check(_services()), lambda d: err.print(d["reason"]))
+
+
+@app.command("train-candidate")
+def train_candidate_cmd(
+    force: Annotated[bool, typer.Option("--force", help="Train even with few new samples.")] = False,
+    key: Annotated[str | None, typer.Option("--key", help="Idempotency key, e.g. the Airflow run id.")] = None,
+    backbone: Annotated[str | None, typer.Option(help="Backbone name (default: SPROUT_BACKBONE).")] = None,
+) -> None:
+    """Train and evaluate a candidate and record the gate's decision, without promoting it."""
+    from model.pipeline import train_candidate
+
+    with _command():
+        _emit(train_candidate(_services(), force=force, backbone_name=backbone, trigger_key=key).as_dict(),
+              _outcome_line)
+
+
+RunIdArg = Annotated[int | None, typer.Argument(help="Training run id (default: the latest run).")]
+
+
+@app.command("gate")
+def gate_cmd(run_id: RunIdArg = None) -> None:
+    """The gate's decision for a candidate run (exit code 0 either way; read `gate.passed`)."""
+    from model.pipeline import gate_decision
+
+    with _command():
+        _emit(gate_decision(_services(), run_id).as_dict(), _outcome_line)
+
+
+@app.command("promote")
+def promote_cmd(run_id: RunIdArg = None) -> None:
+    """Register a gate-passed candidate and make it the champion (safe to repeat)."""
+    from model.pipeline import promote_run
+
+    with _command():
+        _emit(promote_run(_services(), run_id).as_dict(), _outcome_line)
+
+
 @app.command()
 def evaluate(
     directory: Annotated[Path, typer.Argument(help="Folder with one sub-folder per label.")],

@@ -148,10 +148,12 @@ def evaluate_champion(
     return info.version, evaluate_probabilities([s.label or "" for s in test], proba, labels)
 
 
-def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | None = None) -> TrainOutcome:
+def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | None = None,
+                    trigger_key: str | None = None) -> TrainOutcome:
     """Train and evaluate a candidate on all approved samples; log it to MLflow, register nothing.
 
     Skipped (no run recorded) unless enough samples were approved since the last run or ``force``.
+    With ``trigger_key`` (e.g. an Airflow run id) a retry returns the run that key already produced.
     """
     from model.backbones import load_backbone
     from model.export import build_classifier
@@ -160,6 +162,14 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
     settings = svc.settings
     backbone_name = backbone_name or settings.backbone
     with svc.session() as session:
+        if trigger_key is not None:
+            done = session.scalar(select(TrainingRun).where(TrainingRun.trigger_key == trigger_key))
+            if done is not None and done.status is RunStatus.SUCCEEDED:
+                log.info("run %s already trained a candidate for %s", done.id, trigger_key)
+                return TrainOutcome.from_run(done)
+            if done is not None:  # a failed or interrupted attempt: this retry takes the key over
+                done.trigger_key = None
+                session.commit()
         due = retrain_due(new_approved=new_approved_count(session), min_new=settings.min_new_samples,
                           force=force)
         log.info("retrain due? %s", due.reason)
@@ -172,7 +182,7 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
             raise NotEnoughDataError(
                 f"Need at least two labels, each with training samples; have {dict(Counter(s.label for s in samples))}"
             )
-        run = TrainingRun(backbone=backbone_name, labels=labels, status=RunStatus.RUNNING)
+        run = TrainingRun(backbone=backbone_name, labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key)
         session.add(run)
         session.commit()
         try:
@@ -181,6 +191,7 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
             session.rollback()
             run.status, run.error, run.finished_at = RunStatus.FAILED, "".join(
                 traceback.format_exception_only(exc)).strip(), utcnow()
+            run.trigger_key = None
             session.commit()
             raise
         return outcome
@@ -264,6 +275,21 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
         session.commit()
         log.info("promoted run %s as version %s", run.id, run.registered_version)
         return TrainOutcome.from_run(run)
+
+
+def gate_decision(svc: Services, run_id: int | None = None) -> TrainOutcome:
+    """The stored outcome of a candidate run, with its gate decision (for the DAG's branch)."""
+    with svc.session() as session:
+        return TrainOutcome.from_run(get_run(session, run_id))
+
+
+def retrain_check(svc: Services) -> dict[str, Any]:
+    """How many samples were approved since the last run, and whether that is enough to retrain."""
+    with svc.session() as session:
+        new = new_approved_count(session)
+    due = retrain_due(new_approved=new, min_new=svc.settings.min_new_samples)
+    return {"new_approved": new, "min_new_samples": svc.settings.min_new_samples, "due": due.passed,
+            "reason": due.reason}
 
 
 def train(svc: Services, *, force: bool = False, backbone_name: str | None = None) -> TrainOutcome:

@@ -173,3 +173,18 @@ def test_other_labels_work(tmp_path: Path) -> None:
     assert predictor.labels == ["crimson", "forest", "navy"]
     result = predictor.predict_bytes((tree / "navy" / "000.png").read_bytes())
     assert result.label == "navy" and set(result.probabilities) == {"crimson", "forest", "navy"}
+
+
+def test_dag_steps_are_idempotent_per_trigger_key(loop: dict) -> None:
+    """The DAG's separate steps: check → candidate (keyed) → gate → promote; retries change nothing."""
+    from model.pipeline import gate_decision, retrain_check
+
+    svc = loop["svc"]
+    svc.settings.gate_min_accuracy = 0.0
+    assert retrain_check(svc)["due"] is False
+    first = train_candidate(svc, force=True, trigger_key="scheduled__2026-11-23")
+    again = train_candidate(svc, force=True, trigger_key="scheduled__2026-11-23")
+    assert again.run_id == first.run_id  # a retried task does not train twice
+    assert gate_decision(svc, first.run_id).gate == first.gate
+    if first.gate.passed:
+        assert promote_run(svc, first.run_id).version == promote_run(svc, first.run_id).version
