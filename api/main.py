@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.metrics import MetricsMiddleware
+from api.metrics import TRAINING, MetricsMiddleware
 from api.routes import auth, health, models, predict, reviews, samples
 from api.uploads import BodySizeLimitMiddleware
 from model.security import signing_key
@@ -31,6 +31,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.from_settings(settings, migrate=False)
     watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1)
     app.state.services, app.state.watcher = services, watcher
+    TRAINING.services = services
     app.state.signing_key = signing_key(settings)
     watcher.start()
     try:

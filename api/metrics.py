@@ -6,7 +6,9 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter("sprout_api_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -19,7 +21,6 @@ CONFIDENCE = Histogram("sprout_prediction_confidence", "Confidence of served pre
 MODEL_VERSION = Gauge("sprout_model_version", "Registry version of the model being served (0: none)")
 UPLOADS = Counter("sprout_uploads_total", "Images submitted for review", ["result"])
 REVIEWS = Counter("sprout_reviews_total", "Review decisions", ["action"])
-PENDING = Gauge("sprout_pending_samples", "Samples waiting for review")
 UI_PAGE_VIEWS = Counter("sprout_ui_page_views_total", "Streamlit page views (once per session and page)", ["page"])
 UI_PREDICT_CLICKS = Counter("sprout_ui_predict_clicks_total", "Predictions requested from the Streamlit page")
 UNHANDLED_ERRORS = Counter("sprout_api_unhandled_errors_total", "Requests that failed with an unexpected error")
@@ -55,3 +56,48 @@ class MetricsMiddleware:
             method = scope.get("method", "")
             REQUESTS.labels(template, method, str(status["code"])).inc()
             LATENCY.labels(template, method).observe(time.perf_counter() - start)
+
+
+class TrainingCollector(Collector):
+    """Training and data metrics read from the database at scrape time (nothing when it is down)."""
+
+    def __init__(self) -> None:
+        self.services: Any = None
+
+    def collect(self) -> Any:
+        from model.telemetry import training_snapshot
+
+        if self.services is None:
+            return
+        try:
+            snap = training_snapshot(self.services)
+        except Exception:  # a scrape must not fail because the database is down
+            return
+        samples = GaugeMetricFamily("sprout_samples", "Samples by review status", labels=["status"])
+        for status, n in snap["samples"].items():
+            samples.add_metric([status], n)
+        yield samples
+        yield GaugeMetricFamily("sprout_samples_approved_since_last_run",
+                                "Approved samples the last training run did not use",
+                                value=snap["approved_since_last_run"])
+        runs = CounterMetricFamily("sprout_training_runs", "Training runs by outcome", labels=["outcome"])
+        for outcome, n in snap["runs"].items():
+            runs.add_metric([outcome], n)
+        yield runs
+        if snap["last_gate_passed"] is not None:
+            yield GaugeMetricFamily("sprout_training_last_gate_passed", "1 if the latest run passed the gate",
+                                    value=1.0 if snap["last_gate_passed"] else 0.0)
+        accuracy = GaugeMetricFamily("sprout_model_test_accuracy", "Test accuracy of each registered version",
+                                     labels=["version"])
+        for version, acc in snap["accuracy_by_version"].items():
+            if acc is not None:
+                accuracy.add_metric([version], acc)
+        yield accuracy
+        if snap["last_promotion_age_seconds"] is not None:
+            yield GaugeMetricFamily("sprout_model_last_promotion_age_seconds",
+                                    "Seconds since a model was last promoted",
+                                    value=snap["last_promotion_age_seconds"])
+
+
+TRAINING = TrainingCollector()
+REGISTRY.register(TRAINING)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer
-from api.metrics import PENDING, REVIEWS
+from api.metrics import REVIEWS
 from api.schemas import ReviewRequest, ReviewStats, SamplePublic, SamplesPublic
 from db.models import SampleStatus
 from model.samples import SAMPLE_ORDERS, get_sample, list_samples, review_sample
@@ -49,6 +49,4 @@ def review_pending_sample(sample_id: int, review: ReviewRequest, session: Sessio
 @router.get("/stats", response_model=ReviewStats)
 def read_stats(services: ServicesDep) -> ReviewStats:
     """Queue size, approvals since the last training run vs the threshold, per-label counts."""
-    stats = review_stats(services)
-    PENDING.set(stats["pending"])
-    return ReviewStats(**stats)
+    return ReviewStats(**review_stats(services))

@@ -98,7 +98,7 @@ def test_review_queue_least_confident_first_then_decisions(client: TestClient, r
     assert stats["approved_since_last_run"] == stats_before["approved_since_last_run"] + 2
     assert stats["min_new_samples"] == 10 and stats["champion_version"] == "1"
     metrics = client.get("/metrics").text
-    assert 'sprout_reviews_total{action="correct"}' in metrics and "sprout_pending_samples" in metrics
+    assert 'sprout_reviews_total{action="correct"}' in metrics and 'sprout_samples{status="pending"}' in metrics
 
 
 def test_models_and_promote(client: TestClient, reviewer_headers: dict) -> None:
