@@ -17,6 +17,7 @@ from model.errors import (
     NoChampionError,
     NotEnoughDataError,
     NotFoundError,
+    OrchestratorUnavailableError,
     RegistryUnavailableError,
     SproutError,
     StorageUnavailableError,
@@ -36,6 +37,7 @@ STATUS: list[tuple[type[SproutError], int]] = [
     (NoChampionError, 503),
     (StorageUnavailableError, 503),
     (RegistryUnavailableError, 503),
+    (OrchestratorUnavailableError, 503),
 ]
 
 

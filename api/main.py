@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.metrics import TRAINING, MetricsMiddleware
-from api.routes import auth, health, models, predict, reviews, samples
+from api.routes import auth, health, models, predict, retrain, reviews, samples
 from api.uploads import BodySizeLimitMiddleware
 from model.security import signing_key
 from model.services import Services
@@ -50,7 +50,8 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (predict.router, samples.router, auth.router, reviews.router, models.router, health.router):
+    for router in (predict.router, samples.router, auth.router, reviews.router, models.router, retrain.router,
+                   health.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware)

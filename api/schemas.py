@@ -112,3 +112,22 @@ class UsageEvent(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, str]
+
+
+class RetrainRequest(BaseModel):
+    force: bool = Field(default=False, description="Train even with fewer new samples than the threshold.")
+
+
+class DagRunPublic(BaseModel):
+    dag_run_id: str | None
+    state: str | None
+    run_type: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    logical_date: str | None = None
+    run_after: str | None = None
+
+
+class RetrainRuns(BaseModel):
+    dag_id: str
+    runs: list[DagRunPublic]

@@ -47,3 +47,7 @@ class UnknownBackboneError(SproutError):
 
 class RegistryUnavailableError(SproutError):
     """The MLflow tracking/registry server cannot be reached (HTTP 503)."""
+
+
+class OrchestratorUnavailableError(SproutError):
+    """Airflow is not configured or cannot be reached (HTTP 503)."""

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=60, ge=1)
     model_poll_seconds: float = Field(default=10.0, gt=0)
 
+    airflow_url: str | None = Field(default=None, description="Airflow API server, for POST /admin/retrain.")
+    airflow_username: str | None = None
+    airflow_password: SecretStr | None = None
+    retrain_dag_id: str = "sprout_retrain"
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def resolved_database_url(self) -> str:

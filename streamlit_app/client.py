@@ -195,6 +195,23 @@ def promote(token: str, version: str) -> dict[str, Any]:
     return result
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def _read_retrain_runs(base_url: str, token: str) -> dict[str, Any]:
+    return _json(_request("GET", "/admin/retrain", token=token, base_url=base_url))
+
+
+def read_retrain_runs(token: str) -> dict[str, Any]:
+    """``GET /admin/retrain``: the retrain DAG's latest runs in Airflow."""
+    return _read_retrain_runs(api_url(), token)
+
+
+def trigger_retrain(token: str, *, force: bool = False) -> dict[str, Any]:
+    """``POST /admin/retrain``: start the retrain DAG now; ``{dag_run_id, state, ...}``."""
+    run = _json(_request("POST", "/admin/retrain", token=token, json={"force": force}))
+    _read_retrain_runs.clear()
+    return run
+
+
 def send_event(page: str, action: str) -> None:
     """``POST /events`` (usage metrics). Best effort: a failure is logged and otherwise ignored."""
     try:

@@ -127,6 +127,37 @@ def promote_control(models: dict[str, Any]) -> None:
     st.rerun()
 
 
+def retrain_control() -> None:
+    """Start the retrain DAG now and show its latest runs (reviewers only)."""
+    token = state.token()
+    if token is None:
+        return
+    st.subheader("Retrain", anchor=False)
+    st.caption("The weekly Airflow DAG retrains once enough new samples are approved; start it now here. "
+               "A candidate is promoted only if it clears the gate.")
+    with st.form("retrain", width=520):
+        force = st.checkbox("Train even with fewer new samples than the threshold")
+        submitted = st.form_submit_button("Start retraining", icon=":material/model_training:")
+    if submitted:
+        try:
+            run = client.trigger_retrain(token, force=force)
+        except ApiError as err:
+            ui.show_error(err)
+        else:
+            st.success(f"Started DAG run {run['dag_run_id']} ({run['state']}).", icon=":material/check_circle:")
+    try:
+        runs = client.read_retrain_runs(token)["runs"]
+    except ApiError as err:
+        ui.show_error(err)
+        return
+    if runs:
+        st.dataframe([{"run": r["dag_run_id"], "state": r["state"], "type": r["run_type"],
+                       "started": ui.when(r["start_date"]), "ended": ui.when(r["end_date"])} for r in runs],
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("No retrain runs yet.")
+
+
 def models_page() -> None:
     ui.record_view("models")
     st.title("Models", anchor=False)
@@ -139,6 +170,7 @@ def models_page() -> None:
     versions_table(models.get("versions", []))
     runs_table(models.get("runs", []))
     promote_control(models)
+    retrain_control()
 
 
 models_page()

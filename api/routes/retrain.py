@@ -1,0 +1,26 @@
+"""POST/GET /admin/retrain: start the retrain DAG in Airflow now, and show its latest runs. Reviewers only."""
+
+from fastapi import APIRouter, Depends, status
+
+from api.deps import CurrentReviewer, SettingsDep, get_current_reviewer
+from api.schemas import DagRunPublic, RetrainRequest, RetrainRuns
+from model.orchestrator import AirflowClient
+
+router = APIRouter(prefix="/admin/retrain", tags=["retrain"], dependencies=[Depends(get_current_reviewer)])
+
+
+@router.post("", response_model=DagRunPublic, status_code=status.HTTP_202_ACCEPTED,
+             responses={503: {"description": "Airflow not configured or unreachable"}})
+def trigger_retrain(settings: SettingsDep, reviewer: CurrentReviewer, request: RetrainRequest | None = None
+                    ) -> DagRunPublic:
+    """Trigger the `sprout_retrain` DAG (it still skips training below the threshold unless forced)."""
+    run = AirflowClient.from_settings(settings).trigger(force=bool(request and request.force),
+                                                        note=f"triggered by {reviewer.username} from Sprout")
+    return DagRunPublic(**run)
+
+
+@router.get("", response_model=RetrainRuns)
+def read_retrain_runs(settings: SettingsDep) -> RetrainRuns:
+    """The latest runs of the retrain DAG and their states."""
+    runs = AirflowClient.from_settings(settings).recent_runs()
+    return RetrainRuns(dag_id=settings.retrain_dag_id, runs=[DagRunPublic(**r) for r in runs])

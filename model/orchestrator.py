@@ -1,0 +1,67 @@
+"""Trigger the retrain DAG and read its recent runs through Airflow's REST API (v2, JWT auth)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from model.errors import OrchestratorUnavailableError
+from model.settings import Settings
+
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+class AirflowClient:
+    """A small client for the two calls Sprout needs: trigger a DAG run, list recent runs."""
+
+    def __init__(self, *, url: str, username: str, password: str, dag_id: str) -> None:
+        self.url = url.rstrip("/")
+        self.username, self.password, self.dag_id = username, password, dag_id
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AirflowClient:
+        if not settings.airflow_url or not settings.airflow_username or settings.airflow_password is None:
+            raise OrchestratorUnavailableError("Airflow is not configured: set SPROUT_AIRFLOW_URL, "
+                                               "SPROUT_AIRFLOW_USERNAME and SPROUT_AIRFLOW_PASSWORD.")
+        return cls(url=settings.airflow_url, username=settings.airflow_username,
+                   password=settings.airflow_password.get_secret_value(), dag_id=settings.retrain_dag_id)
+
+    @retry(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_attempt(3),
+           wait=wait_exponential(multiplier=0.3, max=2), reraise=True)
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        with httpx.Client(base_url=self.url, timeout=TIMEOUT) as client:
+            token = client.post("/auth/token", json={"username": self.username, "password": self.password})
+            if token.status_code >= 400:
+                raise OrchestratorUnavailableError(f"Airflow refused Sprout's credentials ({token.status_code}).")
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            resp = client.request(method, path, headers=headers, **kwargs)
+        if resp.status_code >= 400:
+            raise OrchestratorUnavailableError(f"Airflow answered {resp.status_code}: {resp.text[:200]}")
+        return resp.json()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return self._request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise OrchestratorUnavailableError(f"Airflow is unreachable at {self.url}: {exc}") from exc
+
+    def trigger(self, *, force: bool = False, note: str | None = None) -> dict[str, Any]:
+        """Start a run of the retrain DAG now; returns its id and state."""
+        body: dict[str, Any] = {"logical_date": None, "conf": {"force": force}}
+        if note:
+            body["note"] = note
+        run = self.call("POST", f"/api/v2/dags/{self.dag_id}/dagRuns", json=body)
+        return _run_summary(run)
+
+    def recent_runs(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The latest runs of the retrain DAG, newest first."""
+        data = self.call("GET", f"/api/v2/dags/{self.dag_id}/dagRuns",
+                         params={"order_by": "-run_after", "limit": limit})
+        return [_run_summary(r) for r in data.get("dag_runs", [])]
+
+
+def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    return {key: run.get(key) for key in ("dag_run_id", "state", "run_type", "start_date", "end_date",
+                                          "logical_date", "run_after")}
