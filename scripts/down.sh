@@ -2,7 +2,8 @@
 # `make down`: stop what `make up` started (the processes whose pid files it wrote), nothing else.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RUN=${SPROUT_HOME:-.sprout}/run
+HOME_DIR=${SPROUT_HOME:-.sprout}
+RUN=$HOME_DIR/run
 for pidfile in "$RUN"/*.pid; do
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
@@ -13,3 +14,14 @@ for pidfile in "$RUN"/*.pid; do
   fi
   rm -f "$pidfile"
 done
+
+# PostgreSQL of the real stack runs detached under pg_ctl: stop it the same way.
+if [ -f "$HOME_DIR/stack/pg/postmaster.pid" ]; then
+  for d in "$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/x)")" /usr/local/bin \
+           $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+    [ -x "$d/pg_ctl" ] || continue
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$d/pg_ctl" -D "$HOME_DIR/stack/pg" -m fast -w stop
+    else "$d/pg_ctl" -D "$HOME_DIR/stack/pg" -m fast -w stop; fi && echo "stopped postgresql"
+    break
+  done
+fi

@@ -12,6 +12,30 @@ UI_PORT=${SPROUT_UI_PORT:-8501}
 SEED=${SPROUT_SEED_DATASET:-../shared/datasets/dandelion-grass}
 mkdir -p "$RUN"
 export SPROUT_HOME=$HOME_DIR
+STACK_MODE=${SPROUT_STACK:-embedded}
+MLFLOW_PORT=${SPROUT_MLFLOW_PORT:-5000}
+
+start() {  # name, command...
+  local name=$1; shift
+  if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$RUN/$name.pid"))"; return
+  fi
+  nohup "$@" > "$RUN/$name.log" 2>&1 &
+  echo $! > "$RUN/$name.pid"
+}
+
+STACK_INFO=""
+if [ "$STACK_MODE" = real ]; then
+  echo "Starting the real stack: PostgreSQL, SeaweedFS S3, MLflow server..."
+  # shellcheck source=scripts/real-stack.sh
+  . scripts/real-stack.sh
+elif [ "$STACK_MODE" != embedded ]; then
+  echo "SPROUT_STACK must be 'embedded' (default) or 'real', not '$STACK_MODE'" >&2; exit 2
+else
+  start mlflow "$BIN/mlflow" ui --backend-store-uri "sqlite:///$(realpath -m "$HOME_DIR")/mlflow.db" \
+    --host 127.0.0.1 --port "$MLFLOW_PORT"
+  STACK_INFO="  MLflow UI       http://127.0.0.1:$MLFLOW_PORT"
+fi
 
 "$BIN/sprout" db upgrade >/dev/null
 if ! "$BIN/sprout" --json status 2>/dev/null | grep -q '"champion": {'; then
@@ -32,14 +56,6 @@ if [ ! -f "$CREDS" ]; then
   fi
 fi
 
-start() {  # name, command...
-  local name=$1; shift
-  if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
-    echo "$name already running (pid $(cat "$RUN/$name.pid"))"; return
-  fi
-  nohup "$@" > "$RUN/$name.log" 2>&1 &
-  echo $! > "$RUN/$name.pid"
-}
 start api "$BIN/uvicorn" api.main:app --host 127.0.0.1 --port "$API_PORT"
 SPROUT_API_URL=http://127.0.0.1:$API_PORT start streamlit "$BIN/streamlit" run streamlit_app/app.py \
   --server.headless true --server.address 127.0.0.1 --server.port "$UI_PORT" --browser.gatherUsageStats false
@@ -53,10 +69,11 @@ curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null || { echo "API failed 
 
 cat <<INFO
 
-Sprout is up (state in $HOME_DIR; logs in $RUN; stop with: make down)
+Sprout is up ($STACK_MODE stack; state in $HOME_DIR; logs in $RUN; stop with: make down)
   Streamlit app   http://127.0.0.1:$UI_PORT
   API             http://127.0.0.1:$API_PORT   (docs: /docs, metrics: /metrics)
   try it          curl -F file=@some.jpg http://127.0.0.1:$API_PORT/predict
+$STACK_INFO
 INFO
 [ -f "$CREDS" ] && sed 's/^/  /' "$CREDS"
 echo "  (credentials are also in $CREDS)"
