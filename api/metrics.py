@@ -19,11 +19,31 @@ PREDICTIONS = Counter("sprout_predictions_total", "Predictions served, by predic
 CONFIDENCE = Histogram("sprout_prediction_confidence", "Confidence of served predictions",
                        buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
 MODEL_VERSION = Gauge("sprout_model_version", "Registry version of the model being served (0: none)")
+MODEL_INFO = Gauge("sprout_model_info", "1 for the registry version being served", ["version"])
 UPLOADS = Counter("sprout_uploads_total", "Images submitted for review", ["result"])
 REVIEWS = Counter("sprout_reviews_total", "Review decisions", ["action"])
 UI_PAGE_VIEWS = Counter("sprout_ui_page_views_total", "Streamlit page views (once per session and page)", ["page"])
 UI_PREDICT_CLICKS = Counter("sprout_ui_predict_clicks_total", "Predictions requested from the Streamlit page")
 UNHANDLED_ERRORS = Counter("sprout_api_unhandled_errors_total", "Requests that failed with an unexpected error")
+UNMEASURED_ROUTES = {"/metrics"}
+
+# Series that exist from the start, so rate() and increase() see their first event.
+for _result in ("created", "duplicate"):
+    UPLOADS.labels(_result)
+for _action in ("approve", "correct", "reject"):
+    REVIEWS.labels(_action)
+for _page in ("predict", "review", "models", "login"):
+    UI_PAGE_VIEWS.labels(_page)
+
+
+def observe_served_model(version: str | None, labels: list[str]) -> None:
+    """Export which model is served, and start a prediction series for each of its labels."""
+    MODEL_VERSION.set(float(version) if version and version.isdigit() else 0)
+    MODEL_INFO.clear()
+    if version:
+        MODEL_INFO.labels(version).set(1)
+    for label in labels:
+        PREDICTIONS.labels(label)
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -53,9 +73,10 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            REQUESTS.labels(template, method, str(status["code"])).inc()
-            LATENCY.labels(template, method).observe(time.perf_counter() - start)
+            if template not in UNMEASURED_ROUTES:
+                method = scope.get("method", "")
+                REQUESTS.labels(template, method, str(status["code"])).inc()
+                LATENCY.labels(template, method).observe(time.perf_counter() - start)
 
 
 class TrainingCollector(Collector):
@@ -72,7 +93,11 @@ class TrainingCollector(Collector):
         try:
             snap = training_snapshot(self.services)
         except Exception:  # a scrape must not fail because the database is down
+            yield GaugeMetricFamily("sprout_database_up", "1 if the API could read the database", value=0.0)
             return
+        yield GaugeMetricFamily("sprout_database_up", "1 if the API could read the database", value=1.0)
+        yield GaugeMetricFamily("sprout_training_min_new_samples", "Approved samples needed to retrain",
+                                value=self.services.settings.min_new_samples)
         samples = GaugeMetricFamily("sprout_samples", "Samples by review status", labels=["status"])
         for status, n in snap["samples"].items():
             samples.add_metric([status], n)

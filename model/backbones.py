@@ -77,7 +77,7 @@ def _efficientnet_lite(variant: int) -> Callable[[Settings], torch.nn.Module]:
                 raise RuntimeError(f"lite{variant} weights: {src} {tuple(src_t.shape)} does not fit {dst}")
             mapped[dst] = src_t
         net.load_state_dict(mapped)
-        net.reset_classifier(0)  # pooled 1280-d features
+        net.reset_classifier(0)  # type: ignore[operator]  # pooled 1280-d features
         return net
 
     return build

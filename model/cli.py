@@ -76,20 +76,24 @@ def _print_pairs(data: dict[str, Any]) -> None:
         console.print(f"[bold]{key}[/bold]: {shown}")
 
 
+SourceArg = Annotated[str, typer.Argument(help="Folder with one sub-folder per label, or s3://bucket/prefix.")]
+
+
 @app.command("import")
-def import_(directory: Annotated[Path, typer.Argument(help="Folder with one sub-folder per label.")]) -> None:
-    """Import a folder-per-label tree as approved samples (dedup by content hash)."""
+def import_(source: SourceArg) -> None:
+    """Import a folder-per-label tree (local or under an S3 prefix) as approved samples (dedup by content hash)."""
     with _command():
-        summary = _import_with_progress(_services(), directory)
+        summary = _import_with_progress(_services(), source)
         _emit(summary.as_dict(), lambda d: err.print(
             f"added {d['added']} {d['added_by_label']}, skipped {d['skipped_duplicates']} duplicates, "
             f"{len(d['errors'])} errors"))
 
 
-def _import_with_progress(svc: Any, directory: Path) -> Any:
+def _import_with_progress(svc: Any, source: str | Path) -> Any:
     from model.samples import import_directory
+    from model.sources import local_tree
 
-    with svc.session() as session, Progress(
+    with local_tree(source, svc.settings) as directory, svc.session() as session, Progress(
         TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err, disable=not sys.stderr.isatty(),
     ) as bar:
@@ -102,14 +106,15 @@ def _import_with_progress(svc: Any, directory: Path) -> Any:
 
 @app.command()
 def bootstrap(
-    directory: Annotated[Path | None, typer.Argument(help="Data set (default: SPROUT_SEED_DATASET).")] = None,
+    source: Annotated[str | None, typer.Argument(
+        help="Data set folder or s3://bucket/prefix (default: SPROUT_SEED_DATASET).")] = None,
 ) -> None:
     """Import an initial data set and train the first model when none exists yet."""
     from model.pipeline import train
 
     with _command():
         svc = _services()
-        summary = _import_with_progress(svc, directory or svc.settings.seed_dataset)
+        summary = _import_with_progress(svc, source or svc.settings.seed_dataset)
         champion = svc.registry.champion()
         outcome = None if champion else train(svc, force=True)
         data = {"import": summary.as_dict(), "train": outcome.as_dict() if outcome else None,
@@ -215,6 +220,15 @@ def evaluate(
             f"model v{d['model_version']}: accuracy {d['accuracy']} on {d['n']} images, log loss {d['log_loss']}"))
 
 
+def _print_predictions(data: dict[str, Any]) -> None:
+    console = Console()
+    for r in data["predictions"]:
+        if "label" in r:
+            console.print(f"{r['file']}: {r['label']} {r['confidence']:.3f}")
+        else:
+            console.print(f"{r['file']}: {r['error']}")
+
+
 @app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
@@ -229,10 +243,7 @@ def predict(
                 results.append({"file": str(path), **predictor.predict_bytes(path.read_bytes()).as_dict()})
             except (SproutError, OSError) as exc:
                 results.append({"file": str(path), "error": str(exc)})
-        _emit({"model_version": predictor.version, "predictions": results}, lambda d: [
-            Console().print(f"{r['file']}: {r.get('label', 'error')} "
-                            f"{r['confidence']:.3f}" if "label" in r else f"{r['file']}: {r['error']}")
-            for r in d["predictions"]])
+        _emit({"model_version": predictor.version, "predictions": results}, _print_predictions)
 
 
 @app.command()

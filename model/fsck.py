@@ -64,12 +64,12 @@ def fsck(session: Session, store: ObjectStore, *, repair: bool = True) -> FsckRe
         report.restored.append(sample.object_key)
 
     for sha, found in copies.items():
-        sample = samples.get(sha)
-        if sample is None:
+        owner = samples.get(sha)
+        if owner is None:
             report.orphans.extend(sorted(found))
             continue
         for key in sorted(found):
-            if key == sample.object_key or sample.object_key not in keys:
+            if key == owner.object_key or owner.object_key not in keys:
                 continue
             if repair:
                 store.delete(key)

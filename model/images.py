@@ -80,11 +80,10 @@ def decode_image(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            img.seek(0)
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return to_rgb(img)
+            opened = Image.open(io.BytesIO(data))
+            opened.seek(0)
+            opened.load()
+            return to_rgb(ImageOps.exif_transpose(opened) or opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"The image has too many pixels (limit {MAX_PIXELS:,}).") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -143,9 +142,9 @@ def preprocess(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     img = img.resize((new_w, new_h), _RESAMPLE[spec.interpolation])
     left, top = (new_w - spec.input_size) // 2, (new_h - spec.input_size) // 2
     img = img.crop((left, top, left + spec.input_size, top + spec.input_size))
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    arr = (arr - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    pixels = np.asarray(img, dtype=np.float32) / np.float32(255.0)
+    normalised = (pixels - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
 
 
 def load_and_preprocess(data: bytes, spec: PreprocessSpec) -> np.ndarray:

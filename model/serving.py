@@ -36,6 +36,11 @@ class ChampionWatcher:
         return current
 
     @property
+    def current(self) -> Predictor | None:
+        """The served predictor, or None before the first promotion."""
+        return self._predictor
+
+    @property
     def version(self) -> str | None:
         current = self._predictor
         return current.version if current else None

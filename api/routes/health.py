@@ -6,7 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from api.deps import ServicesDep, WatcherDep
-from api.metrics import MODEL_VERSION, UI_PAGE_VIEWS, UI_PREDICT_CLICKS
+from api.metrics import UI_PAGE_VIEWS, UI_PREDICT_CLICKS, observe_served_model
 from api.schemas import Readiness, UsageEvent
 
 router = APIRouter(tags=["health"])
@@ -42,7 +42,8 @@ def read_readiness(services: ServicesDep, watcher: WatcherDep) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 def read_metrics(watcher: WatcherDep) -> Response:
     """Prometheus exposition."""
-    MODEL_VERSION.set(float(watcher.version) if watcher.version and watcher.version.isdigit() else 0)
+    current = watcher.current
+    observe_served_model(current.version if current else None, current.labels if current else [])
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -23,4 +23,5 @@ def predict_image(file: Annotated[UploadFile, File(description="The image to cla
     result = predictor.predict_bytes(read_upload(file, int(settings.max_upload_mb * 1024 * 1024)))
     PREDICTIONS.labels(result.label).inc()
     CONFIDENCE.observe(result.confidence)
-    return PredictionPublic(**result.as_dict())
+    return PredictionPublic(label=result.label, confidence=result.confidence, probabilities=result.probabilities,
+                            model_version=result.model_version)
