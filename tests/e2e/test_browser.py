@@ -12,6 +12,8 @@ from playwright.sync_api import Page, expect
 from tests.utils.live_api import LiveApi, unused_photo
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
+# Two shared cores under a whole test suite: a first Streamlit render can take well over the default 5 s.
+expect.set_options(timeout=30_000)
 Screenshot = Callable[[str], Path]
 
 
