@@ -6,16 +6,37 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SPROUT := $(VENV)/bin/sprout
 STAMP  := $(VENV)/.installed
+# Airflow lives in its own virtualenv (it pins its own FastAPI); the DAG tasks run the `sprout` CLI, never `model`.
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+AIRFLOW_PKGS  := 'apache-airflow>=3.3,<4' 'apache-airflow-providers-cncf-kubernetes>=10.5'
+# Grafana dashboard type check (tests/deploy): @grafana/schema + TypeScript from npm, pinned by package-lock.json.
+GRAFANA_CHECK := tests/deploy/grafana
+GRAFANA_STAMP := $(GRAFANA_CHECK)/node_modules/.installed
 
-.PHONY: install up down test lint bench clean
+.PHONY: install up down test lint bench clean env
 
-install: $(STAMP)
+install: $(STAMP) $(AIRFLOW_STAMP) $(GRAFANA_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel
 	$(PY) -m pip install --quiet -e '.[train,dev]'
 	touch $(STAMP)
+
+$(AIRFLOW_STAMP): Makefile
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip wheel
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet $(AIRFLOW_PKGS)
+	touch $(AIRFLOW_STAMP)
+
+$(GRAFANA_STAMP): $(GRAFANA_CHECK)/package.json $(GRAFANA_CHECK)/package-lock.json
+	cd $(GRAFANA_CHECK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(GRAFANA_STAMP)
+
+## Write .env with random secrets for docker compose (kept when it exists; scripts/gen-env.sh --help).
+env:
+	scripts/gen-env.sh
 
 ## Start the API and the Streamlit app (training a first model from SPROUT_SEED_DATASET if there is none).
 up: install
@@ -36,4 +57,4 @@ bench: install
 	$(PY) bench/serve.py
 
 clean:
-	rm -rf $(VENV) .sprout .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(GRAFANA_CHECK)/node_modules .sprout .pytest_cache .ruff_cache

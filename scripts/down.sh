@@ -7,10 +7,12 @@ RUN=$HOME_DIR/run
 for pidfile in "$RUN"/*.pid; do
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid" && echo "stopped $(basename "$pidfile" .pid) (pid $pid)"
-    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  # each service was started as the leader of its own process group: stop the whole group
+  if kill -0 -- "-$pid" 2>/dev/null; then
+    kill -INT -- "-$pid" 2>/dev/null; kill -TERM -- "-$pid" 2>/dev/null
+    for _ in $(seq 30); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 -- "-$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+    echo "stopped $(basename "$pidfile" .pid) (process group $pid)"
   fi
   rm -f "$pidfile"
 done

@@ -20,7 +20,7 @@ start() {  # name, command...
   if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
     echo "$name already running (pid $(cat "$RUN/$name.pid"))"; return
   fi
-  nohup "$@" > "$RUN/$name.log" 2>&1 &
+  setsid nohup "$@" > "$RUN/$name.log" 2>&1 < /dev/null &  # own process group: `make down` stops it whole
   echo $! > "$RUN/$name.pid"
 }
 
@@ -56,6 +56,27 @@ if [ ! -f "$CREDS" ]; then
   fi
 fi
 
+# Airflow (its own venv): standalone = api-server + scheduler + dag-processor + triggerer, DAGs from dags/.
+AIRFLOW_PORT=${SPROUT_AIRFLOW_PORT:-8080}
+export AIRFLOW_HOME=$(realpath -m "$HOME_DIR/airflow")
+mkdir -p "$AIRFLOW_HOME"
+AIRFLOW_PASSWORDS=$AIRFLOW_HOME/passwords.json
+if [ ! -f "$AIRFLOW_PASSWORDS" ]; then
+  (umask 077; "$BIN/python" -c 'import json, secrets; print(json.dumps({"admin": secrets.token_urlsafe(12)}))' \
+     > "$AIRFLOW_PASSWORDS")
+fi
+AIRFLOW_PASSWORD=$("$BIN/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$AIRFLOW_PASSWORDS")
+export AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False  # the weekly retrain is the point: run it
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_PASSWORDS
+export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$AIRFLOW_PORT
+export AIRFLOW__API__BASE_URL=http://127.0.0.1:$AIRFLOW_PORT
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AIRFLOW_PORT/execution/
+[ -n "${AIRFLOW_DB_URL:-}" ] && export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$AIRFLOW_DB_URL
+export SPROUT_CLI=$PWD/$BIN/sprout
+export SPROUT_AIRFLOW_URL=http://127.0.0.1:$AIRFLOW_PORT SPROUT_AIRFLOW_USERNAME=admin SPROUT_AIRFLOW_PASSWORD=$AIRFLOW_PASSWORD
+PATH=$PWD/.venv-airflow/bin:$PATH start airflow airflow standalone  # standalone runs `airflow ...` children
+
 start api "$BIN/uvicorn" api.main:app --host 127.0.0.1 --port "$API_PORT"
 SPROUT_API_URL=http://127.0.0.1:$API_PORT start streamlit "$BIN/streamlit" run streamlit_app/app.py \
   --server.headless true --server.address 127.0.0.1 --server.port "$UI_PORT" --browser.gatherUsageStats false
@@ -66,6 +87,12 @@ for _ in $(seq 120); do
   sleep 1
 done
 curl -fsS "http://127.0.0.1:$API_PORT/healthz" >/dev/null || { echo "API failed to start; see $RUN/api.log"; exit 1; }
+echo "Waiting for Airflow (first start migrates its database: a minute or two)..."
+for _ in $(seq 300); do
+  curl -fsS "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null 2>&1 && break
+  kill -0 "$(cat "$RUN/airflow.pid")" 2>/dev/null || { echo "Airflow exited; see $RUN/airflow.log"; exit 1; }
+  sleep 1
+done
 
 cat <<INFO
 
@@ -73,7 +100,10 @@ Sprout is up ($STACK_MODE stack; state in $HOME_DIR; logs in $RUN; stop with: ma
   Streamlit app   http://127.0.0.1:$UI_PORT
   API             http://127.0.0.1:$API_PORT   (docs: /docs, metrics: /metrics)
   try it          curl -F file=@some.jpg http://127.0.0.1:$API_PORT/predict
+  Airflow         http://127.0.0.1:$AIRFLOW_PORT   (user admin, password $AIRFLOW_PASSWORD; DAGs sprout_retrain, sprout_bootstrap)
 $STACK_INFO
 INFO
 [ -f "$CREDS" ] && sed 's/^/  /' "$CREDS"
+grep -q '^airflow' "$CREDS" 2>/dev/null || (umask 077; printf 'airflow user: admin\nairflow password: %s\n' \
+  "$AIRFLOW_PASSWORD" >> "$CREDS")
 echo "  (credentials are also in $CREDS)"

@@ -1,0 +1,317 @@
+"""What the Sprout DAGs share: their settings and the tasks that run one ``sprout`` CLI subcommand.
+
+Not a DAG file (listed in ``.airflowignore``). Airflow runs in its own virtualenv or image, so nothing
+here imports Sprout's ``model`` package: every task runs ``sprout --json <subcommand>`` and passes on
+the one JSON object it prints (XCom). ``SPROUT_TASK_RUNNER`` chooses where that runs:
+
+- ``local`` (default): a subprocess beside Airflow (``SPROUT_CLI``, default ``sprout`` on ``PATH``);
+  it inherits the worker's environment, so the ``SPROUT_*`` settings of the CLI are the worker's.
+- ``kubernetes``: a pod of the Sprout image (``SPROUT_TRAINER_IMAGE``) per task, its settings from a
+  ConfigMap/Secret (``SPROUT_K8S_ENV_CONFIGMAP`` / ``SPROUT_K8S_ENV_SECRET``); the training pod asks
+  for ``nvidia.com/gpu: 1`` and lands on GPU nodes (``SPROUT_K8S_GPU_NODE_SELECTOR``,
+  ``SPROUT_K8S_GPU_TOLERATIONS``, JSON). The pod writes its answer to ``/airflow/xcom/return.json``.
+
+Settings are read from the environment when the DAG file is parsed (no Variables, DB or network).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import BaseOperator, TriggerRule, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+log = logging.getLogger(__name__)
+
+START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
+TAGS = ["sprout"]
+RUNNERS = ("local", "kubernetes")
+XCOM_FILE = "/airflow/xcom/return.json"
+
+# Errors the CLI reports (its JSON ``type``) that a retry can cure; any other reported error is final.
+TRANSIENT_ERRORS = {"StorageUnavailableError", "RegistryUnavailableError"}
+
+# Jinja snippets for CLI arguments. `cli_arg` is a filter each DAG registers (see DagSettings.filters):
+# the identity for the local runner, shell quoting for the pod's `sh -c` line.
+RUN_ID_ARG = "{{ run_id | cli_arg }}"
+FORCE_FLAG = "{{ '--force' if params.force else '' }}"
+TRAINED_RUN_ID_ARG = "{{ ti.xcom_pull(task_ids='train_candidate')['run_id'] | cli_arg }}"
+
+DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def _json_env(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    value = json.loads(raw)
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} must be a JSON {kind.__name__}, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class DagSettings:
+    """The DAGs' configuration, from ``SPROUT_*`` environment variables."""
+
+    runner: str = "local"
+    cli: str = "sprout"
+    retrain_schedule: str = "@weekly"
+    retries: int = 2
+    retry_delay: timedelta = timedelta(minutes=1)
+    max_retry_delay: timedelta = timedelta(minutes=30)
+    train_timeout: timedelta = timedelta(hours=2)
+    task_timeout: timedelta = timedelta(minutes=30)
+    seed_dataset: str = "../shared/datasets/dandelion-grass"
+    image: str = "sprout:latest"
+    image_pull_policy: str = "IfNotPresent"
+    namespace: str = "sprout"
+    service_account: str | None = None
+    env_configmap: str | None = None
+    env_secret: str | None = None
+    gpu_node_selector: dict[str, str] = field(default_factory=dict)
+    gpu_tolerations: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DagSettings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return env.get(name, "").strip() or default
+
+        runner = get("SPROUT_TASK_RUNNER", "local").lower()
+        if runner not in RUNNERS:
+            raise ValueError(f"SPROUT_TASK_RUNNER must be one of {RUNNERS}, got {runner!r}")
+        return cls(
+            runner=runner,
+            cli=get("SPROUT_CLI", "sprout"),
+            retrain_schedule=get("SPROUT_RETRAIN_SCHEDULE", "@weekly"),
+            retries=int(get("SPROUT_TASK_RETRIES", "2")),
+            retry_delay=timedelta(seconds=float(get("SPROUT_TASK_RETRY_DELAY_SECONDS", "60"))),
+            max_retry_delay=timedelta(seconds=float(get("SPROUT_TASK_MAX_RETRY_DELAY_SECONDS", "1800"))),
+            train_timeout=timedelta(minutes=float(get("SPROUT_TRAIN_TIMEOUT_MINUTES", "120"))),
+            task_timeout=timedelta(minutes=float(get("SPROUT_TASK_TIMEOUT_MINUTES", "30"))),
+            seed_dataset=get("SPROUT_SEED_DATASET", "../shared/datasets/dandelion-grass"),
+            image=get("SPROUT_TRAINER_IMAGE", "sprout:latest"),
+            image_pull_policy=get("SPROUT_K8S_IMAGE_PULL_POLICY", "IfNotPresent"),
+            namespace=get("SPROUT_K8S_NAMESPACE", "sprout"),
+            service_account=env.get("SPROUT_K8S_SERVICE_ACCOUNT") or None,
+            env_configmap=env.get("SPROUT_K8S_ENV_CONFIGMAP") or None,
+            env_secret=env.get("SPROUT_K8S_ENV_SECRET") or None,
+            gpu_node_selector=_json_env(env, "SPROUT_K8S_GPU_NODE_SELECTOR", {}, dict),
+            gpu_tolerations=_json_env(env, "SPROUT_K8S_GPU_TOLERATIONS", list(DEFAULT_GPU_TOLERATIONS), list),
+        )
+
+    def default_args(self) -> dict[str, Any]:
+        """Retries with exponential backoff for every task (a final CLI error fails at once)."""
+        return {
+            "owner": "sprout",
+            "retries": self.retries,
+            "retry_delay": self.retry_delay,
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": self.max_retry_delay,
+            "execution_timeout": self.task_timeout,
+        }
+
+    def filters(self) -> dict[str, Any]:
+        """Jinja filters for the DAG's ``user_defined_filters``."""
+        if self.runner == "kubernetes":
+            return {"cli_arg": lambda value: shlex.quote(str(value))}
+        return {"cli_arg": lambda value: str(value)}
+
+
+SETTINGS = DagSettings.from_env()
+
+
+# --------------------------------------------------------------------------- running the CLI
+
+
+def run_cli(cli: str, args: list[str]) -> dict[str, Any]:
+    """Run ``CLI --json ARGS``, log its stderr as it comes, return its one JSON object.
+
+    A non-zero exit fails the task: at once (no retry) for an error the CLI reports as final (bad
+    data, a refused promotion), with the normal retries for an outage or a crash.
+    """
+    cmd = [*shlex.split(cli), "--json", *(a for a in args if a != "")]
+    log.info("running %s", shlex.join(cmd))
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except OSError as exc:
+        raise AirflowFailException(f"cannot run the sprout CLI {cmd[0]!r} (set SPROUT_CLI): {exc}") from exc
+    tail: list[str] = []
+
+    def pump_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            log.info("sprout: %s", line.rstrip())
+            tail[:] = [*tail[-19:], line.rstrip()]
+
+    reader = threading.Thread(target=pump_stderr, daemon=True)
+    reader.start()
+    assert proc.stdout is not None
+    try:
+        stdout = proc.stdout.read()
+        code = proc.wait()
+    except BaseException:  # the task timed out or was killed: do not leave the CLI running
+        proc.kill()
+        proc.wait()
+        raise
+    reader.join(timeout=10)
+    answer = _parse_answer(stdout)
+    if code != 0:
+        message = f"`sprout {args[0]}` exited with {code}: " + (
+            answer.get("error") or " / ".join(tail[-5:]) or "no output")
+        if answer.get("error") and answer.get("type") not in TRANSIENT_ERRORS:
+            raise AirflowFailException(message)
+        raise RuntimeError(message)
+    if not answer:
+        raise RuntimeError(f"`sprout {args[0]}` printed no JSON object: {stdout[:500]!r}")
+    return answer
+
+
+def _parse_answer(stdout: str) -> dict[str, Any]:
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        return {}
+    try:
+        answer = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+@task
+def sprout_cli(args: list[str]) -> dict[str, Any]:
+    """Run one ``sprout --json`` subcommand beside Airflow; its JSON answer is this task's XCom."""
+    return run_cli(SETTINGS.cli, args)
+
+
+def cli_task(task_id: str, args: list[str], *, doc: str, gpu: bool = False,
+             settings: DagSettings = SETTINGS) -> BaseOperator:
+    """The task that runs ``sprout --json ARGS`` where the runner setting says (``args`` are templated).
+
+    ``gpu`` marks the training step: on Kubernetes its pod requests ``nvidia.com/gpu: 1``.
+    """
+    timeout = settings.train_timeout if gpu else settings.task_timeout
+    if settings.runner == "kubernetes":
+        return _pod_task(task_id, args, doc=doc, gpu=gpu, timeout=timeout, settings=settings)
+    return sprout_cli.override(task_id=task_id, doc_md=doc, execution_timeout=timeout)(args).operator
+
+
+def _pod_task(task_id: str, args: list[str], *, doc: str, gpu: bool, timeout: timedelta,
+              settings: DagSettings) -> BaseOperator:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import models as k8s
+
+    # Templated arguments quote themselves (the `cli_arg` filter); literal ones are quoted here.
+    words = ["sprout", "--json", *(a if "{{" in a else shlex.quote(a) for a in args)]
+    script = f"set -e; mkdir -p {os.path.dirname(XCOM_FILE)}; {' '.join(words)} > {XCOM_FILE}"
+    env_from = []
+    if settings.env_configmap:
+        env_from.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.env_configmap)))
+    if settings.env_secret:
+        env_from.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=settings.env_secret)))
+    limits = {"nvidia.com/gpu": "1"} if gpu else {}
+    resources = k8s.V1ResourceRequirements(
+        requests={"cpu": "1", "memory": "4Gi" if gpu else "1Gi"},
+        limits={"memory": "16Gi" if gpu else "4Gi", **limits},
+    )
+    return KubernetesPodOperator(
+        task_id=task_id,
+        doc_md=doc,
+        name=f"sprout-{task_id.replace('_', '-')}",
+        namespace=settings.namespace,
+        image=settings.image,
+        image_pull_policy=settings.image_pull_policy,
+        cmds=["sh", "-c"],
+        arguments=[script],
+        env_vars={"SPROUT_DEVICE": "auto"},
+        env_from=env_from or None,
+        container_resources=resources,
+        node_selector=settings.gpu_node_selector if gpu else None,
+        tolerations=settings.gpu_tolerations if gpu else None,  # Kubernetes JSON (camelCase), as in YAML
+        service_account_name=settings.service_account,
+        labels={"app.kubernetes.io/part-of": "sprout", "sprout/task": task_id.replace("_", "-")},
+        do_xcom_push=True,
+        get_logs=True,
+        on_finish_action="delete_pod",
+        reattach_on_restart=True,
+        execution_timeout=timeout,
+    )
+
+
+# --------------------------------------------------------------------------- decisions and the report
+
+
+@task.branch
+def evaluate_gate(outcome: dict[str, Any]) -> list[str]:
+    """Branch on the gate's decision, which ``train-candidate`` stored with the run: promote or record."""
+    if outcome.get("skipped"):
+        log.info("no candidate: %s", outcome.get("reason"))
+        return []
+    gate = outcome.get("gate") or {}
+    accuracy = (outcome.get("metrics") or {}).get("accuracy")
+    champion = (outcome.get("champion_metrics") or {}).get("accuracy")
+    log.info("candidate run %s: test accuracy %s, champion v%s %s; gate %s: %s", outcome.get("run_id"),
+             accuracy, outcome.get("champion_version"), champion,
+             "passed" if gate.get("passed") else "refused", gate.get("reason"))
+    return ["promote_candidate"] if gate.get("passed") else ["record_rejection"]
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED)
+def report(outcome: dict[str, Any]) -> dict[str, Any]:
+    """Log a summary of the run (decision, versions, metrics) and return it."""
+    ti = get_current_context()["ti"]
+    promoted = ti.xcom_pull(task_ids="promote_candidate")
+    rejected = ti.xcom_pull(task_ids="record_rejection")
+    final = promoted or rejected or outcome
+    gate = final.get("gate") or {}
+    metrics = final.get("metrics") or {}
+    champion_metrics = final.get("champion_metrics") or {}
+    summary: dict[str, Any] = {
+        "decision": "promoted" if promoted else "rejected" if rejected else "skipped",
+        "run_id": final.get("run_id"),
+        "mlflow_run_id": final.get("mlflow_run_id"),
+        "backbone": final.get("backbone"),
+        "counts": final.get("counts"),
+        "n_embedded": final.get("n_embedded"),
+        "gate_passed": gate.get("passed"),
+        "gate_reason": gate.get("reason") or final.get("reason"),
+        "version": final.get("version"),
+        "previous_champion": final.get("champion_version"),
+        "champion": final.get("version") if promoted else final.get("champion_version"),
+        "metrics": {k: metrics.get(k) for k in ("accuracy", "macro_f1", "log_loss", "n")},
+        "champion_metrics": {k: champion_metrics.get(k) for k in ("accuracy", "macro_f1", "log_loss", "n")},
+    }
+    log.info("sprout training report: %s", json.dumps(summary, default=str))
+    if summary["decision"] == "promoted":
+        log.info("version %s is the champion (was %s): test accuracy %s vs %s", summary["version"],
+                 summary["previous_champion"], summary["metrics"]["accuracy"],
+                 summary["champion_metrics"]["accuracy"])
+    elif summary["decision"] == "rejected":
+        log.warning("candidate run %s rejected, champion stays %s: %s", summary["run_id"],
+                    summary["previous_champion"], summary["gate_reason"])
+    return summary
+
+
+def gate_and_promote(trained: BaseOperator, settings: DagSettings = SETTINGS) -> BaseOperator:
+    """evaluate_gate → promote_candidate | record_rejection → report, after the training task."""
+    decision = evaluate_gate(trained.output)
+    promote = cli_task("promote_candidate", ["promote", TRAINED_RUN_ID_ARG], settings=settings,
+                       doc="Register the gate-passed candidate (once) and move the `champion` alias to it.")
+    reject = cli_task("record_rejection", ["gate", TRAINED_RUN_ID_ARG], settings=settings,
+                      doc="Read back the refused candidate's stored gate decision and reason (`sprout gate`).")
+    summary = report(trained.output)
+    decision >> [promote, reject]
+    [promote, reject] >> summary
+    return summary.operator

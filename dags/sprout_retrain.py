@@ -1,0 +1,72 @@
+"""
+### Sprout: retrain when enough new samples were approved
+
+Weekly by default (`SPROUT_RETRAIN_SCHEDULE`, a preset or a cron expression). Each task runs one
+`sprout --json` subcommand, locally or as a pod (`SPROUT_TASK_RUNNER`), and passes on its JSON:
+
+1. **count_new_samples** — `sprout retrain-check`: samples approved since the last training run.
+2. **check_enough_samples** — stops the run (the rest is skipped) below `SPROUT_MIN_NEW_SAMPLES`,
+   unless the run was triggered with `force`.
+3. **train_candidate** — `sprout train-candidate --key <run id>`: trains and evaluates a candidate and
+   stores the gate's decision; a retry or a cleared run returns the run that key already trained.
+   On Kubernetes this pod requests a GPU.
+4. **evaluate_gate** — branches on that decision.
+5. **promote_candidate** — `sprout promote RUN`: registers the candidate once and moves `champion`;
+   **record_rejection** — `sprout gate RUN`: the refused candidate's stored reason.
+6. **report** — logs the decision, the versions and the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+from sprout_dag_common import (
+    FORCE_FLAG,
+    RUN_ID_ARG,
+    SETTINGS,
+    START_DATE,
+    TAGS,
+    cli_task,
+    gate_and_promote,
+)
+
+log = logging.getLogger(__name__)
+
+
+@task.short_circuit
+def check_enough_samples(check: dict[str, Any]) -> bool:
+    """Go on only if `retrain-check` says a retrain is due (or the run was triggered with `force`)."""
+    log.info("%s", check.get("reason"))
+    if get_current_context()["params"].get("force"):
+        log.info("forced: training anyway")
+        return True
+    return bool(check.get("due"))
+
+
+@dag(
+    dag_id="sprout_retrain",
+    dag_display_name="Sprout: retrain",
+    description="Train a candidate on newly approved samples, gate it, promote it or record the rejection.",
+    schedule=SETTINGS.retrain_schedule,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    tags=TAGS,
+    doc_md=__doc__,
+    default_args=SETTINGS.default_args(),
+    params={"force": Param(False, type="boolean", description="Train even with too few new samples.")},
+    user_defined_filters=SETTINGS.filters(),
+)
+def sprout_retrain() -> None:
+    count = cli_task("count_new_samples", ["retrain-check"],
+                     doc="`sprout retrain-check`: samples approved since the last training run.")
+    enough = check_enough_samples(count.output)
+    trained = cli_task("train_candidate", ["train-candidate", "--key", RUN_ID_ARG, FORCE_FLAG], gpu=True,
+                       doc="`sprout train-candidate`: train, evaluate and gate a candidate (idempotent per run id).")
+    enough >> trained
+    gate_and_promote(trained)
+
+
+sprout_retrain()

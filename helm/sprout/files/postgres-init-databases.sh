@@ -1,0 +1,1 @@
+../../../docker/postgres/init-databases.sh

@@ -1,0 +1,128 @@
+"""Runs inside the Airflow virtualenv (``.venv-airflow/bin/python``), driven by the DAG tests.
+
+    airflow_driver.py structure OUT.json
+        parse the DAGs folder with a DagBag; write import errors and, per DAG, its schedule, flags and
+        tasks (type, downstream ids, trigger rule, retries; pod image, resources, node selector).
+    airflow_driver.py run DAG_ID LOGICAL_DATE CONF_JSON OUT.json
+        ``dag.test()`` one run (the same logical date again re-runs the same run, cleared); write the
+        run's state and every task instance's final state and XCom return value.
+
+The result goes to OUT.json because Airflow logs to stdout and stderr. The environment (AIRFLOW_HOME,
+AIRFLOW__CORE__DAGS_FOLDER, SPROUT_*) comes from the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+def _dagbag() -> Any:
+    """The DAGs folder parsed as the DAG processor does (its folder on sys.path, for sibling modules)."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    return BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder")
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+class _StubTaskInstance:
+    """Enough of a task instance to render templates that pull the training task's XCom."""
+
+    def xcom_pull(self, task_ids: str, **_: Any) -> dict[str, Any]:
+        return {"run_id": 7} if task_ids == "train_candidate" else {}
+
+
+# A context to render arguments with, without a DAG run: run id, both DAGs' params, a stub ti.
+RENDER_CONTEXT = {"run_id": "manual__2026-01-01T00:00:00+00:00", "ti": _StubTaskInstance(),
+                  "params": {"force": True, "source": "s3://data/first set"}}
+
+
+def _task_info(task: Any) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "type": type(task).__name__,
+        "downstream": sorted(task.downstream_task_ids),
+        "trigger_rule": str(getattr(task.trigger_rule, "value", task.trigger_rule)),
+        "retries": task.retries,
+        "retry_exponential_backoff": task.retry_exponential_backoff,
+        "max_retry_delay": str(task.max_retry_delay) if task.max_retry_delay else None,
+        "execution_timeout": str(task.execution_timeout) if task.execution_timeout else None,
+    }
+    if type(task).__name__ == "KubernetesPodOperator":
+        resources = task.container_resources
+        info["pod"] = _jsonable({
+            "image": task.image, "namespace": task.namespace, "cmds": task.cmds, "arguments": task.arguments,
+            "limits": resources.limits if resources else None,
+            "requests": resources.requests if resources else None,
+            "node_selector": task.node_selector,
+            "tolerations": [t.to_dict() for t in task.tolerations or []],
+            "do_xcom_push": task.do_xcom_push,
+        })
+        rendered = task.render_template(task.arguments, RENDER_CONTEXT, task.dag.get_template_env())
+    else:
+        info["op_args"] = _jsonable(getattr(task, "op_args", None))
+        rendered = task.render_template(task.op_args, RENDER_CONTEXT, task.dag.get_template_env())
+    info["rendered"] = _jsonable(rendered)
+    return info
+
+
+def structure() -> dict[str, Any]:
+    bag = _dagbag()
+    dags = {}
+    for dag_id, dag in bag.dags.items():
+        dags[dag_id] = {
+            "fileloc": dag.fileloc,
+            "schedule": dag.schedule if isinstance(dag.schedule, str | type(None)) else repr(dag.schedule),
+            "timetable": type(dag.timetable).__name__,
+            "catchup": dag.catchup,
+            "max_active_runs": dag.max_active_runs,
+            "tags": sorted(dag.tags),
+            "params": sorted(dag.params.keys()),
+            "tasks": {t.task_id: _task_info(t) for t in dag.tasks},
+        }
+    return {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+            "files": sorted(Path(f).name for f in bag.file_last_changed), "dags": dags}
+
+
+def run(dag_id: str, logical_date: str, conf: dict[str, Any]) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    bag = _dagbag()
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags[dag_id]
+    when = datetime.fromisoformat(logical_date)
+    # run_after fixes the run id (manual__<run_after>): the same date again re-runs that run, cleared.
+    dr = dag.test(logical_date=when, run_after=when, run_conf=conf or None)
+    tasks: dict[str, Any] = {}
+    with create_session() as session:
+        for ti in dr.get_task_instances(session=session):
+            row = session.scalars(XComModel.get_many(run_id=dr.run_id, dag_ids=dag_id, task_ids=ti.task_id,
+                                                     key="return_value")).first()
+            tasks[ti.task_id] = {"state": str(ti.state) if ti.state else None, "try_number": ti.try_number,
+                                 "xcom": _jsonable(XComModel.deserialize_value(row)) if row else None}
+    return {"run_id": dr.run_id, "state": str(dr.state),
+            "tasks": tasks}
+
+
+def main(argv: list[str]) -> None:
+    command, *args = argv
+    if command == "structure":
+        result, out = structure(), args[0]
+    elif command == "run":
+        dag_id, logical_date, conf, out = args
+        result = run(dag_id, logical_date, json.loads(conf))
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    Path(out).write_text(json.dumps(result, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,368 @@
+"""docker-compose.yml, checked without a Docker daemon: Debian's docker-compose (v1) `config -q` with an `.env`
+from `make env`'s generator, the compose-spec JSON schema (check-jsonschema), and the product's rules:
+healthchecks everywhere, health-gated start order, named volumes for state, secrets only from `.env` and
+none with a default, the GPU profile; the mounted monitoring files; the PostgreSQL init script on a real
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import yaml
+
+from model.settings import Settings
+from tests import servers
+from tests.deploy.tools import (
+    AIRFLOW_PYTHON,
+    COMPOSE,
+    DOCKER,
+    GEN_ENV,
+    REPO_ROOT,
+    docker_compose,
+    load_yaml,
+    run,
+    venv_tool,
+)
+
+SECRET_NAME = re.compile(r"PASSWORD(?!S_FILE)|SECRET|_KEY|TOKEN|FERNET|JWT")
+BIND = re.compile(r"^(?P<source>.+?):(?P<target>/[^:]*)(?::(?P<mode>ro|rw))?$")
+ONE_SHOT = {"minio-init", "sprout-init", "airflow-init"}
+# State and where it lives in its container: each must be a named volume.
+STATE = {"postgres": "/var/lib/postgresql/data", "minio": "/data", "prometheus": "/prometheus",
+         "grafana": "/var/lib/grafana", "airflow-scheduler": "/opt/airflow/logs", "api": "/var/lib/sprout"}
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    run([str(GEN_ENV), "-o", str(path)])
+    return path
+
+
+def env_values(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
+@pytest.fixture(scope="module")
+def resolved(env_file: Path) -> dict[str, Any]:
+    """The compose file as docker-compose v1 resolves it (interpolated, anchors merged, all profiles)."""
+    proc = run([docker_compose(), "--env-file", str(env_file), "-f", str(COMPOSE), "--profile", "gpu",
+                "--profile", "train", "config"], cwd=REPO_ROOT)
+    return yaml.safe_load(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return load_yaml(COMPOSE)
+
+
+def interpolations() -> list[tuple[str, str, str]]:
+    """(name, operator, rest) of every ${...} in the compose file outside comments."""
+    lines = COMPOSE.read_text().splitlines()
+    text = "\n".join(line.split(" #")[0] for line in lines if not line.lstrip().startswith("#"))
+    return re.findall(r"\$\{(\w+)(:?[-?]?)([^}]*)\}", text)
+
+
+# --------------------------------------------------------------------------- the tools
+
+
+def test_docker_compose_v1_config_is_valid(env_file: Path) -> None:
+    compose = docker_compose()
+    assert "version 1." in run([compose, "version"]).stdout
+    for profiles in ([], ["--profile", "gpu"], ["--profile", "train"]):
+        run([compose, "--env-file", str(env_file), "-f", str(COMPOSE), *profiles, "config", "-q"], cwd=REPO_ROOT)
+
+
+def test_compose_refuses_to_start_without_the_generated_secrets(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("# nothing\n")
+    proc = run([docker_compose(), "--env-file", str(empty), "-f", str(COMPOSE), "config", "-q"], cwd=tmp_path,
+               check=False)
+    assert proc.returncode != 0 and "run make env" in proc.stderr, proc.stderr
+
+
+def test_compose_spec_json_schema() -> None:
+    proc = run([venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)])
+    assert "ok" in proc.stdout
+
+
+def test_the_schema_check_catches_a_bad_compose_file(tmp_path: Path) -> None:
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text("services:\n  api:\n    image: x\n    healthcheck:\n      test: [CMD, 'true']\n      retrys: 3\n")
+    proc = run([venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(bad)], check=False)
+    assert proc.returncode != 0 and "retrys" in proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- services, order, volumes
+
+
+def test_the_whole_product_is_there(resolved: dict[str, Any]) -> None:
+    services = set(resolved["services"])
+    assert {"postgres", "minio", "minio-init", "mlflow", "sprout-init", "api", "streamlit", "airflow-init",
+            "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "prometheus", "grafana",
+            "trainer", "trainer-gpu"} <= services
+
+
+def test_every_service_has_a_healthcheck(resolved: dict[str, Any]) -> None:
+    for name, service in resolved["services"].items():
+        check = service.get("healthcheck")
+        assert check and check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), f"{name}: {check['test']}"
+
+
+def test_start_order_waits_for_health(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    for name, service in services.items():
+        for dependency, spec in (service.get("depends_on") or {}).items():
+            condition = spec["condition"]
+            if dependency in ONE_SHOT:
+                assert condition == "service_completed_successfully", f"{name} → {dependency}: {condition}"
+            else:
+                assert condition == "service_healthy", f"{name} → {dependency}: {condition}"
+    for name in ONE_SHOT:
+        assert services[name].get("restart", "no") == "no"
+    for name in ("postgres", "minio", "mlflow", "api", "streamlit", "airflow-api-server", "airflow-scheduler",
+                 "airflow-dag-processor", "prometheus", "grafana"):
+        assert services[name]["restart"] == "unless-stopped", name
+    # the chain the product needs
+    assert set(services["api"]["depends_on"]) == {"sprout-init", "mlflow"}
+    assert set(services["sprout-init"]["depends_on"]) == {"postgres", "minio-init"}
+    assert set(services["mlflow"]["depends_on"]) == {"postgres", "minio-init"}
+    assert "api" in services["streamlit"]["depends_on"] and "api" in services["prometheus"]["depends_on"]
+
+
+def test_state_lives_in_named_volumes(raw: dict[str, Any]) -> None:
+    declared = set(raw["volumes"])
+    for name, service in raw["services"].items():
+        targets = {}
+        for volume in service.get("volumes", []):
+            match = BIND.match(volume)
+            assert match, volume
+            source, target, mode = match["source"], match["target"], match["mode"]
+            targets[target] = source
+            if source.startswith((".", "/", "$")):  # a bind mount: configuration or the seed data, read-only
+                assert mode == "ro", f"{name}: bind mount {volume} must be read-only"
+            else:
+                assert source in declared, f"{name}: volume {source} is not declared"
+        if name in STATE:
+            assert targets.get(STATE[name]) in declared, f"{name}: {STATE[name]} is not a named volume"
+    assert all(spec is None for spec in raw["volumes"].values())  # local named volumes
+
+
+def test_images_are_pinned_and_built_from_the_dockerfiles(raw: dict[str, Any]) -> None:
+    for name, service in raw["services"].items():
+        image = service["image"]
+        if "build" in service:
+            dockerfile = REPO_ROOT / service["build"]["context"] / service["build"]["dockerfile"]
+            assert dockerfile.is_file() and dockerfile.parent == DOCKER, f"{name}: {dockerfile}"
+            assert image.startswith("sprout-"), image
+        else:
+            assert re.fullmatch(r"[\w./-]+:[\w.-]*\d[\w.-]*", image) and "latest" not in image, f"{name}: {image}"
+    builds = {s["build"]["dockerfile"] for s in raw["services"].values() if "build" in s}
+    assert builds == {f"docker/{n}.Dockerfile" for n in ("api", "streamlit", "trainer", "airflow")}
+
+
+def test_gpu_profile_reserves_an_nvidia_gpu_for_the_trainer(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    gpu = services["trainer-gpu"]
+    assert gpu["profiles"] == ["gpu"] and services["trainer"]["profiles"] == ["train"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert gpu["build"]["args"]["TORCH_VARIANT"] == "cuda"
+    assert services["trainer"]["build"]["args"]["TORCH_VARIANT"] == "cpu"
+    assert gpu["environment"]["SPROUT_DEVICE"] == "cuda"
+    for name, service in services.items():
+        if name != "trainer-gpu":
+            assert "deploy" not in service, f"{name} should not reserve devices"
+        if name.startswith("trainer"):
+            continue
+        assert "profiles" not in service, f"{name} must start with a plain `docker compose up`"
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_no_secret_has_a_default(env_file: Path) -> None:
+    generated = env_values(env_file)
+    seen = set()
+    for name, operator, _rest in interpolations():
+        seen.add(name)
+        if name in generated or SECRET_NAME.search(name):
+            assert operator == ":?", f"${{{name}}} must be required (${{{name}:?...}}), not {operator or 'plain'}"
+        else:
+            assert re.fullmatch(r"\w+_PORT|IMAGE_TAG|SEED_DIR", name), f"unexpected variable {name}"
+    required = {name for name, operator, _ in interpolations() if operator == ":?"}
+    assert required == set(generated), f"make env writes {sorted(set(generated) - required)} unused, " \
+                                       f"misses {sorted(required - set(generated))}"
+
+
+def test_no_secret_is_written_into_the_compose_file(raw: dict[str, Any]) -> None:
+    def environments() -> list[tuple[str, dict[str, Any]]]:
+        out = [(name, s.get("environment") or {}) for name, s in raw["services"].items()]
+        return out + [(key, value) for key, value in raw.items() if key.startswith("x-") and "SPROUT_ENV" in str(value)]
+
+    for owner, environment in environments():
+        assert isinstance(environment, dict), owner
+        for key, value in environment.items():
+            if SECRET_NAME.search(key) and key not in ("SPROUT_ENV",):
+                assert "${" in str(value), f"{owner}: {key} has a literal value"
+            if "_URL" in key or "SQL_ALCHEMY_CONN" in key:
+                if "@" in str(value):
+                    assert re.search(r":\$\{\w+:\?[^}]*\}@", str(value)), f"{owner}: {key} embeds a literal password"
+
+
+def test_make_env_writes_random_private_values_and_keeps_them(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    run([str(GEN_ENV), "-o", str(path)])
+    first = env_values(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for name, value in first.items():
+        assert not name.upper().startswith("SPROUT_"), f"{name}: Sprout's settings would read it from .env"
+        if SECRET_NAME.search(name) and "ACCESS_KEY" not in name:  # an access key is a user name
+            assert len(value) >= 24 and value.lower() not in ("changeme", "password", "secret"), name
+    other = tmp_path / "other.env"
+    run([str(GEN_ENV), "-o", str(other)])
+    assert all(first[k] != v for k, v in env_values(other).items() if SECRET_NAME.search(k)), "values repeat"
+    # kept on a second run; a missing name is added
+    path.write_text("\n".join(line for line in path.read_text().splitlines() if "GRAFANA_ADMIN_PASSWORD" not in line))
+    out = run([str(GEN_ENV), "-o", str(path)]).stdout
+    assert "added 1 missing" in out
+    again = env_values(path)
+    assert {k: v for k, v in again.items() if k != "GRAFANA_ADMIN_PASSWORD"} == \
+           {k: v for k, v in first.items() if k != "GRAFANA_ADMIN_PASSWORD"}
+    assert again["GRAFANA_ADMIN_PASSWORD"]
+    # --force writes new values
+    run([str(GEN_ENV), "-o", str(path), "--force"])
+    assert env_values(path)["POSTGRES_PASSWORD"] != first["POSTGRES_PASSWORD"]
+    # Sprout's own settings, which also read `.env`, are not changed by it
+    from_env = Settings(_env_file=str(path))  # type: ignore[call-arg]
+    assert from_env.secret_key is None and from_env.s3_access_key is None and from_env.database_url is None
+
+
+def test_fernet_key_is_valid(env_file: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    Fernet(env_values(env_file)["AIRFLOW_FERNET_KEY"].encode())
+
+
+# --------------------------------------------------------------------------- settings reach real settings
+
+
+def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str, Any]) -> None:
+    """Every SPROUT_* variable given to a container is a field of model/settings.py, one the DAGs read, or
+    one the init script reads; the production settings validate."""
+    fields = {f"SPROUT_{name.upper()}" for name in Settings.model_fields}
+    dag_names = set(re.findall(r"\"(SPROUT_[A-Z0-9_]+)\"", (REPO_ROOT / "dags" / "sprout_dag_common.py").read_text()))
+    init_names = set(re.findall(r"(SPROUT_[A-Z0-9_]+)", (DOCKER / "sprout-init.sh").read_text()))
+    postgres_names = {"SPROUT_DB_PASSWORD"}
+    ui_names = set(re.findall(r"(SPROUT_[A-Z0-9_]+)", (REPO_ROOT / "streamlit_app" / "client.py").read_text()))
+    for name, service in resolved["services"].items():
+        env = service.get("environment") or {}
+        for key in env:
+            if key.startswith("SPROUT_"):
+                known = fields | dag_names | init_names | postgres_names | ui_names
+                assert key in known, f"{name}: {key} is read by nobody"
+        if "SPROUT_DATABASE_URL" in env:
+            settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()
+                                   if k.removeprefix("SPROUT_").lower() in Settings.model_fields})
+            assert settings.env == "production" and settings.s3_endpoint == "minio:9000"
+
+
+def test_airflow_settings_are_real_airflow_options(resolved: dict[str, Any], tmp_path: Path) -> None:
+    """AIRFLOW__SECTION__KEY variables name options that the image's Airflow version has."""
+    assert AIRFLOW_PYTHON.is_file(), "the Airflow virtualenv is missing: make install"
+    keys = sorted({k for s in resolved["services"].values() for k in (s.get("environment") or {})
+                   if k.startswith("AIRFLOW__")})
+    assert keys
+    script = (
+        "import json, sys\n"
+        "from airflow.configuration import conf\n"
+        "known = conf.configuration_description\n"
+        "missing = [k for k in json.loads(sys.argv[1])\n"
+        "           if k.split('__')[2].lower() not in known.get(k.split('__')[1].lower(), {}).get('options', {})]\n"
+        "print(json.dumps(missing))\n"
+    )
+    proc = run([str(AIRFLOW_PYTHON), "-c", script, json.dumps(keys)], timeout=120,
+               env={"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path)}, cwd=tmp_path)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+# --------------------------------------------------------------------------- mounted monitoring files
+
+
+def test_monitoring_mounts_match_the_monitoring_files(raw: dict[str, Any]) -> None:
+    services = raw["services"]
+    mounts = {name: {BIND.match(v)["target"]: BIND.match(v)["source"] for v in s.get("volumes", [])}  # type: ignore[index]
+              for name, s in services.items()}
+    prometheus = mounts["prometheus"]
+    assert prometheus["/etc/prometheus/prometheus.yml"] == "./monitoring/prometheus.yml"
+    config = load_yaml(REPO_ROOT / "monitoring" / "prometheus.yml")
+    for rule_file in config["rule_files"]:  # relative to the config file's directory
+        assert (Path("/etc/prometheus") / rule_file).parent.as_posix() in prometheus
+        assert (REPO_ROOT / "monitoring" / rule_file).is_file(), rule_file
+    targets = [t for job in config["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
+    assert "api:8000" in targets and "api" in services
+    grafana = mounts["grafana"]
+    provisioning = REPO_ROOT / grafana["/etc/grafana/provisioning"]
+    datasource = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+    [provider] = load_yaml(provisioning / "dashboards" / "sprout.yml")["providers"]
+    assert grafana[provider["options"]["path"]] == "./monitoring/grafana/dashboards"
+    for source in [*prometheus.values(), *grafana.values()]:
+        if source.startswith("./"):
+            assert (REPO_ROOT / source).exists(), source
+
+
+# --------------------------------------------------------------------------- PostgreSQL init script
+
+
+def test_postgres_init_script_creates_the_three_databases() -> None:
+    """docker/postgres/init-databases.sh, as the postgres image runs it, on a real (throwaway) PostgreSQL."""
+    bindir = servers.find_pg_bin()
+    base = servers._make_tmpdir("sprout-pginit-", world_readable=True)
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    for log in ("initdb.log", "pg.log"):
+        (base / log).touch()
+    servers._chown_tree_to_pg_user(base)
+    port = servers.free_port()
+    try:
+        servers._run(servers._as_pg_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--no-sync",
+                                          "--auth-local=trust", "--auth-host=scram-sha-256"]),
+                     base / "initdb.log", "initdb", cwd=base)
+        servers._run(servers._as_pg_user([str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-l",
+                                          str(base / "pg.log"), "-o",
+                                          f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"]),
+                     base / "pg.log", "pg_ctl start", cwd=base)
+        passwords = {"SPROUT_DB_PASSWORD": "a1" * 12, "MLFLOW_DB_PASSWORD": "b2" * 12,
+                     "AIRFLOW_DB_PASSWORD": "c3" * 12}
+        env = {"PATH": f"{bindir}:/usr/bin:/bin", "POSTGRES_USER": "postgres", "PGHOST": str(sock),
+               "PGPORT": str(port), **passwords}
+        script = DOCKER / "postgres" / "init-databases.sh"
+        proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for app in ("sprout", "mlflow", "airflow"):
+            conn = psycopg2.connect(host="127.0.0.1", port=port, user=app, dbname=app,
+                                    password=passwords[f"{app.upper()}_DB_PASSWORD"])
+            with conn, conn.cursor() as cur:
+                cur.execute("CREATE TABLE t (x int)")  # the role owns its database
+                cur.execute("SELECT current_database(), current_user")
+                assert cur.fetchone() == (app, app)
+            conn.close()
+        with pytest.raises(psycopg2.OperationalError):  # a role cannot enter another one's database
+            psycopg2.connect(host="127.0.0.1", port=port, user="sprout", dbname="mlflow",
+                             password=passwords["SPROUT_DB_PASSWORD"]).close()
+        # a missing password fails the first start loudly
+        del env["AIRFLOW_DB_PASSWORD"]
+        env["SPROUT_DB_PASSWORD"] = "x"  # (roles exist now; the check comes first for airflow)
+        proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0
+    finally:
+        servers._stop_postgres(bindir, data, base)

