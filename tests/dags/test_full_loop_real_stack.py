@@ -1,0 +1,111 @@
+"""The whole loop on real servers: PostgreSQL, SeaweedFS S3, an MLflow server and Airflow.
+
+Users upload 10 images through the API, a reviewer approves them through the admin API, the retrain DAG
+runs, and /predict answers with the new model version — the API is never restarted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from model.pipeline import train
+from model.samples import find_labeled_files, import_directory
+from model.services import Services
+from model.settings import Settings
+from model.splits import split_for
+from model.users import create_user
+from tests import servers
+from tests.dags.dag_runs import Driver, states
+from tests.utils.datasets import write_tree
+from tests.utils.paths import REPO_ROOT, require_dataset
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+PASSWORD = "loop-reviewer-password"
+
+
+def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
+    driver: Driver, fresh_pg_url: str, s3_server: servers.S3Server, mlflow_uri: str, tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    files = find_labeled_files(require_dataset())
+    initial = [f for i, f in enumerate(files) if i % 2 == 0]  # 160 images for version 1
+    new = [f for i, f in enumerate(files) if i % 2 == 1
+           and split_for(hashlib.sha256(f[1].read_bytes()).hexdigest()).value == "train"][:10]
+    env = {
+        "SPROUT_HOME": str(tmp_path / "home"),
+        "SPROUT_DATABASE_URL": fresh_pg_url,
+        "SPROUT_S3_ENDPOINT": s3_server.endpoint,
+        "SPROUT_S3_ACCESS_KEY": s3_server.access_key,
+        "SPROUT_S3_SECRET_KEY": s3_server.secret_key,
+        "SPROUT_S3_BUCKET": f"loop-{uuid.uuid4().hex[:8]}",
+        "SPROUT_MLFLOW_TRACKING_URI": mlflow_uri,
+        "SPROUT_MODEL_NAME": f"sprout-loop-{uuid.uuid4().hex[:8]}",
+        "SPROUT_MODEL_POLL_SECONDS": "1",
+    }
+    settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
+    svc = Services.from_settings(settings)
+    with svc.session() as session:
+        import_directory(session, svc.store, write_tree(initial, tmp_path / "initial"))
+        create_user(session, username="loop-reviewer", password=PASSWORD)
+    first = train(svc)
+    assert first.promoted and first.version == "1"
+
+    port = servers.free_port()
+    api_env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | env
+    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
+                            str(port)], cwd=REPO_ROOT, env=api_env, stdout=subprocess.DEVNULL,
+                           stderr=open(tmp_path / "api.log", "w"))  # noqa: SIM115
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("API not ready: " + (tmp_path / "api.log").read_text()[-3000:])
+        probe = new[0][1].read_bytes()
+        assert httpx.post(f"{base}/predict", files={"file": ("a.jpg", probe)}).json()["model_version"] == "1"
+
+        token = httpx.post(f"{base}/auth/token", data={"username": "loop-reviewer", "password": PASSWORD}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        for label, path in new:
+            sample = httpx.post(f"{base}/samples", files={"file": (path.name, path.read_bytes())}, timeout=60)
+            assert sample.status_code == 201, sample.text
+            review = httpx.post(f"{base}/admin/samples/{sample.json()['id']}/review", headers=headers,
+                                json={"action": "approve", "label": label})
+            assert review.status_code == 200 and review.json()["status"] == "approved"
+        stats = httpx.get(f"{base}/admin/stats", headers=headers).json()
+        assert stats["approved_since_last_run"] == 10
+
+        result = driver("run", "sprout_retrain", "2026-11-23T00:00:00+00:00", json.dumps({}), env=env, timeout=900)
+        assert result["state"] == "success", result["log"]
+        assert states(result)["promote_candidate"] == "success", states(result)
+        assert states(result)["record_rejection"] == "skipped"
+
+        deadline = time.monotonic() + 60
+        served = None
+        while time.monotonic() < deadline and served != "2":
+            served = httpx.post(f"{base}/predict", files={"file": ("a.jpg", probe)}).json()["model_version"]
+            time.sleep(0.5)
+        assert served == "2", "the API did not pick up the new champion"
+        assert api.poll() is None  # never restarted
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+    wall = time.monotonic() - started
+    print(f"\nfull loop wall time: {wall:.0f} s")  # noqa: T201 - reported in the issue note
+    assert wall < 600
