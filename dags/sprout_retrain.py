@@ -60,7 +60,7 @@ def check_enough_samples(check: dict[str, Any]) -> bool:
     user_defined_filters=SETTINGS.filters(),
 )
 def sprout_retrain() -> None:
-    count = cli_task("count_new_samples", ["retrain-check"],
+    count = cli_task("count_new_samples", ["retrain-check", "--key", RUN_ID_ARG],
                      doc="`sprout retrain-check`: samples approved since the last training run.")
     enough = check_enough_samples(count.output)
     trained = cli_task("train_candidate", ["train-candidate", "--key", RUN_ID_ARG, FORCE_FLAG], gpu=True,

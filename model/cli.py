@@ -163,12 +163,14 @@ def train_cmd(
 
 
 @app.command("retrain-check")
-def retrain_check_cmd() -> None:
+def retrain_check_cmd(
+    key: Annotated[str | None, typer.Option("--key", help="The trigger (e.g. Airflow run id) asking.")] = None,
+) -> None:
     """Count samples approved since the last training run and say whether a retrain is due."""
     from model.pipeline import retrain_check
 
     with _command():
-        _emit(retrain_check(_services()), lambda d: err.print(d["reason"]))
+        _emit(retrain_check(_services(), trigger_key=key), lambda d: err.print(d["reason"]))
 
 
 @app.command("train-candidate")

@@ -283,10 +283,20 @@ def gate_decision(svc: Services, run_id: int | None = None) -> TrainOutcome:
         return TrainOutcome.from_run(get_run(session, run_id))
 
 
-def retrain_check(svc: Services) -> dict[str, Any]:
-    """How many samples were approved since the last run, and whether that is enough to retrain."""
+def retrain_check(svc: Services, *, trigger_key: str | None = None) -> dict[str, Any]:
+    """How many samples were approved since the last run, and whether that is enough to retrain.
+
+    With ``trigger_key``: a run that key already trained counts as due, so a cleared DAG run goes on
+    to the gate and promotion of its candidate instead of stopping at "0 new samples".
+    """
     with svc.session() as session:
         new = new_approved_count(session)
+        done = (session.scalar(select(TrainingRun).where(TrainingRun.trigger_key == trigger_key,
+                                                         TrainingRun.status == RunStatus.SUCCEEDED))
+                if trigger_key else None)
+    if done is not None:
+        return {"new_approved": new, "min_new_samples": svc.settings.min_new_samples, "due": True,
+                "reason": f"run {done.id} already trained a candidate for {trigger_key}"}
     due = retrain_due(new_approved=new, min_new=svc.settings.min_new_samples)
     return {"new_approved": new, "min_new_samples": svc.settings.min_new_samples, "due": due.passed,
             "reason": due.reason}

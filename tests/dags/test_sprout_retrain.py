@@ -72,7 +72,7 @@ def test_tasks_and_dependencies(dagbag: dict[str, Any]) -> None:
 
 def test_local_runner_runs_the_cli_keyed_on_the_run_id(dagbag: dict[str, Any]) -> None:
     tasks = dagbag["dags"][DAG_ID]["tasks"]
-    assert tasks["count_new_samples"]["rendered"] == [["retrain-check"]]
+    assert tasks["count_new_samples"]["rendered"] == [["retrain-check", "--key", "manual__2026-01-01T00:00:00+00:00"]]
     assert tasks["train_candidate"]["rendered"] == [
         ["train-candidate", "--key", "manual__2026-01-01T00:00:00+00:00", "--force"]]
     assert tasks["promote_candidate"]["rendered"] == [["promote", "7"]]

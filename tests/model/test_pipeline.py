@@ -183,6 +183,8 @@ def test_dag_steps_are_idempotent_per_trigger_key(loop: dict) -> None:
     svc.settings.gate_min_accuracy = 0.0
     assert retrain_check(svc)["due"] is False
     first = train_candidate(svc, force=True, trigger_key="scheduled__2026-11-23")
+    resumed = retrain_check(svc, trigger_key="scheduled__2026-11-23")  # a cleared DAG run goes on to promote
+    assert resumed["due"] is True and str(first.run_id) in resumed["reason"]
     again = train_candidate(svc, force=True, trigger_key="scheduled__2026-11-23")
     assert again.run_id == first.run_id  # a retried task does not train twice
     assert gate_decision(svc, first.run_id).gate == first.gate
