@@ -13,14 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from db.models import ReviewAction, Sample, SampleSource, SampleStatus, Split, TrainingRun
+from db.models import ReviewAction, SampleSource, TrainingRun
 from model.pipeline import train
-from model.samples import add_sample, import_directory, review_sample, sha256_of
+from model.samples import add_sample, import_directory, review_sample
 from model.services import Services
 from model.settings import Settings
-from model.splits import split_for
 from tests.dags.dag_runs import Driver, run_dag, states, xcom
-from tests.utils.datasets import augmented_copy, split_files, write_tree
+from tests.utils.datasets import add_mislabeled_copies, split_files, write_tree
 from tests.utils.paths import require_dataset
 
 pytestmark = pytest.mark.slow
@@ -212,27 +211,6 @@ def test_rerunning_a_promoted_run_trains_and_registers_nothing_new(loop: dict[st
     assert xcom(result, "promote_candidate")["version"] == "2"
     assert count_runs(svc) == runs and len(svc.registry.versions()) == versions
     assert svc.registry.champion().version == "2"
-
-
-def add_mislabeled_copies(svc: Services) -> int:
-    """Approved, visibly identical copies of the training images with the other label, twice as many."""
-    added = 0
-    with svc.session() as session:
-        samples = session.scalars(select(Sample).where(Sample.status == SampleStatus.APPROVED,
-                                                       Sample.split == Split.TRAIN)).all()
-        wrong = {"dandelion": "grass", "grass": "dandelion"}
-        for sample in samples:
-            for variant in range(4):
-                data = augmented_copy(svc.store.get(sample.object_key), variant)
-                if split_for(sha256_of(data)) is not Split.TRAIN:
-                    continue
-                _, created = add_sample(session, svc.store, data=data, source=SampleSource.IMPORT,
-                                        label=wrong[sample.label or ""])
-                added += created
-            if added >= 2 * len(samples):
-                break
-    assert added >= len(samples)
-    return added
 
 
 def test_worse_candidate_is_rejected_and_champion_unchanged(loop: dict[str, Any], driver: Driver) -> None:

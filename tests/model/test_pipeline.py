@@ -11,11 +11,10 @@ from sqlalchemy import select
 from db.models import ReviewAction, Sample, SampleSource, SampleStatus, Split, TrainingRun, TrainingRunSample
 from model.errors import ConflictError, NoChampionError, NotEnoughDataError, NotFoundError
 from model.pipeline import new_approved_count, promote_run, rollback, train, train_candidate
-from model.samples import Prediction, add_sample, import_directory, review_sample, sha256_of
+from model.samples import Prediction, add_sample, import_directory, review_sample
 from model.services import Services
 from model.settings import Settings
-from model.splits import split_for
-from tests.utils.datasets import augmented_copy, colour_dataset, split_files, write_tree
+from tests.utils.datasets import add_mislabeled_copies, colour_dataset, split_files, write_tree
 from tests.utils.paths import require_dataset
 
 pytestmark = pytest.mark.slow
@@ -108,22 +107,7 @@ def test_worse_candidate_is_not_promoted_and_champion_is_unchanged(loop: dict) -
     svc.settings.gate_min_accuracy = 0.0  # only the comparison with the champion can refuse
     champion = svc.registry.champion().version
     versions = len(svc.registry.versions())
-    added = 0
-    with svc.session() as session:
-        samples = session.scalars(select(Sample).where(Sample.status == SampleStatus.APPROVED,
-                                                       Sample.split == Split.TRAIN)).all()
-        wrong = {"dandelion": "grass", "grass": "dandelion"}
-        for sample in samples:
-            for variant in range(4):  # mislabeled copies outnumber the true ones, all in the train split
-                data = augmented_copy(svc.store.get(sample.object_key), variant)
-                if split_for(sha256_of(data)) is not Split.TRAIN:
-                    continue
-                _, created = add_sample(session, svc.store, data=data, source=SampleSource.IMPORT,
-                                        label=wrong[sample.label])
-                added += created
-                if added >= 2 * len(samples):
-                    break
-    assert added >= len(samples)
+    add_mislabeled_copies(svc)  # more mislabeled copies than true images, all in the train split
     worse = train(svc)
     assert not worse.gate.passed, worse.gate
     assert "champion" in worse.gate.reason
