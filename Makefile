@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Airflow lives in its own virtualenv (it pins its own FastAPI); the DAG tasks run the `sprout` CLI, never `model`.
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
-AIRFLOW_PKGS  := 'apache-airflow>=3.3,<4' 'apache-airflow-providers-cncf-kubernetes>=10.5'
+AIRFLOW_PKGS  := 'apache-airflow>=3.3,<4' 'apache-airflow-providers-cncf-kubernetes>=10.5' 'psycopg2-binary>=2.9' 'asyncpg>=0.29'
 # Grafana dashboard type check (tests/deploy): @grafana/schema + TypeScript from npm, pinned by package-lock.json.
 GRAFANA_CHECK := tests/deploy/grafana
 GRAFANA_STAMP := $(GRAFANA_CHECK)/node_modules/.installed
