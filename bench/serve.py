@@ -104,7 +104,7 @@ def serve_and_load(home: Path, files: list[Path], seconds: float, concurrency: i
             raise RuntimeError("the API did not become ready")
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(LUA)
-        base = ["wrk", "-t", "2", "-c", str(concurrency), "--latency", "-s", lua.name, f"http://127.0.0.1:{port}"]
+        base = ["wrk", "-t", "1", "-c", str(concurrency), "--latency", "-s", lua.name, f"http://127.0.0.1:{port}"]
         subprocess.run([*base[:1], "-d", "3s", *base[1:], "--", *map(str, files)], capture_output=True)  # warm-up
         proc = subprocess.run([*base[:1], "-d", f"{seconds:g}s", *base[1:], "--", *map(str, files)],
                               capture_output=True, text=True, check=True)
