@@ -8,8 +8,20 @@ from typing import Any
 from sqlalchemy import select
 
 from db.models import TrainingRun
+from model.registry import VersionInfo
 from model.services import Services
 from model.status import metrics_summary
+
+
+def _version_row(v: VersionInfo, run: TrainingRun | None, champion: VersionInfo | None) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "created_at": datetime.fromtimestamp(v.created_at_ms / 1000, UTC),
+        "is_champion": bool(champion and champion.version == v.version),
+        "run_id": run.id if run else None,
+        "backbone": run.backbone if run else None,
+        "metrics": metrics_summary(run.metrics) if run else None,
+    }
 
 
 def model_history(svc: Services, *, runs_limit: int = 50) -> dict[str, Any]:
@@ -22,16 +34,6 @@ def model_history(svc: Services, *, runs_limit: int = 50) -> dict[str, Any]:
             select(TrainingRun).where(TrainingRun.registered_version.is_not(None)))}
     return {
         "champion": champion.version if champion else None,
-        "versions": [
-            {
-                "version": v.version,
-                "created_at": datetime.fromtimestamp(v.created_at_ms / 1000, UTC),
-                "is_champion": bool(champion and champion.version == v.version),
-                "run_id": by_version[v.version].id if v.version in by_version else None,
-                "backbone": by_version[v.version].backbone if v.version in by_version else None,
-                "metrics": metrics_summary(by_version[v.version].metrics) if v.version in by_version else None,
-            }
-            for v in reversed(versions)
-        ],
+        "versions": [_version_row(v, by_version.get(v.version), champion) for v in reversed(versions)],
         "runs": runs,
     }

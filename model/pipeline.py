@@ -155,10 +155,6 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
     Skipped (no run recorded) unless enough samples were approved since the last run or ``force``.
     With ``trigger_key`` (e.g. an Airflow run id) a retry returns the run that key already produced.
     """
-    from model.backbones import load_backbone
-    from model.export import build_classifier
-    from model.training import train_head
-
     settings = svc.settings
     backbone_name = backbone_name or settings.backbone
     with svc.session() as session:
@@ -186,7 +182,7 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         session.add(run)
         session.commit()
         try:
-            outcome = _train(svc, session, run, samples, labels, build_classifier, load_backbone, train_head)
+            outcome = _train(svc, session, run, samples, labels)
         except BaseException as exc:
             session.rollback()
             run.status, run.error, run.finished_at = RunStatus.FAILED, "".join(
@@ -197,8 +193,12 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         return outcome
 
 
-def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Sample], labels: list[str],
-           build_classifier: Any, load_backbone: Any, train_head: Any) -> TrainOutcome:
+def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Sample],
+           labels: list[str]) -> TrainOutcome:
+    from model.backbones import load_backbone  # torch: imported only when training
+    from model.export import build_classifier
+    from model.training import train_head
+
     settings = svc.settings
     backbone = load_backbone(run.backbone, settings)
     x, n_new = embed_images(session, svc.store, backbone, [ImageRef(s.sha256, s.object_key) for s in samples],

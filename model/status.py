@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from db.models import Sample, TrainingRun
+from db.models import Sample, SampleStatus, TrainingRun
 from model.pipeline import last_run, new_approved_count
 from model.services import Services
+
+
+def sample_counts(session: Session) -> dict[str, int]:
+    """Samples per review status (pending, approved, rejected), zero where there are none."""
+    found = {str(status): n for status, n in session.execute(
+        select(Sample.status, func.count()).group_by(Sample.status)).tuples()}
+    return {status.value: found.get(status.value, 0) for status in SampleStatus}
 
 
 def collect_status(svc: Services) -> dict[str, Any]:
     """Counts by status and label, approved since the last run, champion version and metrics."""
     with svc.session() as session:
-        by_status = {str(status): n for status, n in session.execute(
-            select(Sample.status, func.count()).group_by(Sample.status)).tuples()}
+        by_status = sample_counts(session)
         label_counts = select(Sample.label, func.count()).where(Sample.label.is_not(None)).group_by(Sample.label)
         by_label = dict(session.execute(label_counts).tuples().all())
         new = new_approved_count(session)
@@ -24,8 +31,7 @@ def collect_status(svc: Services) -> dict[str, Any]:
         champ_run = session.scalar(select(TrainingRun).where(
             TrainingRun.registered_version == champion.version)) if champion else None
         return {
-            "samples": {"total": sum(by_status.values()), **{k: by_status.get(k, 0) for k in
-                                                             ("pending", "approved", "rejected")}},
+            "samples": {"total": sum(by_status.values()), **by_status},
             "approved_by_label": dict(sorted(by_label.items())),
             "approved_since_last_run": new,
             "min_new_samples": svc.settings.min_new_samples,

@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from db.models import RunStatus, Sample, TrainingRun
+from db.models import RunStatus, TrainingRun
 from model.pipeline import new_approved_count
 from model.services import Services
+from model.status import sample_counts
 
 
 def training_snapshot(svc: Services) -> dict[str, Any]:
     """Sample counts, run outcomes, accuracy per registered version, the champion's age."""
     with svc.session() as session:
-        samples = {str(s): n for s, n in session.execute(
-            select(Sample.status, func.count()).group_by(Sample.status)).tuples().all()}
+        samples = sample_counts(session)
         runs = session.scalars(select(TrainingRun).order_by(TrainingRun.id)).all()
         new = new_approved_count(session)
     outcomes = {"passed": 0, "refused": 0, "failed": 0}
@@ -31,7 +31,7 @@ def training_snapshot(svc: Services) -> dict[str, Any]:
     if last_promotion is not None and last_promotion.tzinfo is None:
         last_promotion = last_promotion.replace(tzinfo=UTC)
     return {
-        "samples": {k: samples.get(k, 0) for k in ("pending", "approved", "rejected")},
+        "samples": samples,
         "approved_since_last_run": new,
         "runs": outcomes,
         "last_gate_passed": (finished[-1].gate_passed if finished else None),
