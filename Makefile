@@ -1,5 +1,6 @@
 # Sprout — `make up` runs the product, `make test` runs the whole test suite.
-# Both install everything first (a .venv in the repo), so on a fresh machine they are all the set-up.
+# Both install what they need first, so on a fresh machine (Debian/Ubuntu, Python 3.11) they are all the set-up:
+# `make up` the Python environments; `make test` also the test tooling and system packages (root or sudo).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,9 +15,19 @@ AIRFLOW_PKGS  := 'apache-airflow>=3.3,<4' 'apache-airflow-providers-cncf-kuberne
 GRAFANA_CHECK := tests/deploy/grafana
 GRAFANA_STAMP := $(GRAFANA_CHECK)/node_modules/.installed
 
-.PHONY: install up down test lint bench clean env
+.PHONY: install run-deps system-deps test-deps up down test lint bench clean env
 
-install: $(STAMP) $(AIRFLOW_STAMP) $(GRAFANA_STAMP)
+## What running needs: the project venv and Airflow's.
+run-deps: $(STAMP) $(AIRFLOW_STAMP)
+
+## System packages of the tests (PostgreSQL, Chromium, Prometheus, docker-compose, npm): idempotent, fast when present.
+system-deps:
+	scripts/install-test-deps.sh
+
+## What the tests need besides: those system packages and the Grafana type checker.
+test-deps: system-deps run-deps $(GRAFANA_STAMP)
+
+install: test-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +41,7 @@ $(AIRFLOW_STAMP): Makefile
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet $(AIRFLOW_PKGS)
 	touch $(AIRFLOW_STAMP)
 
-$(GRAFANA_STAMP): $(GRAFANA_CHECK)/package.json $(GRAFANA_CHECK)/package-lock.json
+$(GRAFANA_STAMP): $(GRAFANA_CHECK)/package.json $(GRAFANA_CHECK)/package-lock.json | system-deps
 	cd $(GRAFANA_CHECK) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(GRAFANA_STAMP)
 
@@ -39,20 +50,22 @@ env:
 	scripts/gen-env.sh
 
 ## Start the API and the Streamlit app (training a first model from SPROUT_SEED_DATASET if there is none).
-up: install
+up: run-deps
 	scripts/up.sh
 
 ## Stop what `make up` started.
 down:
 	scripts/down.sh
 
-test: install
+test: test-deps
 	$(PY) -m pytest
 
-lint: install
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy model db api streamlit_app
+	$(VENV)/bin/lint-imports
 
-bench: install
+bench: run-deps
 	$(PY) bench/retrain.py
 	$(PY) bench/serve.py
 

@@ -1,1 +1,1 @@
-"""FastAPI service (serving and review) — built on model.predictor and model.samples."""
+"""FastAPI service (serving and review) — built on model.serving.predictor and model.data.samples."""

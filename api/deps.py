@@ -7,16 +7,16 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db import queries
 from db.models import User
-from model.predictor import Predictor
-from model.security import InvalidTokenError, decode_access_token
-from model.services import Services
-from model.serving import ChampionWatcher
-from model.settings import Settings
-from model.storage import ObjectStore
+from model.core.security import InvalidTokenError, decode_access_token
+from model.core.settings import Settings
+from model.data.storage import ObjectStore
+from model.runtime.services import Services
+from model.serving.predictor import Predictor
+from model.serving.watcher import ChampionWatcher
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
@@ -80,7 +80,7 @@ def get_current_reviewer(request: Request, session: SessionDep, token: TokenDep)
         username = decode_access_token(token, key=request.app.state.signing_key)
     except InvalidTokenError:
         raise UNAUTHORIZED from None
-    user = session.scalar(select(User).where(User.username == username))
+    user = queries.get_user(session, username=username)
     if user is None or not user.is_active:
         raise UNAUTHORIZED
     return user

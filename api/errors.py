@@ -6,10 +6,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from api.metrics import UNHANDLED_ERRORS
-from model.errors import (
+from model.core.errors import (
     ConflictError,
     ImageTooLargeError,
     InvalidImageError,
@@ -48,32 +48,30 @@ def status_for(exc: SproutError) -> int:
     return 400
 
 
-def _is_mlflow_unavailable(exc: Exception) -> bool:
-    from mlflow.exceptions import MlflowException
-    from requests.exceptions import RequestException
-
-    return isinstance(exc, MlflowException | RequestException)
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    """Map Sprout errors, database and registry outages; anything else is a logged, counted 500."""
+    """Map Sprout errors and connection-level database failures; anything else is a logged, counted 500.
+
+    The registry wraps MLflow's failures into RegistryUnavailableError, so nothing here knows MLflow.
+    """
 
     @app.exception_handler(SproutError)
     async def sprout_error(_request: Request, exc: SproutError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
 
     @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIError)
+    @app.exception_handler(InterfaceError)
     async def database_down(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("database error: %s", exc)
+        log.error("database unavailable: %s", exc)
         return JSONResponse({"detail": "The database is unavailable; try again shortly."}, status_code=503)
 
+    @app.exception_handler(IntegrityError)
+    async def integrity_conflict(_request: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity conflict: %s", exc.orig)
+        return JSONResponse({"detail": "The request conflicts with the current state; reload and try again."},
+                            status_code=409)
+
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if _is_mlflow_unavailable(exc):
-            log.error("model registry error: %s", exc)
-            return JSONResponse({"detail": "The model registry is unavailable; try again shortly."},
-                                status_code=503)
+    async def unexpected(request: Request, _exc: Exception) -> JSONResponse:
         request_id = request.headers.get("x-request-id", "-")
         log.exception("unhandled error (request id %s)", request_id)
         UNHANDLED_ERRORS.inc()

@@ -1,4 +1,4 @@
-"""The Sprout API: ``uvicorn api.main:app``. Settings come from ``SPROUT_*`` variables."""
+"""The Sprout API: ``uvicorn api.main:app`` (settings from ``SPROUT_*``), or ``create_app(settings)`` in tests."""
 
 from __future__ import annotations
 
@@ -7,47 +7,63 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.errors import install_error_handlers
 from api.metrics import TRAINING, MetricsMiddleware
 from api.routes import auth, health, models, predict, retrain, reviews, samples
 from api.uploads import BodySizeLimitMiddleware
-from model.security import signing_key
-from model.services import Services
-from model.serving import ChampionWatcher
-from model.settings import get_settings
+from db.migrate import SchemaOutOfDateError
+from model.core.security import signing_key
+from model.core.settings import Settings, get_settings
+from model.runtime.services import Services
+from model.serving.watcher import ChampionWatcher
 
 log = logging.getLogger("sprout.api")
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Connect the services, load the champion and follow its alias until shutdown."""
-    settings = get_settings()
+def connect(settings: Settings) -> Services:
+    """The services; refuses (SchemaOutOfDateError) a database behind the code's migrations.
+
+    A database that cannot be reached yet is not fatal: requests that need it answer 503 until it is up.
+    """
     try:
-        services = Services.from_settings(settings, migrate=True)
-    except Exception as exc:  # the database may come up later: serve 503s until then
-        log.error("database migration failed at start-up (%s); continuing without it", exc)
-        services = Services.from_settings(settings, migrate=False)
-    watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1)
-    app.state.services, app.state.watcher = services, watcher
-    TRAINING.services = services
-    app.state.signing_key = signing_key(settings)
-    watcher.start()
-    try:
-        yield
-    finally:
-        watcher.stop()
-        services.close()
+        return Services.from_settings(settings)
+    except SchemaOutOfDateError as exc:
+        log.critical("%s", exc)
+        raise
+    except (OperationalError, InterfaceError) as exc:
+        log.error("database unreachable at start-up (%s); serving 503s until it answers", exc.orig)
+        return Services.from_settings(settings, check=False)
 
 
-def create_app() -> FastAPI:
-    settings = get_settings()
+def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Connect the services, load the champion and follow its alias until shutdown."""
+        services = connect(settings)
+        watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1)
+        app.state.services, app.state.watcher = services, watcher
+        TRAINING.services = services
+        app.state.signing_key = signing_key(settings)
+        watcher.start()
+        try:
+            yield
+        finally:
+            watcher.stop()
+            services.close()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for these settings (default: the process's ``SPROUT_*`` settings)."""
+    settings = settings or get_settings()
     app = FastAPI(
         title="Sprout",
         summary="Image classification with human-in-the-loop labeling and continuous training.",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=make_lifespan(settings),
     )
     install_error_handlers(app)
     for router in (predict.router, samples.router, auth.router, reviews.router, models.router, retrain.router,

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from api.schemas import UiPage
+from model.reports.telemetry import training_snapshot
+
+if TYPE_CHECKING:
+    from model.runtime.services import Services
 
 REQUESTS = Counter("sprout_api_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -32,8 +38,8 @@ for _result in ("created", "duplicate"):
     UPLOADS.labels(_result)
 for _action in ("approve", "correct", "reject"):
     REVIEWS.labels(_action)
-for _page in ("predict", "review", "models", "login"):
-    UI_PAGE_VIEWS.labels(_page)
+for _page in UiPage:
+    UI_PAGE_VIEWS.labels(_page.value)
 
 
 def observe_served_model(version: str | None, labels: list[str]) -> None:
@@ -83,11 +89,9 @@ class TrainingCollector(Collector):
     """Training and data metrics read from the database at scrape time (nothing when it is down)."""
 
     def __init__(self) -> None:
-        self.services: Any = None
+        self.services: Services | None = None
 
     def collect(self) -> Any:
-        from model.telemetry import training_snapshot
-
         if self.services is None:
             return
         try:
@@ -99,29 +103,29 @@ class TrainingCollector(Collector):
         yield GaugeMetricFamily("sprout_training_min_new_samples", "Approved samples needed to retrain",
                                 value=self.services.settings.min_new_samples)
         samples = GaugeMetricFamily("sprout_samples", "Samples by review status", labels=["status"])
-        for status, n in snap["samples"].items():
+        for status, n in snap.samples.items():
             samples.add_metric([status], n)
         yield samples
         yield GaugeMetricFamily("sprout_samples_approved_since_last_run",
                                 "Approved samples the last training run did not use",
-                                value=snap["approved_since_last_run"])
+                                value=snap.approved_since_last_run)
         runs = CounterMetricFamily("sprout_training_runs", "Training runs by outcome", labels=["outcome"])
-        for outcome, n in snap["runs"].items():
+        for outcome, n in snap.runs.items():
             runs.add_metric([outcome], n)
         yield runs
-        if snap["last_gate_passed"] is not None:
+        if snap.last_gate_passed is not None:
             yield GaugeMetricFamily("sprout_training_last_gate_passed", "1 if the latest run passed the gate",
-                                    value=1.0 if snap["last_gate_passed"] else 0.0)
+                                    value=1.0 if snap.last_gate_passed else 0.0)
         accuracy = GaugeMetricFamily("sprout_model_test_accuracy", "Test accuracy of each registered version",
                                      labels=["version"])
-        for version, acc in snap["accuracy_by_version"].items():
+        for version, acc in snap.accuracy_by_version.items():
             if acc is not None:
                 accuracy.add_metric([version], acc)
         yield accuracy
-        if snap["last_promotion_age_seconds"] is not None:
+        if snap.last_promotion_age_seconds is not None:
             yield GaugeMetricFamily("sprout_model_last_promotion_age_seconds",
                                     "Seconds since a model was last promoted",
-                                    value=snap["last_promotion_age_seconds"])
+                                    value=snap.last_promotion_age_seconds)
 
 
 TRAINING = TrainingCollector()

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from db.models import RunStatus, SampleSource, SampleStatus, Split
+
+
+class UiPage(enum.StrEnum):
+    """The Streamlit app's pages: the only values ``/events`` accepts (one Prometheus series each)."""
+
+    PREDICT = "predict"
+    REVIEW = "review"
+    MODELS = "models"
+    LOGIN = "login"
 
 
 class PredictionPublic(BaseModel):
@@ -20,14 +32,14 @@ class SamplePublic(BaseModel):
 
     id: int
     sha256: str
-    status: str
+    status: SampleStatus
     label: str | None
     suggested_label: str | None
     predicted_label: str | None
     confidence: float | None
     predicted_by_version: str | None
-    source: str
-    split: str
+    source: SampleSource
+    split: Split
     content_type: str
     size_bytes: int
     created_at: datetime
@@ -55,6 +67,8 @@ class Token(BaseModel):
 
 
 class ReviewStats(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     pending: int
     approved: int
     rejected: int
@@ -65,6 +79,8 @@ class ReviewStats(BaseModel):
 
 
 class VersionPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     version: str
     created_at: datetime
     is_champion: bool
@@ -77,7 +93,7 @@ class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    status: str
+    status: RunStatus
     backbone: str
     labels: list[str]
     started_at: datetime
@@ -100,12 +116,14 @@ class ModelsPublic(BaseModel):
 
 
 class PromoteResult(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     previous: str | None
     champion: str
 
 
 class UsageEvent(BaseModel):
-    page: str = Field(pattern=r"^[a-z_]{1,32}$", examples=["predict"])
+    page: UiPage = Field(examples=["predict"])
     action: Literal["view", "predict_click"]
 
 
@@ -119,13 +137,15 @@ class RetrainRequest(BaseModel):
 
 
 class DagRunPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     dag_run_id: str | None
     state: str | None
     run_type: str | None = None
-    start_date: str | None = None
-    end_date: str | None = None
-    logical_date: str | None = None
-    run_after: str | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    logical_date: datetime | None = None
+    run_after: datetime | None = None
 
 
 class RetrainRuns(BaseModel):

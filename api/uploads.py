@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import UploadFile
 
-from model.errors import ImageTooLargeError, InvalidImageError
+from model.core.errors import ImageTooLargeError, InvalidImageError
 
 MULTIPART_OVERHEAD = 64 * 1024
 

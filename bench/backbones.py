@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from model.backbones import load_backbone
-from model.embeddings import embed_batch
-from model.images import load_and_preprocess
-from model.samples import find_labeled_files
-from model.settings import Settings
-from model.training import train_head
+from model.core.settings import Settings
+from model.data.images import load_and_preprocess
+from model.data.importer import find_labeled_files
+from model.learning.backbones import load_backbone
+from model.learning.embeddings import embed_batch
+from model.learning.training import train_head
 
 
 def main() -> None:

@@ -14,12 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from db.migrate import upgrade
 from db.models import SampleSource
-from model.backbones import load_backbone
-from model.pipeline import train
-from model.samples import add_sample, find_labeled_files
-from model.services import Services
-from model.settings import Settings
+from model.core.settings import Settings
+from model.data.importer import find_labeled_files
+from model.data.samples import add_sample
+from model.learning.backbones import load_backbone
+from model.learning.promotion import train
+from model.runtime.services import Services
 
 HELD_OUT = 10
 
@@ -34,6 +36,7 @@ def main() -> None:
     initial = [f for f in files if f not in held_out]
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), backbone=args.backbone)
+        upgrade(settings.resolved_database_url)
         svc = Services.from_settings(settings)
         load_backbone(args.backbone, settings)  # warm-up: weights and imports, paid once per worker
         with svc.session() as session:

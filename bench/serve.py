@@ -54,7 +54,7 @@ end
 
 
 def _worker(model: str, images: list[bytes], seconds: float, out: mp.Queue) -> None:
-    from model.predictor import Predictor
+    from model.serving.predictor import Predictor
 
     predictor = Predictor.load(Path(model), threads=1)
     for data in images[:4]:  # warm-up
@@ -82,6 +82,7 @@ def ceiling(model: Path, images: list[bytes], seconds: float, cores: int) -> flo
 def prepare_home(home: Path) -> None:
     env = {**os.environ, "SPROUT_HOME": str(home)}
     sprout = str(Path(sys.executable).with_name("sprout"))
+    subprocess.run([sprout, "db", "upgrade"], env=env, check=True, capture_output=True)
     subprocess.run([sprout, "bootstrap", str(DATASET)], env=env, check=True, capture_output=True)
 
 

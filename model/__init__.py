@@ -1,4 +1,6 @@
-"""Sprout's domain logic: storage, samples, backbones, training, evaluation, gate, registry, export.
+"""Sprout's domain logic, in layers (each imports only the ones below it; import-linter checks this):
 
-Importing this package is cheap: torch is imported only by the modules that train or export.
+``cli`` → ``reports`` → ``learning`` → ``runtime`` → ``serving`` → ``data`` → ``core`` → ``db``.
+
+Importing this package is cheap: torch is imported only by the functions that train or export.
 """

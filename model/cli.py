@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,8 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from model.errors import SproutError
-from model.settings import get_settings
+from db.migrate import SchemaOutOfDateError
+from model.core.errors import SproutError
+from model.core.settings import get_settings
 
 app = typer.Typer(help="Sprout: continuous-training image classifier.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -46,7 +48,7 @@ def _command() -> Iterator[None]:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
-    except SproutError as exc:
+    except (SproutError, SchemaOutOfDateError) as exc:
         if _state["json"]:
             real_stdout.write(json.dumps({"error": str(exc), "type": type(exc).__name__}) + "\n")
             real_stdout.flush()
@@ -55,16 +57,20 @@ def _command() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def _json_default(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _emit(data: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None:
     if _state["json"]:
-        _state["out"].write(json.dumps(data, default=str) + "\n")
+        _state["out"].write(json.dumps(data, default=_json_default) + "\n")
         _state["out"].flush()
     else:
         human(data)
 
 
 def _services() -> Any:
-    from model.services import Services
+    from model.runtime.services import Services
 
     return Services.from_settings(get_settings())
 
@@ -90,8 +96,8 @@ def import_(source: SourceArg) -> None:
 
 
 def _import_with_progress(svc: Any, source: str | Path) -> Any:
-    from model.samples import import_directory
-    from model.sources import local_tree
+    from model.data.importer import import_directory
+    from model.data.sources import local_tree
 
     with local_tree(source, svc.settings) as directory, svc.session() as session, Progress(
         TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -110,7 +116,7 @@ def bootstrap(
         help="Data set folder or s3://bucket/prefix (default: SPROUT_SEED_DATASET).")] = None,
 ) -> None:
     """Import an initial data set and train the first model when none exists yet."""
-    from model.pipeline import train
+    from model.learning.promotion import train
 
     with _command():
         svc = _services()
@@ -134,10 +140,10 @@ def bootstrap(
 @app.command()
 def status() -> None:
     """Sample counts, retrain progress and the champion model."""
-    from model.status import collect_status
+    from model.reports.status import collect_status
 
     with _command():
-        _emit(collect_status(_services()), _print_pairs)
+        _emit(collect_status(_services()).as_dict(), _print_pairs)
 
 
 def _outcome_line(d: dict[str, Any]) -> None:
@@ -156,7 +162,7 @@ def train_cmd(
     backbone: Annotated[str | None, typer.Option(help="Backbone name (default: SPROUT_BACKBONE).")] = None,
 ) -> None:
     """Train a candidate, gate it against the champion and promote it if it passes."""
-    from model.pipeline import train
+    from model.learning.promotion import train
 
     with _command():
         _emit(train(_services(), force=force, backbone_name=backbone).as_dict(), _outcome_line)
@@ -167,10 +173,10 @@ def retrain_check_cmd(
     key: Annotated[str | None, typer.Option("--key", help="The trigger (e.g. Airflow run id) asking.")] = None,
 ) -> None:
     """Count samples approved since the last training run and say whether a retrain is due."""
-    from model.pipeline import retrain_check
+    from model.learning.promotion import retrain_check
 
     with _command():
-        _emit(retrain_check(_services(), trigger_key=key), lambda d: err.print(d["reason"]))
+        _emit(retrain_check(_services(), trigger_key=key).as_dict(), lambda d: err.print(d["reason"]))
 
 
 @app.command("train-candidate")
@@ -180,7 +186,7 @@ def train_candidate_cmd(
     backbone: Annotated[str | None, typer.Option(help="Backbone name (default: SPROUT_BACKBONE).")] = None,
 ) -> None:
     """Train and evaluate a candidate and record the gate's decision, without promoting it."""
-    from model.pipeline import train_candidate
+    from model.learning.pipeline import train_candidate
 
     with _command():
         _emit(train_candidate(_services(), force=force, backbone_name=backbone, trigger_key=key).as_dict(),
@@ -193,7 +199,7 @@ RunIdArg = Annotated[int | None, typer.Argument(help="Training run id (default: 
 @app.command("gate")
 def gate_cmd(run_id: RunIdArg = None) -> None:
     """The gate's decision for a candidate run (exit code 0 either way; read `gate.passed`)."""
-    from model.pipeline import gate_decision
+    from model.learning.promotion import gate_decision
 
     with _command():
         _emit(gate_decision(_services(), run_id).as_dict(), _outcome_line)
@@ -202,7 +208,7 @@ def gate_cmd(run_id: RunIdArg = None) -> None:
 @app.command("promote")
 def promote_cmd(run_id: RunIdArg = None) -> None:
     """Register a gate-passed candidate and make it the champion (safe to repeat)."""
-    from model.pipeline import promote_run
+    from model.learning.promotion import promote_run
 
     with _command():
         _emit(promote_run(_services(), run_id).as_dict(), _outcome_line)
@@ -214,7 +220,7 @@ def evaluate(
     model: Annotated[str, typer.Option("--model", help="'champion' or a version number.")] = "champion",
 ) -> None:
     """Evaluate a registered model on a folder-per-label tree."""
-    from model.evaluation import evaluate_directory
+    from model.learning.evaluation import evaluate_directory
 
     with _command():
         predictor = _services().registry.load_predictor(model)
@@ -269,17 +275,17 @@ def rollback(
     version: Annotated[str | None, typer.Argument(help="Version (default: the previous one).")] = None,
 ) -> None:
     """Move the champion alias back to an earlier version."""
-    from model.pipeline import rollback as do_rollback
+    from model.learning.promotion import rollback as do_rollback
 
     with _command():
-        _emit(do_rollback(_services(), version), lambda d: err.print(
+        _emit(do_rollback(_services(), version).as_dict(), lambda d: err.print(
             f"champion: version {d['previous']} → {d['champion']}"))
 
 
 @app.command()
 def fsck(repair: Annotated[bool, typer.Option(help="Repair half-done moves.")] = True) -> None:
     """Check the database against the object store; repair half-done moves, report orphans."""
-    from model.fsck import fsck as run_fsck
+    from model.data.fsck import fsck as run_fsck
 
     with _command():
         svc = _services()
@@ -295,13 +301,14 @@ def fsck(repair: Annotated[bool, typer.Option(help="Repair half-done moves.")] =
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations up to the latest revision."""
-    from db.migrate import upgrade
+    from db.migrate import head_revision, upgrade
 
     with _command():
         settings = get_settings()
         settings.home.mkdir(parents=True, exist_ok=True)
         upgrade(settings.resolved_database_url)
-        _emit({"upgraded": True, "revision": "head"}, lambda _d: err.print("database is up to date"))
+        _emit({"upgraded": True, "revision": head_revision()},
+              lambda d: err.print(f"database is up to date (revision {d['revision']})"))
 
 
 @users_app.command("add")
@@ -310,7 +317,7 @@ def users_add(
     admin: Annotated[bool, typer.Option("--admin", help="May also promote and roll back models.")] = False,
 ) -> None:
     """Add a reviewer account; the password comes from a prompt, or from stdin when not a terminal."""
-    from model.users import create_user
+    from model.core.accounts import create_user
 
     with _command():
         if sys.stdin.isatty():

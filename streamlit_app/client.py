@@ -21,7 +21,7 @@ log = logging.getLogger("sprout.ui")
 class UiSettings(BaseSettings):
     """What the UI needs to know: where the API is. Read from ``SPROUT_*`` variables or ``.env``.
 
-    Deliberately not ``model.settings.Settings``: the UI holds no secrets and must start without them.
+    Deliberately not ``model.core.settings.Settings``: the UI holds no secrets and must start without them.
     """
 
     model_config = SettingsConfigDict(env_prefix="SPROUT_", env_file=".env", env_ignore_empty=True, extra="ignore")

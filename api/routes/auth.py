@@ -7,8 +7,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import SessionDep, SettingsDep
 from api.schemas import Token
-from model.security import create_access_token
-from model.users import authenticate
+from model.core.accounts import authenticate
+from model.core.security import create_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

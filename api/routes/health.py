@@ -3,11 +3,11 @@
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from api.deps import ServicesDep, WatcherDep
 from api.metrics import UI_PAGE_VIEWS, UI_PREDICT_CLICKS, observe_served_model
 from api.schemas import Readiness, UsageEvent
+from db import queries
 
 router = APIRouter(tags=["health"])
 
@@ -23,8 +23,8 @@ def read_readiness(services: ServicesDep, watcher: WatcherDep) -> JSONResponse:
     """Ready when the database and the object store answer and a model is being served."""
     checks: dict[str, str] = {}
     try:
-        with services.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with services.session() as session:
+            queries.ping(session)
         checks["database"] = "ok"
     except Exception as exc:  # any driver error means "not ready"
         checks["database"] = f"unavailable: {type(exc).__name__}"
@@ -51,7 +51,7 @@ def read_metrics(watcher: WatcherDep) -> Response:
 def create_usage_event(event: UsageEvent) -> Response:
     """Usage from the Streamlit app: page views (once per session and page) and predict clicks."""
     if event.action == "view":
-        UI_PAGE_VIEWS.labels(event.page).inc()
+        UI_PAGE_VIEWS.labels(event.page.value).inc()
     else:
         UI_PREDICT_CLICKS.inc()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

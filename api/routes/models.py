@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends
 
 from api.deps import ServicesDep, WatcherDep, get_current_reviewer
 from api.schemas import ModelsPublic, PromoteResult, RunPublic, VersionPublic
-from model.history import model_history
-from model.pipeline import rollback
+from model.learning.promotion import rollback
+from model.reports.history import model_history
 
 router = APIRouter(tags=["models"])
 
@@ -14,9 +14,9 @@ router = APIRouter(tags=["models"])
 def read_models(services: ServicesDep, watcher: WatcherDep) -> ModelsPublic:
     """Registered versions with their metrics, every training run with its gate decision, the champion."""
     history = model_history(services)
-    return ModelsPublic(champion=history["champion"], serving=watcher.version,
-                        versions=[VersionPublic(**v) for v in history["versions"]],
-                        runs=[RunPublic.model_validate(r) for r in history["runs"]])
+    return ModelsPublic(champion=history.champion, serving=watcher.version,
+                        versions=[VersionPublic.model_validate(v) for v in history.versions],
+                        runs=[RunPublic.model_validate(r) for r in history.runs])
 
 
 @router.post("/admin/models/{version}/promote", response_model=PromoteResult,
@@ -25,4 +25,4 @@ def promote_version(version: str, services: ServicesDep, watcher: WatcherDep) ->
     """Make a registered version the champion (e.g. roll back); the API serves it at once."""
     result = rollback(services, version)
     watcher.refresh()
-    return PromoteResult(**result)
+    return PromoteResult.model_validate(result)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, status
 
 from api.deps import CurrentReviewer, SettingsDep, get_current_reviewer
 from api.schemas import DagRunPublic, RetrainRequest, RetrainRuns
-from model.orchestrator import AirflowClient
+from model.serving.airflow_client import AirflowClient
 
 router = APIRouter(prefix="/admin/retrain", tags=["retrain"], dependencies=[Depends(get_current_reviewer)])
 
@@ -16,11 +16,11 @@ def trigger_retrain(settings: SettingsDep, reviewer: CurrentReviewer, request: R
     """Trigger the `sprout_retrain` DAG (it still skips training below the threshold unless forced)."""
     run = AirflowClient.from_settings(settings).trigger(force=bool(request and request.force),
                                                         note=f"triggered by {reviewer.username} from Sprout")
-    return DagRunPublic(**run)
+    return DagRunPublic.model_validate(run)
 
 
 @router.get("", response_model=RetrainRuns)
 def read_retrain_runs(settings: SettingsDep) -> RetrainRuns:
     """The latest runs of the retrain DAG and their states."""
     runs = AirflowClient.from_settings(settings).recent_runs()
-    return RetrainRuns(dag_id=settings.retrain_dag_id, runs=[DagRunPublic(**r) for r in runs])
+    return RetrainRuns(dag_id=settings.retrain_dag_id, runs=[DagRunPublic.model_validate(r) for r in runs])

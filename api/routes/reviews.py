@@ -8,8 +8,9 @@ from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_c
 from api.metrics import REVIEWS
 from api.schemas import ReviewRequest, ReviewStats, SamplePublic, SamplesPublic
 from db.models import SampleStatus
-from model.samples import SAMPLE_ORDERS, get_sample, list_samples, review_sample
-from model.status import review_stats
+from db.queries import SampleOrder, list_samples
+from model.data.samples import get_sample, review_sample
+from model.reports.status import review_stats
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
 
@@ -18,7 +19,8 @@ router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_c
 def read_samples(
     session: SessionDep,
     status: Annotated[SampleStatus | None, Query(description="pending, approved or rejected")] = SampleStatus.PENDING,
-    order: Annotated[str, Query(pattern="^(" + "|".join(SAMPLE_ORDERS) + ")$")] = "uncertainty",
+    order: Annotated[SampleOrder, Query(description="uncertainty (least confident first), newest or oldest")
+                     ] = SampleOrder.UNCERTAINTY,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SamplesPublic:
@@ -49,4 +51,4 @@ def review_pending_sample(sample_id: int, review: ReviewRequest, session: Sessio
 @router.get("/stats", response_model=ReviewStats)
 def read_stats(services: ServicesDep) -> ReviewStats:
     """Queue size, approvals since the last training run vs the threshold, per-label counts."""
-    return ReviewStats(**review_stats(services))
+    return ReviewStats.model_validate(review_stats(services))

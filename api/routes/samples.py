@@ -9,7 +9,7 @@ from api.metrics import UPLOADS
 from api.schemas import SamplePublic
 from api.uploads import read_upload
 from db.models import SampleSource
-from model.samples import submit_sample
+from model.data.samples import submit_sample
 
 router = APIRouter(prefix="/samples", tags=["samples"])
 
@@ -23,9 +23,10 @@ def create_sample(
 ) -> SamplePublic:
     """Store an image in the pending area with the champion's prediction; duplicates return the existing one."""
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))
-    predictor = watcher.predictor if watcher.version else None
+    predictor = watcher.current
     sample, created = submit_sample(session, store, data=data, source=SampleSource.UPLOAD,
-                                    suggested_label=label or None, predictor=predictor)
+                                    suggested_label=label or None,
+                                    predict=predictor.prediction if predictor else None)
     UPLOADS.labels("created" if created else "duplicate").inc()
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,12 +10,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from model.pipeline import train
-from model.samples import import_directory
-from model.services import Services
-from model.settings import Settings, get_settings
-from model.users import create_user
+from model.core.accounts import create_user
+from model.core.settings import Settings
+from model.data.importer import import_directory
+from model.learning.promotion import train
 from tests.utils.images import dataset_images
+from tests.utils.services import migrated_services
 
 REVIEWER, PASSWORD = "reviewer", "reviewer-password-1"
 
@@ -28,7 +29,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for path in dataset_images(label, 40):
             shutil.copyfile(path, tree / label / path.name)
     home = tmp_path_factory.mktemp("api-home")
-    svc = Services.from_settings(Settings(home=home, gate_min_accuracy=0.5))  # a small model, not a good one
+    svc = migrated_services(Settings(home=home, gate_min_accuracy=0.5))  # a small model, not a good one
     with svc.session() as session:
         import_directory(session, svc.store, tree)
         create_user(session, username=REVIEWER, password=PASSWORD)
@@ -38,25 +39,21 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def make_client(monkeypatch: pytest.MonkeyPatch, home: Path, **env: str) -> TestClient:
-    """The real app, configured through SPROUT_* variables, lifespan included."""
-    for key in list(__import__("os").environ):
+def make_client(monkeypatch: pytest.MonkeyPatch, home: Path, **overrides: str) -> TestClient:
+    """The real app for ``Settings(home=home, **overrides)``, lifespan included (no SPROUT_* from the shell)."""
+    for key in list(os.environ):
         if key.startswith("SPROUT_"):
             monkeypatch.delenv(key)
-    monkeypatch.setenv("SPROUT_HOME", str(home))
-    for key, value in env.items():
-        monkeypatch.setenv(f"SPROUT_{key.upper()}", value)
-    get_settings.cache_clear()
+    settings = Settings(_env_file=None, home=home, **overrides)  # type: ignore[call-arg]
     from api.main import create_app
 
-    return TestClient(create_app(), raise_server_exceptions=False)
+    return TestClient(create_app(settings), raise_server_exceptions=False)
 
 
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch, trained_home: Path) -> Iterator[TestClient]:
     with make_client(monkeypatch, trained_home, model_poll_seconds="0.5") as c:
         yield c
-    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from model.pipeline import train
-from model.services import Services
-from model.settings import Settings
+from model.core.settings import Settings
+from model.learning.promotion import train
 from tests.api.conftest import make_client
 from tests.servers import free_port
 from tests.utils.images import dataset_images, random_image_bytes
 from tests.utils.paths import REPO_ROOT
+from tests.utils.services import migrated_services
 
 
 def photo() -> tuple[str, bytes, str]:
@@ -87,7 +87,7 @@ def test_new_champion_is_served_without_restart_and_no_request_fails(
     for w in workers:
         w.start()
     try:
-        svc = Services.from_settings(Settings(home=trained_home, gate_min_accuracy=0.5))
+        svc = migrated_services(Settings(home=trained_home, gate_min_accuracy=0.5))
         outcome = train(svc, force=True)  # same data → same accuracy → the tie passes the gate
         assert outcome.promoted
         deadline = time.monotonic() + 30

@@ -18,16 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from model.pipeline import train
-from model.samples import find_labeled_files, import_directory
-from model.services import Services
-from model.settings import Settings
-from model.splits import split_for
-from model.users import create_user
+from model.core.accounts import create_user
+from model.core.settings import Settings
+from model.data.importer import find_labeled_files, import_directory
+from model.data.splits import split_for
+from model.learning.promotion import train
 from tests import servers
 from tests.dags.dag_runs import Driver, states
 from tests.utils.datasets import write_tree
 from tests.utils.paths import REPO_ROOT, require_dataset
+from tests.utils.services import migrated_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PASSWORD = "loop-reviewer-password"
@@ -53,7 +53,7 @@ def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
         "SPROUT_MODEL_POLL_SECONDS": "1",
     }
     settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
-    svc = Services.from_settings(settings)
+    svc = migrated_services(settings)
     with svc.session() as session:
         import_directory(session, svc.store, write_tree(initial, tmp_path / "initial"))
         create_user(session, username="loop-reviewer", password=PASSWORD)

@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import TrainingRun
-from model.samples import find_labeled_files
-from model.services import Services
-from model.settings import Settings
+from model.core.settings import Settings
+from model.data.importer import find_labeled_files
+from model.runtime.services import Services
 from tests import servers
 from tests.dags.dag_runs import Driver, run_dag, states, xcom
 from tests.utils.datasets import write_tree
 from tests.utils.paths import require_dataset
+from tests.utils.services import migrated_services
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +64,7 @@ def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     first, second = files[1::5], files[3::20]  # 4 of the 64 first ones fall in the test split
     assert not set(first) & set(second)
     return {"home": base / "home", "folder": write_tree(first, base / "first"), "first": first, "second": second,
-            "svc": Services.from_settings(Settings(home=base / "home"))}
+            "svc": migrated_services(Settings(home=base / "home"))}
 
 
 def count_runs(svc: Services) -> int:

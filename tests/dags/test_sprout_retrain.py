@@ -14,13 +14,15 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import ReviewAction, SampleSource, TrainingRun
-from model.pipeline import train
-from model.samples import add_sample, import_directory, review_sample
-from model.services import Services
-from model.settings import Settings
+from model.core.settings import Settings
+from model.data.importer import import_directory
+from model.data.samples import add_sample, review_sample
+from model.learning.promotion import train
+from model.runtime.services import Services
 from tests.dags.dag_runs import Driver, run_dag, states, xcom
 from tests.utils.datasets import add_mislabeled_copies, split_files, write_tree
 from tests.utils.paths import require_dataset
+from tests.utils.services import migrated_services
 
 pytestmark = pytest.mark.slow
 
@@ -142,7 +144,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("retrain")
     initial, held_out = split_files(require_dataset(), held_out=10)
     tree = write_tree(initial[::4], base / "initial")
-    svc = Services.from_settings(Settings(home=base / "home"))
+    svc = migrated_services(Settings(home=base / "home"))
     with svc.session() as session:
         import_directory(session, svc.store, tree)
         pending = [add_sample(session, svc.store, data=path.read_bytes(), source=SampleSource.UPLOAD)[0].id

@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 import yaml
 
-from model.settings import Settings
+from model.core.settings import Settings
 from tests import servers
 from tests.deploy.tools import (
     AIRFLOW_PYTHON,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from model.settings import Settings
+from model.core.settings import Settings
 from tests.deploy.tools import (
     AIRFLOW_PYTHON,
     AIRFLOW_VALUES,

@@ -16,15 +16,16 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from db.models import ReviewAction, SampleSource
-from model.fsck import fsck
-from model.pipeline import rollback, train
-from model.samples import add_sample, import_directory, review_sample
-from model.services import Services
-from model.settings import Settings
-from model.storage import S3Store
+from model.core.settings import Settings
+from model.data.fsck import fsck
+from model.data.importer import import_directory
+from model.data.samples import add_sample, review_sample
+from model.data.storage import S3Store
+from model.learning.promotion import rollback, train
 from tests import servers
 from tests.utils.datasets import split_files, write_tree
 from tests.utils.paths import require_dataset
+from tests.utils.services import migrated_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,7 +51,7 @@ def test_core_loop_on_postgres_seaweedfs_and_mlflow_server(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = Settings()  # everything from SPROUT_* variables, as in deployment
-    svc = Services.from_settings(settings)
+    svc = migrated_services(settings)
     assert isinstance(svc.store, S3Store)
 
     initial, held_out = split_files(require_dataset(), held_out=10)
@@ -92,7 +93,7 @@ def test_core_loop_on_postgres_seaweedfs_and_mlflow_server(
     assert svc.store.exists(sample.object_key)
 
     if second.promoted:
-        assert rollback(svc)["champion"] == "1"
+        assert rollback(svc).champion == "1"
 
     # the CLI reads the same real services from the environment
     proc = subprocess.run([str(Path(sys.executable).with_name("sprout")), "--json", "status"],

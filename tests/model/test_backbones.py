@@ -1,4 +1,4 @@
-"""model.backbones: the registry, its ImageNet weights and preprocessing, and the DINOv2 path."""
+"""model.learning.backbones: the registry, its ImageNet weights and preprocessing, and the DINOv2 path."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from model.backbones import (
+from model.core.errors import UnknownBackboneError
+from model.core.settings import Settings
+from model.data.images import PreprocessSpec, decode_image, preprocess
+from model.learning.backbones import (
     BACKBONES,
     HALF,
     IMAGENET_MEAN,
@@ -20,10 +23,8 @@ from model.backbones import (
     get_backbone_info,
     load_backbone,
 )
-from model.errors import UnknownBackboneError
-from model.export import INPUT_NAME, OUTPUT_NAME, build_classifier
-from model.images import PreprocessSpec, decode_image, preprocess
-from model.settings import Settings
+from model.learning.onnx_export import build_classifier
+from model.serving.contract import INPUT_NAME, OUTPUT_NAME
 from tests.utils.images import dataset_images, random_image
 
 TABBY, TIGER_CAT, EGYPTIAN_CAT = 281, 282, 285

@@ -35,6 +35,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cli") / "state"
 
 
+def test_commands_refuse_a_database_that_was_never_migrated(home: Path) -> None:
+    refused = sprout(home, "status", ok=False)
+    assert refused["type"] == "SchemaOutOfDateError" and "sprout db upgrade" in refused["error"]
+    upgraded = sprout(home, "db", "upgrade")
+    assert upgraded["upgraded"] is True and upgraded["revision"]
+
+
 def test_import_then_train_promotes_version_1(home: Path) -> None:
     imported = sprout(home, "import", str(require_dataset()))
     assert imported["added"] == 320 and imported["added_by_label"] == {"dandelion": 160, "grass": 160}

@@ -9,11 +9,11 @@ import pytest
 from pydantic import ValidationError
 
 from db.models import Split
-from model.evaluation import evaluate_probabilities
-from model.gate import gate, retrain_due
-from model.settings import Settings
-from model.splits import split_for
-from model.training import class_weights, train_head
+from model.core.settings import Settings
+from model.data.splits import split_for
+from model.learning.evaluation import evaluate_probabilities
+from model.learning.gate import gate, retrain_due
+from model.learning.training import class_weights, train_head
 
 
 def test_split_is_deterministic_and_about_80_10_10() -> None:

@@ -1,4 +1,4 @@
-"""model.export: the fused ONNX graph (cached backbone + Gemm/Softmax head) and its metadata."""
+"""model.learning.onnx_export: the fused ONNX graph (cached backbone + Gemm/Softmax head) and its metadata."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from model import export
-from model.backbones import LoadedBackbone, load_backbone
-from model.export import INPUT_NAME, OUTPUT_NAME, build_classifier, read_head
-from model.images import PreprocessSpec, load_and_preprocess
-from model.settings import Settings
+from model.core.settings import Settings
+from model.data.images import PreprocessSpec, load_and_preprocess
+from model.learning import onnx_export as export
+from model.learning.backbones import LoadedBackbone, load_backbone
+from model.learning.onnx_export import build_classifier
+from model.serving.contract import INPUT_NAME, OUTPUT_NAME
+from model.serving.onnx_graph import read_head
 from tests.utils.images import dataset_images
 
 LABELS = ["dandelion", "grass", "other"]

@@ -9,11 +9,12 @@ import pytest
 from PIL import Image
 
 from db.models import Sample, SampleSource
-from model.fsck import fsck
-from model.samples import add_sample, review_sample
-from model.services import Services
-from model.settings import Settings
-from model.storage import ObjectStore
+from model.core.settings import Settings
+from model.data.fsck import fsck
+from model.data.samples import add_sample, review_sample
+from model.data.storage import ObjectStore
+from model.runtime.services import Services
+from tests.utils.services import migrated_services
 
 
 class CrashAfterCopy:
@@ -37,7 +38,7 @@ def image(seed: int) -> bytes:
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Services:
-    return Services.from_settings(Settings(home=tmp_path))
+    return migrated_services(Settings(home=tmp_path))
 
 
 def test_crash_between_copy_and_delete_is_repaired(svc: Services) -> None:

@@ -1,4 +1,4 @@
-"""model.images: decoding untrusted bytes to 8-bit RGB, refusing the rest, and the shared preprocessing."""
+"""model.data.images: decoding untrusted bytes to 8-bit RGB, refusing the rest, and the shared preprocessing."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
-from model.errors import ImageTooLargeError, InvalidImageError, UnsupportedMediaError
-from model.images import MAX_PIXELS, PreprocessSpec, decode_image, load_and_preprocess, preprocess, sniff
+from model.core.errors import ImageTooLargeError, InvalidImageError, UnsupportedMediaError
+from model.data.images import MAX_PIXELS, PreprocessSpec, decode_image, load_and_preprocess, preprocess, sniff
+from model.learning.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
 from tests.utils.images import (
     animated_gif_bytes,
     blank_bilevel_png,

@@ -9,13 +9,15 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import select
 
 from db.models import ReviewAction, Sample, SampleSource, SampleStatus, Split, TrainingRun, TrainingRunSample
-from model.errors import ConflictError, NoChampionError, NotEnoughDataError, NotFoundError
-from model.pipeline import new_approved_count, promote_run, rollback, train, train_candidate
-from model.samples import Prediction, add_sample, import_directory, review_sample
-from model.services import Services
-from model.settings import Settings
+from model.core.errors import ConflictError, NoChampionError, NotEnoughDataError, NotFoundError
+from model.core.settings import Settings
+from model.data.importer import import_directory
+from model.data.samples import Prediction, add_sample, review_sample
+from model.learning.pipeline import new_approved_count, train_candidate
+from model.learning.promotion import promote_run, rollback, train
 from tests.utils.datasets import add_mislabeled_copies, colour_dataset, split_files, write_tree
 from tests.utils.paths import require_dataset
+from tests.utils.services import migrated_services
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +28,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> dict:
     home = tmp_path_factory.mktemp("home")
     initial, held_out = split_files(require_dataset(), held_out=10)
     tree = write_tree(initial, tmp_path_factory.mktemp("initial"))
-    svc = Services.from_settings(Settings(home=home))
+    svc = migrated_services(Settings(home=home))
     with svc.session() as session:
         summary = import_directory(session, svc.store, tree)
     assert sum(summary.added.values()) == len(initial)
@@ -126,7 +128,7 @@ def test_rollback_moves_champion_back(loop: dict) -> None:
     svc = loop["svc"]
     current = int(svc.registry.champion().version)
     result = rollback(svc)
-    assert result == {"previous": str(current), "champion": str(current - 1)}
+    assert result.as_dict() == {"previous": str(current), "champion": str(current - 1)}
     assert svc.registry.champion().version == str(current - 1)
     rollback(svc, str(current))
     assert svc.registry.champion().version == str(current)
@@ -135,7 +137,7 @@ def test_rollback_moves_champion_back(loop: dict) -> None:
 
 
 def test_no_champion_and_too_little_data_are_clear_errors(tmp_path: Path) -> None:
-    svc = Services.from_settings(Settings(home=tmp_path))
+    svc = migrated_services(Settings(home=tmp_path))
     with pytest.raises(NoChampionError):
         svc.registry.load_predictor()
     with pytest.raises(NotFoundError):
@@ -147,7 +149,7 @@ def test_no_champion_and_too_little_data_are_clear_errors(tmp_path: Path) -> Non
 
 def test_other_labels_work(tmp_path: Path) -> None:
     tree = colour_dataset(tmp_path / "colours")
-    svc = Services.from_settings(Settings(home=tmp_path / "home"))
+    svc = migrated_services(Settings(home=tmp_path / "home"))
     with svc.session() as session:
         import_directory(session, svc.store, tree)
     outcome = train(svc)
@@ -161,14 +163,14 @@ def test_other_labels_work(tmp_path: Path) -> None:
 
 def test_dag_steps_are_idempotent_per_trigger_key(loop: dict) -> None:
     """The DAG's separate steps: check → candidate (keyed) → gate → promote; retries change nothing."""
-    from model.pipeline import gate_decision, retrain_check
+    from model.learning.promotion import gate_decision, retrain_check
 
     svc = loop["svc"]
     svc.settings.gate_min_accuracy = 0.0
-    assert retrain_check(svc)["due"] is False
+    assert retrain_check(svc).due is False
     first = train_candidate(svc, force=True, trigger_key="scheduled__2026-11-23")
     resumed = retrain_check(svc, trigger_key="scheduled__2026-11-23")  # a cleared DAG run goes on to promote
-    assert resumed["due"] is True and str(first.run_id) in resumed["reason"]
+    assert resumed.due is True and str(first.run_id) in resumed.reason
     again = train_candidate(svc, force=True, trigger_key="scheduled__2026-11-23")
     assert again.run_id == first.run_id  # a retried task does not train twice
     assert gate_decision(svc, first.run_id).gate == first.gate

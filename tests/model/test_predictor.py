@@ -1,4 +1,4 @@
-"""model.predictor: serving from the fused ONNX file alone, with ONNX Runtime and without torch."""
+"""model.serving.predictor: serving from the fused ONNX file alone, with ONNX Runtime and without torch."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import numpy as np
 import onnx
 import pytest
 
-from model.backbones import load_backbone
-from model.export import build_classifier, cached_backbone_graph, fuse_head
-from model.predictor import PredictionResult, Predictor
-from model.settings import Settings
+from model.core.settings import Settings
+from model.learning.backbones import load_backbone
+from model.learning.onnx_export import build_classifier, cached_backbone_graph
+from model.serving.onnx_graph import fuse_head
+from model.serving.predictor import PredictionResult, Predictor
 from tests.utils.images import dataset_images, random_image_bytes
 from tests.utils.paths import REPO_ROOT
 
@@ -117,10 +118,10 @@ SERVING_SCRIPT = textwrap.dedent("""
     import sys
     from pathlib import Path
 
-    import model.predictor
-    import model.registry  # noqa: F401  (what the API imports)
+    import model.serving.predictor
+    import model.serving.registry  # noqa: F401  (what the API imports)
 
-    predictor = model.predictor.Predictor.load(Path(sys.argv[1]), threads=1)
+    predictor = model.serving.predictor.Predictor.load(Path(sys.argv[1]), threads=1)
     result = predictor.predict_bytes(Path(sys.argv[2]).read_bytes())
     torch_modules = sorted(name for name in sys.modules if name == "torch" or name.startswith("torch."))
     sys.stdout.write(json.dumps({"result": result.as_dict(), "torch": torch_modules}))

@@ -10,10 +10,12 @@ from PIL import Image
 from sqlalchemy import select
 
 from db.models import Review, ReviewAction, SampleSource, SampleStatus
-from model.errors import ConflictError, InvalidImageError, InvalidLabelError, NotFoundError
-from model.samples import Prediction, add_sample, import_directory, review_sample, sha256_of
-from model.services import Services
-from model.settings import Settings
+from model.core.errors import ConflictError, InvalidImageError, InvalidLabelError, NotFoundError
+from model.core.settings import Settings
+from model.data.importer import import_directory
+from model.data.samples import Prediction, add_sample, review_sample, sha256_of
+from model.runtime.services import Services
+from tests.utils.services import migrated_services
 
 
 def jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> bytes:
@@ -24,7 +26,7 @@ def jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> byte
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Services:
-    return Services.from_settings(Settings(home=tmp_path))
+    return migrated_services(Settings(home=tmp_path))
 
 
 def test_upload_lands_in_pending_named_by_hash_and_duplicates_are_stored_once(svc: Services) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from model.errors import NotFoundError, StorageUnavailableError
-from model.storage import LocalStore, ObjectStore, S3Store
+from model.core.errors import NotFoundError, StorageUnavailableError
+from model.data.storage import LocalStore, ObjectStore, S3Store
 from tests import servers
 
 BUCKET = "sprout-test"

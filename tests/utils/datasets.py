@@ -11,9 +11,10 @@ from PIL import Image, ImageOps
 from sqlalchemy import select
 
 from db.models import Sample, SampleSource, SampleStatus, Split
-from model.samples import add_sample, find_labeled_files, sha256_of
-from model.services import Services
-from model.splits import split_for
+from model.data.importer import find_labeled_files
+from model.data.samples import add_sample, sha256_of
+from model.data.splits import split_for
+from model.runtime.services import Services
 
 
 def split_files(root: Path, held_out: int) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:

@@ -119,6 +119,7 @@ def prepare_home(root: Path) -> Path:
         for path in dataset_images(label, PER_LABEL):
             shutil.copyfile(path, tree / label / path.name)
     home = root / "home"
+    sprout(home, "db", "upgrade")
     imported = sprout(home, "import", str(tree))
     assert imported["added"] == 2 * PER_LABEL, imported
     trained = sprout(home, "train", "--force")
@@ -130,6 +131,7 @@ def prepare_home(root: Path) -> Path:
 def add_reviewer(home: Path) -> None:
     """``echo PASSWORD | sprout users add reviewer``."""
     home.mkdir(parents=True, exist_ok=True)
+    sprout(home, "db", "upgrade")  # idempotent: an empty home gets its schema first
     sprout(home, "users", "add", REVIEWER, stdin=f"{REVIEWER_PASSWORD}\n")
 
 

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from model.core.settings import Settings
 from tests.api.conftest import make_client
 from tests.utils.images import (
     animated_gif_bytes,
@@ -18,6 +19,7 @@ from tests.utils.images import (
     png_claiming_size,
     random_image_bytes,
 )
+from tests.utils.services import migrated_services
 
 
 def post(client: TestClient, data: bytes, name: str = "x.jpg", ctype: str = "image/jpeg"):
@@ -98,6 +100,7 @@ def test_missing_file_field_is_422(client: TestClient) -> None:
 
 
 def test_no_model_yet_is_503(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    migrated_services(Settings(home=tmp_path)).close()
     with make_client(monkeypatch, tmp_path) as empty:
         resp = post(empty, random_image_bytes())
         assert resp.status_code == 503 and "No model" in resp.json()["detail"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from model.security import create_access_token
+from model.core.security import create_access_token
 from tests.api.conftest import PASSWORD, REVIEWER
 from tests.utils.images import dataset_images, random_image_bytes
 

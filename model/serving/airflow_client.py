@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from model.errors import OrchestratorUnavailableError
-from model.settings import Settings
+from model.core.errors import OrchestratorUnavailableError
+from model.core.settings import Settings
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
@@ -47,7 +48,7 @@ class AirflowClient:
         except httpx.HTTPError as exc:
             raise OrchestratorUnavailableError(f"Airflow is unreachable at {self.url}: {exc}") from exc
 
-    def trigger(self, *, force: bool = False, note: str | None = None) -> dict[str, Any]:
+    def trigger(self, *, force: bool = False, note: str | None = None) -> DagRun:
         """Start a run of the retrain DAG now; returns its id and state."""
         body: dict[str, Any] = {"logical_date": None, "conf": {"force": force}}
         if note:
@@ -55,13 +56,25 @@ class AirflowClient:
         run = self.call("POST", f"/api/v2/dags/{self.dag_id}/dagRuns", json=body)
         return _run_summary(run)
 
-    def recent_runs(self, limit: int = 5) -> list[dict[str, Any]]:
+    def recent_runs(self, limit: int = 5) -> list[DagRun]:
         """The latest runs of the retrain DAG, newest first."""
         data = self.call("GET", f"/api/v2/dags/{self.dag_id}/dagRuns",
                          params={"order_by": "-run_after", "limit": limit})
         return [_run_summary(r) for r in data.get("dag_runs", [])]
 
 
-def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
-    return {key: run.get(key) for key in ("dag_run_id", "state", "run_type", "start_date", "end_date",
-                                          "logical_date", "run_after")}
+@dataclass(frozen=True)
+class DagRun:
+    """A DAG run as Airflow reports it (dates are ISO 8601 strings, or None)."""
+
+    dag_run_id: str | None
+    state: str | None
+    run_type: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    logical_date: str | None = None
+    run_after: str | None = None
+
+
+def _run_summary(run: dict[str, Any]) -> DagRun:
+    return DagRun(**{f.name: run.get(f.name) for f in fields(DagRun)})

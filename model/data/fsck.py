@@ -8,13 +8,12 @@ that are no longer referenced, and reports orphans (objects no sample knows) wit
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Sample
-from model.storage import ObjectStore, sha_of_key
+from db import queries
+from model.data.storage import ObjectStore, sha_of_key
 
 
 @dataclass
@@ -31,14 +30,8 @@ class FsckReport:
         return not self.missing
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "ok": self.ok,
-            "checked": self.checked,
-            "restored": self.restored,
-            "removed_leftovers": self.removed_leftovers,
-            "missing": self.missing,
-            "orphans": self.orphans,
-        }
+        """The CLI's JSON shape."""
+        return {"ok": self.ok, **asdict(self)}
 
 
 def fsck(session: Session, store: ObjectStore, *, repair: bool = True) -> FsckReport:
@@ -48,7 +41,7 @@ def fsck(session: Session, store: ObjectStore, *, repair: bool = True) -> FsckRe
     copies: dict[str, list[str]] = {}
     for key in keys:
         copies.setdefault(sha_of_key(key), []).append(key)
-    samples = {s.sha256: s for s in session.scalars(select(Sample))}
+    samples = {s.sha256: s for s in queries.all_samples(session)}
     report.checked = len(samples)
 
     for sha, sample in samples.items():

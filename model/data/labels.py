@@ -2,7 +2,7 @@
 
 import re
 
-from model.errors import InvalidLabelError
+from model.core.errors import InvalidLabelError
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

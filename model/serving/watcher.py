@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from model.errors import NoChampionError
-from model.predictor import Predictor
-from model.registry import Registry
+from model.core.errors import NoChampionError
+from model.serving.predictor import Predictor
+from model.serving.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Either way the importer sees a folder-per-label tree: an S3 prefix is downloaded into a temporary
 directory first (``<prefix>/<label>/.../<image>`` → ``<tmp>/<label>/.../<image>``), so deduplication, label
-checks and error reporting are those of ``model.samples.import_directory``.
+checks and error reporting are those of ``model.data.importer.import_directory``.
 
 The S3 client uses Sprout's own object-store endpoint and credentials (``SPROUT_S3_*``) when they are set,
 so a data set can sit in another bucket of the same MinIO/S3; otherwise boto3's standard chain (AWS
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from model.errors import NotFoundError, StorageUnavailableError
-from model.settings import Settings
+from model.core.errors import NotFoundError, StorageUnavailableError
+from model.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

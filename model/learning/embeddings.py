@@ -11,13 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db import queries
 from db.models import Embedding
-from model.backbones import LoadedBackbone
-from model.images import load_and_preprocess
-from model.storage import ObjectStore
+from model.data.images import load_and_preprocess
+from model.data.storage import ObjectStore
+from model.learning.backbones import LoadedBackbone
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +32,8 @@ class ImageRef:
 
 def load_cached(session: Session, backbone: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
     """Cached vectors for ``hashes`` (missing ones are absent from the result)."""
-    found: dict[str, np.ndarray] = {}
-    wanted = list(dict.fromkeys(hashes))
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = session.execute(
-            select(Embedding.sha256, Embedding.vector).where(
-                Embedding.backbone == backbone, Embedding.sha256.in_(chunk)
-            )
-        )
-        for sha, blob in rows:
-            found[sha] = np.frombuffer(blob, dtype=np.float32)
-    return found
+    raw = queries.cached_embeddings(session, backbone=backbone, hashes=hashes)
+    return {sha: np.frombuffer(blob, dtype=np.float32) for sha, blob in raw.items()}
 
 
 def embed_batch(backbone: LoadedBackbone, batch: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Serving-side inference with ONNX Runtime only (this module never imports torch).
 
 The ONNX graph carries its labels and preprocessing in its metadata, so a Predictor needs
-nothing but the model file; it shares ``model.images`` with training.
+nothing but the model file; it shares ``model.data.images`` with training.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from model.export import INPUT_NAME, OUTPUT_NAME
-from model.images import PreprocessSpec, load_and_preprocess
+from model.data.images import PreprocessSpec, load_and_preprocess
+from model.data.samples import Prediction
+from model.serving.contract import INPUT_NAME, META_LABELS, META_PREPROCESS, OUTPUT_NAME
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class Predictor:
         source = str(model) if isinstance(model, Path) else model
         session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
         meta = dict(session.get_modelmeta().custom_metadata_map)
-        return cls(session=session, labels=json.loads(meta["sprout.labels"]),
-                   spec=PreprocessSpec.from_json(meta["sprout.preprocess"]), version=version, metadata=meta)
+        return cls(session=session, labels=json.loads(meta[META_LABELS]),
+                   spec=PreprocessSpec.from_json(meta[META_PREPROCESS]), version=version, metadata=meta)
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for a preprocessed float32 NCHW batch."""
@@ -70,6 +71,11 @@ class Predictor:
             probabilities={label: float(p) for label, p in zip(self.labels, proba, strict=True)},
             model_version=self.version,
         )
+
+    def prediction(self, data: bytes) -> Prediction:
+        """The label, confidence and version to record with a submitted sample."""
+        result = self.predict_bytes(data)
+        return Prediction(result.label, result.confidence, result.model_version)
 
     def predict_bytes(self, data: bytes) -> PredictionResult:
         """Decode, preprocess and classify one image given as bytes."""

@@ -8,16 +8,19 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.migrate import upgrade
+from db.migrate import check_schema
 from db.session import make_engine, make_sessionmaker
-from model.registry import Registry
-from model.settings import Settings
-from model.storage import ObjectStore, make_store
+from model.core.settings import Settings
+from model.data.storage import ObjectStore, make_store
+from model.serving.registry import Registry
 
 
 @dataclass
 class Services:
-    """Settings plus the database, object store and model registry they describe."""
+    """Settings plus the database, object store and model registry they describe.
+
+    Building it never changes the database: migrations are ``sprout db upgrade``'s job.
+    """
 
     settings: Settings
     engine: Engine
@@ -26,16 +29,18 @@ class Services:
     _registry: Registry | None = field(default=None, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Services:
-        """Connect everything; with ``migrate`` bring the database schema to the latest revision."""
+    def from_settings(cls, settings: Settings, *, check: bool = True) -> Services:
+        """Connect everything; with ``check`` refuse a database whose schema is not at the latest revision."""
         if settings.database_url is None or settings.s3_endpoint is None:
             settings.home.mkdir(parents=True, exist_ok=True)
-        url = settings.resolved_database_url
-        if migrate:
-            upgrade(url)
-        engine = make_engine(url)
-        return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
-                   store=make_store(settings))
+        engine = make_engine(settings.resolved_database_url)
+        if check:
+            try:
+                check_schema(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+        return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine), store=make_store(settings))
 
     @cached_property
     def registry(self) -> Registry:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model.errors import UnknownBackboneError
-from model.images import PreprocessSpec
-from model.settings import Settings
+from model.core.errors import UnknownBackboneError
+from model.core.settings import Settings
+from model.data.images import PreprocessSpec
 
 if TYPE_CHECKING:
     import torch

@@ -1,30 +1,24 @@
-"""Sample use cases: add (upload or import), review (approve / correct / reject), crash-safe moves."""
+"""Sample use cases: add (upload or import), submit, review (approve / correct / reject), crash-safe moves."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db import queries
 from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, utcnow
-from model.errors import ConflictError, InvalidLabelError, NotFoundError, SproutError
-from model.images import decode_image, sniff
-from model.labels import check_label
-from model.splits import split_for
-from model.storage import ObjectStore, labeled_key, pending_key, rejected_key
+from model.core.errors import ConflictError, InvalidLabelError, NotFoundError
+from model.data.images import decode_image, sniff
+from model.data.labels import check_label
+from model.data.splits import split_for
+from model.data.storage import ObjectStore, labeled_key, pending_key, rejected_key
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -42,10 +36,6 @@ def key_for(*, status: SampleStatus, sha256: str, ext: str, label: str | None) -
 
 def ext_of_key(key: str) -> str:
     return key.rsplit(".", 1)[-1]
-
-
-def get_by_sha(session: Session, sha256: str) -> Sample | None:
-    return session.scalar(select(Sample).where(Sample.sha256 == sha256))
 
 
 @dataclass(frozen=True)
@@ -77,7 +67,7 @@ def add_sample(
     label = check_label(label) if label is not None else None
     suggested_label = check_label(suggested_label) if suggested_label else None
     sha = sha256_of(data)
-    existing = get_by_sha(session, sha)
+    existing = queries.get_sample_by_sha(session, sha256=sha)
     if existing is not None:
         return existing, False
     status = SampleStatus.APPROVED if label is not None else SampleStatus.PENDING
@@ -105,7 +95,7 @@ def add_sample(
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = get_by_sha(session, sha)
+        existing = queries.get_sample_by_sha(session, sha256=sha)
         if existing is None:
             raise
         return existing, False
@@ -137,9 +127,7 @@ def review_sample(
 ) -> Sample:
     """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged."""
     action = ReviewAction(action)
-    sample = session.get(Sample, sample_id)
-    if sample is None:
-        raise NotFoundError(f"Sample {sample_id} not found.")
+    sample = get_sample(session, sample_id)
     if sample.status is not SampleStatus.PENDING:
         raise ConflictError(f"Sample {sample_id} was already reviewed ({sample.status.value}).")
     old_label = sample.label or sample.suggested_label or sample.predicted_label
@@ -163,92 +151,9 @@ def review_sample(
     return sample
 
 
-@dataclass
-class ImportSummary:
-    """What ``sprout import`` did."""
-
-    added: Counter[str] = field(default_factory=Counter)
-    duplicates: int = 0
-    errors: list[tuple[str, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "added": sum(self.added.values()),
-            "added_by_label": dict(sorted(self.added.items())),
-            "skipped_duplicates": self.duplicates,
-            "errors": [{"file": f, "error": e} for f, e in self.errors],
-        }
-
-
-def find_labeled_files(root: Path) -> list[tuple[str, Path]]:
-    """``(label, path)`` for every image file in a folder-per-label tree."""
-    root = Path(root)
-    if not root.is_dir():
-        raise NotFoundError(f"Not a directory: {root}")
-    found = []
-    for label_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for path in sorted(label_dir.rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                found.append((label_dir.name, path))
-    return found
-
-
-def import_directory(
-    session: Session,
-    store: ObjectStore,
-    root: Path,
-    *,
-    progress: Callable[[Iterable[tuple[str, Path]], int], Iterable[tuple[str, Path]]] | None = None,
-) -> ImportSummary:
-    """Import a folder-per-label tree as approved samples; bad files are reported, not fatal."""
-    files = find_labeled_files(root)
-    summary = ImportSummary()
-    for label_name in {label for label, _ in files}:
-        try:
-            check_label(label_name)
-        except InvalidLabelError as exc:
-            summary.errors.append((label_name + "/", str(exc)))
-    iterator: Iterable[tuple[str, Path]] = progress(files, len(files)) if progress else files
-    for label, path in iterator:
-        rel = str(path.relative_to(root))
-        try:
-            _, created = add_sample(session, store, data=path.read_bytes(), source=SampleSource.IMPORT,
-                                    label=label)
-        except (SproutError, OSError) as exc:
-            if not isinstance(exc, InvalidLabelError):
-                summary.errors.append((rel, str(exc)))
-            continue
-        if created:
-            summary.added[label] += 1
-        else:
-            summary.duplicates += 1
-    return summary
-
-
-SAMPLE_ORDERS = ("uncertainty", "newest", "oldest")
-
-
-def list_samples(
-    session: Session, *, status: SampleStatus | None, order: str = "uncertainty", limit: int = 20, offset: int = 0
-) -> tuple[list[Sample], int]:
-    """A page of samples and the total count; ``uncertainty`` puts the least confident first."""
-    from sqlalchemy import func
-
-    query = select(Sample)
-    if status is not None:
-        query = query.where(Sample.status == status)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    if order == "uncertainty":
-        query = query.order_by(Sample.confidence.is_not(None), Sample.confidence.asc(), Sample.id.asc())
-    elif order == "newest":
-        query = query.order_by(Sample.id.desc())
-    else:
-        query = query.order_by(Sample.id.asc())
-    return list(session.scalars(query.limit(limit).offset(offset))), total
-
-
 def get_sample(session: Session, sample_id: int) -> Sample:
-    sample = session.get(Sample, sample_id)
+    """The sample with this id, or NotFoundError."""
+    sample = queries.get_sample(session, sample_id=sample_id)
     if sample is None:
         raise NotFoundError(f"Sample {sample_id} not found.")
     return sample
@@ -261,15 +166,12 @@ def submit_sample(
     data: bytes,
     source: SampleSource,
     suggested_label: str | None = None,
-    predictor: Any | None = None,
+    predict: Callable[[bytes], Prediction] | None = None,
 ) -> tuple[Sample, bool]:
     """A user's upload: record the champion's prediction (when there is one) and store it as pending."""
-    existing = get_by_sha(session, sha256_of(data))
+    existing = queries.get_sample_by_sha(session, sha256=sha256_of(data))
     if existing is not None:
         return existing, False
-    prediction = None
-    if predictor is not None:
-        result = predictor.predict_bytes(data)
-        prediction = Prediction(result.label, result.confidence, result.model_version)
+    prediction = predict(data) if predict is not None else None
     return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
                       prediction=prediction)

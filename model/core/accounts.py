@@ -7,11 +7,11 @@ import re
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db import queries
 from db.models import User
-from model.errors import ConflictError, SproutError
+from model.core.errors import ConflictError, SproutError
 
 password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
 _DUMMY_HASH = password_hash.hash("timing-equaliser")
@@ -25,7 +25,7 @@ def create_user(session: Session, *, username: str, password: str, is_admin: boo
         raise SproutError("User names are 1-64 letters, digits or '_.@-'.")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise SproutError(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.")
-    if session.scalar(select(User).where(User.username == username)) is not None:
+    if queries.get_user(session, username=username) is not None:
         raise ConflictError(f"User {username!r} already exists.")
     user = User(username=username, password_hash=password_hash.hash(password), is_admin=is_admin)
     session.add(user)
@@ -35,7 +35,7 @@ def create_user(session: Session, *, username: str, password: str, is_admin: boo
 
 def authenticate(session: Session, *, username: str, password: str) -> User | None:
     """The active user with this name and password, or None (same work either way)."""
-    user = session.scalar(select(User).where(User.username == username))
+    user = queries.get_user(session, username=username)
     if user is None:
         password_hash.verify(password, _DUMMY_HASH)
         return None

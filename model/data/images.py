@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from model.errors import ImageTooLargeError, InvalidImageError, UnsupportedMediaError
+from model.core.errors import ImageTooLargeError, InvalidImageError, UnsupportedMediaError
 
 MAX_PIXELS = 50_000_000
 ALLOWED_FORMATS = {

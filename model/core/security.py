@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jwt
 
-from model.settings import Settings
+from model.core.settings import Settings
 
 ALGORITHM = "HS256"
 

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.errors import NoChampionError, NotFoundError, RegistryUnavailableError
-from model.predictor import Predictor
-from model.settings import Settings
+from model.core.errors import NoChampionError, NotFoundError, RegistryUnavailableError
+from model.core.settings import Settings
+from model.serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
 # MLflow's HTTP client retries for minutes by default; a server that answers a user should fail fast
-# (503) instead. Explicit MLFLOW_* settings in the environment still win.
-for _name, _value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
-                      ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20"), ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")):
-    os.environ.setdefault(_name, _value)
+# (503) instead. MLflow reads these only from the environment; ``Registry.from_settings`` sets them
+# (never an import). Explicit MLFLOW_* settings in the environment still win.
+MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                          "MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
@@ -37,6 +37,75 @@ def _raise_unless_missing(exc: Exception) -> None:
     if getattr(exc, "error_code", None) in MISSING_CODES:
         return
     raise RegistryUnavailableError(f"The model registry is unavailable: {str(exc)[:200]}") from exc
+
+
+@contextlib.contextmanager
+def _mlflow_errors() -> Iterator[None]:
+    """MLflow and HTTP failures become RegistryUnavailableError, so callers never see MLflow's exceptions."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    try:
+        yield
+    except (MlflowException, RequestException, OSError) as exc:
+        raise RegistryUnavailableError(f"The model registry is unavailable: {str(exc)[:200]}") from exc
+
+
+@contextlib.contextmanager
+def _requests_errors() -> Iterator[None]:
+    """HTTP failures below MLflow (connection refused, timeouts) become RegistryUnavailableError."""
+    from requests.exceptions import RequestException
+
+    try:
+        yield
+    except RequestException as exc:
+        raise RegistryUnavailableError(f"The model registry is unreachable: {str(exc)[:200]}") from exc
+
+
+class RunLog:
+    """The active MLflow run of a training run: what the pipeline logs, without importing MLflow itself."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        import mlflow
+
+        with _mlflow_errors():
+            mlflow.log_params(params)
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        import mlflow
+
+        with _mlflow_errors():
+            mlflow.log_metrics(metrics)
+
+    def log_dict(self, data: dict[str, Any], name: str) -> None:
+        import mlflow
+
+        with _mlflow_errors():
+            mlflow.log_dict(data, name)
+
+    def log_image(self, image: Any, name: str) -> None:
+        import mlflow
+
+        with _mlflow_errors():
+            mlflow.log_image(image, name)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        import mlflow
+
+        with _mlflow_errors():
+            mlflow.set_tags(tags)
+
+    def log_onnx(self, onnx_model: Any) -> str:
+        """Log the fused ONNX model in this run; returns its model URI (not registered)."""
+        import mlflow.onnx
+
+        with _mlflow_errors():
+            info = mlflow.onnx.log_model(onnx_model, name=MODEL_ARTIFACT, pip_requirements=["onnxruntime"],
+                                         save_as_external_data=False)
+        return str(info.model_uri)
 
 
 @dataclass(frozen=True)
@@ -69,6 +138,8 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
+        for name, value in MLFLOW_CLIENT_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         local = settings.mlflow_tracking_uri is None
         if local:
             settings.home.mkdir(parents=True, exist_ok=True)
@@ -81,19 +152,23 @@ class Registry:
         )
 
     def experiment_id(self) -> str:
-        exp = self.client.get_experiment_by_name(self.experiment)
-        if exp is not None:
-            return str(exp.experiment_id)
-        return str(self.client.create_experiment(self.experiment, artifact_location=self.artifact_location))
+        with _mlflow_errors():
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is not None:
+                return str(exp.experiment_id)
+            return str(self.client.create_experiment(self.experiment, artifact_location=self.artifact_location))
 
     @contextlib.contextmanager
-    def start_run(self, run_name: str) -> Iterator[str]:
-        """An active MLflow run (fluent API bound to this registry's tracking URI); yields its id."""
+    def start_run(self, run_name: str) -> Iterator[RunLog]:
+        """An active MLflow run (fluent API bound to this registry's tracking URI)."""
         import mlflow
 
         self._bind()
-        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name) as run:
-            yield run.info.run_id
+        experiment_id = self.experiment_id()
+        with _mlflow_errors():
+            active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+        with active as run:
+            yield RunLog(run.info.run_id)
 
     def _bind(self) -> None:
         """Point MLflow's fluent API (runs, downloads) at this registry."""
@@ -102,40 +177,36 @@ class Registry:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
 
-    def log_onnx(self, onnx_model: Any) -> str:
-        """Log the fused ONNX model in the active run; returns its model URI (not registered)."""
-        import mlflow.onnx
-
-        info = mlflow.onnx.log_model(onnx_model, name=MODEL_ARTIFACT, pip_requirements=["onnxruntime"],
-                                     save_as_external_data=False)
-        return str(info.model_uri)
-
     def register(self, model_uri: str, run_id: str) -> str:
         """Register a logged model as a new version of the classifier; returns the version."""
+        import mlflow
         from mlflow.exceptions import MlflowException
 
         try:
             self.client.get_registered_model(self.model_name)
-        except MlflowException:
-            self.client.create_registered_model(self.model_name)
+        except MlflowException as exc:
+            _raise_unless_missing(exc)
+            with _mlflow_errors():
+                self.client.create_registered_model(self.model_name)
         for existing in self.versions():
             if existing.run_id == run_id:  # a retried promotion never registers twice
                 return existing.version
-        import mlflow
-
         self._bind()
-        mv = mlflow.register_model(model_uri, self.model_name)
+        with _mlflow_errors():
+            mv = mlflow.register_model(model_uri, self.model_name)
         return str(mv.version)
 
     def set_champion(self, version: str) -> None:
         self.version_info(version)
-        self.client.set_registered_model_alias(self.model_name, CHAMPION, str(version))
+        with _mlflow_errors():
+            self.client.set_registered_model_alias(self.model_name, CHAMPION, str(version))
 
     def champion(self) -> VersionInfo | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self.client.get_model_version_by_alias(self.model_name, CHAMPION)
+            with _requests_errors():
+                mv = self.client.get_model_version_by_alias(self.model_name, CHAMPION)
         except MlflowException as exc:
             _raise_unless_missing(exc)
             return None
@@ -145,7 +216,8 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self._info(self.client.get_model_version(self.model_name, str(version)))
+            with _requests_errors():
+                return self._info(self.client.get_model_version(self.model_name, str(version)))
         except MlflowException as exc:
             _raise_unless_missing(exc)
             raise NotFoundError(f"Model version {version} not found.") from None
@@ -154,7 +226,8 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            found = self.client.search_model_versions(f"name='{self.model_name}'")
+            with _requests_errors():
+                found = self.client.search_model_versions(f"name='{self.model_name}'")
         except MlflowException as exc:
             _raise_unless_missing(exc)
             return []
@@ -183,7 +256,7 @@ class Registry:
         target = self.cache_dir / f"v{info.version}-{tag}" / "model.onnx"
         if not target.exists():
             self._bind()
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp, _mlflow_errors():
                 local = Path(mlflow.artifacts.download_artifacts(
                     artifact_uri=f"models:/{self.model_name}/{info.version}", dst_path=tmp,
                     tracking_uri=self.tracking_uri))

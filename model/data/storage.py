@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Protocol
 
-from model.errors import NotFoundError, StorageUnavailableError
-from model.settings import Settings
+from model.core.errors import NotFoundError, StorageUnavailableError
+from model.core.settings import Settings
 
 PENDING = "pending"
 LABELED = "labeled"

@@ -1,0 +1,1 @@
+"""Airflow DAGs of Sprout. They run the ``sprout`` CLI and import nothing of Sprout (import-linter checks)."""

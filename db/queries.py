@@ -1,0 +1,162 @@
+"""Every query Sprout runs, as keyword-only functions over a ``Session`` (routes and the CLI build none).
+
+Writes stay with the domain code that owns the rule (``model.data.samples``, ``model.learning.pipeline``);
+this module only reads, plus the one-statement helpers those writes need.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from db.models import (
+    Embedding,
+    RunStatus,
+    Sample,
+    SampleStatus,
+    TrainingRun,
+    TrainingRunSample,
+    User,
+)
+
+_IN_CHUNK = 500  # keep IN (...) lists well below every driver's parameter limit
+
+
+class SampleOrder(enum.StrEnum):
+    """How the review queue is sorted."""
+
+    UNCERTAINTY = "uncertainty"  # least confident prediction first (active learning)
+    NEWEST = "newest"
+    OLDEST = "oldest"
+
+
+def ping(session: Session) -> None:
+    """One round trip to the database (raises the driver's error when it is down)."""
+    session.execute(text("SELECT 1"))
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+def get_user(session: Session, *, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+
+def get_sample(session: Session, *, sample_id: int) -> Sample | None:
+    return session.get(Sample, sample_id)
+
+
+def get_sample_by_sha(session: Session, *, sha256: str) -> Sample | None:
+    return session.scalar(select(Sample).where(Sample.sha256 == sha256))
+
+
+def list_samples(
+    session: Session, *, status: SampleStatus | None, order: SampleOrder, limit: int, offset: int
+) -> tuple[list[Sample], int]:
+    """A page of samples and the total count of samples with that status."""
+    query = select(Sample)
+    if status is not None:
+        query = query.where(Sample.status == status)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    if order is SampleOrder.UNCERTAINTY:
+        query = query.order_by(Sample.confidence.is_not(None), Sample.confidence.asc(), Sample.id.asc())
+    elif order is SampleOrder.NEWEST:
+        query = query.order_by(Sample.id.desc())
+    else:
+        query = query.order_by(Sample.id.asc())
+    return list(session.scalars(query.limit(limit).offset(offset))), total
+
+
+def all_samples(session: Session) -> list[Sample]:
+    return list(session.scalars(select(Sample).order_by(Sample.id)))
+
+
+def approved_samples(session: Session) -> list[Sample]:
+    return list(session.scalars(select(Sample).where(Sample.status == SampleStatus.APPROVED).order_by(Sample.id)))
+
+
+def count_samples_by_status(session: Session) -> dict[SampleStatus, int]:
+    """Samples per review status, zero where there are none."""
+    found = {SampleStatus(status): int(n) for status, n in session.execute(
+        select(Sample.status, func.count()).group_by(Sample.status)).tuples()}
+    return {status: found.get(status, 0) for status in SampleStatus}
+
+
+def count_approved_by_label(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Sample.label, func.count()).where(
+        Sample.status == SampleStatus.APPROVED, Sample.label.is_not(None)).group_by(Sample.label)).tuples()
+    return {str(label): int(n) for label, n in sorted(rows)}
+
+
+# --- training runs -------------------------------------------------------------------------------
+
+
+def last_succeeded_run(session: Session) -> TrainingRun | None:
+    """The most recent training run that finished successfully."""
+    return session.scalar(
+        select(TrainingRun).where(TrainingRun.status == RunStatus.SUCCEEDED).order_by(TrainingRun.id.desc()))
+
+
+def count_new_approved(session: Session) -> int:
+    """Approved samples the last successful run did not train or test on."""
+    query = select(func.count(Sample.id)).where(Sample.status == SampleStatus.APPROVED)
+    run = last_succeeded_run(session)
+    if run is not None:
+        seen = select(TrainingRunSample.sample_id).where(TrainingRunSample.run_id == run.id)
+        query = query.where(Sample.id.not_in(seen))
+    return int(session.scalar(query) or 0)
+
+
+def get_run(session: Session, *, run_id: int | None) -> TrainingRun | None:
+    """A training run by id, or the latest one when ``run_id`` is None."""
+    if run_id is not None:
+        return session.get(TrainingRun, run_id)
+    return session.scalar(select(TrainingRun).order_by(TrainingRun.id.desc()))
+
+
+def get_run_by_trigger_key(session: Session, *, key: str, status: RunStatus | None = None) -> TrainingRun | None:
+    query = select(TrainingRun).where(TrainingRun.trigger_key == key)
+    if status is not None:
+        query = query.where(TrainingRun.status == status)
+    return session.scalar(query)
+
+
+def get_run_by_version(session: Session, *, version: str) -> TrainingRun | None:
+    """The run that produced a registered model version."""
+    return session.scalar(select(TrainingRun).where(TrainingRun.registered_version == version))
+
+
+def list_runs(session: Session, *, limit: int | None = None, newest_first: bool = True) -> list[TrainingRun]:
+    query = select(TrainingRun).order_by(TrainingRun.id.desc() if newest_first else TrainingRun.id.asc())
+    return list(session.scalars(query.limit(limit) if limit is not None else query))
+
+
+def runs_by_version(session: Session) -> dict[str, TrainingRun]:
+    """Every run that registered a model version, keyed by that version."""
+    runs = session.scalars(select(TrainingRun).where(TrainingRun.registered_version.is_not(None)))
+    return {str(r.registered_version): r for r in runs}
+
+
+# --- embedding cache -----------------------------------------------------------------------------
+
+
+def cached_embeddings(session: Session, *, backbone: str, hashes: Sequence[str]) -> dict[str, bytes]:
+    """Raw cached vectors (float32 bytes) of ``hashes`` for ``backbone``; missing ones are absent."""
+    found: dict[str, bytes] = {}
+    wanted = list(dict.fromkeys(hashes))
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = session.execute(select(Embedding.sha256, Embedding.vector).where(
+            Embedding.backbone == backbone, Embedding.sha256.in_(wanted[start : start + _IN_CHUNK])))
+        found.update((sha, bytes(blob)) for sha, blob in rows)
+    return found
+

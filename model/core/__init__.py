@@ -1,0 +1,1 @@
+"""Foundation layer: settings, errors, login tokens and accounts. Imports nothing else of Sprout but ``db``."""

@@ -1,0 +1,308 @@
+"""The training pipeline: train a candidate on the approved samples, evaluate it, gate it, log it.
+
+``train_candidate`` is a sequence of named steps (gather → embed → fit → evaluate → gate → log → record),
+so the CLI, the API and the Airflow DAG get the same run. Promotion lives in ``model.learning.promotion``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import traceback
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import RunStatus, Sample, Split, TrainingRun, TrainingRunSample, utcnow
+from model.core.errors import NotEnoughDataError
+from model.learning.embeddings import ImageRef, embed_images
+from model.learning.evaluation import Metrics, evaluate_probabilities
+from model.learning.gate import Decision, gate, retrain_due
+from model.runtime.services import Services
+from model.serving.contract import META_BACKBONE, META_LABELS, META_TRAINING_RUN
+
+if TYPE_CHECKING:
+    import onnx
+
+    from model.learning.backbones import LoadedBackbone
+    from model.learning.training import Head
+
+log = logging.getLogger(__name__)
+
+
+def new_approved_count(session: Session) -> int:
+    """Approved samples the last successful run did not train or test on."""
+    return queries.count_new_approved(session)
+
+
+@dataclass
+class TrainOutcome:
+    """What a training step did; ``as_dict`` is the CLI's JSON."""
+
+    skipped: bool
+    reason: str
+    run_id: int | None = None
+    mlflow_run_id: str | None = None
+    backbone: str | None = None
+    labels: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    n_embedded: int = 0
+    metrics: dict[str, Any] | None = None
+    champion_version: str | None = None
+    champion_metrics: dict[str, Any] | None = None
+    gate: Decision | None = None
+    version: str | None = None
+    promoted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_run(cls, run: TrainingRun) -> TrainOutcome:
+        return cls(
+            skipped=False, reason=run.gate_reason or run.status.value, run_id=run.id,
+            mlflow_run_id=run.mlflow_run_id, backbone=run.backbone, labels=list(run.labels),
+            counts=dict(run.params.get("counts", {})), n_embedded=run.n_embedded or 0, metrics=run.metrics,
+            champion_version=run.champion_version, champion_metrics=run.champion_metrics,
+            gate=Decision(bool(run.gate_passed), run.gate_reason or "") if run.gate_passed is not None else None,
+            version=run.registered_version, promoted=run.promoted,
+        )
+
+
+@dataclass
+class TrainingData:
+    """The approved samples of a run with their embeddings, label indices and split masks."""
+
+    samples: list[Sample]
+    labels: list[str]
+    x: np.ndarray
+    y: np.ndarray
+    masks: dict[Split, np.ndarray]
+    n_embedded: int
+
+    def split(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        return self.x[self.masks[split]], self.y[self.masks[split]]
+
+    @property
+    def test_samples(self) -> list[Sample]:
+        return [s for s in self.samples if s.split is Split.TEST]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {split.value: int(self.masks[split].sum()) for split in Split}
+
+
+@dataclass
+class Evaluation:
+    """A candidate's test metrics, the champion's on the same samples, and the gate's decision."""
+
+    metrics: Metrics
+    champion_version: str | None
+    champion_metrics: Metrics | None
+    decision: Decision
+
+
+def check_trainable(samples: list[Sample]) -> list[str]:
+    """The run's labels; NotEnoughDataError without two labels that each have training samples."""
+    labels = sorted({s.label for s in samples if s.label})
+    train_labels = {s.label for s in samples if s.split is Split.TRAIN}
+    if len(labels) < 2 or train_labels != set(labels):
+        raise NotEnoughDataError(
+            f"Need at least two labels, each with training samples; have {dict(Counter(s.label for s in samples))}")
+    return labels
+
+
+def embed_samples(svc: Services, session: Session, backbone: LoadedBackbone, samples: list[Sample],
+                  labels: list[str]) -> TrainingData:
+    """Embed the samples (cached per backbone: only new images are computed)."""
+    x, n_new = embed_images(session, svc.store, backbone, [ImageRef(s.sha256, s.object_key) for s in samples],
+                            batch_size=svc.settings.batch_size)
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index[s.label or ""] for s in samples], dtype=np.int64)
+    masks = {split: np.array([s.split is split for s in samples], dtype=bool) for split in Split}
+    return TrainingData(samples=samples, labels=labels, x=x, y=y, masks=masks, n_embedded=n_new)
+
+
+def fit_head(data: TrainingData, *, seed: int, device: str) -> Head:
+    """The linear head on the train split, weight decay chosen on the val split."""
+    from model.learning.training import train_head
+
+    x_train, y_train = data.split(Split.TRAIN)
+    x_val, y_val = data.split(Split.VAL)
+    return train_head(x_train, y_train, x_val, y_val, n_classes=len(data.labels), seed=seed, device=device)
+
+
+def evaluate_champion(
+    svc: Services, test: list[Sample], *, backbone_name: str, x_test: np.ndarray
+) -> tuple[str | None, Metrics | None]:
+    """The current champion's metrics on exactly these test samples (None without a champion).
+
+    When the champion uses the same backbone, its head (read from the ONNX graph) is applied to the
+    cached embeddings; otherwise the champion's ONNX model classifies the images themselves.
+    """
+    from model.learning.training import Head
+    from model.serving.onnx_graph import read_head
+    from model.serving.predictor import Predictor
+
+    if svc.registry.champion() is None or not test:
+        return None, None
+    info, path = svc.registry.model_file()
+    meta, weight, bias = read_head(path)
+    labels = json.loads(meta[META_LABELS])
+    if meta.get(META_BACKBONE) == backbone_name and weight.shape[1] == x_test.shape[1]:
+        proba = Head(weight=weight, bias=bias, weight_decay=0.0, val_log_loss=None).predict_proba(x_test)
+    else:
+        predictor = Predictor.load(path, version=info.version)
+        proba = np.concatenate([predictor.predict_arrays(predictor.preprocess(svc.store.get(s.object_key))[None])
+                                for s in test])
+    return info.version, evaluate_probabilities([s.label or "" for s in test], proba, labels)
+
+
+def evaluate_candidate(svc: Services, data: TrainingData, head: Head, *, backbone_name: str) -> Evaluation:
+    """Test metrics of the candidate and of the champion on the same samples, and the gate's decision."""
+    test = data.test_samples
+    x_test, _ = data.split(Split.TEST)
+    metrics = evaluate_probabilities([s.label or "" for s in test], head.predict_proba(x_test), data.labels)
+    champion_version, champion_metrics = evaluate_champion(svc, test, backbone_name=backbone_name, x_test=x_test)
+    decision = gate(candidate_accuracy=metrics["accuracy"], min_accuracy=svc.settings.gate_min_accuracy,
+                    champion_accuracy=champion_metrics["accuracy"] if champion_metrics else None, n_test=len(test))
+    log.info("gate %s: %s", "passed" if decision.passed else "refused", decision.reason)
+    return Evaluation(metrics, champion_version, champion_metrics, decision)
+
+
+def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Head, evaluation: Evaluation,
+                  onnx_model: onnx.ModelProto) -> tuple[str, str]:
+    """One MLflow run: parameters, metrics, the evaluation, the confusion matrix and the ONNX model.
+
+    Returns ``(mlflow_run_id, model_uri)``.
+    """
+    counts = data.counts
+    with svc.registry.start_run(run_name=f"sprout-run-{run.id}") as mlflow_run:
+        mlflow_run.log_params({
+            "backbone": run.backbone, "labels": ",".join(data.labels), "seed": svc.settings.seed,
+            "weight_decay": head.weight_decay, "n_train": counts["train"], "n_val": counts["val"],
+            "n_test": counts["test"], "n_embedded": data.n_embedded, "sprout_run_id": run.id,
+            "champion_version": evaluation.champion_version or "none"})
+        flat = flat_metrics("test", evaluation.metrics)
+        if evaluation.champion_metrics:
+            flat.update(flat_metrics("champion_test", evaluation.champion_metrics))
+        mlflow_run.log_metrics(flat)
+        mlflow_run.log_dict({"candidate": evaluation.metrics, "champion": evaluation.champion_metrics,
+                             "gate": evaluation.decision.as_dict()}, "evaluation.json")
+        mlflow_run.log_image(confusion_image(evaluation.metrics["confusion_matrix"], f"run {run.id} test set"),
+                             "confusion_matrix.png")
+        mlflow_run.set_tags({"sprout.gate_passed": str(evaluation.decision.passed),
+                             "sprout.gate_reason": evaluation.decision.reason})
+        model_uri = mlflow_run.log_onnx(onnx_model)
+    return mlflow_run.run_id, model_uri
+
+
+def record_run(session: Session, run: TrainingRun, data: TrainingData, head: Head, evaluation: Evaluation, *,
+               seed: int, mlflow_run_id: str, model_uri: str) -> None:
+    """Store the outcome, the gate's decision and the lineage (which sample, split and label) with the run."""
+    run.mlflow_run_id = mlflow_run_id
+    run.params = {"seed": seed, "weight_decay": head.weight_decay, "model_uri": model_uri,
+                  "counts": data.counts, "val_log_loss": head.val_log_loss}
+    run.metrics, run.champion_version = evaluation.metrics, evaluation.champion_version
+    run.champion_metrics = evaluation.champion_metrics
+    run.gate_passed, run.gate_reason = evaluation.decision.passed, evaluation.decision.reason
+    run.n_embedded = data.n_embedded
+    run.samples = [TrainingRunSample(sample_id=s.id, split=s.split, label=s.label or "") for s in data.samples]
+    run.status, run.finished_at = RunStatus.SUCCEEDED, utcnow()
+    session.commit()
+
+
+def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | None = None,
+                    trigger_key: str | None = None) -> TrainOutcome:
+    """Train and evaluate a candidate on all approved samples; log it to MLflow, register nothing.
+
+    Skipped (no run recorded) unless enough samples were approved since the last run or ``force``.
+    With ``trigger_key`` (e.g. an Airflow run id) a retry returns the run that key already produced.
+    """
+    settings = svc.settings
+    backbone_name = backbone_name or settings.backbone
+    with svc.session() as session:
+        if trigger_key is not None:
+            done = queries.get_run_by_trigger_key(session, key=trigger_key)
+            if done is not None and done.status is RunStatus.SUCCEEDED:
+                log.info("run %s already trained a candidate for %s", done.id, trigger_key)
+                return TrainOutcome.from_run(done)
+            if done is not None:  # a failed or interrupted attempt: this retry takes the key over
+                done.trigger_key = None
+                session.commit()
+        due = retrain_due(new_approved=queries.count_new_approved(session), min_new=settings.min_new_samples,
+                          force=force)
+        log.info("retrain due? %s", due.reason)
+        if not due.passed:
+            return TrainOutcome(skipped=True, reason=due.reason)
+        samples = queries.approved_samples(session)
+        labels = check_trainable(samples)
+        run = TrainingRun(backbone=backbone_name, labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key)
+        session.add(run)
+        session.commit()
+        try:
+            _train(svc, session, run, samples, labels)
+        except BaseException as exc:
+            session.rollback()
+            run.status, run.finished_at = RunStatus.FAILED, utcnow()
+            run.error = "".join(traceback.format_exception_only(exc)).strip()
+            run.trigger_key = None
+            session.commit()
+            raise
+        return TrainOutcome.from_run(run)
+
+
+def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Sample], labels: list[str]) -> None:
+    from model.learning.backbones import load_backbone  # torch: imported only when training
+    from model.learning.onnx_export import build_classifier
+
+    backbone = load_backbone(run.backbone, svc.settings)
+    data = embed_samples(svc, session, backbone, samples, labels)
+    head = fit_head(data, seed=svc.settings.seed, device=backbone.device)
+    evaluation = evaluate_candidate(svc, data, head, backbone_name=run.backbone)
+    onnx_model = build_classifier(backbone, weight=head.weight, bias=head.bias, labels=labels,
+                                  cache_dir=svc.settings.cache_dir, metadata={META_TRAINING_RUN: str(run.id)})
+    mlflow_run_id, model_uri = log_to_mlflow(svc, run, data, head, evaluation, onnx_model)
+    record_run(session, run, data, head, evaluation, seed=svc.settings.seed, mlflow_run_id=mlflow_run_id,
+               model_uri=model_uri)
+
+
+def flat_metrics(prefix: str, metrics: Metrics) -> dict[str, float]:
+    """MLflow metric names: ``<prefix>_accuracy``, ``<prefix>_recall_<label>``, …"""
+    flat = {f"{prefix}_{k}": float(metrics[k]) for k in ("accuracy", "macro_f1", "log_loss")
+            if metrics.get(k) is not None}
+    for label, values in metrics["per_class"].items():
+        for name in ("precision", "recall", "f1"):
+            flat[f"{prefix}_{name}_{label}"] = float(values[name])
+    return flat
+
+
+def confusion_image(confusion: dict[str, Any], title: str) -> np.ndarray:
+    """The confusion matrix drawn as an RGB array (for MLflow's ``log_image``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
+    size = 1.2 + 0.6 * len(labels)
+    fig, ax = plt.subplots(figsize=(max(4, size), max(3.5, size)))
+    ax.imshow(matrix, cmap="Greens")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))

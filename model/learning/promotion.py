@@ -1,0 +1,111 @@
+"""After training: is a retrain due, what did the gate decide, promote a candidate, roll the champion back."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from db import queries
+from db.models import RunStatus, TrainingRun
+from model.core.errors import ConflictError, NotFoundError
+from model.learning.gate import retrain_due
+from model.learning.pipeline import TrainOutcome, train_candidate
+from model.runtime.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrainCheck:
+    """Whether enough samples were approved since the last run to retrain."""
+
+    new_approved: int
+    min_new_samples: int
+    due: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    """Where ``champion`` pointed before and after a rollback or manual promotion."""
+
+    previous: str | None
+    champion: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _run(svc: Services, run_id: int | None) -> TrainingRun:
+    with svc.session() as session:
+        run = queries.get_run(session, run_id=run_id)
+    if run is None:
+        raise NotFoundError(f"Training run {run_id if run_id is not None else '(latest)'} not found.")
+    return run
+
+
+def gate_decision(svc: Services, run_id: int | None = None) -> TrainOutcome:
+    """The stored outcome of a candidate run, with its gate decision (for the DAG's branch)."""
+    return TrainOutcome.from_run(_run(svc, run_id))
+
+
+def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
+    """Register a gate-passed candidate and point ``champion`` at it. Safe to repeat."""
+    with svc.session() as session:
+        run = queries.get_run(session, run_id=run_id)
+        if run is None:
+            raise NotFoundError(f"Training run {run_id if run_id is not None else '(latest)'} not found.")
+        if run.status is not RunStatus.SUCCEEDED or not run.gate_passed:
+            raise ConflictError(f"Run {run.id} did not pass the gate: {run.gate_reason or run.status.value}")
+        if run.registered_version is None:
+            run.registered_version = svc.registry.register(run.params["model_uri"], run.mlflow_run_id or "")
+            session.commit()
+        svc.registry.set_champion(run.registered_version)
+        run.promoted = True
+        session.commit()
+        log.info("promoted run %s as version %s", run.id, run.registered_version)
+        return TrainOutcome.from_run(run)
+
+
+def retrain_check(svc: Services, *, trigger_key: str | None = None) -> RetrainCheck:
+    """How many samples were approved since the last run, and whether that is enough to retrain.
+
+    With ``trigger_key``: a run that key already trained counts as due, so a cleared DAG run goes on
+    to the gate and promotion of its candidate instead of stopping at "0 new samples".
+    """
+    minimum = svc.settings.min_new_samples
+    with svc.session() as session:
+        new = queries.count_new_approved(session)
+        done = (queries.get_run_by_trigger_key(session, key=trigger_key, status=RunStatus.SUCCEEDED)
+                if trigger_key else None)
+    if done is not None:
+        return RetrainCheck(new, minimum, True, f"run {done.id} already trained a candidate for {trigger_key}")
+    due = retrain_due(new_approved=new, min_new=minimum)
+    return RetrainCheck(new, minimum, due.passed, due.reason)
+
+
+def train(svc: Services, *, force: bool = False, backbone_name: str | None = None) -> TrainOutcome:
+    """Train a candidate and promote it if the gate passes."""
+    outcome = train_candidate(svc, force=force, backbone_name=backbone_name)
+    if outcome.skipped or not outcome.gate or not outcome.gate.passed:
+        return outcome
+    return promote_run(svc, outcome.run_id)
+
+
+def rollback(svc: Services, version: str | None = None) -> ChampionChange:
+    """Move ``champion`` to ``version`` or, by default, to the version promoted before the current one."""
+    current = svc.registry.champion()
+    if version is None:
+        if current is None:
+            raise NotFoundError("No champion to roll back from.")
+        older = [v for v in svc.registry.versions() if int(v.version) < int(current.version)]
+        if not older:
+            raise NotFoundError(f"Version {current.version} is the first version; nothing to roll back to.")
+        version = older[-1].version
+    svc.registry.set_champion(str(version))
+    log.info("champion moved from %s to %s", current.version if current else None, version)
+    return ChampionChange(previous=current.version if current else None, champion=str(version))

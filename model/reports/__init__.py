@@ -1,0 +1,1 @@
+"""Reports layer: read models (dataclasses) for ``sprout status``, the model history and telemetry."""

@@ -1,0 +1,56 @@
+"""Model history for the API's /models: registered versions joined with their training runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from db import queries
+from db.models import TrainingRun
+from model.reports.status import metrics_summary
+from model.runtime.services import Services
+from model.serving.registry import VersionInfo
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A registered version with the run that produced it."""
+
+    version: str
+    created_at: datetime
+    is_champion: bool
+    run_id: int | None
+    backbone: str | None
+    metrics: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ModelHistory:
+    """Versions (newest first), the latest training runs (newest first) and the champion's version."""
+
+    champion: str | None
+    versions: list[VersionRow]
+    runs: list[TrainingRun]
+
+
+def _version_row(v: VersionInfo, run: TrainingRun | None, champion: VersionInfo | None) -> VersionRow:
+    return VersionRow(
+        version=v.version, created_at=datetime.fromtimestamp(v.created_at_ms / 1000, UTC),
+        is_champion=bool(champion and champion.version == v.version), run_id=run.id if run else None,
+        backbone=run.backbone if run else None, metrics=metrics_summary(run.metrics) if run else None,
+    )
+
+
+def model_history(svc: Services, *, runs_limit: int = 50) -> ModelHistory:
+    """Versions with metrics and champion flag, and the latest training runs."""
+    champion = svc.registry.champion()
+    versions = svc.registry.versions()
+    with svc.session() as session:
+        runs = queries.list_runs(session, limit=runs_limit)
+        by_version = queries.runs_by_version(session)
+    return ModelHistory(
+        champion=champion.version if champion else None,
+        versions=[_version_row(v, by_version.get(v.version), champion) for v in reversed(versions)],
+        runs=runs,
+    )

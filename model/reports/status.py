@@ -1,0 +1,105 @@
+"""What ``sprout status`` and the Review page report: sample counts, retrain progress and the champion."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from db import queries
+from db.models import TrainingRun
+from model.runtime.services import Services
+
+SUMMARY_METRICS = ("accuracy", "macro_f1", "log_loss", "n")
+
+
+def metrics_summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The headline numbers of a run's test metrics."""
+    if not metrics:
+        return None
+    return {k: metrics.get(k) for k in SUMMARY_METRICS}
+
+
+@dataclass(frozen=True)
+class LastRun:
+    id: int
+    finished_at: datetime | None
+    gate_passed: bool | None
+    gate_reason: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class ChampionSummary:
+    version: str
+    run_id: int | None
+    backbone: str | None
+    metrics: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Status:
+    """Counts by status and label, approvals since the last run, the last run and the champion."""
+
+    samples: dict[str, int]
+    approved_by_label: dict[str, int]
+    approved_since_last_run: int
+    min_new_samples: int
+    retrain_due: bool
+    last_run: LastRun | None
+    champion: ChampionSummary | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReviewStats:
+    """What the review page shows: queue size, progress toward the retrain threshold, per-label counts."""
+
+    pending: int
+    approved: int
+    rejected: int
+    approved_since_last_run: int
+    min_new_samples: int
+    labels: dict[str, int]
+    champion_version: str | None
+
+
+def _last_run(run: TrainingRun | None) -> LastRun | None:
+    if run is None:
+        return None
+    return LastRun(id=run.id, finished_at=run.finished_at, gate_passed=run.gate_passed,
+                   gate_reason=run.gate_reason, version=run.registered_version)
+
+
+def collect_status(svc: Services) -> Status:
+    """The whole status, read in one session (and one registry call)."""
+    champion = svc.registry.champion()
+    with svc.session() as session:
+        by_status = {status.value: n for status, n in queries.count_samples_by_status(session).items()}
+        new = queries.count_new_approved(session)
+        champ_run = queries.get_run_by_version(session, version=champion.version) if champion else None
+        return Status(
+            samples={"total": sum(by_status.values()), **by_status},
+            approved_by_label=queries.count_approved_by_label(session),
+            approved_since_last_run=new,
+            min_new_samples=svc.settings.min_new_samples,
+            retrain_due=new >= svc.settings.min_new_samples,
+            last_run=_last_run(queries.last_succeeded_run(session)),
+            champion=ChampionSummary(
+                version=champion.version, run_id=champ_run.id if champ_run else None,
+                backbone=champ_run.backbone if champ_run else None,
+                metrics=metrics_summary(champ_run.metrics) if champ_run else None) if champion else None,
+        )
+
+
+def review_stats(svc: Services) -> ReviewStats:
+    """The review page's numbers (a subset of the status)."""
+    status = collect_status(svc)
+    return ReviewStats(
+        pending=status.samples["pending"], approved=status.samples["approved"],
+        rejected=status.samples["rejected"], approved_since_last_run=status.approved_since_last_run,
+        min_new_samples=status.min_new_samples, labels=status.approved_by_label,
+        champion_version=status.champion.version if status.champion else None,
+    )

@@ -1,0 +1,1 @@
+"""Runtime layer: the services container that wires settings to the database, object store and registry."""

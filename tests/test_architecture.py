@@ -1,0 +1,66 @@
+"""The layout the README describes, kept by tests: import-linter contracts, the shape of ``model/``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.utils.paths import REPO_ROOT
+
+LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
+PACKAGES = ("api", "streamlit_app", "dags", "model", "db")
+MAX_MODULES_PER_FOLDER = 8
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LINT_IMPORTS, "--no-cache"], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
+
+
+def test_import_contracts_are_kept() -> None:
+    proc = lint_imports(REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "contract"), [
+    ("model/serving/predictor.py", "import torch", "ONNX Runtime alone"),
+    ("model/core/settings.py", "from model.learning import pipeline", "model/ is layered"),
+    ("model/data/images.py", "import fastapi", "no web framework"),
+    ("streamlit_app/client.py", "from model.core import settings", "HTTP only"),
+    ("api/deps.py", "import streamlit_app.client", "never import each other"),
+])
+def test_a_deliberate_violation_breaks_its_contract(tmp_path: Path, module: str, line: str, contract: str) -> None:
+    for package in PACKAGES:
+        shutil.copytree(REPO_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / module
+    target.write_text(target.read_text() + f"\n{line}  # deliberate violation\n")
+    proc = lint_imports(tmp_path)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    broken = [row for row in proc.stdout.splitlines() if row.endswith("BROKEN")]
+    assert any(contract in row for row in broken) or contract in proc.stdout.split("Broken contracts")[-1], \
+        proc.stdout[-3000:]
+
+
+def test_model_root_holds_only_the_cli_and_each_layer_is_small() -> None:
+    model = REPO_ROOT / "model"
+    assert sorted(p.name for p in model.glob("*.py")) == ["__init__.py", "cli.py"]
+    for folder in (p for p in model.iterdir() if p.is_dir() and p.name != "__pycache__"):
+        modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+        assert (folder / "__init__.py").is_file(), folder
+        assert len(modules) <= MAX_MODULES_PER_FOLDER, f"{folder.name}: {sorted(m.name for m in modules)}"
+
+
+def test_routes_and_the_cli_build_no_queries() -> None:
+    offenders = []
+    for path in [*(REPO_ROOT / "api").rglob("*.py"), REPO_ROOT / "model" / "cli.py",
+                 *(REPO_ROOT / "model").rglob("*.py")]:
+        text = path.read_text()
+        if any(token in text for token in ("select(", "session.execute(", "session.scalar(", "text(\"SELECT")):
+            offenders.append(str(path.relative_to(REPO_ROOT)))
+    assert offenders == [], f"queries belong in db/queries.py: {offenders}"
