@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench shares tests/utils
+from tests.utils.readiness import http_ok, wait_until_ready  # noqa: E402
 
 DATASET = Path("../shared/datasets/dandelion-grass")
 N_IMAGES = 32
@@ -93,16 +94,8 @@ def serve_and_load(home: Path, files: list[Path], seconds: float, concurrency: i
         [str(Path(sys.executable).with_name("uvicorn")), "api.main:app", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning", "--no-access-log"], env=env)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("the API did not become ready")
+        wait_until_ready(http_ok(f"http://127.0.0.1:{port}/readyz", timeout=2), what="the API", timeout=120,
+                         proc=server, interval=0.5)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(LUA)
         base = ["wrk", "-t", "1", "-c", str(concurrency), "--latency", "-s", lua.name, f"http://127.0.0.1:{port}"]

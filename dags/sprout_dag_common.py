@@ -22,20 +22,19 @@ import os
 import shlex
 import subprocess
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pendulum
 from airflow.sdk import BaseOperator, TriggerRule, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 TAGS = ["sprout"]
-RUNNERS = ("local", "kubernetes")
 XCOM_FILE = "/airflow/xcom/return.json"
 
 # Errors the CLI reports (its JSON ``type``) that a retry can cure; any other reported error is final.
@@ -50,67 +49,59 @@ TRAINED_RUN_ID_ARG = "{{ ti.xcom_pull(task_ids='train_candidate')['run_id'] | cl
 DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
 
-def _json_env(env: Mapping[str, str], name: str, default: Any, kind: type) -> Any:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    value = json.loads(raw)
-    if not isinstance(value, kind):
-        raise ValueError(f"{name} must be a JSON {kind.__name__}, got {raw!r}")
-    return value
+def _env(name: str, default: Any = None, factory: Any = None) -> Any:
+    """A field read from ``SPROUT_<name>``."""
+    if factory is not None:
+        return Field(default_factory=factory, validation_alias=f"SPROUT_{name}")
+    return Field(default, validation_alias=f"SPROUT_{name}")
 
 
-@dataclass(frozen=True)
-class DagSettings:
-    """The DAGs' configuration, from ``SPROUT_*`` environment variables."""
+class DagSettings(BaseSettings):
+    """The DAGs' configuration, from ``SPROUT_*`` environment variables (pydantic-settings, like Sprout's own).
 
-    runner: str = "local"
-    cli: str = "sprout"
-    retrain_schedule: str = "@weekly"
-    retries: int = 2
-    retry_delay: timedelta = timedelta(minutes=1)
-    max_retry_delay: timedelta = timedelta(minutes=30)
-    train_timeout: timedelta = timedelta(hours=2)
-    task_timeout: timedelta = timedelta(minutes=30)
-    seed_dataset: str = "../shared/datasets/dandelion-grass"
-    image: str = "sprout:latest"
-    image_pull_policy: str = "IfNotPresent"
-    namespace: str = "sprout"
-    service_account: str | None = None
-    env_configmap: str | None = None
-    env_secret: str | None = None
-    gpu_node_selector: dict[str, str] = field(default_factory=dict)
-    gpu_tolerations: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
+    JSON values (``SPROUT_K8S_GPU_NODE_SELECTOR``, ``SPROUT_K8S_GPU_TOLERATIONS``) are parsed by pydantic-settings.
+    """
 
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    runner: Literal["local", "kubernetes"] = _env("TASK_RUNNER", "local")
+    cli: str = _env("CLI", "sprout")
+    retrain_schedule: str = _env("RETRAIN_SCHEDULE", "@weekly")
+    retries: int = _env("TASK_RETRIES", 2)
+    retry_delay_seconds: float = _env("TASK_RETRY_DELAY_SECONDS", 60.0)
+    max_retry_delay_seconds: float = _env("TASK_MAX_RETRY_DELAY_SECONDS", 1800.0)
+    train_timeout_minutes: float = _env("TRAIN_TIMEOUT_MINUTES", 120.0)
+    task_timeout_minutes: float = _env("TASK_TIMEOUT_MINUTES", 30.0)
+    seed_dataset: str = _env("SEED_DATASET", "../shared/datasets/dandelion-grass")
+    image: str = _env("TRAINER_IMAGE", "sprout:latest")
+    image_pull_policy: str = _env("K8S_IMAGE_PULL_POLICY", "IfNotPresent")
+    namespace: str = _env("K8S_NAMESPACE", "sprout")
+    service_account: str | None = _env("K8S_SERVICE_ACCOUNT")
+    env_configmap: str | None = _env("K8S_ENV_CONFIGMAP")
+    env_secret: str | None = _env("K8S_ENV_SECRET")
+    gpu_node_selector: dict[str, str] = _env("K8S_GPU_NODE_SELECTOR", factory=dict)
+    gpu_tolerations: list[dict[str, Any]] = _env("K8S_GPU_TOLERATIONS", factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
+
+    @field_validator("runner", mode="before")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> DagSettings:
-        env = os.environ if env is None else env
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
-        def get(name: str, default: str) -> str:
-            return env.get(name, "").strip() or default
+    @property
+    def retry_delay(self) -> timedelta:
+        return timedelta(seconds=self.retry_delay_seconds)
 
-        runner = get("SPROUT_TASK_RUNNER", "local").lower()
-        if runner not in RUNNERS:
-            raise ValueError(f"SPROUT_TASK_RUNNER must be one of {RUNNERS}, got {runner!r}")
-        return cls(
-            runner=runner,
-            cli=get("SPROUT_CLI", "sprout"),
-            retrain_schedule=get("SPROUT_RETRAIN_SCHEDULE", "@weekly"),
-            retries=int(get("SPROUT_TASK_RETRIES", "2")),
-            retry_delay=timedelta(seconds=float(get("SPROUT_TASK_RETRY_DELAY_SECONDS", "60"))),
-            max_retry_delay=timedelta(seconds=float(get("SPROUT_TASK_MAX_RETRY_DELAY_SECONDS", "1800"))),
-            train_timeout=timedelta(minutes=float(get("SPROUT_TRAIN_TIMEOUT_MINUTES", "120"))),
-            task_timeout=timedelta(minutes=float(get("SPROUT_TASK_TIMEOUT_MINUTES", "30"))),
-            seed_dataset=get("SPROUT_SEED_DATASET", "../shared/datasets/dandelion-grass"),
-            image=get("SPROUT_TRAINER_IMAGE", "sprout:latest"),
-            image_pull_policy=get("SPROUT_K8S_IMAGE_PULL_POLICY", "IfNotPresent"),
-            namespace=get("SPROUT_K8S_NAMESPACE", "sprout"),
-            service_account=env.get("SPROUT_K8S_SERVICE_ACCOUNT") or None,
-            env_configmap=env.get("SPROUT_K8S_ENV_CONFIGMAP") or None,
-            env_secret=env.get("SPROUT_K8S_ENV_SECRET") or None,
-            gpu_node_selector=_json_env(env, "SPROUT_K8S_GPU_NODE_SELECTOR", {}, dict),
-            gpu_tolerations=_json_env(env, "SPROUT_K8S_GPU_TOLERATIONS", list(DEFAULT_GPU_TOLERATIONS), list),
-        )
+    @property
+    def max_retry_delay(self) -> timedelta:
+        return timedelta(seconds=self.max_retry_delay_seconds)
+
+    @property
+    def train_timeout(self) -> timedelta:
+        return timedelta(minutes=self.train_timeout_minutes)
+
+    @property
+    def task_timeout(self) -> timedelta:
+        return timedelta(minutes=self.task_timeout_minutes)
 
     def default_args(self) -> dict[str, Any]:
         """Retries with exponential backoff for every task (a final CLI error fails at once)."""
@@ -130,7 +121,7 @@ class DagSettings:
         return {"cli_arg": lambda value: str(value)}
 
 
-SETTINGS = DagSettings.from_env()
+SETTINGS = DagSettings()
 
 
 # --------------------------------------------------------------------------- running the CLI

@@ -30,34 +30,20 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tenacity import Retrying, retry_if_not_exception_type, stop_after_delay, wait_fixed
+from tests.utils.readiness import ProcessExited as _ProcessExited
+from tests.utils.readiness import ServerStartError, wait_until_ready
+from tests.utils.readiness import tail as _tail
 
 HOST = "127.0.0.1"
 PG_SUPERUSER = "postgres"
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-class ServerStartError(RuntimeError):
-    """A server binary is missing, or the server did not come up (message has the log tail)."""
-
-
-class _ProcessExited(ServerStartError):
-    """The server process died while we waited for it (not worth retrying the readiness probe)."""
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def _port_is_free(port: int) -> bool:
@@ -137,12 +123,6 @@ class _Process:
                 env=env, cwd=cwd, start_new_session=True,
             )
 
-    def check_alive(self) -> None:
-        code = self.proc.poll()
-        if code is not None:
-            raise _ProcessExited(f"{self.name} exited with code {code} during start; log {self.log}:\n"
-                                 f"{_tail(self.log)}")
-
     def stop(self, timeout: float = 20) -> None:
         if self.proc.poll() is None:
             self._signal(signal.SIGTERM)
@@ -160,27 +140,9 @@ class _Process:
             os.killpg(self.proc.pid, sig)
 
 
-def _wait_ready(proc: _Process, probe: object, timeout: float, what: str) -> None:
+def _wait_ready(proc: _Process, probe: Callable[[], object], timeout: float, what: str) -> None:
     """Call ``probe()`` until it does not raise; fail fast if the process dies."""
-
-    def attempt() -> None:
-        proc.check_alive()
-        probe()  # type: ignore[operator]
-
-    try:
-        for att in Retrying(
-            stop=stop_after_delay(timeout), wait=wait_fixed(0.2),
-            retry=retry_if_not_exception_type(_ProcessExited), reraise=True,
-        ):
-            with att:
-                attempt()
-    except _ProcessExited:
-        raise
-    except Exception as exc:
-        raise ServerStartError(
-            f"{what} not ready after {timeout:.0f}s ({type(exc).__name__}: {exc}); log {proc.log}:\n"
-            f"{_tail(proc.log)}"
-        ) from exc
+    wait_until_ready(probe, what=what, timeout=timeout, proc=proc.proc, log=proc.log)
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,7 @@ class PredictionResult:
     model_version: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"label": self.label, "confidence": self.confidence, "probabilities": self.probabilities,
-                "model_version": self.model_version}
+        return asdict(self)
 
 
 @dataclass

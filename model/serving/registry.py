@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +118,7 @@ class VersionInfo:
     created_at_ms: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "run_id": self.run_id, "aliases": self.aliases,
-                "created_at_ms": self.created_at_ms}
+        return asdict(self)
 
 
 class Registry:

@@ -9,16 +9,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.utils.live_api import LiveApi, free_port, sprout_env
 from tests.utils.paths import REPO_ROOT
+from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -41,18 +40,11 @@ def streamlit_url(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=2).text == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy after {START_TIMEOUT_S} s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.3)
+        try:
+            wait_until_ready(http_ok(f"{url}/_stcore/health", body="ok", timeout=2), what="streamlit",
+                             timeout=START_TIMEOUT_S, proc=proc, log=log_path, interval=0.3)
+        except ServerStartError as exc:
+            pytest.fail(str(exc))
         yield url
     finally:
         proc.terminate()

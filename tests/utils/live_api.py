@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import pytest
 
 from tests.utils.images import dataset_images
 from tests.utils.paths import REPO_ROOT, require_dataset
+from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
 
 REVIEWER, REVIEWER_PASSWORD = "reviewer", "reviewer-password-1"
 PER_LABEL = 20  # photos per label in the training tree; photos after these are never seen by the model
@@ -160,21 +160,11 @@ def serve(home: Path, port: int | None = None, *, need_model: bool = True) -> It
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, path: str = "/readyz") -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the API exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
-        try:
-            resp = httpx.get(f"{url}{path}", timeout=5)
-            if resp.status_code == 200:
-                return
-            last = resp.text
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.5)
-    pytest.fail(f"the API at {url} was not ready after {START_TIMEOUT_S} s ({last}):\n"
-                f"{log_path.read_text(errors='replace')[-4000:]}")
+    try:
+        wait_until_ready(http_ok(f"{url}{path}"), what=f"the API at {url}", timeout=START_TIMEOUT_S, proc=proc,
+                         log=log_path, interval=0.5)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
 
 
 # --- the shared session fixture ---
