@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -75,6 +76,16 @@ def list_samples(
     else:
         query = query.order_by(Sample.id.asc())
     return list(session.scalars(query.limit(limit).offset(offset))), total
+
+
+def update_sample_if(session: Session, *, sample_id: int, expected: SampleStatus, values: dict[str, Any]) -> bool:
+    """Compare-and-set: ``UPDATE samples SET values WHERE id = sample_id AND status = expected`` in the
+    session's transaction. False when another transaction changed the status first (it holds the row lock
+    until it commits, so exactly one of two concurrent writers wins)."""
+    result = session.execute(
+        update(Sample).where(Sample.id == sample_id, Sample.status == expected).values(**values)
+        .execution_options(synchronize_session="fetch"))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def all_samples(session: Session) -> list[Sample]:

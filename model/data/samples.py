@@ -125,15 +125,19 @@ def review_sample(
     reviewer: str,
     label: str | None = None,
 ) -> Sample:
-    """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged."""
+    """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged.
+
+    The decision is a compare-and-set on ``status = pending``: of two reviewers deciding at once, one wins
+    and the other gets ConflictError with the state the winner left; the row and the audit log agree.
+    """
     action = ReviewAction(action)
     sample = get_sample(session, sample_id)
     if sample.status is not SampleStatus.PENDING:
-        raise ConflictError(f"Sample {sample_id} was already reviewed ({sample.status.value}).")
+        raise _already_reviewed(sample)
     old_label = sample.label or sample.suggested_label or sample.predicted_label
     now = utcnow()
     if action is ReviewAction.REJECT:
-        sample.status, new_label = SampleStatus.REJECTED, None
+        status, new_label, approved_at = SampleStatus.REJECTED, None, None
     else:
         chosen = label or sample.suggested_label or sample.predicted_label
         if not chosen:
@@ -141,14 +145,40 @@ def review_sample(
         new_label = check_label(chosen)
         if action is ReviewAction.APPROVE and new_label != (sample.predicted_label or new_label):
             action = ReviewAction.CORRECT
-        sample.status, sample.label, sample.approved_at = SampleStatus.APPROVED, new_label, now
-    sample.reviewed_at, sample.reviewed_by = now, reviewer
-    session.add(Review(sample_id=sample.id, reviewer=reviewer, action=action,
-                       old_label=old_label, new_label=new_label, created_at=now))
-    new_key = key_for(status=sample.status, sha256=sample.sha256, ext=ext_of_key(sample.object_key),
-                      label=sample.label)
-    move_object(session, store, sample, new_key)
+        status, approved_at = SampleStatus.APPROVED, now
+    old_key = sample.object_key
+    new_key = key_for(status=status, sha256=sample.sha256, ext=ext_of_key(old_key), label=new_label)
+    claimed = queries.update_sample_if(session, sample_id=sample_id, expected=SampleStatus.PENDING, values={
+        "status": status, "label": new_label, "approved_at": approved_at, "reviewed_at": now,
+        "reviewed_by": reviewer, "object_key": new_key, "updated_at": now})
+    if not claimed:
+        session.rollback()
+        session.refresh(sample)
+        raise _already_reviewed(sample)
+    session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
+                       new_label=new_label, created_at=now))
+    _commit_move(session, store, old_key, new_key)
+    session.refresh(sample)
     return sample
+
+
+def _already_reviewed(sample: Sample) -> ConflictError:
+    by = f" by {sample.reviewed_by}" if sample.reviewed_by else ""
+    label = f" as {sample.label}" if sample.label else ""
+    return ConflictError(f"Sample {sample.id} was already reviewed ({sample.status.value}{label}{by}).")
+
+
+def _commit_move(session: Session, store: ObjectStore, old_key: str, new_key: str) -> None:
+    """Copy → commit (the row already names ``new_key``) → delete: a crash leaves two copies, never zero."""
+    if new_key != old_key:
+        try:
+            store.copy(old_key, new_key)
+        except BaseException:
+            session.rollback()
+            raise
+    session.commit()
+    if new_key != old_key:
+        store.delete(old_key)
 
 
 def get_sample(session: Session, sample_id: int) -> Sample:

@@ -54,13 +54,25 @@ def gate_decision(svc: Services, run_id: int | None = None) -> TrainOutcome:
 
 
 def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
-    """Register a gate-passed candidate and point ``champion`` at it. Safe to repeat."""
+    """Register a gate-passed candidate and point ``champion`` at it. Safe to repeat.
+
+    Refused (ConflictError) when the champion is no longer the one the gate compared the candidate with:
+    a late retry, a concurrent bootstrap or a rollback during training never replaces a newer champion.
+    """
     with svc.session() as session:
         run = queries.get_run(session, run_id=run_id)
         if run is None:
             raise NotFoundError(f"Training run {run_id if run_id is not None else '(latest)'} not found.")
         if run.status is not RunStatus.SUCCEEDED or not run.gate_passed:
             raise ConflictError(f"Run {run.id} did not pass the gate: {run.gate_reason or run.status.value}")
+        current = svc.registry.champion()
+        current_version = current.version if current else None
+        if run.promoted and current_version == run.registered_version:
+            return TrainOutcome.from_run(run)  # a retried promotion: nothing to do
+        if current_version != run.champion_version:  # compare-and-set on the champion the gate compared with
+            raise ConflictError(
+                f"Run {run.id} was gated against {_version_name(run.champion_version)}, but the champion is now "
+                f"{_version_name(current_version)}; train a new candidate to compare against it.")
         if run.registered_version is None:
             run.registered_version = svc.registry.register(run.params["model_uri"], run.mlflow_run_id or "")
             session.commit()
@@ -69,6 +81,10 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
         session.commit()
         log.info("promoted run %s as version %s", run.id, run.registered_version)
         return TrainOutcome.from_run(run)
+
+
+def _version_name(version: str | None) -> str:
+    return f"version {version}" if version else "no champion"
 
 
 def retrain_check(svc: Services, *, trigger_key: str | None = None) -> RetrainCheck:

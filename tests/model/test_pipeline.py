@@ -176,3 +176,26 @@ def test_dag_steps_are_idempotent_per_trigger_key(loop: dict) -> None:
     assert gate_decision(svc, first.run_id).gate == first.gate
     if first.gate.passed:
         assert promote_run(svc, first.run_id).version == promote_run(svc, first.run_id).version
+
+
+def test_promotion_refuses_a_candidate_gated_against_an_older_champion(tmp_path: Path) -> None:
+    svc = migrated_services(Settings(home=tmp_path / "home"))
+    with svc.session() as session:
+        import_directory(session, svc.store, colour_dataset(tmp_path / "colours"))
+    early = train_candidate(svc, force=True)  # gated when there was no champion yet
+    assert early.gate.passed and early.champion_version is None
+    assert train(svc, force=True).version == "1"  # e.g. a concurrent bootstrap promotes first
+    stale = train_candidate(svc, force=True)  # gated against version 1
+    assert stale.gate.passed and stale.champion_version == "1"
+    with pytest.raises(ConflictError, match="gated against no champion, but the champion is now version 1"):
+        promote_run(svc, early.run_id)
+    assert train(svc, force=True).version == "2"
+    with pytest.raises(ConflictError, match="gated against version 1, but the champion is now version 2"):
+        promote_run(svc, stale.run_id)
+    assert svc.registry.champion().version == "2" and len(svc.registry.versions()) == 2
+    rollback(svc, "1")  # a rollback during training: the candidate gated against 2 must not replace 1
+    late = train_candidate(svc, force=True)
+    rollback(svc, "2")
+    with pytest.raises(ConflictError, match="gated against version 1"):
+        promote_run(svc, late.run_id)
+    assert svc.registry.champion().version == "2"
