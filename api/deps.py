@@ -90,8 +90,9 @@ CurrentReviewer = Annotated[User, Depends(get_current_reviewer)]
 
 
 def require_admin(user: CurrentReviewer) -> User:
+    """The current reviewer if an admin; 403 otherwise (promote, roll back, force a retrain)."""
     if not user.is_admin:
-        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="Not enough permissions.")
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="Only an admin can do this.")
     return user
 
 

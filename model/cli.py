@@ -311,24 +311,99 @@ def db_upgrade() -> None:
               lambda d: err.print(f"database is up to date (revision {d['revision']})"))
 
 
+def _read_password() -> str:
+    """From a prompt on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True))
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _user_row(user: Any) -> dict[str, Any]:
+    return {"username": user.username, "is_admin": user.is_admin, "is_active": user.is_active,
+            "created_at": user.created_at}
+
+
+UserArg = Annotated[str, typer.Argument(help="User name.")]
+
+
 @users_app.command("add")
 def users_add(
-    name: Annotated[str, typer.Argument(help="User name.")],
-    admin: Annotated[bool, typer.Option("--admin", help="May also promote and roll back models.")] = False,
+    name: UserArg,
+    admin: Annotated[bool, typer.Option("--admin", help="May also promote, roll back and force a retrain.")] = False,
 ) -> None:
-    """Add a reviewer account; the password comes from a prompt, or from stdin when not a terminal."""
+    """Add a reviewer account; the password (≥ 12 characters) comes from a prompt, or from stdin when piped."""
     from model.core.accounts import create_user
 
     with _command():
-        if sys.stdin.isatty():
-            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
-        else:
-            password = sys.stdin.readline().rstrip("\n")
+        password = _read_password()
         svc = _services()
         with svc.session() as session:
             user = create_user(session, username=name, password=password, is_admin=admin)
-        _emit({"username": user.username, "is_admin": user.is_admin},
-              lambda d: err.print(f"added {'admin' if d['is_admin'] else 'reviewer'} {d['username']}"))
+            _emit(_user_row(user), lambda d: err.print(f"added {'admin' if d['is_admin'] else 'reviewer'} "
+                                                       f"{d['username']}"))
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every account with its role and whether it is active."""
+    from model.core.accounts import list_users
+
+    with _command():
+        svc = _services()
+        with svc.session() as session:
+            rows = [_user_row(u) for u in list_users(session)]
+
+        def human(d: dict[str, Any]) -> None:
+            for u in d["users"]:
+                role = "admin" if u["is_admin"] else "reviewer"
+                Console().print(f"{u['username']}  {role}{'' if u['is_active'] else '  (disabled)'}")
+
+        _emit({"users": rows}, human)
+
+
+@users_app.command("disable")
+def users_disable(
+    name: UserArg,
+    enable: Annotated[bool, typer.Option("--enable", help="Re-enable instead.")] = False,
+) -> None:
+    """Disable an account: its tokens stop working at once."""
+    from model.core.accounts import set_active
+
+    with _command():
+        svc = _services()
+        with svc.session() as session:
+            user = set_active(session, username=name, active=enable)
+            _emit(_user_row(user), lambda d: err.print(
+                f"{d['username']} is {'active' if d['is_active'] else 'disabled'}"))
+
+
+@users_app.command("set-password")
+def users_set_password(name: UserArg) -> None:
+    """Set a new password (≥ 12 characters), from a prompt or stdin."""
+    from model.core.accounts import set_password
+
+    with _command():
+        password = _read_password()
+        svc = _services()
+        with svc.session() as session:
+            user = set_password(session, username=name, password=password)
+            _emit(_user_row(user), lambda d: err.print(f"password of {d['username']} changed"))
+
+
+@users_app.command("set-admin")
+def users_set_admin(
+    name: UserArg,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take the admin role away instead.")] = False,
+) -> None:
+    """Make an account an admin (promote, roll back, force a retrain), or ``--revoke`` it."""
+    from model.core.accounts import set_admin
+
+    with _command():
+        svc = _services()
+        with svc.session() as session:
+            user = set_admin(session, username=name, admin=not revoke)
+            _emit(_user_row(user), lambda d: err.print(
+                f"{d['username']} is {'an admin' if d['is_admin'] else 'a reviewer'}"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make up`: run Sprout on one machine without Docker (embedded default: SQLite, local store, local MLflow).
-# Imports and trains a first model when there is none, creates a reviewer with a generated password,
+# Imports and trains a first model when there is none, creates a reviewer and an admin with generated passwords,
 # starts the API and the Streamlit app on loopback in the background, prints URLs and credentials.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,9 +50,12 @@ fi
 CREDS=$HOME_DIR/credentials.txt
 if [ ! -f "$CREDS" ]; then
   PASSWORD=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(12))')
-  if echo "$PASSWORD" | "$BIN/sprout" users add reviewer >/dev/null 2>&1; then
+  ADMIN_PASSWORD=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(12))')
+  if echo "$PASSWORD" | "$BIN/sprout" users add reviewer >/dev/null 2>&1 \
+     && echo "$ADMIN_PASSWORD" | "$BIN/sprout" users add admin --admin >/dev/null 2>&1; then
     umask 077
-    printf 'reviewer user: reviewer\nreviewer password: %s\n' "$PASSWORD" > "$CREDS"
+    printf 'reviewer user: reviewer\nreviewer password: %s\nadmin user: admin\nadmin password: %s\n' \
+      "$PASSWORD" "$ADMIN_PASSWORD" > "$CREDS"
   fi
 fi
 

@@ -51,6 +51,11 @@ def token() -> str | None:
     return st.session_state.get(TOKEN) if is_logged_in() else None
 
 
+def is_admin() -> bool:
+    """The logged-in reviewer is an admin (the API still checks every admin call)."""
+    return is_logged_in() and bool(st.session_state.get(IS_ADMIN))
+
+
 def log_in(auth: dict[str, Any]) -> None:
     """Keep the answer of ``POST /auth/token``; the token is renewed by logging in again."""
     st.session_state[TOKEN] = auth["access_token"]

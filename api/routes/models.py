@@ -1,8 +1,8 @@
-"""GET /models (public history) and POST /admin/models/{version}/promote (rollback, reviewers)."""
+"""GET /models (public history) and POST /admin/models/{version}/promote (promote or roll back: admins only)."""
 
 from fastapi import APIRouter, Depends
 
-from api.deps import ServicesDep, WatcherDep, get_current_reviewer
+from api.deps import ServicesDep, WatcherDep, require_admin
 from api.schemas import ModelsPublic, PromoteResult, RunPublic, VersionPublic
 from model.learning.promotion import rollback
 from model.reports.history import model_history
@@ -20,9 +20,10 @@ def read_models(services: ServicesDep, watcher: WatcherDep) -> ModelsPublic:
 
 
 @router.post("/admin/models/{version}/promote", response_model=PromoteResult,
-             dependencies=[Depends(get_current_reviewer)])
+             dependencies=[Depends(require_admin)],
+             responses={403: {"description": "Not an admin"}})
 def promote_version(version: str, services: ServicesDep, watcher: WatcherDep) -> PromoteResult:
-    """Make a registered version the champion (e.g. roll back); the API serves it at once."""
+    """Make a registered version the champion (e.g. roll back); the API serves it at once. Admins only."""
     result = rollback(services, version)
     watcher.refresh()
     return PromoteResult.model_validate(result)

@@ -1,6 +1,9 @@
-"""POST/GET /admin/retrain: start the retrain DAG in Airflow now, and show its latest runs. Reviewers only."""
+"""POST/GET /admin/retrain: start the retrain DAG in Airflow now, and show its latest runs.
 
-from fastapi import APIRouter, Depends, status
+Reviewers may start a run (it still waits for enough new approvals); forcing a retrain needs an admin.
+"""
+
+from fastapi import APIRouter, Depends, HTTPException, status
 
 from api.deps import CurrentReviewer, SettingsDep, get_current_reviewer
 from api.schemas import DagRunPublic, RetrainRequest, RetrainRuns
@@ -10,11 +13,15 @@ router = APIRouter(prefix="/admin/retrain", tags=["retrain"], dependencies=[Depe
 
 
 @router.post("", response_model=DagRunPublic, status_code=status.HTTP_202_ACCEPTED,
-             responses={503: {"description": "Airflow not configured or unreachable"}})
+             responses={403: {"description": "Forcing a retrain needs an admin"},
+                        503: {"description": "Airflow not configured or unreachable"}})
 def trigger_retrain(settings: SettingsDep, reviewer: CurrentReviewer, request: RetrainRequest | None = None
                     ) -> DagRunPublic:
     """Trigger the `sprout_retrain` DAG (it still skips training below the threshold unless forced)."""
-    run = AirflowClient.from_settings(settings).trigger(force=bool(request and request.force),
+    force = bool(request and request.force)
+    if force and not reviewer.is_admin:
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="Only an admin can force a retrain.")
+    run = AirflowClient.from_settings(settings).trigger(force=force,
                                                         note=f"triggered by {reviewer.username} from Sprout")
     return DagRunPublic.model_validate(run)
 

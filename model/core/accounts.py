@@ -11,24 +11,64 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import User
-from model.core.errors import ConflictError, SproutError
+from model.core.errors import ConflictError, NotFoundError, SproutError
 
 password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
 _DUMMY_HASH = password_hash.hash("timing-equaliser")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 12
 
 
 def create_user(session: Session, *, username: str, password: str, is_admin: bool = False) -> User:
     """Add a reviewer account; the password is stored only as an argon2 hash."""
     if not _NAME_RE.match(username):
         raise SproutError("User names are 1-64 letters, digits or '_.@-'.")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise SproutError(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.")
+    check_password(password)
     if queries.get_user(session, username=username) is not None:
         raise ConflictError(f"User {username!r} already exists.")
     user = User(username=username, password_hash=password_hash.hash(password), is_admin=is_admin)
     session.add(user)
+    session.commit()
+    return user
+
+
+def check_password(password: str) -> None:
+    """Refuse passwords shorter than MIN_PASSWORD_LENGTH characters."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise SproutError(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.")
+
+
+def _existing(session: Session, username: str) -> User:
+    user = queries.get_user(session, username=username)
+    if user is None:
+        raise NotFoundError(f"No user named {username!r}.")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return queries.list_users(session)
+
+
+def set_active(session: Session, *, username: str, active: bool) -> User:
+    """Disable (or re-enable) an account; the API checks this on every request, so its tokens stop at once."""
+    user = _existing(session, username)
+    user.is_active = active
+    session.commit()
+    return user
+
+
+def set_password(session: Session, *, username: str, password: str) -> User:
+    check_password(password)
+    user = _existing(session, username)
+    user.password_hash = password_hash.hash(password)
+    session.commit()
+    return user
+
+
+def set_admin(session: Session, *, username: str, admin: bool) -> User:
+    """Grant (or take away) the admin role: promote, roll back, force a retrain."""
+    user = _existing(session, username)
+    user.is_admin = admin
     session.commit()
     return user
 

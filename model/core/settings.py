@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     min_new_samples: int = Field(default=10, ge=1)
     seed_dataset: Path = Path("../shared/datasets/dandelion-grass")
     max_upload_mb: float = Field(default=10, gt=0)
+    max_image_megapixels: float = Field(
+        default=24, gt=0, le=50,
+        description="Largest image accepted for decoding, in megapixels (pixel-bomb guard; 50 at most).",
+    )
 
     secret_key: SecretStr | None = Field(default=None, description="Signs login tokens; generated in home if unset.")
     access_token_minutes: int = Field(default=60, ge=1)
@@ -67,6 +71,11 @@ class Settings(BaseSettings):
     def resolved_mlflow_uri(self) -> str:
         """The MLflow tracking URI actually used (SQLite store under ``home`` unless configured)."""
         return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def max_image_pixels(self) -> int:
+        """``max_image_megapixels`` as a pixel count, the ``max_pixels`` the image functions take."""
+        return int(self.max_image_megapixels * 1_000_000)
 
     @property
     def objects_dir(self) -> Path:

@@ -2,12 +2,19 @@
 
 ``decode_image`` turns untrusted bytes into an RGB picture or raises a clear error;
 ``preprocess`` turns that picture into the float32 CHW array every backbone receives.
+
+Pixel bombs (a small file that decodes to a huge buffer) are bounded three ways: the pixel count read from
+the header is checked against ``max_pixels`` before anything is decoded; when the caller says how small the
+picture may get (``min_side``), JPEGs are decoded at reduced size and other formats are box-reduced early;
+and at most ``MAX_CONCURRENT_DECODES`` full-size decodes run at once. Conversions never widen the pixels
+(no float64 copies of the whole picture): deep modes are scaled to 8 bits a strip of rows at a time.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -16,7 +23,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from model.core.errors import ImageTooLargeError, InvalidImageError, UnsupportedMediaError
 
-MAX_PIXELS = 50_000_000
+MAX_PIXELS = 50_000_000  # absolute ceiling, also enforced by Pillow itself (Image.MAX_IMAGE_PIXELS)
+DEFAULT_MAX_PIXELS = 24_000_000  # the default limit for uploads (settings.max_image_megapixels)
+MAX_CONCURRENT_DECODES = 4
 ALLOWED_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
     "MPO": ("jpg", "image/jpeg"),
@@ -37,6 +46,35 @@ _REFUSED_SIGNATURES = (
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_DRAFT_FORMATS = ("JPEG", "MPO")
+_STRIP_PIXELS = 1 << 20  # conversions of non-RGB modes work on strips of about this many pixels
+# Draft and box-reduce keep the shorter side >= this many times min_side, so the bicubic resize that follows
+# still sees detail near its own scale: measured on the data set photos upscaled to 12 MP, the preprocessed
+# arrays then differ from the full decode by < 0.07 (max) / < 0.007 (mean) on the normalised scale, against
+# up to 0.37 / 0.027 when JPEGs are drafted down to min_side itself.
+_REDUCE_MARGIN = 2
+_decode_slots = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+
+
+def set_max_concurrent_decodes(count: int) -> None:
+    """Resize the process-wide bound on simultaneous pixel decodes (decodes already running are unaffected)."""
+    global _decode_slots
+    if count < 1:
+        raise ValueError("at least one concurrent decode is needed")
+    _decode_slots = threading.BoundedSemaphore(count)
+
+
+def _pixel_limit(max_pixels: int) -> int:
+    if max_pixels <= 0:
+        raise ValueError("max_pixels must be positive")
+    return min(int(max_pixels), MAX_PIXELS)
+
+
+def _too_large(limit: int, size: tuple[int, int] | None = None) -> ImageTooLargeError:
+    has = f"{size[0] * size[1]:,} pixels ({size[0]}x{size[1]}), over" if size else "too many pixels, over"
+    return ImageTooLargeError(f"The image has {has} the limit of {limit:,} pixels ({limit / 1e6:g} megapixels).")
+
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -48,8 +86,12 @@ class ImageInfo:
     height: int
 
 
-def sniff(data: bytes) -> ImageInfo:
-    """Check the bytes are an allowed image format without decoding pixels."""
+def sniff(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Check the bytes are an allowed image format of at most ``max_pixels`` pixels, without decoding pixels.
+
+    ``max_pixels`` is capped at ``MAX_PIXELS``.
+    """
+    limit = _pixel_limit(max_pixels)
     if not data:
         raise InvalidImageError("The file is empty.")
     head = data[:512].lstrip().lower()
@@ -63,39 +105,103 @@ def sniff(data: bytes) -> ImageInfo:
                 fmt = img.format or ""
                 width, height = img.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"The image has too many pixels (limit {MAX_PIXELS:,}).") from exc
+        raise _too_large(limit) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InvalidImageError("The file is not an image Sprout can read.") from exc
     if fmt not in ALLOWED_FORMATS:
         raise UnsupportedMediaError(f"Image format {fmt or 'unknown'} is not accepted.")
-    if width * height > MAX_PIXELS:
-        raise ImageTooLargeError(f"The image has too many pixels (limit {MAX_PIXELS:,}).")
+    if width * height > limit:
+        raise _too_large(limit, (width, height))
     ext, content_type = ALLOWED_FORMATS[fmt]
     return ImageInfo(ext=ext, content_type=content_type, width=width, height=height)
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Decode untrusted bytes to an RGB image: first frame, EXIF orientation applied."""
-    sniff(data)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-            opened.seek(0)
-            opened.load()
-            return to_rgb(ImageOps.exif_transpose(opened) or opened)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(f"The image has too many pixels (limit {MAX_PIXELS:,}).") from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise InvalidImageError("The image is truncated or corrupt.") from exc
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> Image.Image:
+    """Decode untrusted bytes to an RGB image: first frame, EXIF orientation applied.
+
+    Images over ``max_pixels`` (capped at ``MAX_PIXELS``) are refused from their header, before any pixel is
+    decoded. With ``min_side``, the result may be smaller than the image, but its shorter side stays at least
+    ``2 * min_side`` (a JPEG is decoded at 1/2, 1/4 or 1/8 scale; another format much larger than that is
+    box-reduced by an integer factor), for callers that shrink the picture to ``min_side`` afterwards anyway.
+    """
+    limit = _pixel_limit(max_pixels)
+    sniff(data, max_pixels=limit)
+    slots = _decode_slots  # release the semaphore that was acquired, even if it is replaced meanwhile
+    with slots:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                opened = Image.open(io.BytesIO(data))
+                opened.seek(0)
+                if opened.width * opened.height > limit:  # the first frame, in case it differs from the header
+                    raise _too_large(limit, opened.size)
+                if min_side is not None and opened.format in _DRAFT_FORMATS:
+                    keep = _REDUCE_MARGIN * min_side  # largest 1/2, 1/4 or 1/8 scale keeping both sides >= keep
+                    if min(opened.size) >= 2 * keep:
+                        opened.draft("RGB", (keep, keep))
+                opened.load()
+                ImageOps.exif_transpose(opened, in_place=True)
+                return _to_rgb(opened, _reduce_factor(opened.size, min_side))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _too_large(limit) from exc
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise InvalidImageError("The image is truncated or corrupt.") from exc
+
+
+def _reduce_factor(size: tuple[int, int], min_side: int | None) -> int:
+    """Integer box-reduction factor that keeps the shorter side >= _REDUCE_MARGIN * min_side (1: none)."""
+    if min_side is None or min_side <= 0:
+        return 1
+    factor = min(size) // (_REDUCE_MARGIN * min_side)
+    return factor if factor >= 2 else 1
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode (16-bit, palette, alpha, CMYK, grayscale) to 8-bit RGB."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8), mode="L")
+    """Convert any PIL mode (16-bit, palette, alpha, CMYK, grayscale) to 8-bit RGB (always a new image)."""
+    if img.mode == "RGB":
+        return img.copy()
+    return _to_rgb(img)
+
+
+def _to_rgb(img: Image.Image, factor: int = 1) -> Image.Image:
+    """``to_rgb`` then ``reduce(factor)``, without a full-size intermediate for modes other than RGB and L.
+
+    An RGB input with ``factor`` 1 is returned without copying its pixels (as a plain ``Image``).
+    """
+    if img.mode == "RGB":
+        return img.reduce(factor) if factor > 1 else img._new(img.im)
+    if img.mode == "L":
+        return (img.reduce(factor) if factor > 1 else img).convert("RGB")
+    full_scale = _full_scale(img)
+    width, height = img.size
+    rows = -(-max(1, _STRIP_PIXELS // width) // factor) * factor  # a multiple of factor: blocks never straddle
+    if rows >= height and factor == 1:
+        return _convert_to_rgb(img, full_scale)
+    out = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = _convert_to_rgb(img.crop((0, top, width, min(height, top + rows))), full_scale)
+        out.paste(strip.reduce(factor) if factor > 1 else strip, (0, top // factor))
+    return out
+
+
+def _full_scale(img: Image.Image) -> float | None:
+    """The value that maps to 255 for 16/32-bit modes (None for 8-bit modes)."""
+    if img.mode not in _HIGH_DEPTH_MODES:
+        return None
+    if img.mode.startswith("I;16"):
+        return 65535.0
+    extrema = img.getextrema()
+    top = extrema[1] if isinstance(extrema[1], int | float) else 0
+    return 65535.0 if top > 255 else 255.0
+
+
+def _convert_to_rgb(img: Image.Image, full_scale: float | None) -> Image.Image:
+    """The per-pixel conversion to 8-bit RGB; deep modes are scaled so ``full_scale`` maps to 255."""
+    if full_scale is not None:
+        pixels = np.asarray(img).astype(np.float32) * np.float32(255.0 / full_scale)
+        np.nan_to_num(pixels, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+        np.clip(pixels, 0.0, 255.0, out=pixels)
+        img = Image.fromarray(np.rint(pixels, out=pixels).astype(np.uint8))
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
@@ -147,6 +253,9 @@ def preprocess(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
 
 
-def load_and_preprocess(data: bytes, spec: PreprocessSpec) -> np.ndarray:
-    """Bytes → preprocessed array; the single path used by training and serving."""
-    return preprocess(decode_image(data), spec)
+def load_and_preprocess(data: bytes, spec: PreprocessSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Bytes → preprocessed array; the single path used by training and serving.
+
+    The picture is decoded no larger than needed (``min_side=spec.resize``): JPEGs at reduced scale.
+    """
+    return preprocess(decode_image(data, max_pixels=max_pixels, min_side=spec.resize), spec)

@@ -1,5 +1,5 @@
 """Models: registered versions with their metrics, training runs with their gate decisions, the champion;
-logged-in reviewers can promote any version (a rollback is a promotion of an older one)."""
+logged-in admins can promote any version (a rollback is a promotion of an older one)."""
 
 from __future__ import annotations
 
@@ -96,12 +96,13 @@ def runs_table(runs: list[dict[str, Any]]) -> None:
 
 
 def promote_control(models: dict[str, Any]) -> None:
-    """Choose a version and make it the champion (reviewers only; the API serves it at once)."""
-    st.subheader("Change the champion", anchor=False)
+    """Choose a version and make it the champion (admins only; the API serves it at once)."""
     token = state.token()
-    if token is None:
-        st.caption(":material/lock: Reviewers can log in to roll back to an earlier version or promote another.")
+    if token is None or not state.is_admin():
+        st.subheader("Change the champion", anchor=False)
+        st.caption(":material/lock: An admin can log in to roll back to an earlier version or promote another.")
         return
+    st.subheader("Change the champion", anchor=False)
     champion = models.get("champion")
     choices = sorted((v["version"] for v in models["versions"] if v["version"] != champion),
                      key=_version_key, reverse=True)
@@ -128,7 +129,7 @@ def promote_control(models: dict[str, Any]) -> None:
 
 
 def retrain_control() -> None:
-    """Start the retrain DAG now and show its latest runs (reviewers only)."""
+    """Start the retrain DAG now and show its latest runs (reviewers; forcing a retrain: admins only)."""
     token = state.token()
     if token is None:
         return
@@ -136,7 +137,7 @@ def retrain_control() -> None:
     st.caption("The weekly Airflow DAG retrains once enough new samples are approved; start it now here. "
                "A candidate is promoted only if it clears the gate.")
     with st.form("retrain", width=520):
-        force = st.checkbox("Train even with fewer new samples than the threshold")
+        force = state.is_admin() and st.checkbox("Train even with fewer new samples than the threshold (admin)")
         submitted = st.form_submit_button("Start retraining", icon=":material/model_training:")
     if submitted:
         try:

@@ -18,6 +18,7 @@ from tests.utils.images import dataset_images
 from tests.utils.services import migrated_services
 
 REVIEWER, PASSWORD = "reviewer", "reviewer-password-1"
+ADMIN, ADMIN_PASSWORD = "admin", "admin-password-12"
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +34,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with svc.session() as session:
         import_directory(session, svc.store, tree)
         create_user(session, username=REVIEWER, password=PASSWORD)
+        create_user(session, username=ADMIN, password=ADMIN_PASSWORD, is_admin=True)
     outcome = train(svc, force=True)
     assert outcome.promoted and outcome.version == "1", outcome
     svc.close()
@@ -60,4 +62,11 @@ def client(monkeypatch: pytest.MonkeyPatch, trained_home: Path) -> Iterator[Test
 def reviewer_headers(client: TestClient) -> dict[str, str]:
     resp = client.post("/auth/token", data={"username": REVIEWER, "password": PASSWORD})
     assert resp.status_code == 200, resp.text
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+@pytest.fixture
+def admin_headers(client: TestClient) -> dict[str, str]:
+    resp = client.post("/auth/token", data={"username": ADMIN, "password": ADMIN_PASSWORD})
+    assert resp.status_code == 200 and resp.json()["is_admin"] is True, resp.text
     return {"Authorization": f"Bearer {resp.json()['access_token']}"}

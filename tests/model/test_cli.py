@@ -99,13 +99,26 @@ def test_predict_export_fsck_and_rollback(home: Path, tmp_path: Path) -> None:
 
 def test_users_add_reads_the_password_from_stdin_and_stores_only_a_hash(home: Path) -> None:
     added = sprout(home, "users", "add", "alice", stdin="correct horse battery\n")
-    assert added == {"username": "alice", "is_admin": False}
+    assert added["username"] == "alice" and added["is_admin"] is False and added["is_active"] is True
     assert "already exists" in sprout(home, "users", "add", "alice", stdin="another password\n", ok=False)["error"]
-    assert "at least" in sprout(home, "users", "add", "bob", stdin="short\n", ok=False)["error"]
+    assert "at least 12" in sprout(home, "users", "add", "bob", stdin="elevenchars\n", ok=False)["error"]
     engine = create_engine(f"sqlite:///{home / 'sprout.db'}")
     with engine.connect() as conn:
         stored = conn.execute(select(User.password_hash).where(User.username == "alice")).scalar_one()
     assert stored.startswith("$argon2") and "correct horse" not in stored
+
+
+def test_account_lifecycle_list_disable_set_password_set_admin(home: Path) -> None:
+    sprout(home, "users", "add", "carol", stdin="carol-password-1\n")
+    assert sprout(home, "users", "set-admin", "carol")["is_admin"] is True
+    assert sprout(home, "users", "set-admin", "carol", "--revoke")["is_admin"] is False
+    assert sprout(home, "users", "disable", "carol")["is_active"] is False
+    listed = {u["username"]: u for u in sprout(home, "users", "list")["users"]}
+    assert listed["carol"]["is_active"] is False and "password_hash" not in listed["carol"]
+    assert sprout(home, "users", "disable", "carol", "--enable")["is_active"] is True
+    assert "at least 12" in sprout(home, "users", "set-password", "carol", stdin="short\n", ok=False)["error"]
+    assert sprout(home, "users", "set-password", "carol", stdin="a-much-longer-secret\n")["username"] == "carol"
+    assert "No user named" in sprout(home, "users", "disable", "nobody", ok=False)["error"]
 
 
 def test_db_upgrade_on_a_fresh_home(tmp_path: Path) -> None:

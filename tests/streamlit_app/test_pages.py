@@ -249,17 +249,26 @@ def test_models_page_shows_history_to_visitors(app: MakeApp) -> None:
     versions, runs = (d.value for d in at.dataframe)
     assert "1" in set(versions["version"]) and versions["champion"].sum() == 1
     assert {"gate", "reason", "accuracy"} <= set(runs.columns) and "passed" in set(runs["gate"])
-    assert any("Reviewers can log in" in c for c in texts(at.caption))
+    assert any("An admin can log in" in c for c in texts(at.caption))
     assert not [b for b in at.button if b.label == "Make it the champion"]
 
 
 @pytest.mark.slow
-def test_reviewer_rolls_back_to_the_previous_version(app: MakeApp, api: LiveApi) -> None:
+def test_a_reviewer_who_is_no_admin_gets_no_promote_or_force_controls(app: MakeApp, api: LiveApi) -> None:
+    at = log_in(app(), api.username, api.password)
+    ok(at.switch_page("views/models.py").run())
+    assert not [b for b in at.button if b.label == "Make it the champion"]
+    assert any("An admin can log in" in c for c in texts(at.caption))
+    assert not [c for c in at.checkbox if "Train even with fewer" in c.label]
+
+
+@pytest.mark.slow
+def test_admin_rolls_back_to_the_previous_version(app: MakeApp, api: LiveApi) -> None:
     trained = sprout(api.home, "train", "--force")  # version 2, on the same data: the gate lets it through
     assert trained["promoted"], trained
     new = trained["version"]
 
-    at = log_in(app(), api.username, api.password)
+    at = log_in(app(), api.admin_username, api.admin_password)
     ok(at.switch_page("views/models.py").run())
     assert metric(at, "Champion") == [f"v{new}"]
     [choice] = at.selectbox

@@ -31,6 +31,7 @@ from tests.utils.paths import REPO_ROOT, require_dataset
 from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
 
 REVIEWER, REVIEWER_PASSWORD = "reviewer", "reviewer-password-1"
+ADMIN, ADMIN_PASSWORD = "admin", "admin-password-12"
 PER_LABEL = 20  # photos per label in the training tree; photos after these are never seen by the model
 SPROUT = str(Path(sys.executable).with_name("sprout"))
 START_TIMEOUT_S = 120
@@ -44,14 +45,17 @@ class LiveApi:
     home: Path
     username: str = REVIEWER
     password: str = REVIEWER_PASSWORD
+    admin_username: str = ADMIN
+    admin_password: str = ADMIN_PASSWORD
 
-    def token(self) -> str:
-        resp = httpx.post(f"{self.url}/auth/token", data={"username": self.username, "password": self.password})
+    def token(self, *, admin: bool = False) -> str:
+        user, password = (self.admin_username, self.admin_password) if admin else (self.username, self.password)
+        resp = httpx.post(f"{self.url}/auth/token", data={"username": user, "password": password})
         assert resp.status_code == 200, resp.text
         return resp.json()["access_token"]
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token()}"}
+    def headers(self, *, admin: bool = False) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(admin=admin)}"}
 
     def submit(self, data: bytes, name: str = "photo.jpg", label: str | None = None) -> dict[str, Any]:
         """``POST /samples``: a pending sample (the response JSON)."""
@@ -129,10 +133,11 @@ def prepare_home(root: Path) -> Path:
 
 
 def add_reviewer(home: Path) -> None:
-    """``echo PASSWORD | sprout users add reviewer``."""
+    """``echo PASSWORD | sprout users add reviewer`` and the same for an admin."""
     home.mkdir(parents=True, exist_ok=True)
     sprout(home, "db", "upgrade")  # idempotent: an empty home gets its schema first
     sprout(home, "users", "add", REVIEWER, stdin=f"{REVIEWER_PASSWORD}\n")
+    sprout(home, "users", "add", ADMIN, "--admin", stdin=f"{ADMIN_PASSWORD}\n")
 
 
 @contextmanager

@@ -101,15 +101,15 @@ def test_review_queue_least_confident_first_then_decisions(client: TestClient, r
     assert 'sprout_reviews_total{action="correct"}' in metrics and 'sprout_samples{status="pending"}' in metrics
 
 
-def test_models_and_promote(client: TestClient, reviewer_headers: dict) -> None:
+def test_models_and_promote(client: TestClient, admin_headers: dict) -> None:
     models = client.get("/models").json()
     assert models["champion"] == "1" and models["serving"] == "1"
     assert models["versions"][0]["version"] == "1" and models["versions"][0]["is_champion"]
     assert models["runs"][0]["gate_passed"] is True and "≥" in models["runs"][0]["gate_reason"]
     assert models["versions"][0]["metrics"]["accuracy"] >= 0.5
-    unknown = client.post("/admin/models/42/promote", headers=reviewer_headers)
+    unknown = client.post("/admin/models/42/promote", headers=admin_headers)
     assert unknown.status_code == 404 and "42" in unknown.json()["detail"]
-    same = client.post("/admin/models/1/promote", headers=reviewer_headers)
+    same = client.post("/admin/models/1/promote", headers=admin_headers)
     assert same.status_code == 200 and same.json() == {"previous": "1", "champion": "1"}
 
 
