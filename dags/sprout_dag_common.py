@@ -50,10 +50,10 @@ DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effe
 
 
 def _env(name: str, default: Any = None, factory: Any = None) -> Any:
-    """A field read from ``SPROUT_<name>``."""
+    """A field read from the environment variable ``name``."""
     if factory is not None:
-        return Field(default_factory=factory, validation_alias=f"SPROUT_{name}")
-    return Field(default, validation_alias=f"SPROUT_{name}")
+        return Field(default_factory=factory, validation_alias=name)
+    return Field(default, validation_alias=name)
 
 
 class DagSettings(BaseSettings):
@@ -64,23 +64,23 @@ class DagSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
 
-    runner: Literal["local", "kubernetes"] = _env("TASK_RUNNER", "local")
-    cli: str = _env("CLI", "sprout")
-    retrain_schedule: str = _env("RETRAIN_SCHEDULE", "@weekly")
-    retries: int = _env("TASK_RETRIES", 2)
-    retry_delay_seconds: float = _env("TASK_RETRY_DELAY_SECONDS", 60.0)
-    max_retry_delay_seconds: float = _env("TASK_MAX_RETRY_DELAY_SECONDS", 1800.0)
-    train_timeout_minutes: float = _env("TRAIN_TIMEOUT_MINUTES", 120.0)
-    task_timeout_minutes: float = _env("TASK_TIMEOUT_MINUTES", 30.0)
-    seed_dataset: str = _env("SEED_DATASET", "../shared/datasets/dandelion-grass")
-    image: str = _env("TRAINER_IMAGE", "sprout:latest")
-    image_pull_policy: str = _env("K8S_IMAGE_PULL_POLICY", "IfNotPresent")
-    namespace: str = _env("K8S_NAMESPACE", "sprout")
-    service_account: str | None = _env("K8S_SERVICE_ACCOUNT")
-    env_configmap: str | None = _env("K8S_ENV_CONFIGMAP")
-    env_secret: str | None = _env("K8S_ENV_SECRET")
-    gpu_node_selector: dict[str, str] = _env("K8S_GPU_NODE_SELECTOR", factory=dict)
-    gpu_tolerations: list[dict[str, Any]] = _env("K8S_GPU_TOLERATIONS", factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
+    runner: Literal["local", "kubernetes"] = _env("SPROUT_TASK_RUNNER", "local")
+    cli: str = _env("SPROUT_CLI", "sprout")
+    retrain_schedule: str = _env("SPROUT_RETRAIN_SCHEDULE", "@weekly")
+    retries: int = _env("SPROUT_TASK_RETRIES", 2)
+    retry_delay_seconds: float = _env("SPROUT_TASK_RETRY_DELAY_SECONDS", 60.0)
+    max_retry_delay_seconds: float = _env("SPROUT_TASK_MAX_RETRY_DELAY_SECONDS", 1800.0)
+    train_timeout_minutes: float = _env("SPROUT_TRAIN_TIMEOUT_MINUTES", 120.0)
+    task_timeout_minutes: float = _env("SPROUT_TASK_TIMEOUT_MINUTES", 30.0)
+    seed_dataset: str = _env("SPROUT_SEED_DATASET", "../shared/datasets/dandelion-grass")
+    image: str = _env("SPROUT_TRAINER_IMAGE", "sprout:latest")
+    image_pull_policy: str = _env("SPROUT_K8S_IMAGE_PULL_POLICY", "IfNotPresent")
+    namespace: str = _env("SPROUT_K8S_NAMESPACE", "sprout")
+    service_account: str | None = _env("SPROUT_K8S_SERVICE_ACCOUNT")
+    env_configmap: str | None = _env("SPROUT_K8S_ENV_CONFIGMAP")
+    env_secret: str | None = _env("SPROUT_K8S_ENV_SECRET")
+    gpu_node_selector: dict[str, str] = _env("SPROUT_K8S_GPU_NODE_SELECTOR", factory=dict)
+    gpu_tolerations: list[dict[str, Any]] = _env("SPROUT_K8S_GPU_TOLERATIONS", factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
 
     @field_validator("runner", mode="before")
     @classmethod
