@@ -16,7 +16,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from model.core.errors import NotFoundError, StorageUnavailableError
@@ -79,13 +79,15 @@ def _client(settings: Settings) -> Any:
 def _relative_parts(key: str, prefix: str) -> tuple[str, ...] | None:
     """The key's path below the prefix as safe parts (label first), or None for what is not an image file
     inside a label folder (top-level files, "directory" markers, odd names)."""
-    rel = key[len(prefix):].lstrip("/") if prefix else key
+    if key.startswith("/") or "\\" in key or "\x00" in key:
+        return None  # absolute or Windows-style keys could write outside the destination
     if prefix and not key.startswith(prefix + "/"):
         return None
-    parts = PurePosixPath(rel).parts
-    if len(parts) < 2 or rel.endswith("/") or any(p in ("", ".", "..") or "\\" in p for p in parts):
+    rel = key[len(prefix) + 1:] if prefix else key
+    raw = rel.split("/")
+    if len(raw) < 2 or any(p in ("", ".", "..") for p in raw):
         return None
-    return parts
+    return tuple(raw)
 
 
 def download_prefix(source: S3Prefix, dest: Path, settings: Settings) -> Path:
@@ -101,8 +103,13 @@ def download_prefix(source: S3Prefix, dest: Path, settings: Settings) -> Path:
             for obj in page.get("Contents", []):
                 parts = _relative_parts(obj["Key"], source.prefix)
                 if parts is None:
+                    if obj["Key"].startswith("/") or ".." in obj["Key"].split("/"):
+                        log.warning("refused S3 key %r: it would write outside the import directory", obj["Key"])
                     continue
                 target = dest.joinpath(*parts)
+                if not target.resolve().is_relative_to(dest.resolve()):
+                    log.warning("refused S3 key %r: it would write outside the import directory", obj["Key"])
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(source.bucket, obj["Key"], str(target))
                 count += 1
