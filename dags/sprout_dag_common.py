@@ -80,7 +80,8 @@ class DagSettings(BaseSettings):
     env_configmap: str | None = _env("SPROUT_K8S_ENV_CONFIGMAP")
     env_secret: str | None = _env("SPROUT_K8S_ENV_SECRET")
     gpu_node_selector: dict[str, str] = _env("SPROUT_K8S_GPU_NODE_SELECTOR", factory=dict)
-    gpu_tolerations: list[dict[str, Any]] = _env("SPROUT_K8S_GPU_TOLERATIONS", factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
+    gpu_tolerations: list[dict[str, Any]] = _env("SPROUT_K8S_GPU_TOLERATIONS",
+                                                 factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
 
     @field_validator("runner", mode="before")
     @classmethod

@@ -283,14 +283,20 @@ def rollback(
 
 
 @app.command()
-def fsck(repair: Annotated[bool, typer.Option(help="Repair half-done moves.")] = True) -> None:
+def fsck(
+    repair: Annotated[bool, typer.Option(help="Repair half-done moves.")] = True,
+    grace_minutes: Annotated[float, typer.Option(
+        help="Keep copies younger than this: they may be moves in flight (safe while the API serves).")] = 15,
+) -> None:
     """Check the database against the object store; repair half-done moves, report orphans."""
+    from datetime import timedelta
+
     from model.data.fsck import fsck as run_fsck
 
     with _command():
         svc = _services()
         with svc.session() as session:
-            report = run_fsck(session, svc.store, repair=repair)
+            report = run_fsck(session, svc.store, repair=repair, grace=timedelta(minutes=grace_minutes))
         _emit(report.as_dict(), lambda d: err.print(
             f"checked {d['checked']} samples: restored {len(d['restored'])}, removed "
             f"{len(d['removed_leftovers'])} leftovers, {len(d['missing'])} missing, {len(d['orphans'])} orphans"))

@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -58,6 +59,7 @@ class ObjectStore(Protocol):
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str = "") -> Iterator[str]: ...
+    def modified(self, key: str) -> datetime | None: ...
     def ping(self) -> None: ...
 
 
@@ -113,6 +115,13 @@ class LocalStore:
                     keys.append(key)
         # Sort the key strings (as S3 lists them), not the paths: "a-b/x" < "a/x" as strings only.
         yield from sorted(keys)
+
+    def modified(self, key: str) -> datetime | None:
+        """When the object was last written (None when it does not exist)."""
+        try:
+            return datetime.fromtimestamp(self._path(key).stat().st_mtime, UTC)
+        except FileNotFoundError:
+            return None
 
     def ping(self) -> None:
         if not self.root.is_dir() or not os.access(self.root, os.W_OK):
@@ -204,6 +213,21 @@ class S3Store:
                 return False
             raise
         return True
+
+    def modified(self, key: str) -> datetime | None:
+        """When the object was last written (None when it does not exist)."""
+        from minio.error import S3Error
+
+        name = self._k(key)
+        self._ensure_bucket()
+        try:
+            with _s3_errors():
+                stat = self.client.stat_object(self.bucket, name)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"):
+                return None
+            raise
+        return stat.last_modified
 
     def copy(self, src: str, dst: str) -> None:
         from minio.commonconfig import CopySource

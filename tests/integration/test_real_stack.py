@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_core_loop_on_postgres_seaweedfs_and_mlflow_server(
                                .read_bytes(), source=SampleSource.UPLOAD)
         assert not _  # already known: the duplicate is the existing sample
         svc.store.copy(sample.object_key, f"rejected/{sample.sha256}.jpg")
-        report = fsck(session, svc.store)
+        report = fsck(session, svc.store, grace=timedelta(0))  # S3 last-modified: this copy is seconds old
     assert report.removed_leftovers == [f"rejected/{sample.sha256}.jpg"] and report.ok
     assert svc.store.exists(sample.object_key)
 

@@ -92,7 +92,7 @@ def test_predict_export_fsck_and_rollback(home: Path, tmp_path: Path) -> None:
     exported = sprout(home, "export", "--output", str(tmp_path / "m.onnx"))
     assert exported["version"] == "1" and (tmp_path / "m.onnx").stat().st_size == exported["bytes"]
     assert sprout(home, "fsck") == {"ok": True, "checked": 320, "restored": [], "removed_leftovers": [],
-                                    "missing": [], "orphans": []}
+                                    "kept_recent": [], "missing": [], "orphans": []}
     refused_rollback = sprout(home, "rollback", ok=False)
     assert "first version" in refused_rollback["error"]
 
