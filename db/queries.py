@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from db.models import (
     Embedding,
+    InstanceSecret,
     RunStatus,
     Sample,
     SampleStatus,
@@ -37,6 +38,12 @@ class SampleOrder(enum.StrEnum):
 def ping(session: Session) -> None:
     """One round trip to the database (raises the driver's error when it is down)."""
     session.execute(text("SELECT 1"))
+
+
+def instance_secret(session: Session, *, name: str) -> str | None:
+    """A secret of this installation kept in the database (written by a migration)."""
+    row = session.get(InstanceSecret, name)
+    return row.value if row else None
 
 
 # --- users ---------------------------------------------------------------------------------------

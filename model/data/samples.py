@@ -12,16 +12,24 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, utcnow
-from model.core.errors import ConflictError, InvalidLabelError, NotFoundError
+from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, SproutError
 from model.data.images import decode_image, sniff
 from model.data.labels import check_label
-from model.data.splits import split_for
+from model.data.splits import SPLIT_KEY, split_for
 from model.data.storage import ObjectStore, labeled_key, pending_key, rejected_key
 
 log = logging.getLogger(__name__)
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def split_key(session: Session) -> str:
+    """The installation's split key (a migration creates it)."""
+    key = queries.instance_secret(session, name=SPLIT_KEY)
+    if key is None:
+        raise SproutError("The database has no split key: run `sprout db upgrade`.")
+    return key
 
 
 def key_for(*, status: SampleStatus, sha256: str, ext: str, label: str | None) -> str:
@@ -86,7 +94,7 @@ def add_sample(
         confidence=prediction.confidence if prediction else None,
         predicted_by_version=prediction.model_version if prediction else None,
         source=source,
-        split=split_for(sha),
+        split=split_for(sha, key=split_key(session)),
         created_at=now,
         approved_at=now if status is SampleStatus.APPROVED else None,
     )

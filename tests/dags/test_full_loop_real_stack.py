@@ -21,12 +21,14 @@ import pytest
 from model.core.accounts import create_user
 from model.core.settings import Settings
 from model.data.importer import find_labeled_files, import_directory
+from model.data.samples import split_key
 from model.data.splits import split_for
 from model.learning.promotion import train
 from tests import servers
 from tests.dags.dag_runs import Driver, states
 from tests.utils.datasets import write_tree
 from tests.utils.paths import REPO_ROOT, require_dataset
+from tests.utils.readiness import http_ok, wait_until_ready
 from tests.utils.services import migrated_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,8 +41,6 @@ def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
     started = time.monotonic()
     files = find_labeled_files(require_dataset())
     initial = [f for i, f in enumerate(files) if i % 2 == 0]  # 160 images for version 1
-    new = [f for i, f in enumerate(files) if i % 2 == 1
-           and split_for(hashlib.sha256(f[1].read_bytes()).hexdigest()).value == "train"][:10]
     env = {
         "SPROUT_HOME": str(tmp_path / "home"),
         "SPROUT_DATABASE_URL": fresh_pg_url,
@@ -55,6 +55,10 @@ def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
     settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
     svc = migrated_services(settings)
     with svc.session() as session:
+        key = split_key(session)
+    new = [f for i, f in enumerate(files) if i % 2 == 1
+           and split_for(hashlib.sha256(f[1].read_bytes()).hexdigest(), key=key).value == "train"][:10]
+    with svc.session() as session:
         import_directory(session, svc.store, write_tree(initial, tmp_path / "initial"))
         create_user(session, username="loop-reviewer", password=PASSWORD)
     first = train(svc)
@@ -67,16 +71,8 @@ def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
                            stderr=open(tmp_path / "api.log", "w"))  # noqa: SIM115
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("API not ready: " + (tmp_path / "api.log").read_text()[-3000:])
+        wait_until_ready(http_ok(f"{base}/readyz"), what="the API", timeout=120, proc=api, log=tmp_path / "api.log",
+                         interval=0.5)
         probe = new[0][1].read_bytes()
         assert httpx.post(f"{base}/predict", files={"file": ("a.jpg", probe)}).json()["model_version"] == "1"
 

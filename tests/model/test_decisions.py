@@ -18,8 +18,10 @@ from model.learning.training import class_weights, train_head
 
 def test_split_is_deterministic_and_about_80_10_10() -> None:
     hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(5000)]
-    splits = [split_for(h) for h in hashes]
-    assert splits == [split_for(h) for h in hashes]
+    splits = [split_for(h, key="k" * 64) for h in hashes]
+    assert splits == [split_for(h, key="k" * 64) for h in hashes]
+    other = [split_for(h, key="another-key") for h in hashes]
+    assert sum(a != b for a, b in zip(splits, other, strict=True)) > 1000  # the key decides, not the hash alone
     share = {s: splits.count(s) / len(splits) for s in Split}
     assert share[Split.TRAIN] == pytest.approx(0.8, abs=0.02)
     assert share[Split.VAL] == pytest.approx(0.1, abs=0.015)

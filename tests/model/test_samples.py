@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from db.models import Review, ReviewAction, SampleSource, SampleStatus
+from db.models import Review, ReviewAction, SampleSource, SampleStatus, Split
 from model.core.errors import ConflictError, InvalidImageError, InvalidLabelError, NotFoundError
 from model.core.settings import Settings
 from model.data.importer import import_directory
@@ -95,3 +95,24 @@ def test_import_reports_added_duplicates_and_unreadable_files(svc: Services, tmp
     assert [e["file"] for e in summary["errors"]] == ["dogs/broken.jpg"]
     assert again["added"] == 0 and again["skipped_duplicates"] == 4
     assert sorted(k.split("/")[1] for k in svc.store.list()) == ["cats", "cats", "dogs"]
+
+
+def test_an_uploader_cannot_choose_the_test_split_by_appending_bytes(svc: Services, tmp_path: Path) -> None:
+    """Unkeyed, the split was sha256(bytes) mod 10: appending bytes until it says 'test' picked membership."""
+    import hashlib
+
+    base = jpeg((30, 120, 40))
+    chosen = []
+    for n in range(2000):  # what an attacker does: trailing bytes until the public formula says "test"
+        data = base + b"\0" * n
+        if int(hashlib.sha256(data).hexdigest()[:8], 16) % 10 == 9:
+            chosen.append(data)
+        if len(chosen) == 30:
+            break
+    with svc.session() as session:
+        splits = [add_sample(session, svc.store, data=d, source=SampleSource.UPLOAD)[0].split for d in chosen]
+    assert splits.count(Split.TEST) < 15, splits  # keyed: about 10% land in test, never all 30
+    other = migrated_services(Settings(home=tmp_path / "other"))  # another installation, another key
+    with other.session() as session:
+        again = [add_sample(session, other.store, data=d, source=SampleSource.UPLOAD)[0].split for d in chosen]
+    assert again != splits

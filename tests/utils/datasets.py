@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from db.models import Sample, SampleSource, SampleStatus, Split
 from model.data.importer import find_labeled_files
-from model.data.samples import add_sample, sha256_of
+from model.data.samples import add_sample, sha256_of, split_key
 from model.data.splits import split_for
 from model.runtime.services import Services
 
@@ -66,10 +66,11 @@ def add_mislabeled_copies(svc: Services) -> int:
         samples = session.scalars(select(Sample).where(Sample.status == SampleStatus.APPROVED,
                                                        Sample.split == Split.TRAIN)).all()
         wrong = {"dandelion": "grass", "grass": "dandelion"}
+        key = split_key(session)
         for sample in samples:
             for variant in range(4):
                 data = augmented_copy(svc.store.get(sample.object_key), variant)
-                if split_for(sha256_of(data)) is not Split.TRAIN:
+                if split_for(sha256_of(data), key=key) is not Split.TRAIN:
                     continue
                 _, created = add_sample(session, svc.store, data=data, source=SampleSource.IMPORT,
                                         label=wrong[sample.label or ""])
