@@ -58,6 +58,11 @@ class ReviewRequest(BaseModel):
                               description="Approve with this label (a correction); default: the predicted one.")
 
 
+class RelabelRequest(BaseModel):
+    label: str | None = Field(max_length=64, examples=["grass"],
+                              description="The new label; null sends the sample back to the review queue.")
+
+
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
@@ -76,6 +81,7 @@ class ReviewStats(BaseModel):
     min_new_samples: int
     labels: dict[str, int]
     champion_version: str | None
+    warnings: list[str] = Field(default_factory=list, description="Labels the next run would leave out, and why.")
 
 
 class VersionPublic(BaseModel):

@@ -53,6 +53,8 @@ class ReviewAction(enum.StrEnum):
     APPROVE = "approve"
     CORRECT = "correct"
     REJECT = "reject"
+    RELABEL = "relabel"  # an admin changes the label of an approved sample
+    UNAPPROVE = "unapprove"  # an admin sends an approved sample back to the queue
 
 
 class RunStatus(enum.StrEnum):

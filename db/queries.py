@@ -19,6 +19,7 @@ from db.models import (
     RunStatus,
     Sample,
     SampleStatus,
+    Split,
     TrainingRun,
     TrainingRunSample,
     User,
@@ -114,6 +115,12 @@ def count_approved_by_label(session: Session) -> dict[str, int]:
     rows = session.execute(select(Sample.label, func.count()).where(
         Sample.status == SampleStatus.APPROVED, Sample.label.is_not(None)).group_by(Sample.label)).tuples()
     return {str(label): int(n) for label, n in sorted(rows)}
+
+
+def count_approved_by_label_and_split(session: Session) -> dict[tuple[str, Split], int]:
+    rows = session.execute(select(Sample.label, Sample.split, func.count()).where(
+        Sample.status == SampleStatus.APPROVED, Sample.label.is_not(None)).group_by(Sample.label, Sample.split))
+    return {(str(label), Split(split)): int(n) for label, split, n in rows.tuples()}
 
 
 # --- training runs -------------------------------------------------------------------------------

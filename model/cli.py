@@ -147,6 +147,8 @@ def status() -> None:
 
 
 def _outcome_line(d: dict[str, Any]) -> None:
+    for warning in d.get("warnings") or []:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
     if d["skipped"]:
         err.print(f"training skipped: {d['reason']}")
         return

@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer
+from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer, require_admin
 from api.metrics import REVIEWS
-from api.schemas import ReviewRequest, ReviewStats, SamplePublic, SamplesPublic
+from api.schemas import RelabelRequest, ReviewRequest, ReviewStats, SamplePublic, SamplesPublic
 from db.models import SampleStatus
 from db.queries import SampleOrder, list_samples
-from model.data.samples import get_sample, review_sample
+from model.data.samples import get_sample, relabel_sample, review_sample
 from model.reports.status import review_stats
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
@@ -45,6 +45,16 @@ def review_pending_sample(sample_id: int, review: ReviewRequest, session: Sessio
     sample = review_sample(session, store, sample_id=sample_id, action=review.action, label=review.label,
                            reviewer=reviewer.username)
     REVIEWS.labels(sample.reviews[-1].action.value if sample.reviews else review.action).inc()
+    return SamplePublic.model_validate(sample)
+
+
+@router.post("/samples/{sample_id}/relabel", response_model=SamplePublic, dependencies=[Depends(require_admin)],
+             responses={403: {"description": "Not an admin"}, 409: {"description": "Not an approved sample"}})
+def relabel_approved_sample(sample_id: int, request: RelabelRequest, session: SessionDep, store: StorageDep,
+                            reviewer: CurrentReviewer) -> SamplePublic:
+    """Change an approved sample's label, or (label null) send it back to the queue. Admins only; audited."""
+    sample = relabel_sample(session, store, sample_id=sample_id, label=request.label, reviewer=reviewer.username)
+    REVIEWS.labels(sample.reviews[-1].action.value).inc()
     return SamplePublic.model_validate(sample)
 
 

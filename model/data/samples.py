@@ -110,20 +110,6 @@ def add_sample(
     return sample, True
 
 
-def move_object(session: Session, store: ObjectStore, sample: Sample, new_key: str) -> None:
-    """Crash-safe move: copy, commit the new key with the sample's pending changes, then delete.
-
-    A crash between the steps leaves two copies, never zero; ``sprout fsck`` removes the extra one.
-    """
-    old_key = sample.object_key
-    if new_key != old_key:
-        store.copy(old_key, new_key)
-        sample.object_key = new_key
-    session.commit()
-    if new_key != old_key:
-        store.delete(old_key)
-
-
 def review_sample(
     session: Session,
     store: ObjectStore,
@@ -163,6 +149,38 @@ def review_sample(
         session.rollback()
         session.refresh(sample)
         raise _already_reviewed(sample)
+    session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
+                       new_label=new_label, created_at=now))
+    _commit_move(session, store, old_key, new_key)
+    session.refresh(sample)
+    return sample
+
+
+def relabel_sample(session: Session, store: ObjectStore, *, sample_id: int, label: str | None,
+                   reviewer: str) -> Sample:
+    """An admin's correction of an approved sample: a new label, or (``label=None``) back to pending.
+
+    Audited like a review; the object moves crash-safely (copy → commit → delete) and the change is a
+    compare-and-set on ``status = approved``.
+    """
+    sample = get_sample(session, sample_id)
+    if sample.status is not SampleStatus.APPROVED:
+        raise ConflictError(f"Sample {sample_id} is {sample.status.value}, not approved: review it instead.")
+    old_label, now = sample.label, utcnow()
+    if label is None:
+        action, status, new_label, approved_at = ReviewAction.UNAPPROVE, SampleStatus.PENDING, None, None
+    else:
+        action, status, new_label, approved_at = ReviewAction.RELABEL, SampleStatus.APPROVED, check_label(label), now
+    old_key = sample.object_key
+    new_key = key_for(status=status, sha256=sample.sha256, ext=ext_of_key(old_key), label=new_label)
+    values = {"status": status, "label": new_label, "approved_at": approved_at, "reviewed_at": now,
+              "reviewed_by": reviewer, "object_key": new_key, "updated_at": now}
+    if label is None:
+        values["suggested_label"] = old_label
+    if not queries.update_sample_if(session, sample_id=sample_id, expected=SampleStatus.APPROVED, values=values):
+        session.rollback()
+        session.refresh(sample)
+        raise ConflictError(f"Sample {sample_id} changed meanwhile ({sample.status.value}); reload and retry.")
     session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
                        new_label=new_label, created_at=now))
     _commit_move(session, store, old_key, new_key)

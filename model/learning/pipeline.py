@@ -58,6 +58,7 @@ class TrainOutcome:
     gate: Decision | None = None
     version: str | None = None
     promoted: bool = False
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +71,7 @@ class TrainOutcome:
             counts=dict(run.params.get("counts", {})), n_embedded=run.n_embedded or 0, metrics=run.metrics,
             champion_version=run.champion_version, champion_metrics=run.champion_metrics,
             gate=Decision(bool(run.gate_passed), run.gate_reason or "") if run.gate_passed is not None else None,
-            version=run.registered_version, promoted=run.promoted,
+            version=run.registered_version, promoted=run.promoted, warnings=list(run.params.get("warnings", [])),
         )
 
 
@@ -107,14 +108,34 @@ class Evaluation:
     decision: Decision
 
 
-def check_trainable(samples: list[Sample]) -> list[str]:
-    """The run's labels; NotEnoughDataError without two labels that each have training samples."""
-    labels = sorted({s.label for s in samples if s.label})
-    train_labels = {s.label for s in samples if s.split is Split.TRAIN}
-    if len(labels) < 2 or train_labels != set(labels):
+def left_out_labels(per_split: dict[str, Counter[Split]]) -> tuple[list[str], list[str]]:
+    """Labels a run can train (each has training samples), and a warning for every other label."""
+    warnings = []
+    for label, counts in sorted(per_split.items()):
+        if counts[Split.TRAIN] == 0:
+            found = ", ".join(f"{counts[split]} {split.value}" for split in Split if counts[split])
+            warnings.append(f"Label {label!r} was left out: it has no training samples "
+                            f"({sum(counts.values())} approved: {found}).")
+    return sorted(label for label, counts in per_split.items() if counts[Split.TRAIN] > 0), warnings
+
+
+def select_trainable(samples: list[Sample]) -> tuple[list[Sample], list[str], list[str]]:
+    """The samples and labels a run can use, and a warning for every label left out.
+
+    A label without training samples (say, one approval of a new label that hashed into the test split)
+    is left out of the run with a warning instead of failing every run. NotEnoughDataError only when fewer
+    than two labels remain.
+    """
+    per_split: dict[str, Counter[Split]] = {}
+    for s in samples:
+        per_split.setdefault(s.label or "", Counter())[s.split] += 1
+    kept, warnings = left_out_labels(per_split)
+    if len(kept) < 2:
         raise NotEnoughDataError(
             f"Need at least two labels, each with training samples; have {dict(Counter(s.label for s in samples))}")
-    return labels
+    for warning in warnings:
+        log.warning("%s", warning)
+    return [s for s in samples if s.label in kept], kept, warnings
 
 
 def embed_samples(svc: Services, session: Session, backbone: LoadedBackbone, samples: list[Sample],
@@ -207,7 +228,8 @@ def record_run(session: Session, run: TrainingRun, data: TrainingData, head: Hea
     """Store the outcome, the gate's decision and the lineage (which sample, split and label) with the run."""
     run.mlflow_run_id = mlflow_run_id
     run.params = {"seed": seed, "weight_decay": head.weight_decay, "model_uri": model_uri,
-                  "counts": data.counts, "val_log_loss": head.val_log_loss}
+                  "counts": data.counts, "val_log_loss": head.val_log_loss,
+                  "warnings": list(run.params.get("warnings", []))}
     run.metrics, run.champion_version = evaluation.metrics, evaluation.champion_version
     run.champion_metrics = evaluation.champion_metrics
     run.gate_passed, run.gate_reason = evaluation.decision.passed, evaluation.decision.reason
@@ -240,9 +262,9 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         log.info("retrain due? %s", due.reason)
         if not due.passed:
             return TrainOutcome(skipped=True, reason=due.reason)
-        samples = queries.approved_samples(session)
-        labels = check_trainable(samples)
-        run = TrainingRun(backbone=backbone_name, labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key)
+        samples, labels, warnings = select_trainable(queries.approved_samples(session))
+        run = TrainingRun(backbone=backbone_name, labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key,
+                          params={"warnings": warnings})
         session.add(run)
         session.commit()
         try:

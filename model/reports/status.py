@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from db import queries
-from db.models import TrainingRun
+from db.models import Split, TrainingRun
+from model.learning.pipeline import left_out_labels
 from model.runtime.services import Services
 
 SUMMARY_METRICS = ("accuracy", "macro_f1", "log_loss", "n")
@@ -64,6 +66,7 @@ class ReviewStats:
     min_new_samples: int
     labels: dict[str, int]
     champion_version: str | None
+    warnings: list[str]
 
 
 def _last_run(run: TrainingRun | None) -> LastRun | None:
@@ -94,12 +97,22 @@ def collect_status(svc: Services) -> Status:
         )
 
 
+def label_warnings(svc: Services) -> list[str]:
+    """Labels the next run would leave out (no training samples), as sentences for reviewers."""
+    per_split: dict[str, Counter[Split]] = {}
+    with svc.session() as session:
+        for (label, split), n in queries.count_approved_by_label_and_split(session).items():
+            per_split.setdefault(label, Counter())[split] += n
+    return left_out_labels(per_split)[1]
+
+
 def review_stats(svc: Services) -> ReviewStats:
-    """The review page's numbers (a subset of the status)."""
+    """The review page's numbers (a subset of the status) and the labels the next run would leave out."""
     status = collect_status(svc)
     return ReviewStats(
         pending=status.samples["pending"], approved=status.samples["approved"],
         rejected=status.samples["rejected"], approved_since_last_run=status.approved_since_last_run,
         min_new_samples=status.min_new_samples, labels=status.approved_by_label,
         champion_version=status.champion.version if status.champion else None,
+        warnings=label_warnings(svc),
     )

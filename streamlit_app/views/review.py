@@ -29,6 +29,9 @@ def training_progress(token: str) -> dict[str, Any] | None:
     approved.metric("Approved", stats["approved"])
     rejected.metric("Rejected", stats["rejected"])
     champion.metric("Champion", stats.get("champion_version") or "—")
+    for warning in stats.get("warnings") or []:
+        st.warning(f"{warning} Approve training images with that label, or ask an admin to relabel it.",
+                   icon=":material/warning:")
     return stats
 
 

@@ -199,3 +199,42 @@ def test_promotion_refuses_a_candidate_gated_against_an_older_champion(tmp_path:
     with pytest.raises(ConflictError, match="gated against version 1"):
         promote_run(svc, late.run_id)
     assert svc.registry.champion().version == "2"
+
+
+def test_a_label_without_training_samples_is_left_out_with_a_warning_not_a_failure(tmp_path: Path) -> None:
+    """One approval under a new label that landed in the test split used to fail every run, for good."""
+    import io
+
+    from PIL import Image
+
+    from db.models import ReviewAction
+    from model.data.samples import relabel_sample
+
+    svc = migrated_services(Settings(home=tmp_path / "home"))
+    with svc.session() as session:
+        import_directory(session, svc.store, colour_dataset(tmp_path / "colours"))
+        for shade in range(200):  # a new label whose only sample is in the test split
+            buf = io.BytesIO()
+            Image.new("RGB", (64, 48), (240, 200 + shade % 50, shade)).save(buf, format="PNG")
+            lone, _ = add_sample(session, svc.store, data=buf.getvalue(), source=SampleSource.IMPORT, label="amber")
+            if lone.split is Split.TEST:
+                break
+            session.delete(lone)
+            session.commit()
+        assert lone.split is Split.TEST
+    outcome = train(svc, force=True)
+    assert outcome.promoted and outcome.labels == ["crimson", "forest", "navy"]
+    assert outcome.warnings == ["Label 'amber' was left out: it has no training samples (1 approved: 1 test)."]
+    with svc.session() as session:
+        run = session.get(TrainingRun, outcome.run_id)
+        assert run.params["warnings"] == outcome.warnings
+        assert lone.id not in {row.sample_id for row in run.samples}
+    with svc.session() as session:  # an admin corrects it: audited, the object moved
+        fixed = relabel_sample(session, svc.store, sample_id=lone.id, label="crimson", reviewer="boss")
+        assert fixed.label == "crimson" and fixed.object_key.startswith("labeled/crimson/")
+        assert fixed.reviews[-1].action is ReviewAction.RELABEL and fixed.reviews[-1].old_label == "amber"
+        back = relabel_sample(session, svc.store, sample_id=lone.id, label=None, reviewer="boss")
+        assert back.status is SampleStatus.PENDING and back.label is None and back.object_key.startswith("pending/")
+        assert back.reviews[-1].action is ReviewAction.UNAPPROVE
+    assert set(svc.store.list()) >= {back.object_key}
+    assert not any(k.startswith("labeled/") and lone.sha256 in k for k in svc.store.list())

@@ -64,3 +64,22 @@ def test_set_admin_and_set_password(client: TestClient, trained_home: Path) -> N
             set_admin(session, username=REVIEWER, admin=False)
             set_password(session, username=REVIEWER, password="reviewer-password-1")
         svc.close()
+
+
+def test_only_an_admin_relabels_or_unapproves(client: TestClient, reviewer_headers: dict, admin_headers: dict) -> None:
+    approved = client.get("/admin/samples", params={"status": "approved", "limit": 1},
+                          headers=reviewer_headers).json()["data"][0]
+    other = "grass" if approved["label"] == "dandelion" else "dandelion"
+    refused = client.post(f"/admin/samples/{approved['id']}/relabel", json={"label": other}, headers=reviewer_headers)
+    assert refused.status_code == 403
+    moved = client.post(f"/admin/samples/{approved['id']}/relabel", json={"label": other}, headers=admin_headers)
+    assert moved.status_code == 200 and moved.json()["label"] == other and moved.json()["reviewed_by"] == "admin"
+    back = client.post(f"/admin/samples/{approved['id']}/relabel", json={"label": None}, headers=admin_headers)
+    assert back.status_code == 200 and back.json()["status"] == "pending" and back.json()["label"] is None
+    again = client.post(f"/admin/samples/{approved['id']}/relabel", json={"label": other}, headers=admin_headers)
+    assert again.status_code == 409 and "not approved" in again.json()["detail"]
+    restored = client.post(f"/admin/samples/{approved['id']}/review", json={"action": "approve",
+                                                                           "label": approved["label"]},
+                           headers=reviewer_headers)
+    assert restored.status_code == 200 and restored.json()["status"] == "approved"
+    assert client.get("/admin/stats", headers=reviewer_headers).json()["warnings"] == []
