@@ -1,8 +1,9 @@
 """docker-compose.yml, checked without a Docker daemon: Debian's docker-compose (v1) `config -q` with an `.env`
 from `make env`'s generator, the compose-spec JSON schema (check-jsonschema), and the product's rules:
 healthchecks everywhere, health-gated start order, named volumes for state, secrets only from `.env` and
-none with a default, the GPU profile; the mounted monitoring files; the PostgreSQL init script on a real
-PostgreSQL."""
+none with a default, each container only the secrets it uses, the GPU profile; the exposure rules (ports on
+127.0.0.1 unless BIND_ADDRESS, MLflow behind its basic-auth login, no Prometheus lifecycle API, MinIO keys
+scoped to their bucket); the mounted monitoring files; the PostgreSQL init script on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ from tests.deploy.tools import (
     AIRFLOW_PYTHON,
     COMPOSE,
     DOCKER,
+    DOCKERFILES,
     GEN_ENV,
     REPO_ROOT,
+    check_bucket_scoped_minio_init,
     docker_compose,
     load_yaml,
     run,
@@ -50,12 +53,16 @@ def env_values(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
 
 
-@pytest.fixture(scope="module")
-def resolved(env_file: Path) -> dict[str, Any]:
+def resolve(env_file: Path) -> dict[str, Any]:
     """The compose file as docker-compose v1 resolves it (interpolated, anchors merged, all profiles)."""
     proc = run([docker_compose(), "--env-file", str(env_file), "-f", str(COMPOSE), "--profile", "gpu",
                 "--profile", "train", "config"], cwd=REPO_ROOT)
     return yaml.safe_load(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def resolved(env_file: Path) -> dict[str, Any]:
+    return resolve(env_file)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +74,7 @@ def interpolations() -> list[tuple[str, str, str]]:
     """(name, operator, rest) of every ${...} in the compose file outside comments."""
     lines = COMPOSE.read_text().splitlines()
     text = "\n".join(line.split(" #")[0] for line in lines if not line.lstrip().startswith("#"))
-    return re.findall(r"\$\{(\w+)(:?[-?]?)([^}]*)\}", text)
+    return re.findall(r"(?<!\$)\$\{(\w+)(:?[-?]?)([^}]*)\}", text)  # `$${x}` is the shell's, not compose's
 
 
 # --------------------------------------------------------------------------- the tools
@@ -197,7 +204,7 @@ def test_no_secret_has_a_default(env_file: Path) -> None:
         if name in generated or SECRET_NAME.search(name):
             assert operator == ":?", f"${{{name}}} must be required (${{{name}:?...}}), not {operator or 'plain'}"
         else:
-            assert re.fullmatch(r"\w+_PORT|IMAGE_TAG|SEED_DIR", name), f"unexpected variable {name}"
+            assert re.fullmatch(r"\w+_PORT|IMAGE_TAG|SEED_DIR|BIND_ADDRESS", name), f"unexpected variable {name}"
     required = {name for name, operator, _ in interpolations() if operator == ":?"}
     assert required == set(generated), f"make env writes {sorted(set(generated) - required)} unused, " \
                                        f"misses {sorted(required - set(generated))}"
@@ -206,7 +213,8 @@ def test_no_secret_has_a_default(env_file: Path) -> None:
 def test_no_secret_is_written_into_the_compose_file(raw: dict[str, Any]) -> None:
     def environments() -> list[tuple[str, dict[str, Any]]]:
         out = [(name, s.get("environment") or {}) for name, s in raw["services"].items()]
-        return out + [(key, value) for key, value in raw.items() if key.startswith("x-") and "SPROUT_ENV" in str(value)]
+        return out + [(key, value) for key, value in raw.items()  # the x- blocks of variables (not of services)
+                      if key.startswith("x-") and all(re.fullmatch(r"[A-Z0-9_]+|<<", k) for k in value)]
 
     for owner, environment in environments():
         assert isinstance(environment, dict), owner
@@ -252,6 +260,154 @@ def test_fernet_key_is_valid(env_file: Path) -> None:
     Fernet(env_values(env_file)["AIRFLOW_FERNET_KEY"].encode())
 
 
+# --------------------------------------------------------------------------- exposure: ports, MLflow, Prometheus, MinIO
+
+# The .env secrets each container may get (by value: a password inside a URL counts too). Usernames are left out
+# (several are "admin"); MINIO_ROOT_USER is not a secret name but is listed where it goes.
+AIRFLOW_CORE = {"DB_PASSWORD_AIRFLOW", "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET"}
+SPROUT_CORE = {"DB_PASSWORD_SPROUT", "S3_ACCESS_KEY_SPROUT", "S3_SECRET_KEY_SPROUT", "API_SECRET_KEY"}
+MLFLOW_LOGIN = {"MLFLOW_ADMIN_PASSWORD"}
+SECRETS_OF = {
+    "postgres": {"POSTGRES_PASSWORD", "DB_PASSWORD_SPROUT", "DB_PASSWORD_MLFLOW", "DB_PASSWORD_AIRFLOW"},
+    "minio": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"},
+    "minio-init": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "S3_ACCESS_KEY_SPROUT", "S3_SECRET_KEY_SPROUT",
+                   "S3_ACCESS_KEY_MLFLOW", "S3_SECRET_KEY_MLFLOW"},
+    "mlflow": {"DB_PASSWORD_MLFLOW", "S3_ACCESS_KEY_MLFLOW", "S3_SECRET_KEY_MLFLOW", "MLFLOW_ADMIN_PASSWORD",
+               "MLFLOW_FLASK_SECRET_KEY"},
+    "sprout-init": SPROUT_CORE | {"REVIEWER_PASSWORD"},
+    "api": SPROUT_CORE | MLFLOW_LOGIN | {"AIRFLOW_ADMIN_PASSWORD"},
+    "streamlit": set(),
+    "airflow-init": AIRFLOW_CORE | {"AIRFLOW_ADMIN_PASSWORD"},
+    "airflow-api-server": AIRFLOW_CORE,
+    "airflow-dag-processor": AIRFLOW_CORE,
+    "airflow-scheduler": AIRFLOW_CORE | SPROUT_CORE | MLFLOW_LOGIN,  # LocalExecutor: runs the tasks
+    "prometheus": set(),
+    "grafana": {"GRAFANA_ADMIN_PASSWORD"},
+    "trainer": SPROUT_CORE | MLFLOW_LOGIN,
+    "trainer-gpu": SPROUT_CORE | MLFLOW_LOGIN,
+}
+# The processes that use MLflow's registry, and so get its login: the API, the trainer and Airflow's tasks.
+MLFLOW_CLIENTS = {"api", "trainer", "trainer-gpu", "airflow-scheduler"}
+
+
+def published_ports(resolved: dict[str, Any]) -> dict[str, list[str]]:
+    """HOST_IP:PUBLISHED:TARGET per published port (`config` prints the short form, or the long one without an IP)."""
+    def short(port: str | dict[str, Any]) -> str:
+        if isinstance(port, dict):
+            return f"{port.get('host_ip', '')}:{port['published']}:{port['target']}/{port.get('protocol', 'tcp')}"
+        return str(port)
+
+    out = {name: [short(p) for p in service.get("ports", [])] for name, service in resolved["services"].items()}
+    return {name: ports for name, ports in out.items() if ports}
+
+
+def test_published_ports_bind_to_loopback_unless_bind_address_is_set(raw: dict[str, Any], resolved: dict[str, Any],
+                                                                      env_file: Path, tmp_path: Path) -> None:
+    """Every published port listens on 127.0.0.1 by default; BIND_ADDRESS in .env moves all of them at once."""
+    ports = published_ports(resolved)
+    assert {"api", "streamlit", "mlflow", "airflow-api-server", "grafana", "prometheus", "minio"} <= set(ports)
+    for name, mappings in ports.items():
+        for mapping in mappings:
+            assert re.fullmatch(r"127\.0\.0\.1:\d+:\d+(/tcp)?", mapping), f"{name} publishes {mapping} beyond this host"
+    for name, service in raw["services"].items():
+        for mapping in service.get("ports", []):
+            assert isinstance(mapping, str) and mapping.startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"{name}: {mapping}"
+        assert "expose" not in service and service.get("network_mode") != "host", name
+    public = tmp_path / "public.env"
+    public.write_text(env_file.read_text() + "BIND_ADDRESS=0.0.0.0\n")
+    for name, mappings in published_ports(resolve(public)).items():
+        assert len(mappings) == len(ports[name]), name
+        assert all(m.startswith("0.0.0.0:") for m in mappings), f"{name}: {mappings}"
+
+
+def test_mlflow_runs_its_basic_auth_app_with_generated_credentials(raw: dict[str, Any], resolved: dict[str, Any],
+                                                                   env_file: Path) -> None:
+    """`mlflow server --app-name basic-auth` (anonymous calls: 401), its admin and CSRF key from .env only, the
+    user store in the mlflow database, no password on the command line; the image has the `auth` extra."""
+    generated = env_values(env_file)
+    mlflow = resolved["services"]["mlflow"]
+    command = mlflow["command"]
+    assert command[:3] == ["mlflow-basic-auth", "mlflow", "server"], command
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    assert "--backend-store-uri" not in command and not any(v in " ".join(command) for v in generated.values()
+                                                            if len(v) >= 24), "a secret on MLflow's command line"
+    env = mlflow["environment"]
+    assert env["MLFLOW_AUTH_ADMIN_USERNAME"] == generated["MLFLOW_ADMIN_USERNAME"]
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == generated["MLFLOW_ADMIN_PASSWORD"]
+    assert len(generated["MLFLOW_ADMIN_PASSWORD"]) >= 24  # MLflow itself refuses fewer than 12
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == generated["MLFLOW_FLASK_SECRET_KEY"]
+    assert env["MLFLOW_BACKEND_STORE_URI"].endswith("@postgres:5432/mlflow")  # also the wrapper's user store
+    assert "MLFLOW_AUTH_DATABASE_URI" not in env or env["MLFLOW_AUTH_DATABASE_URI"].startswith("postgresql")
+    raw_env = raw["services"]["mlflow"]["environment"]
+    for key in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert re.fullmatch(r"\$\{\w+:\?[^}]*\}", raw_env[key]), f"mlflow: {key} must be required, not {raw_env[key]}"
+    # /health stays open for the healthcheck: it is the one route the auth app leaves without a login
+    assert "/health" in " ".join(mlflow["healthcheck"]["test"])
+    api_image = DOCKERFILES["api"].read_text()
+    assert '"mlflow[auth]' in api_image and "import flask_wtf" in api_image
+    assert "COPY --chmod=0755 docker/mlflow-basic-auth.sh /usr/local/bin/mlflow-basic-auth" in api_image
+    assert raw["services"]["mlflow"]["build"]["dockerfile"] == "docker/api.Dockerfile"
+
+
+def test_mlflow_login_goes_to_the_registry_clients_only(resolved: dict[str, Any], env_file: Path) -> None:
+    """The API, the trainer and Airflow's tasks log in to MLflow (MLFLOW_TRACKING_USERNAME / _PASSWORD, read by
+    MLflow's client) as its admin; nobody else gets the login, Streamlit least of all."""
+    generated = env_values(env_file)
+    for name, service in resolved["services"].items():
+        env = service.get("environment") or {}
+        if name in MLFLOW_CLIENTS:
+            assert env.get("MLFLOW_TRACKING_USERNAME") == generated["MLFLOW_ADMIN_USERNAME"], name
+            assert env.get("MLFLOW_TRACKING_PASSWORD") == generated["MLFLOW_ADMIN_PASSWORD"], name
+            assert env.get("SPROUT_MLFLOW_TRACKING_URI") == "http://mlflow:5000", name
+        else:
+            assert not {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} & set(env), f"{name}: MLflow's login"
+    assert not resolved["services"]["streamlit"].get("env_file")
+
+
+def test_each_container_gets_only_the_secrets_it_uses(resolved: dict[str, Any], env_file: Path) -> None:
+    """Which .env secrets reach each container (by value, so a password inside a URL counts): exactly the
+    ones it uses. Streamlit gets none; the API no MinIO root password; only the scheduler of Airflow gets
+    Sprout's secrets (it runs the tasks); only airflow-init the Airflow admin's password."""
+    generated = env_values(env_file)
+    secrets = {name: value for name, value in generated.items()
+               if SECRET_NAME.search(name) or name == "MINIO_ROOT_USER"}
+    assert set(SECRETS_OF) == set(resolved["services"])
+    for name, service in resolved["services"].items():
+        assert "env_file" not in service, f"{name}: env_file passes every secret"
+        values = [str(v) for v in (service.get("environment") or {}).values()]
+        values += [str(service.get("command", "")), str(service.get("entrypoint", ""))]
+        got = {secret for secret, value in secrets.items() if any(value in v for v in values)}
+        assert got == SECRETS_OF[name], f"{name}: extra {sorted(got - SECRETS_OF[name])}, " \
+                                        f"missing {sorted(SECRETS_OF[name] - got)}"
+
+
+def test_prometheus_has_no_lifecycle_api(resolved: dict[str, Any]) -> None:
+    """--web.enable-lifecycle would let anyone who reaches Prometheus stop it (/-/quit) or reload it."""
+    prometheus = resolved["services"]["prometheus"]
+    assert any(str(arg).startswith("--config.file=") for arg in prometheus["command"])
+    for name, service in resolved["services"].items():
+        words = " ".join(str(w) for key in ("command", "entrypoint") for w in (service.get(key) or []))
+        assert "enable-lifecycle" not in words, f"{name}: {words}"
+    assert "enable-lifecycle" not in COMPOSE.read_text().replace("No --web.enable-lifecycle", "")
+
+
+def test_minio_init_gives_each_key_its_own_bucket_only(resolved: dict[str, Any], env_file: Path,
+                                                       tmp_path: Path) -> None:
+    """The minio-init script, run against a stubbed `mc`: Sprout's key gets a policy on bucket `sprout` only,
+    MLflow's on `mlflow` only (neither can write the other's), an old `readwrite` is detached."""
+    job = resolved["services"]["minio-init"]
+    assert job["entrypoint"] == ["/bin/sh", "-ec"]
+    [script] = job["command"]
+    script = script.replace("$$", "$")  # `config` prints compose's escape; the container gets one `$`
+    env = {k: str(v) for k, v in job["environment"].items()}
+    generated = env_values(env_file)
+    check_bucket_scoped_minio_init(script, env, tmp_path, sprout_key=generated["S3_ACCESS_KEY_SPROUT"],
+                                   mlflow_key=generated["S3_ACCESS_KEY_MLFLOW"], sprout_bucket="sprout",
+                                   mlflow_bucket="mlflow")
+    assert resolved["services"]["api"]["environment"]["SPROUT_S3_BUCKET"] == "sprout"
+    assert "s3://mlflow/" in " ".join(resolved["services"]["mlflow"]["command"])
+
+
 # --------------------------------------------------------------------------- settings reach real settings
 
 
@@ -259,7 +415,9 @@ def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str,
     """Every SPROUT_* variable given to a container is a field of model/settings.py, one the DAGs read, or
     one the init script reads; the production settings validate."""
     fields = {f"SPROUT_{name.upper()}" for name in Settings.model_fields}
-    dag_names = set(re.findall(r"\"(SPROUT_[A-Z0-9_]+)\"", (REPO_ROOT / "dags" / "sprout_dag_common.py").read_text()))
+    dag_source = (REPO_ROOT / "dags" / "sprout_dag_common.py").read_text()  # DagSettings: _env("NAME", ...)
+    dag_names = set(re.findall(r"\"(SPROUT_[A-Z0-9_]+)\"", dag_source)) | \
+        {f"SPROUT_{name}" for name in re.findall(r"_env\(\"([A-Z0-9_]+)\"", dag_source)}
     init_names = set(re.findall(r"(SPROUT_[A-Z0-9_]+)", (DOCKER / "sprout-init.sh").read_text()))
     postgres_names = {"SPROUT_DB_PASSWORD"}
     ui_names = set(re.findall(r"(SPROUT_[A-Z0-9_]+)", (REPO_ROOT / "streamlit_app" / "client.py").read_text()))

@@ -4,11 +4,14 @@ non-root, a HEALTHCHECK, no torch in the API and UI images)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
+import stat
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,8 +206,66 @@ def test_commands_refer_to_what_the_project_installs(name: str) -> None:
 
 def test_shell_scripts_parse() -> None:
     for script in ("docker/sprout-init.sh", "docker/airflow-healthcheck.sh", "docker/postgres/init-databases.sh",
-                   "scripts/gen-env.sh"):
+                   "docker/mlflow-basic-auth.sh", "scripts/gen-env.sh", "scripts/real-stack.sh"):
         path = REPO_ROOT / script
         assert os.access(path, os.X_OK), f"{script} is not executable"
         shell = "sh" if path.read_text().startswith("#!/bin/sh") else "bash"
         run([shell, "-n", str(path)])
+
+
+def _mlflow_auth_config_reader() -> Any:
+    """MLflow's own reader of the basic-auth file (mlflow/server/auth/config.py), loaded by path: the package's
+    __init__ needs Flask-WTF, which the project's virtualenv does not have (the API image does)."""
+    spec = importlib.util.find_spec("mlflow")
+    assert spec and spec.origin
+    path = Path(spec.origin).parent / "server" / "auth" / "config.py"
+    module_spec = importlib.util.spec_from_file_location("mlflow_auth_config", path)
+    assert module_spec and module_spec.loader
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_mlflow_basic_auth_wrapper_writes_the_auth_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker/mlflow-basic-auth.sh (the MLflow server's entry in compose and the chart, and in `SPROUT_STACK=real
+    make up`): writes MLflow's basic-auth file from the environment (user store = the backend store's database,
+    `%` escaped for configparser, mode 600, no password in it), then runs its arguments; without the admin
+    password, the CSRF key or a user store it refuses to start."""
+    script = str(REPO_ROOT / "docker" / "mlflow-basic-auth.sh")
+    config = tmp_path / "auth" / "basic_auth.ini"
+    env = {"PATH": "/usr/bin:/bin", "MLFLOW_AUTH_CONFIG_PATH": str(config),
+           "MLFLOW_BACKEND_STORE_URI": "postgresql+psycopg2://mlflow:p%40ss@postgres:5432/mlflow",
+           "MLFLOW_AUTH_ADMIN_PASSWORD": "a" * 24, "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 32}
+    proc = run([script, "sh", "-c", 'echo "$MLFLOW_AUTH_CONFIG_PATH $MLFLOW_AUTH_ADMIN_USERNAME"'], env=env)
+    assert proc.stdout.split() == [str(config), "admin"]  # exec'd with the variables MLflow reads
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert "a" * 24 not in config.read_text() and "k" * 32 not in config.read_text()
+    reader = _mlflow_auth_config_reader()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+    auth = reader.read_auth_config()
+    assert auth.database_uri == env["MLFLOW_BACKEND_STORE_URI"]
+    assert (auth.admin_username, auth.admin_password) == ("admin", "a" * 24)
+    assert auth.default_permission == "READ"
+    assert auth.authorization_function == "mlflow.server.auth:authenticate_request_basic_auth"
+    for missing in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_BACKEND_STORE_URI"):
+        proc = run([script, "true"], env={k: v for k, v in env.items() if k != missing}, check=False)
+        assert proc.returncode != 0 and missing.split("_")[-1] in proc.stderr.upper(), (missing, proc.stderr)
+    # an explicit user store wins over the backend store
+    run([script, "true"], env={**env, "MLFLOW_AUTH_DATABASE_URI": "sqlite:////data/auth.db"})
+    assert "database_uri = sqlite:////data/auth.db" in config.read_text()
+
+
+def test_the_real_stack_runs_mlflow_behind_its_login() -> None:
+    """`SPROUT_STACK=real make up` (scripts/real-stack.sh): MLflow's basic-auth app through the same wrapper, the
+    admin's password and the CSRF key generated into the stack's secrets file, its login exported to the
+    processes up.sh starts, and the start checks that anonymous calls get 401."""
+    text = (REPO_ROOT / "scripts" / "real-stack.sh").read_text()
+    assert "docker/mlflow-basic-auth.sh" in text and "server --app-name basic-auth" in text
+    assert "stack_secret MLFLOW_ADMIN_PASSWORD" in text and "stack_secret MLFLOW_FLASK_SECRET_KEY" in text
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD=$MLFLOW_ADMIN_PASSWORD" in text
+    assert "export MLFLOW_TRACKING_USERNAME=$MLFLOW_ADMIN_USERNAME " \
+           "MLFLOW_TRACKING_PASSWORD=$MLFLOW_ADMIN_PASSWORD" in text
+    assert "= 401 ]" in text and "--host 127.0.0.1" in text
+    assert "--backend-store-uri" not in text  # the URL with its password is not on a command line

@@ -2,7 +2,9 @@
 (PyPI helm-python-sdk), with the default values and with a GPU / external-services values file; every
 rendered manifest, the Secrets of `gen-env.sh --k8s` and the Pods the DAGs would create from the chart's
 Airflow environment pass `kubernetes-validate --strict -k 1.30.0`; and the chart's promises (probes, HPA,
-secrets referenced never inlined, scrape annotations, dashboards as sidecar ConfigMaps, GPU training pod)."""
+secrets referenced never inlined and each workload only the ones it uses, scrape annotations, dashboards as
+sidecar ConfigMaps, GPU training pod; MLflow behind its basic-auth login and off the Ingress, NetworkPolicies
+that let only their users reach MLflow, MinIO and PostgreSQL, MinIO keys scoped to their bucket)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from tests.deploy.tools import (
     GEN_ENV,
     KUBE_VERSION,
     REPO_ROOT,
+    check_bucket_scoped_minio_init,
     dashboard_files,
     load_yaml,
     load_yaml_all,
@@ -125,6 +128,27 @@ def test_helm_lint_strict(values_file: Path | None) -> None:
     assert not problems, problems
 
 
+def test_values_schema_accepts_the_exposure_values() -> None:
+    """Every value of the MLflow ingress gate, the NetworkPolicies and the MinIO read buckets lints clean."""
+    sdk = require_helm()
+    values = {
+        "ingress": {"mlflow": {"enabled": True, "host": "mlflow.example.com"}},
+        "networkPolicy": {
+            "enabled": True,
+            "trainerPodSelector": {"matchLabels": {"app.kubernetes.io/part-of": "sprout"},
+                                   "matchExpressions": [{"key": "sprout/task", "operator": "Exists"}]},
+            "airflowPodSelector": {"matchLabels": {"tier": "airflow", "release": "airflow"}},
+            "airflowNamespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "airflow"}},
+            "extraFrom": {"mlflow": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "ingress"}}}],
+                          "minio": [], "postgresql": []}},
+        "objectStorage": {"minio": {"sproutReadBuckets": ["sprout-seed"]}},
+    }
+    report = sdk.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert not report["errors"], report
+    assert not [m for m in report["messages"] if m["severity"] >= 2], report["messages"]
+    assert sdk.lint(CHART, {"networkPolicy": {"enable": True}}, strict=True)["errors"]
+
+
 def test_values_schema_rejects_a_misspelled_value() -> None:
     sdk = require_helm()
     report = sdk.lint(CHART, {"api": {"replica": 3}}, strict=True)
@@ -214,8 +238,7 @@ def test_api_probes_autoscaling_and_scrape_annotations(default: Render) -> None:
     for scrape in (pod["metadata"]["annotations"], service["metadata"]["annotations"]):
         assert scrape["prometheus.io/scrape"] == "true"
         assert scrape["prometheus.io/port"] == "8000" and scrape["prometheus.io/path"] == "/metrics"
-    assert {e["configMapRef"]["name"] if "configMapRef" in e else e["secretRef"]["name"] for e in api["envFrom"]} == \
-           {"sprout-settings", "sprout-env"}
+    assert [e["configMapRef"]["name"] for e in api["envFrom"]] == ["sprout-settings"]  # secrets: by key, see below
 
 
 @pytest.mark.parametrize("which", ["default", "production"])
@@ -252,15 +275,14 @@ def test_services_select_pods_and_ingress_routes_to_services(which: str, request
     assert host in services and int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
 
 
-def test_gpu_values_expose_mlflow_with_tls(production: Render) -> None:
+def test_gpu_values_expose_the_ui_and_the_api_with_tls(production: Render) -> None:
     [ingress] = production.kinds("Ingress").values()
     hosts = {r["host"]: r["http"]["paths"][0]["backend"]["service"]["name"] for r in ingress["spec"]["rules"]}
-    assert hosts == {"sprout.example.com": "prod-sprout-streamlit", "api.sprout.example.com": "prod-sprout-api",
-                     "mlflow.sprout.example.com": "prod-sprout-mlflow"}
+    assert hosts == {"sprout.example.com": "prod-sprout-streamlit", "api.sprout.example.com": "prod-sprout-api"}
     assert ingress["spec"]["ingressClassName"] == "nginx" and ingress["spec"]["tls"][0]["secretName"] == "sprout-tls"
     command = production.get("Deployment", "prod-sprout-mlflow")["spec"]["template"]["spec"]["containers"][0]["command"]
     allowed = command[command.index("--allowed-hosts") + 1].split(",")
-    assert "prod-sprout-mlflow:5000" in allowed and "mlflow.sprout.example.com" in allowed
+    assert "prod-sprout-mlflow:5000" in allowed and not any("example.com" in host for host in allowed)
 
 
 @pytest.mark.parametrize("which", ["default", "production"])
@@ -336,6 +358,15 @@ def test_generated_secrets_cover_every_reference(default: Render, k8s_secrets: P
     assert f"airflow:{postgres['AIRFLOW_DB_PASSWORD']}@sprout-postgresql:5432/airflow" in \
         secrets["sprout-airflow-metadata"]["stringData"]["connection"]
     assert secrets["sprout-airflow-user"]["stringData"]["password"] == sprout["SPROUT_AIRFLOW_PASSWORD"]
+    # Sprout's MLflow login is the admin the MLflow server creates on its first start
+    assert (sprout["MLFLOW_TRACKING_USERNAME"], sprout["MLFLOW_TRACKING_PASSWORD"]) == \
+           (mlflow["MLFLOW_AUTH_ADMIN_USERNAME"], mlflow["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    assert len(mlflow["MLFLOW_AUTH_ADMIN_PASSWORD"]) >= 24 and len(mlflow["MLFLOW_FLASK_SERVER_SECRET_KEY"]) >= 32
+    other = k8s_secrets.with_name("other.yaml")
+    run([str(GEN_ENV), "--k8s", "sprout", "-o", str(other)])
+    again = {s["metadata"]["name"]: s["stringData"] for s in load_yaml_all(other.read_text())}
+    assert again["sprout-mlflow"]["MLFLOW_AUTH_ADMIN_PASSWORD"] != mlflow["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert again["sprout-mlflow"]["MLFLOW_FLASK_SERVER_SECRET_KEY"] != mlflow["MLFLOW_FLASK_SERVER_SECRET_KEY"]
     Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in sprout.items()
                 if k.removeprefix("SPROUT_").lower() in Settings.model_fields}, env="production",
              s3_endpoint="sprout-minio:9000")
@@ -358,6 +389,256 @@ def test_airflow_values_fit_the_chart_and_the_secrets(default: Render, k8s_secre
     rules = default.get("Role", "sprout-airflow-pods")["rules"]
     assert any("pods/exec" in r["resources"] for r in rules)  # the XCom sidecar is read through exec
 
+
+
+# --------------------------------------------------------------------------- exposure: MLflow, NetworkPolicies, MinIO
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels, matchExpressions) selects a pod with these labels."""
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        if (operator == "Exists" and key not in labels) or (operator == "DoesNotExist" and key in labels) \
+                or (operator == "In" and labels.get(key) not in values) \
+                or (operator == "NotIn" and key in labels and labels[key] in values):
+            return False
+    return True
+
+
+def cluster_pods(render: Render) -> dict[str, tuple[str, dict[str, str]]]:
+    """The pods a cluster would run, by who they are: (namespace, labels). The chart's own (by component), the
+    DAGs' training pods (labels of dags/sprout_dag_common.py, checked against the real DAGs in
+    test_training_task_is_a_gpu_pod_on_the_nodes_from_values), the official Airflow chart's pods, and strangers:
+    another app, and a pod in another namespace that copies the API's labels."""
+    pods: dict[str, tuple[str, dict[str, str]]] = {}
+    for o in render.objects:
+        if o["kind"] in ("Deployment", "StatefulSet", "Job"):
+            labels = o["spec"]["template"]["metadata"]["labels"]
+            pods[labels["app.kubernetes.io/component"]] = (NAMESPACE, labels)
+    airflow_namespace = render.merged["airflow"]["namespace"] or NAMESPACE
+    pods["trainer"] = (NAMESPACE, {"app.kubernetes.io/part-of": "sprout", "sprout/task": "train-candidate"})
+    pods["airflow"] = (airflow_namespace, {"tier": "airflow", "component": "scheduler", "release": "airflow"})
+    pods["other-app"] = (NAMESPACE, {"app": "something-else"})
+    pods["api-lookalike"] = ("elsewhere", dict(pods["api"][1]))
+    return pods
+
+
+def peer_selects(peer: dict[str, Any], namespace: str, labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicy `from` entry (of a policy in NAMESPACE) admits a pod. No ipBlock allowed."""
+    assert "ipBlock" not in peer, f"an ipBlock peer: {peer}"
+    assert "podSelector" in peer, f"a peer without a podSelector admits whole namespaces: {peer}"
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}):
+            return False
+    elif namespace != NAMESPACE:
+        return False
+    return selects(peer["podSelector"], labels)
+
+
+# Who reaches each store: the API and the training pods; MinIO also MLflow (artifacts) and its init Job;
+# PostgreSQL also MLflow, the init Job (migrations) and Airflow (its metadata database).
+STORE_CLIENTS = {"mlflow": ({"api", "trainer"}, 5000),
+                 "minio": ({"api", "trainer", "mlflow", "minio-init"}, 9000),
+                 "postgresql": ({"api", "trainer", "mlflow", "init", "airflow"}, 5432)}
+
+
+@pytest.mark.parametrize("which", ["default", "production", "airflow_elsewhere"])
+def test_network_policies_let_only_their_clients_reach_mlflow_minio_and_postgres(
+        which: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """One NetworkPolicy per store that the release runs, selecting its pods, with an ingress rule whose `from`
+    admits exactly the store's clients (the API, the training pods, and Airflow for PostgreSQL) on the store's
+    port: not Streamlit, not another app, not a look-alike in another namespace."""
+    if which == "airflow_elsewhere":
+        render = Render({"airflow": {"namespace": "airflow"}}, "sprout", tmp_path)
+    else:
+        render = request.getfixturevalue(which)
+    pods = cluster_pods(render)
+    policies = render.kinds("NetworkPolicy")
+    stores = {c for c in ("mlflow", "minio", "postgresql") if c in pods}
+    assert stores == ({"mlflow"} if which == "production" else {"mlflow", "minio", "postgresql"})
+    for store in stores:
+        selecting = [p for p in policies.values() if selects(p["spec"]["podSelector"], pods[store][1])]
+        assert len(selecting) == 1, f"{store}: {len(selecting)} NetworkPolicies select its pods"
+        [policy] = selecting
+        spec = policy["spec"]
+        assert spec["policyTypes"] == ["Ingress"] and spec["podSelector"]["matchLabels"]
+        clients, port = STORE_CLIENTS[store]
+        admitted: set[str] = set()
+        for rule in spec["ingress"]:
+            assert rule.get("from"), f"{store}: a rule without `from` admits everyone"
+            assert rule.get("ports") == [{"port": port, "protocol": "TCP"}], f"{store}: {rule.get('ports')}"
+            for peer in rule["from"]:
+                admitted |= {name for name, (ns, labels) in pods.items() if peer_selects(peer, ns, labels)}
+        assert admitted == clients, f"{store}: admits {sorted(admitted)}, not {sorted(clients)}"
+    for name in ("streamlit", "other-app", "api-lookalike"):  # no policy admits them anywhere
+        assert not any(peer_selects(peer, *pods[name]) for p in policies.values() for rule in p["spec"]["ingress"]
+                       for peer in rule["from"]), name
+    if which == "airflow_elsewhere":
+        [airflow_peer] = [peer for rule in policies["sprout-postgresql"]["spec"]["ingress"] for peer in rule["from"]
+                          if "namespaceSelector" in peer]
+        assert airflow_peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "airflow"}}
+
+
+def test_network_policies_can_be_turned_off_or_widened(tmp_path: Path) -> None:
+    """networkPolicy.enabled: false renders none; extraFrom adds a peer (e.g. an ingress controller) to one store."""
+    off = Render({"networkPolicy": {"enabled": False}}, "sprout", tmp_path / "off")
+    assert not off.kinds("NetworkPolicy")
+    controller = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                  "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}}
+    wide = Render({"networkPolicy": {"extraFrom": {"mlflow": [controller]}}}, "sprout", tmp_path / "wide")
+    assert controller in wide.get("NetworkPolicy", "sprout-mlflow")["spec"]["ingress"][0]["from"]
+    assert controller not in wide.get("NetworkPolicy", "sprout-minio")["spec"]["ingress"][0]["from"]
+    kubernetes_validate(wide.files)
+    sdk = require_helm()
+    for emptied in ({"trainerPodSelector": None}, {"airflowPodSelector": {"matchLabels": None}},
+                    {"trainerPodSelector": {"matchLabels": None, "matchExpressions": None}}):
+        report = sdk.lint(CHART, {"networkPolicy": emptied}, strict=True)
+        assert report["errors"], f"{emptied}: an empty pod selector (every pod of the namespace) must be refused"
+
+
+def mlflow_ingress_hosts(render: Render) -> list[str]:
+    mlflow = f"{render.release}-sprout-mlflow" if render.release != "sprout" else "sprout-mlflow"
+    return [rule["host"] for ingress in render.kinds("Ingress").values() for rule in ingress["spec"]["rules"]
+            if rule["http"]["paths"][0]["backend"]["service"]["name"] == mlflow]
+
+
+def test_mlflow_is_not_on_the_ingress_unless_asked_for(default: Render, production: Render, tmp_path: Path) -> None:
+    """Neither the default nor the CI values put MLflow on the Ingress; a host alone does not either; only
+    ingress.mlflow.enabled (false by default, with a warning in values.yaml) does."""
+    assert not mlflow_ingress_hosts(default) and not mlflow_ingress_hosts(production)
+    for values in (default.merged, production.merged, load_yaml(CHART / "values.yaml")):
+        assert values["ingress"]["mlflow"]["enabled"] is False
+    assert "mlflow" not in load_yaml(CHART_CI_VALUES)["ingress"]
+    documented = (CHART / "values.yaml").read_text().split("  mlflow:\n    enabled: false")[0].rsplit("ui:", 1)[1]
+    assert "WARNING" in documented, "values.yaml must warn above ingress.mlflow"
+    host_only = Render({"ingress": {"mlflow": {"host": "mlflow.example.com"}}}, "sprout", tmp_path / "host")
+    assert not mlflow_ingress_hosts(host_only)
+    asked = Render({"ingress": {"mlflow": {"enabled": True, "host": "mlflow.example.com"}}}, "sprout", tmp_path / "on")
+    assert mlflow_ingress_hosts(asked) == ["mlflow.example.com"] and "WARNING: MLflow is exposed" in asked.notes
+
+
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_mlflow_runs_its_basic_auth_app(which: str, request: pytest.FixtureRequest) -> None:
+    """`mlflow server --app-name basic-auth` through the image's wrapper, its admin, CSRF key and store from the
+    MLflow Secret only (none on the command line, none in the chart), the auth file on the writable /tmp."""
+    render: Render = request.getfixturevalue(which)
+    name = "sprout-mlflow" if render.release == "sprout" else f"{render.release}-sprout-mlflow"
+    pod = render.get("Deployment", name)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    command = container["command"]
+    assert command[:3] == ["mlflow-basic-auth", "mlflow", "server"], command
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    assert "--backend-store-uri" not in command and not any("$(" in word for word in command)
+    assert container["envFrom"] == [{"secretRef": {"name": render.merged["mlflow"]["existingSecret"]}}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert not {"MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"} & set(env), "literal MLflow secrets"
+    config = env["MLFLOW_AUTH_CONFIG_PATH"]
+    assert config and any(config.startswith(m["mountPath"] + "/") for m in container["volumeMounts"])
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    for probe in ("livenessProbe", "readinessProbe"):  # the one route the auth app leaves open
+        assert container[probe]["httpGet"]["path"] == "/health"
+
+
+def test_registry_clients_get_the_mlflow_login(default: Render, k8s_secrets: Path) -> None:
+    """The API and the training pods (which load Sprout's Secret) log in to MLflow; Streamlit gets nothing."""
+    sprout = {s["metadata"]["name"]: s for s in load_yaml_all(k8s_secrets.read_text())}["sprout-env"]["stringData"]
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(sprout)  # the training pods' envFrom
+    assert default.get("ConfigMap", "sprout-airflow-env")["data"]["SPROUT_K8S_ENV_SECRET"] == "sprout-env"
+    [api] = default.get("Deployment", "sprout-api")["spec"]["template"]["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert refs[key] == {"name": "sprout-env", "key": key}, refs.get(key)  # required: not optional
+    [streamlit] = default.get("Deployment", "sprout-streamlit")["spec"]["template"]["spec"]["containers"]
+    assert "envFrom" not in streamlit and all("valueFrom" not in e for e in streamlit["env"])
+
+
+# (Secret, key) pairs each workload may get; `*` means every key of that Secret (envFrom).
+SECRETS_OF = {
+    "api": {("sprout-env", k) for k in ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY",
+                                        "SPROUT_SECRET_KEY", "SPROUT_AIRFLOW_PASSWORD", "MLFLOW_TRACKING_USERNAME",
+                                        "MLFLOW_TRACKING_PASSWORD")},
+    "init": {("sprout-env", k) for k in ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY",
+                                         "SPROUT_SECRET_KEY", "SPROUT_REVIEWER_USERNAME", "SPROUT_REVIEWER_PASSWORD")},
+    "streamlit": set(),
+    "mlflow": {("sprout-mlflow", k) for k in ("MLFLOW_BACKEND_STORE_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                              "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                                              "MLFLOW_FLASK_SERVER_SECRET_KEY")},
+    "postgresql": {("sprout-postgresql", k) for k in ("POSTGRES_PASSWORD", "SPROUT_DB_PASSWORD", "MLFLOW_DB_PASSWORD",
+                                                      "AIRFLOW_DB_PASSWORD")},
+    "minio": {("sprout-minio", "MINIO_ROOT_USER"), ("sprout-minio", "MINIO_ROOT_PASSWORD")},
+    "minio-init": {("sprout-minio", "MINIO_ROOT_USER"), ("sprout-minio", "MINIO_ROOT_PASSWORD"),
+                   ("sprout-env", "SPROUT_S3_ACCESS_KEY"), ("sprout-env", "SPROUT_S3_SECRET_KEY"),
+                   ("sprout-mlflow", "AWS_ACCESS_KEY_ID"), ("sprout-mlflow", "AWS_SECRET_ACCESS_KEY")},
+}
+
+
+@pytest.mark.parametrize("which", ["default", "production"])
+def test_each_workload_gets_only_the_secrets_it_uses(which: str, request: pytest.FixtureRequest,
+                                                     k8s_secrets: Path) -> None:
+    """The (Secret, key) pairs that reach each Deployment, StatefulSet and Job: a whole Secret (envFrom) counts
+    as all of its keys as gen-env.sh --k8s writes them. The API gets no reviewer or MinIO root password, the init
+    Job no MLflow login, Streamlit nothing, MLflow only its own Secret."""
+    render: Render = request.getfixturevalue(which)
+    generated = {s["metadata"]["name"]: set(s["stringData"]) for s in load_yaml_all(k8s_secrets.read_text())}
+    seen = set()
+    for o in render.objects:
+        if o["kind"] not in ("Deployment", "StatefulSet", "Job"):
+            continue
+        spec = o["spec"]["template"]["spec"]
+        component = o["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        seen.add(component)
+        got = set()
+        for container in spec["containers"] + spec.get("initContainers", []):
+            for source in container.get("envFrom", []):
+                if "secretRef" in source:
+                    got |= {(source["secretRef"]["name"], key) for key in generated[source["secretRef"]["name"]]}
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    got.add((ref["name"], ref["key"]))
+        for volume in spec.get("volumes", []):
+            assert "secret" not in volume and "projected" not in volume, f"{component}: mounts a Secret"
+        assert got == SECRETS_OF[component], f"{component}: extra {sorted(got - SECRETS_OF[component])}, " \
+                                             f"missing {sorted(SECRETS_OF[component] - got)}"
+    assert seen == (set(SECRETS_OF) if which == "default" else {"api", "init", "streamlit", "mlflow"})
+
+
+def test_minio_init_policies_are_bucket_scoped(default: Render, k8s_secrets: Path, tmp_path: Path) -> None:
+    """The minio-init Job's script, run against a stubbed `mc` with the generated Secrets: Sprout's key reaches
+    the sprout bucket only, MLflow's the mlflow bucket only, an old `readwrite` is detached; extra read-only
+    buckets for Sprout (a seed data set) are read-only, and MLflow's bucket cannot be one."""
+    secrets = {s["metadata"]["name"]: s["stringData"] for s in load_yaml_all(k8s_secrets.read_text())}
+
+    def job_script(render: Render) -> tuple[str, dict[str, str]]:
+        [mc] = render.get("Job", "sprout-minio-init")["spec"]["template"]["spec"]["containers"]
+        assert mc["command"] == ["/bin/sh", "-ec"]
+        env = {}
+        for e in mc["env"]:
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            env[e["name"]] = secrets[ref["name"]][ref["key"]] if ref else e["value"]
+        return mc["args"][0], env
+
+    keys = {"sprout_key": secrets["sprout-env"]["SPROUT_S3_ACCESS_KEY"],
+            "mlflow_key": secrets["sprout-mlflow"]["AWS_ACCESS_KEY_ID"]}
+    script, env = job_script(default)
+    check_bucket_scoped_minio_init(script, env, tmp_path / "default", sprout_bucket="sprout", mlflow_bucket="mlflow",
+                                   **keys)
+    values = {"objectStorage": {"sproutBucket": "samples", "mlflowBucket": "runs",
+                                "minio": {"sproutReadBuckets": ["seed"]}}, "mlflow": {"artifactsDestination": "s3://runs/a"}}
+    custom = Render(values, "sprout", tmp_path / "custom-render")
+    script, env = job_script(custom)
+    policies = check_bucket_scoped_minio_init(script, env, tmp_path / "custom", sprout_bucket="samples",
+                                              mlflow_bucket="runs", sprout_read=("seed",), **keys)
+    written = {r for s in policies["sprout-bucket"]["Statement"] for r in s["Resource"]
+               if any(a in ("s3:PutObject", "s3:DeleteObject") for a in s["Action"])}
+    assert written == {"arn:aws:s3:::samples/*"}
+    sdk = require_helm()
+    for bad in ({"objectStorage": {"minio": {"sproutReadBuckets": ["mlflow"]}}},
+                {"objectStorage": {"sproutBucket": "same", "mlflowBucket": "same"}}):
+        with pytest.raises(Exception, match="MLflow's bucket|must differ"):
+            sdk.Chart.load(CHART).render(bad, name="sprout", namespace=NAMESPACE)
 
 # --------------------------------------------------------------------------- the DAGs' pods on Kubernetes
 
@@ -385,12 +666,15 @@ def test_training_task_is_a_gpu_pod_on_the_nodes_from_values(which: str, request
     assert {"sprout_retrain", "sprout_bootstrap"} <= set(result["dags"])
     gpu = render.merged["training"]["gpu"]
     trainer_image = env["SPROUT_TRAINER_IMAGE"]
+    trainer_peer = render.merged["networkPolicy"]["trainerPodSelector"]
     pod_files = []
     for dag_id, tasks in result["dags"].items():
         pods = {t: info["pod"] for t, info in tasks.items() if info["type"] == "KubernetesPodOperator"}
         assert "train_candidate" in pods, f"{dag_id}: the training task is not a KubernetesPodOperator"
         for task_id, pod in pods.items():
             spec = pod["spec"]
+            # the NetworkPolicies let exactly these pods (the trainer's) reach MLflow, MinIO and PostgreSQL
+            assert selects(trainer_peer, pod["metadata"]["labels"]), f"{dag_id}.{task_id}: {pod['metadata']['labels']}"
             [main] = [c for c in spec["containers"] if c["name"] == "base"]
             assert main["image"] == trainer_image and pod["metadata"]["namespace"] == NAMESPACE
             assert {s.get("configMapRef", s.get("secretRef"))["name"] for s in main["envFrom"]} == \

@@ -100,12 +100,68 @@ app.kubernetes.io/part-of: sprout
 {{- end }}
 {{- end }}
 
-{{/* The environment every Sprout container loads: the settings ConfigMap and the secrets. */}}
+{{/* The non-secret settings every Sprout container loads (envFrom). */}}
 {{- define "sprout.envFrom" -}}
 - configMapRef:
     name: {{ include "sprout.settingsName" . }}
-- secretRef:
-    name: {{ required "secrets.existingSecret is required" .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/*
+Only the keys of Sprout's Secret that a container uses, as env (secretKeyRef), never the whole Secret:
+include "sprout.secretEnv" (list . (list "REQUIRED_KEY" ...) (list "OPTIONAL_KEY" ...))
+(The training pods are the exception: the DAGs load the whole Secret into them, envFrom.)
+*/}}
+{{- define "sprout.secretEnv" -}}
+{{- $ctx := index . 0 -}}
+{{- $name := required "secrets.existingSecret is required" $ctx.Values.secrets.existingSecret -}}
+{{- range index . 1 }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef: {name: {{ $name }}, key: {{ . }}}
+{{- end }}
+{{- range index . 2 }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef: {name: {{ $name }}, key: {{ . }}, optional: true}
+{{- end }}
+{{- end }}
+
+{{/* What every Sprout process needs from the Secret: its database, its bucket's key, the signing key. */}}
+{{- define "sprout.coreSecretKeys" -}}
+{{- toJson (list "SPROUT_DATABASE_URL" "SPROUT_S3_ACCESS_KEY" "SPROUT_S3_SECRET_KEY" "SPROUT_SECRET_KEY") }}
+{{- end }}
+
+{{/* MLflow's login (MLflow's client reads these), for the processes that use the registry. */}}
+{{- define "sprout.mlflowClientKeys" -}}
+{{- toJson (list "MLFLOW_TRACKING_USERNAME" "MLFLOW_TRACKING_PASSWORD") }}
+{{- end }}
+
+{{/* Pod selectors of the NetworkPolicies' peers: include "sprout.peer" (list . "api") */}}
+{{- define "sprout.peer" -}}
+podSelector:
+  matchLabels:
+    {{- include "sprout.selectorLabels" . | nindent 4 }}
+{{- end }}
+
+{{/* The training pods the DAGs start (KubernetesPodOperator, label sprout/task), in this namespace. */}}
+{{- define "sprout.trainerPeer" -}}
+podSelector:
+  {{- toYaml .Values.networkPolicy.trainerPodSelector | nindent 2 }}
+{{- end }}
+
+{{/* Airflow's pods (the official chart's, tier: airflow), in airflow.namespace when that is another one. */}}
+{{- define "sprout.airflowPeer" -}}
+podSelector:
+  {{- toYaml .Values.networkPolicy.airflowPodSelector | nindent 2 }}
+{{- $namespace := .Values.airflow.namespace }}
+{{- if .Values.networkPolicy.airflowNamespaceSelector }}
+namespaceSelector:
+  {{- toYaml .Values.networkPolicy.airflowNamespaceSelector | nindent 2 }}
+{{- else if and $namespace (ne $namespace .Release.Namespace) }}
+namespaceSelector:
+  matchLabels:
+    kubernetes.io/metadata.name: {{ $namespace | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Pod-level scheduling fields of a component's values. */}}
