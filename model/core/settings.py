@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         description="Largest image accepted for decoding, in megapixels (pixel-bomb guard; 50 at most).",
     )
 
+    split_key: SecretStr | None = Field(
+        default=None, description="Key of the split hash for a new database (`sprout db upgrade`); default random.")
+    database_timeout_seconds: float = Field(default=5.0, gt=0, description="Bound on every database round trip.")
     secret_key: SecretStr | None = Field(default=None, description="Signs login tokens; generated in home if unset.")
     access_token_minutes: int = Field(default=60, ge=1)
     model_poll_seconds: float = Field(default=10.0, gt=0)

@@ -6,17 +6,22 @@
 Pixel bombs (a small file that decodes to a huge buffer) are bounded three ways: the pixel count read from
 the header is checked against ``max_pixels`` before anything is decoded; when the caller says how small the
 picture may get (``min_side``), JPEGs are decoded at reduced size and other formats are box-reduced early;
-and at most ``MAX_CONCURRENT_DECODES`` full-size decodes run at once. Conversions never widen the pixels
-(no float64 copies of the whole picture): deep modes are scaled to 8 bits a strip of rows at a time.
+and at most ``MAX_CONCURRENT_DECODES`` decodes run at once, on as many dedicated threads. Conversions never
+widen the pixels (no float64 copies of the whole picture): modes other than RGB and L (16-bit, palette,
+alpha, ...) are converted to 8-bit RGB a strip of rows at a time.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -45,24 +50,68 @@ _REFUSED_SIGNATURES = (
 )
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+_T = TypeVar("_T")
 
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _DRAFT_FORMATS = ("JPEG", "MPO")
 _STRIP_PIXELS = 1 << 18  # conversions of modes other than RGB and L work on strips of about this many pixels
 # Draft and box-reduce keep the shorter side >= this many times min_side, so the bicubic resize that follows
-# still sees detail near its own scale: measured on the data set photos upscaled to 12 MP, the preprocessed
-# arrays then differ from the full decode by < 0.07 (max) / < 0.007 (mean) on the normalised scale, against
-# up to 0.37 / 0.027 when JPEGs are drafted down to min_side itself.
+# still sees detail near its own scale: on data set photos upscaled to 2-24 MP (JPEG, PNG, 16-bit PNG), the
+# preprocessed arrays differ from those of the full-size decode by < 0.09 (max) / < 0.008 (mean) on the
+# normalised scale, against up to 0.37 / 0.027 when JPEGs are drafted down to min_side itself.
 _REDUCE_MARGIN = 2
+
+# At most MAX_CONCURRENT_DECODES pixel decodes run at once (the semaphore), on as many dedicated threads (the
+# pool). The semaphore bounds how many full-size buffers exist at a time; the fixed threads bound what the
+# allocator keeps afterwards: glibc gives each thread its own malloc arena and keeps memory freed there, so
+# decodes spread over many request threads grow RSS by a full buffer per thread even one at a time (measured:
+# 8 threads, 24 MP 16-bit PNGs, one slot: +420 MB when each thread decoded itself, +72 MB on the pool).
 _decode_slots = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+_decode_pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_DECODES, thread_name_prefix="sprout-decode")
+_decode_count = MAX_CONCURRENT_DECODES
 
 
 def set_max_concurrent_decodes(count: int) -> None:
-    """Resize the process-wide bound on simultaneous pixel decodes (decodes already running are unaffected)."""
-    global _decode_slots
+    """Change the process-wide bound on simultaneous pixel decodes (decodes already running finish as they are).
+
+    The replaced pool is not shut down (a caller may be about to submit to it); its idle threads end once it is
+    garbage-collected.
+    """
+    global _decode_slots, _decode_pool, _decode_count
     if count < 1:
         raise ValueError("at least one concurrent decode is needed")
+    _decode_count = count
+    _decode_pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="sprout-decode")
     _decode_slots = threading.BoundedSemaphore(count)
+
+
+def _reset_decoders_after_fork() -> None:
+    """A forked child has none of the parent's threads: slots they held and the pool's workers are gone."""
+    global _decode_slots, _decode_pool
+    _decode_slots = threading.BoundedSemaphore(_decode_count)
+    _decode_pool = ThreadPoolExecutor(max_workers=_decode_count, thread_name_prefix="sprout-decode")
+
+
+os.register_at_fork(after_in_child=_reset_decoders_after_fork)
+
+
+def _run_decode(fn: Callable[..., _T], *args: object) -> _T:
+    """``fn(*args)`` on a decode thread, once one of the decode slots is free (blocks until then)."""
+    slots, pool = _decode_slots, _decode_pool  # one pair, even if they are replaced meanwhile
+    slots.acquire()
+
+    def holding_the_slot() -> _T:
+        try:
+            return fn(*args)
+        finally:
+            slots.release()  # by the worker: the slot stays taken while the pixels exist, whatever the caller does
+
+    try:
+        future = pool.submit(holding_the_slot)
+    except BaseException:
+        slots.release()
+        raise
+    return future.result()
 
 
 def _pixel_limit(max_pixels: int) -> int:
@@ -140,38 +189,49 @@ class _Decoded:
 
 def _decode(data: bytes, max_pixels: int, min_side: int | None) -> _Decoded:
     limit = _pixel_limit(max_pixels)
+    if min_side is not None and min_side < 1:
+        raise ValueError("min_side must be positive")
     sniff(data, max_pixels=limit)
-    slots = _decode_slots  # release the semaphore that was acquired, even if it is replaced meanwhile
-    with slots:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                opened = Image.open(io.BytesIO(data))
-                opened.seek(0)
-                if opened.width * opened.height > limit:  # the first frame, in case it differs from the header
-                    raise _too_large(limit, opened.size)
-                full_size = opened.size
-                box: tuple[float, float, float, float] | None = None
-                if min_side is not None and opened.format in _DRAFT_FORMATS:
-                    keep = _REDUCE_MARGIN * min_side  # largest 1/2, 1/4 or 1/8 scale keeping both sides >= keep
-                    if min(opened.size) >= 2 * keep and (drafted := opened.draft("RGB", (keep, keep))):
-                        box = drafted[1]
-                opened.load()
-                orientation = opened.getexif().get(ExifTags.Base.Orientation, 1)
-                if box is not None:
-                    box = _transpose_box(box, opened.size, orientation)
-                ImageOps.exif_transpose(opened, in_place=True)  # the same orientation, read the same way
-                if orientation in (5, 6, 7, 8):
-                    full_size = (full_size[1], full_size[0])
-                factor = _reduce_factor(opened.size, min_side)
-                if factor > 1:
-                    x0, y0, x1, y1 = box or (0, 0, *opened.size)
-                    box = (x0 / factor, y0 / factor, x1 / factor, y1 / factor)
-                return _Decoded(_to_rgb(opened, factor), full_size, box)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise _too_large(limit) from exc
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise InvalidImageError("The image is truncated or corrupt.") from exc
+    return _run_decode(_decode_pixels, data, limit, min_side)
+
+
+def _decode_pixels(data: bytes, limit: int, min_side: int | None) -> _Decoded:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+            try:
+                return _decode_opened(opened, limit, min_side)
+            finally:
+                opened.close()  # free the full-size pixels before this decode slot is given back
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_large(limit) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InvalidImageError("The image is truncated or corrupt.") from exc
+
+
+def _decode_opened(opened: Image.Image, limit: int, min_side: int | None) -> _Decoded:
+    opened.seek(0)
+    if opened.width * opened.height > limit:  # the first frame, in case it differs from the header
+        raise _too_large(limit, opened.size)
+    full_size = opened.size
+    box: tuple[float, float, float, float] | None = None
+    if min_side is not None and opened.format in _DRAFT_FORMATS:
+        keep = _REDUCE_MARGIN * min_side  # the largest 1/2, 1/4 or 1/8 scale keeping both sides >= keep
+        if min(opened.size) >= 2 * keep and (drafted := opened.draft("RGB", (keep, keep))):
+            box = drafted[1]  # the whole picture in drafted pixels: (0, 0, width / scale, height / scale)
+    opened.load()
+    orientation = opened.getexif().get(ExifTags.Base.Orientation, 1)
+    if box is not None:
+        box = _transpose_box(box, opened.size, orientation)
+    ImageOps.exif_transpose(opened, in_place=True)  # the same orientation, read the same way
+    if orientation in (5, 6, 7, 8):
+        full_size = (full_size[1], full_size[0])
+    factor = _reduce_factor(opened.size, min_side)
+    if factor > 1:
+        x0, y0, x1, y1 = box or (0, 0, *opened.size)
+        box = (x0 / factor, y0 / factor, x1 / factor, y1 / factor)
+    return _Decoded(_to_rgb(opened, factor), full_size, box)
 
 
 def _transpose_box(
@@ -197,7 +257,7 @@ def _transpose_box(
 
 def _reduce_factor(size: tuple[int, int], min_side: int | None) -> int:
     """Integer box-reduction factor that keeps the shorter side >= _REDUCE_MARGIN * min_side (1: none)."""
-    if min_side is None or min_side <= 0:
+    if min_side is None:
         return 1
     factor = min(size) // (_REDUCE_MARGIN * min_side)
     return factor if factor >= 2 else 1

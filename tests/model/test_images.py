@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from model.core.errors import ImageTooLargeError, InvalidImageError, UnsupportedMediaError
-from model.data.images import MAX_PIXELS, PreprocessSpec, decode_image, load_and_preprocess, preprocess, sniff
+from model.core.settings import Settings
+from model.data.images import (
+    DEFAULT_MAX_PIXELS,
+    MAX_CONCURRENT_DECODES,
+    MAX_PIXELS,
+    PreprocessSpec,
+    decode_image,
+    load_and_preprocess,
+    preprocess,
+    set_max_concurrent_decodes,
+    sniff,
+    to_rgb,
+)
 from model.learning.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD
 from tests.utils.images import (
+    EXIF_ORIENTATION,
     animated_gif_bytes,
     blank_bilevel_png,
+    dataset_images,
     encode,
     exif_jpeg_bytes,
+    gradient_png,
+    photo_jpeg_bytes,
     png_claiming_size,
     random_image,
     random_image_bytes,
     solid_image_bytes,
 )
+from tests.utils.paths import REPO_ROOT
 
 SIZE = (64, 48)  # width, height: non-square so transposition shows
 
@@ -314,3 +338,295 @@ def test_preprocess_spec_json_round_trip(spec: PreprocessSpec) -> None:
     assert back == spec
     assert isinstance(back.mean, tuple) and isinstance(back.std, tuple)
     assert back.to_json() == text
+
+
+# --- pixel bombs: the upload pixel limit ----------------------------------------------------------------
+
+BOMB_SIDE = 7000  # 49 Mpx: under the absolute MAX_PIXELS, over the 24 Mpx upload default
+
+
+@pytest.fixture(scope="module")
+def bomb_png() -> bytes:
+    """A real, complete 7000x7000 RGB PNG of about 160 kB (it used to cost +530 MB and a second to decode)."""
+    return gradient_png(BOMB_SIDE, BOMB_SIDE)
+
+
+@pytest.fixture(scope="module")
+def bomb_png16() -> bytes:
+    """The same as 16-bit grey (it used to cost +1.3 GB: float64 copies of the whole picture)."""
+    return gradient_png(BOMB_SIDE, BOMB_SIDE, bit_depth=16, grey=True)
+
+
+def _refuse_to_decode(*_: object) -> None:
+    raise AssertionError("pixels were decoded")
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_pixel_bomb_is_refused_under_the_default_limit(
+    bits: int, bomb_png: bytes, bomb_png16: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = bomb_png if bits == 8 else bomb_png16
+    assert len(data) < 200_000
+    assert DEFAULT_MAX_PIXELS == 24_000_000 < BOMB_SIDE**2 <= MAX_PIXELS
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", _refuse_to_decode)  # refused from the header alone
+    for call in (sniff, decode_image, lambda d: load_and_preprocess(d, IMAGENET_SPEC)):
+        with pytest.raises(ImageTooLargeError, match=r"49,000,000 pixels \(7000x7000\).*limit of 24,000,000 pixels"):
+            call(data)
+
+
+def test_pixel_bomb_is_accepted_with_a_larger_limit(bomb_png: bytes, bomb_png16: bytes) -> None:
+    outputs = []
+    for data in (bomb_png, bomb_png16):
+        info = sniff(data, max_pixels=50_000_000)
+        assert (info.width, info.height) == (BOMB_SIDE, BOMB_SIDE)
+        out = load_and_preprocess(data, PLAIN_SPEC, max_pixels=50_000_000)
+        assert out.shape == (3, 32, 32) and out.dtype == np.float32
+        # A horizontal ramp 0 -> full scale: every row alike, rising left to right, grey, about 0.5 in the middle.
+        np.testing.assert_allclose(out, np.broadcast_to(out[:1, :1, :], out.shape), atol=1e-6)
+        assert np.all(np.diff(out[0, 0]) > 0)
+        assert abs(float(out.mean()) - 0.5) < 0.02
+        outputs.append(out)
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1.5 / 255)  # 8-bit and 16-bit ramps agree
+
+
+def test_max_pixels_lowers_the_limit_and_is_capped_at_max_pixels() -> None:
+    data = random_image_bytes("PNG", size=(200, 100))
+    assert sniff(data, max_pixels=20_000).width == 200
+    with pytest.raises(ImageTooLargeError, match="limit of 19,999 pixels"):
+        sniff(data, max_pixels=19_999)
+    with pytest.raises(ImageTooLargeError, match="limit of 19,999 pixels"):
+        decode_image(data, max_pixels=19_999)
+    with pytest.raises(ImageTooLargeError, match="limit of 19,999 pixels"):
+        load_and_preprocess(data, PLAIN_SPEC, max_pixels=19_999)
+    huge = blank_bilevel_png(8000, 7000)  # 56 Mpx: over MAX_PIXELS, whatever max_pixels says
+    with pytest.raises(ImageTooLargeError, match=f"limit of {MAX_PIXELS:,} pixels"):
+        sniff(huge, max_pixels=10**9)
+    with pytest.raises(ImageTooLargeError):
+        decode_image(huge, max_pixels=10**9)
+
+
+def test_the_setting_gives_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPROUT_MAX_IMAGE_MEGAPIXELS", raising=False)
+    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert default.max_image_megapixels == 24 and default.max_image_pixels == DEFAULT_MAX_PIXELS
+    monkeypatch.setenv("SPROUT_MAX_IMAGE_MEGAPIXELS", "12.5")
+    assert Settings(_env_file=None).max_image_pixels == 12_500_000  # type: ignore[call-arg]
+
+
+# --- pixel bombs: no float64 copies, conversions by strips --------------------------------------------------
+
+
+def test_16_bit_ramp_maps_full_scale_to_255() -> None:
+    """A 16-bit grey ramp 0..65535, large enough to be converted in several strips: v -> round(v * 255 / 65535)."""
+    width, height = 4000, 300
+    data = gradient_png(width, height, bit_depth=16, grey=True)
+    with Image.open(io.BytesIO(data)) as probe:
+        assert probe.mode == "I;16"
+        ramp = np.asarray(probe)[0].astype(np.float64)
+    arr = _assert_rgb8(decode_image(data), (width, height)).astype(int)
+    np.testing.assert_array_equal(arr, np.broadcast_to(arr[:1, :, :1], arr.shape))  # grey, every row alike
+    np.testing.assert_array_equal(arr[0, :, 0], np.round(ramp * 255 / 65535).astype(int))
+    assert arr[0, 0, 0] == 0 and arr[0, -1, 0] == 255
+    assert len(np.unique(arr[0, :, 0])) == 256  # every level used: nothing crushed or clipped
+
+
+def _large_random_image(size: tuple[int, int], mode: str, seed: int) -> Image.Image:
+    """random_image, but P (random indices into a random palette, index 3 transparent) and 1 made directly."""
+    if mode == "P":
+        rng = np.random.default_rng(seed)
+        img = Image.fromarray(rng.integers(0, 64, (size[1], size[0]), dtype=np.uint8)).convert("P")
+        img.putpalette(rng.integers(0, 256, 64 * 3, dtype=np.uint8).tobytes())
+        img.info["transparency"] = 3
+        return img
+    if mode == "1":
+        return random_image(size, mode="L", seed=seed).convert("1")
+    return random_image(size, mode=mode, seed=seed)
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA", "LA", "I;16", "1", "CMYK"])
+def test_conversion_by_strips_matches_pixel_by_pixel(mode: str) -> None:
+    """to_rgb of a picture converted in strips equals the conversion of small pieces of it (no seams)."""
+    img = _large_random_image((1500, 700), mode, seed=6)
+    whole = np.asarray(to_rgb(img))
+    for box in [(0, 150, 1500, 200), (0, 340, 700, 360), (1400, 0, 1500, 700), (3, 520, 11, 700)]:
+        piece = np.asarray(to_rgb(img.crop(box)))
+        np.testing.assert_array_equal(whole[box[1]:box[3], box[0]:box[2]], piece)
+
+
+# --- pixel bombs: decoding no larger than the model needs -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photo_12mp() -> bytes:
+    return photo_jpeg_bytes((4000, 3000))
+
+
+def test_large_jpeg_is_drafted_at_reduced_scale(photo_12mp: bytes) -> None:
+    assert (sniff(photo_12mp).width, sniff(photo_12mp).height) == (4000, 3000)
+    assert decode_image(photo_12mp).size == (4000, 3000)
+    # 1/4 scale: the largest that keeps the shorter side >= 2 x 256 (1/8 would give 375).
+    assert decode_image(photo_12mp, min_side=256).size == (1000, 750)
+    assert decode_image(photo_12mp, min_side=100).size == (500, 375)  # 1/8, the most a JPEG allows
+    assert decode_image(photo_12mp, min_side=2000).size == (4000, 3000)  # no room: full size
+    with pytest.raises(ValueError):
+        decode_image(photo_12mp, min_side=0)
+
+
+def _assert_close_to_full_decode(data: bytes, spec: PreprocessSpec) -> None:
+    """load_and_preprocess (reduced decode) against preprocess of the full-size decode.
+
+    Measured on 8 photos of the data set upscaled to 2-24 Mpx, JPEG/PNG/16-bit PNG, both normalisations, all
+    EXIF orientations: at most 0.087 (max) and 0.0078 (mean abs) on the normalised scale.
+    """
+    full = preprocess(decode_image(data), spec)
+    fast = load_and_preprocess(data, spec)
+    assert fast.shape == full.shape and fast.dtype == np.float32
+    diff = np.abs(fast - full)
+    assert diff.max() < 0.1
+    assert diff.mean() < 0.01
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "dinov2-small"])
+@pytest.mark.parametrize("label", ["dandelion", "grass"])
+@pytest.mark.parametrize("size", [(4000, 3000), (3000, 4000), (2047, 1535)], ids=["landscape", "portrait", "odd"])
+def test_drafted_jpeg_preprocesses_like_the_full_decode(name: str, label: str, size: tuple[int, int]) -> None:
+    data = photo_jpeg_bytes(size, label=label)
+    assert min(decode_image(data, min_side=BACKBONES[name].spec.resize).size) < min(size)  # draft is used
+    _assert_close_to_full_decode(data, BACKBONES[name].spec)
+
+
+@pytest.fixture(scope="module")
+def odd_photo() -> Image.Image:
+    """A photo upscaled to a size 1/2 scale does not divide: the drafted edge pixels stand for half a pixel."""
+    with Image.open(dataset_images("grass", 1)[0]) as photo:
+        return photo.convert("RGB").resize((2047, 1535), Image.Resampling.BICUBIC)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_drafted_jpeg_with_exif_orientation_preprocesses_like_the_full_decode(
+    orientation: int, odd_photo: Image.Image
+) -> None:
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    data = encode(odd_photo, "JPEG", quality=92, exif=exif.tobytes())
+    spec = BACKBONES["dinov2-small"].spec
+    rotated = orientation in (5, 6, 7, 8)
+    assert decode_image(data).size == ((1535, 2047) if rotated else (2047, 1535))
+    assert decode_image(data, min_side=spec.resize).size == ((768, 1024) if rotated else (1024, 768))
+    _assert_close_to_full_decode(data, spec)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_large_png_is_box_reduced_and_preprocesses_like_the_full_decode(bits: int) -> None:
+    with Image.open(dataset_images("dandelion", 1)[0]) as photo:
+        big = photo.convert("RGB").resize((2600, 1800), Image.Resampling.BICUBIC)
+    img = big if bits == 8 else Image.fromarray(np.asarray(big.convert("L")).astype(np.uint16) * 257)
+    data = encode(img, "PNG", compress_level=1)
+    spec = BACKBONES["dinov2-small"].spec
+    assert decode_image(data, min_side=spec.resize).size == (867, 600)  # reduce(3): shorter side >= 2 x 256
+    _assert_close_to_full_decode(data, spec)
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA", "LA", "I;16", "1"])
+def test_reduced_decode_is_the_full_decode_reduced(mode: str) -> None:
+    """Converting and reducing strip by strip gives exactly what reducing the converted picture gives."""
+    img = _large_random_image((1500, 1300), mode, seed=7)
+    data = encode(img, "PNG", **({"transparency": 3} if mode == "P" else {}))
+    with Image.open(io.BytesIO(data)) as probe:
+        assert probe.mode == mode
+    reduced = decode_image(data, min_side=100)  # 1300 // (2 x 100) = 6
+    assert reduced.mode == "RGB" and reduced.size == (250, 217)
+    np.testing.assert_array_equal(np.asarray(reduced), np.asarray(decode_image(data).reduce(6)))
+
+
+# --- pixel bombs: bounded concurrent decodes -------------------------------------------------------------
+
+
+def test_concurrent_decodes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    active, peak, threads = 0, 0, set()
+    lock = threading.Lock()
+    real_load = PngImagePlugin.PngImageFile.load
+
+    def counting_load(self: PngImagePlugin.PngImageFile) -> object:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+            threads.add(threading.current_thread().name)
+        try:
+            time.sleep(0.02)
+            return real_load(self)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", counting_load)
+    data = random_image_bytes("PNG", size=(120, 80))
+    set_max_concurrent_decodes(2)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as callers:
+            sizes = list(callers.map(lambda _: decode_image(data).size, range(16)))
+    finally:
+        set_max_concurrent_decodes(MAX_CONCURRENT_DECODES)
+    assert sizes == [(120, 80)] * 16
+    assert 1 < peak <= 2
+    assert all(name.startswith("sprout-decode") for name in threads)  # on the decode threads, not the callers'
+    with pytest.raises(ValueError):
+        set_max_concurrent_decodes(0)
+
+
+_MEMORY_SCRIPT = r"""
+import io, json, resource, sys, threading
+from pathlib import Path
+from PIL import Image
+from model.data.images import PreprocessSpec, load_and_preprocess
+
+def status_kb(field):
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+spec = PreprocessSpec(input_size=224, resize=256, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+png16, jpeg = (Path(p).read_bytes() for p in sys.argv[1:3])
+for mode, fmt in (("I;16", "PNG"), ("RGB", "JPEG")):  # warm both code paths up on small pictures
+    buf = io.BytesIO()
+    Image.new(mode, (600, 600)).save(buf, fmt)
+    load_and_preprocess(buf.getvalue(), spec)
+before = status_kb("VmRSS")
+start, shapes, errors = threading.Barrier(8), [], []
+
+def work():
+    try:
+        start.wait()
+        for data in (png16, jpeg):  # all 8 threads start with the 16-bit PNG
+            shapes.append(load_and_preprocess(data, spec).shape)
+    except Exception as exc:
+        errors.append(repr(exc))
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+peak = max(status_kb("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(json.dumps({"growth_mb": (peak - before) / 1024, "shapes": sorted(set(map(str, shapes))), "n": len(shapes),
+                  "errors": errors}))
+"""
+
+
+def test_concurrent_worst_case_decodes_stay_under_300_mb(tmp_path: Path) -> None:
+    """8 threads decoding 24 Mpx 16-bit PNGs and 24 Mpx JPEGs at once: peak RSS growth <= 300 MB.
+
+    Measured on this change: about +230 MB (4 decodes of 48 MB at a time, on 4 decode threads); before it,
+    +4 GB (every thread at once, float64 copies of each 16-bit picture).
+    """
+    width, height = 5999, 4000
+    assert 23_900_000 < width * height <= DEFAULT_MAX_PIXELS
+    png16, jpeg = tmp_path / "bomb16.png", tmp_path / "photo.jpg"
+    png16.write_bytes(gradient_png(width, height, bit_depth=16, grey=True))
+    jpeg.write_bytes(photo_jpeg_bytes((width, height)))
+    done = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(png16), str(jpeg)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["errors"] == [] and report["n"] == 16 and report["shapes"] == ["(3, 224, 224)"]
+    assert report["growth_mb"] <= 300, report

@@ -100,3 +100,31 @@ def dataset_images(label: str, n: int) -> list[Path]:
     files = sorted((DATASET_DIR / label).glob("*.jpg"))[:n]
     assert len(files) == n, f"the shared data set must have {n} {label} photos in {DATASET_DIR}"  # fail, never skip
     return files
+
+
+def gradient_png(width: int, height: int, *, bit_depth: int = 8, grey: bool = False) -> bytes:
+    """A real, complete PNG of a horizontal ramp from 0 to full scale, written row by row (a "pixel bomb").
+
+    ``bit_depth`` 8 or 16; ``grey`` for one channel (16-bit grey opens as mode I;16), else RGB. Every row after
+    the first uses the PNG "Up" filter, so it is all zero bytes: 7000x7000 RGB compresses to about 150 kB, yet
+    decodes to the full 7000x7000 buffer.
+    """
+    assert bit_depth in (8, 16)
+    channels = 1 if grey else 3
+    full = (1 << bit_depth) - 1
+    ramp = np.round(np.linspace(0, full, width)).astype(">u2" if bit_depth == 16 else np.uint8)
+    first = np.repeat(ramp, channels).tobytes()
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, 0 if grey else 2, 0, 0, 0)
+    compressor = zlib.compressobj(6)
+    up_row = b"\x02" + b"\x00" * len(first)  # filter 2: each byte equals the one above
+    idat = compressor.compress(b"\x00" + first) + b"".join(compressor.compress(up_row) for _ in range(height - 1))
+    idat += compressor.flush()
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def photo_jpeg_bytes(size: tuple[int, int], index: int = 0, label: str = "dandelion", quality: int = 90) -> bytes:
+    """A real photo of the shared data set upscaled (bicubic) to ``size`` (width, height) and encoded as JPEG."""
+    path = dataset_images(label, index + 1)[index]
+    with Image.open(path) as photo:
+        big = photo.convert("RGB").resize(size, Image.Resampling.BICUBIC)
+    return encode(big, "JPEG", quality=quality)
