@@ -1,4 +1,8 @@
-"""Every FastAPI dependency: settings, services, sessions, storage, the predictor and the current reviewer."""
+"""Every FastAPI dependency: settings, services, sessions, storage, the predictor and the current reviewer.
+
+The ones that never block are ``async``: FastAPI then resolves them in the event loop, not on the shared
+worker threads, so ``/predict`` never waits for a thread that an upload holds while storage hangs.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +25,14 @@ from model.serving.watcher import ChampionWatcher
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings_dep(services: ServicesDep) -> Settings:
+async def get_settings_dep(services: ServicesDep) -> Settings:
     return services.settings
 
 
@@ -43,21 +47,21 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_store(services: ServicesDep) -> ObjectStore:
+async def get_store(services: ServicesDep) -> ObjectStore:
     return services.store
 
 
 StorageDep = Annotated[ObjectStore, Depends(get_store)]
 
 
-def get_watcher(request: Request) -> ChampionWatcher:
+async def get_watcher(request: Request) -> ChampionWatcher:
     return request.app.state.watcher  # type: ignore[no-any-return]
 
 
 WatcherDep = Annotated[ChampionWatcher, Depends(get_watcher)]
 
 
-def get_predictor(watcher: WatcherDep) -> Predictor:
+async def get_predictor(watcher: WatcherDep) -> Predictor:
     """The champion predictor (NoChampionError → 503 when none is promoted)."""
     return watcher.predictor
 

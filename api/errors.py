@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from api.metrics import UNHANDLED_ERRORS
 from model.core.errors import (
@@ -60,6 +61,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeoutError)  # every connection busy (e.g. waiting on a hung server)
     async def database_down(_request: Request, exc: Exception) -> JSONResponse:
         log.error("database unavailable: %s", exc)
         return JSONResponse({"detail": "The database is unavailable; try again shortly."}, status_code=503)

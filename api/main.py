@@ -6,10 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.errors import install_error_handlers
+from api.headers import SecurityHeadersMiddleware
 from api.metrics import TRAINING, MetricsMiddleware
 from api.routes import auth, health, models, predict, retrain, reviews, samples
 from api.uploads import BodySizeLimitMiddleware
@@ -20,6 +22,7 @@ from model.runtime.services import Services
 from model.serving.watcher import ChampionWatcher
 
 log = logging.getLogger("sprout.api")
+WORKER_THREADS = 100
 
 
 def connect(settings: Settings) -> Services:
@@ -41,8 +44,12 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Connect the services, load the champion and follow its alias until shutdown."""
+        # Uploads and reviews that wait on a hung store or database hold a worker thread for up to ~10 s
+        # (their timeouts); more threads keep the queue short. Predictions have threads of their own.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         services = connect(settings)
-        watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1)
+        watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1,
+                                  max_pixels=settings.max_image_pixels)
         app.state.services, app.state.watcher = services, watcher
         TRAINING.services = services
         app.state.signing_key = signing_key(settings)
@@ -71,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

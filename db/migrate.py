@@ -23,17 +23,19 @@ class SchemaOutOfDateError(RuntimeError):
     """The database is not at the revision this code expects."""
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, *, split_key: str | None = None) -> Config:
     """An Alembic config bound to ``url`` and this package's migration scripts."""
     cfg = Config()
     cfg.set_main_option("script_location", str(ALEMBIC_DIR))
     cfg.attributes["url"] = normalize_url(url)
+    cfg.attributes["split_key"] = split_key
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", *, split_key: str | None = None) -> None:
+    """Upgrade the database at ``url`` to ``revision``; ``split_key`` seeds a new database's split key
+    (default: random). An existing key is never changed."""
+    command.upgrade(alembic_config(url, split_key=split_key), revision)
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -1,9 +1,20 @@
-"""Engine and session factories. URLs are passed in; nothing here reads the environment."""
+"""Engine and session factories. URLs are passed in; nothing here reads the environment.
+
+Every wait on PostgreSQL is bounded: connecting (``connect_timeout``), waiting for a pooled connection
+(``pool_timeout``) and every round trip (a psycopg2 wait callback with a deadline), so a frozen or
+partitioned server raises OperationalError (HTTP 503) within ``timeout`` seconds instead of hanging.
+"""
 
 from __future__ import annotations
 
+import select
+import time
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_TIMEOUT_S = 5.0
+_deadline = {"seconds": DEFAULT_TIMEOUT_S}
 
 
 def normalize_url(url: str) -> str:
@@ -14,11 +25,37 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
+def _wait_with_deadline(conn) -> None:  # type: ignore[no-untyped-def]
+    """psycopg2 wait callback: like ``psycopg2.extras.wait_select``, but gives up after the deadline."""
+    import psycopg2
+    from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE
+
+    deadline = time.monotonic() + _deadline["seconds"]
+    while True:
+        state = conn.poll()
+        if state == POLL_OK:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise psycopg2.OperationalError(
+                f"the database did not answer within {_deadline['seconds']:g} s (server closed the connection "
+                "unexpectedly)")  # the wording SQLAlchemy reads as a disconnect: the connection is discarded
+        if state == POLL_READ:
+            select.select([conn.fileno()], [], [], remaining)
+        elif state == POLL_WRITE:
+            select.select([], [conn.fileno()], [], remaining)
+        else:  # pragma: no cover - psycopg2 documents no other state
+            raise psycopg2.OperationalError(f"bad poll state {state}")
+
+
+def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Engine:
+    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout; PostgreSQL bounded waits.
+
+    Statement parameters never appear in logs or error messages (``hide_parameters``).
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, hide_parameters=True, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -28,7 +65,14 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if url.startswith("postgresql+psycopg2"):
+        import psycopg2.extensions
+
+        _deadline["seconds"] = timeout
+        psycopg2.extensions.set_wait_callback(_wait_with_deadline)  # process-wide: every psycopg2 connection
+    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout, pool_size=10, max_overflow=20,
+                         hide_parameters=True,
+                         connect_args={"connect_timeout": max(1, int(timeout))} if "psycopg2" in url else {})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -310,11 +310,14 @@ def fsck(
 def db_upgrade() -> None:
     """Apply database migrations up to the latest revision."""
     from db.migrate import head_revision, upgrade
+    from model.core.security import secure_state_dir
 
     with _command():
         settings = get_settings()
-        settings.home.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.resolved_database_url)
+        secure_state_dir(settings.home)
+        upgrade(settings.resolved_database_url,
+                split_key=settings.split_key.get_secret_value() if settings.split_key else None)
+        secure_state_dir(settings.home)
         _emit({"upgraded": True, "revision": head_revision()},
               lambda d: err.print(f"database is up to date (revision {d['revision']})"))
 

@@ -1,7 +1,9 @@
 """POST /predict: classify one image with the champion model."""
 
+from functools import cache
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, File, UploadFile
 
 from api.deps import PredictorDep, SettingsDep
@@ -10,6 +12,13 @@ from api.schemas import PredictionPublic
 from api.uploads import read_upload
 
 router = APIRouter(tags=["predict"])
+PREDICT_THREADS = 8
+
+
+@cache
+def prediction_limiter() -> anyio.CapacityLimiter:
+    """The predictions' own worker threads (made in the event loop's thread, on first use)."""
+    return anyio.CapacityLimiter(PREDICT_THREADS)
 
 IMAGE_BODY = {"content": {"multipart/form-data": {"example": {"file": "(binary JPEG/PNG/WebP/TIFF/BMP/GIF)"}}}}
 
@@ -17,10 +26,15 @@ IMAGE_BODY = {"content": {"multipart/form-data": {"example": {"file": "(binary J
 @router.post("/predict", response_model=PredictionPublic, openapi_extra={"requestBody": IMAGE_BODY},
              responses={400: {"description": "Not a readable image"}, 413: {"description": "Too large"},
                         415: {"description": "Unsupported type"}, 503: {"description": "No model yet"}})
-def predict_image(file: Annotated[UploadFile, File(description="The image to classify.")],
-                  predictor: PredictorDep, settings: SettingsDep) -> PredictionPublic:
-    """Classify an image: label, confidence and every label's probability (runs in a worker thread)."""
-    result = predictor.predict_bytes(read_upload(file, int(settings.max_upload_mb * 1024 * 1024)))
+async def predict_image(file: Annotated[UploadFile, File(description="The image to classify.")],
+                        predictor: PredictorDep, settings: SettingsDep) -> PredictionPublic:
+    """Classify an image: label, confidence and every label's probability.
+
+    Inference runs on threads of its own (``PREDICT_THREADS``), never queued behind uploads or reviews that
+    wait on storage or the database: predictions keep their latency while a dependency hangs.
+    """
+    data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))  # spooled: small reads, no blocking
+    result = await anyio.to_thread.run_sync(predictor.predict_bytes, data, limiter=prediction_limiter())
     PREDICTIONS.labels(result.label).inc()
     CONFIDENCE.observe(result.confidence)
     return PredictionPublic(label=result.label, confidence=result.confidence, probabilities=result.probabilities,

@@ -26,7 +26,8 @@ def create_sample(
     predictor = watcher.current
     sample, created = submit_sample(session, store, data=data, source=SampleSource.UPLOAD,
                                     suggested_label=label or None,
-                                    predict=predictor.prediction if predictor else None)
+                                    predict=predictor.prediction if predictor else None,
+                                    max_pixels=settings.max_image_pixels)
     UPLOADS.labels("created" if created else "duplicate").inc()
     if not created:
         response.status_code = status.HTTP_200_OK

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,17 +20,44 @@ class InvalidTokenError(Exception):
     """The token is missing, malformed, expired or signed with another key."""
 
 
+MIN_KEY_LENGTH = 32
+
+
+def secure_state_dir(home: Path) -> None:
+    """The embedded state directory is the owner's alone: 0700, and its database files 0600."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    for name in ("sprout.db", "sprout.db-wal", "sprout.db-shm", "secret_key", "mlflow.db"):
+        if (home / name).exists():
+            os.chmod(home / name, 0o600)
+
+
 def signing_key(settings: Settings) -> str:
-    """SPROUT_SECRET_KEY, or (embedded mode) a random key generated once into ``home/secret_key``."""
+    """SPROUT_SECRET_KEY, or (embedded mode) a random key generated once into ``home/secret_key``.
+
+    The generated key (48 random bytes) is written atomically: a temporary file linked into place, so two
+    processes starting at once agree on one key and never read a half-written one.
+    """
     if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value()
-    path = Path(settings.home) / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+        key = settings.secret_key.get_secret_value()
+    else:
+        path = Path(settings.home) / "secret_key"
+        if not path.exists():
+            secure_state_dir(path.parent)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(48))
+                    f.flush()
+                    os.fsync(f.fileno())
+                with contextlib.suppress(FileExistsError):  # another process won the race: use its key
+                    os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
+        key = path.read_text().strip()
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(f"the token signing key must have at least {MIN_KEY_LENGTH} characters")
+    return key
 
 
 def create_access_token(*, subject: str, key: str, minutes: int, now: datetime | None = None) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, utcnow
 from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, SproutError
-from model.data.images import decode_image, sniff
+from model.data.images import DEFAULT_MAX_PIXELS, decode_image, sniff
 from model.data.labels import check_label
 from model.data.splits import SPLIT_KEY, split_for
 from model.data.storage import ObjectStore, labeled_key, pending_key, rejected_key
@@ -64,14 +64,15 @@ def add_sample(
     label: str | None = None,
     suggested_label: str | None = None,
     prediction: Prediction | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[Sample, bool]:
     """Store an image and record it; returns ``(sample, created)``.
 
     With ``label`` the sample is approved at once (imports); otherwise it waits in ``pending/``.
     An exact duplicate (same sha256) returns the existing sample and stores nothing.
     """
-    info = sniff(data)
-    decode_image(data)  # refuse truncated or corrupt files before anything is stored
+    info = sniff(data, max_pixels=max_pixels)
+    decode_image(data, max_pixels=max_pixels, min_side=256)  # refuse truncated or corrupt files before storing
     label = check_label(label) if label is not None else None
     suggested_label = check_label(suggested_label) if suggested_label else None
     sha = sha256_of(data)
@@ -80,6 +81,8 @@ def add_sample(
         return existing, False
     status = SampleStatus.APPROVED if label is not None else SampleStatus.PENDING
     key = key_for(status=status, sha256=sha, ext=info.ext, label=label)
+    split = split_for(sha, key=split_key(session))
+    session.commit()  # end the read transaction: no database connection is held while the store is written
     store.put(key, data, info.content_type)
     now = utcnow()
     sample = Sample(
@@ -94,7 +97,7 @@ def add_sample(
         confidence=prediction.confidence if prediction else None,
         predicted_by_version=prediction.model_version if prediction else None,
         source=source,
-        split=split_for(sha, key=split_key(session)),
+        split=split,
         created_at=now,
         approved_at=now if status is SampleStatus.APPROVED else None,
     )
@@ -223,6 +226,7 @@ def submit_sample(
     source: SampleSource,
     suggested_label: str | None = None,
     predict: Callable[[bytes], Prediction] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[Sample, bool]:
     """A user's upload: record the champion's prediction (when there is one) and store it as pending."""
     existing = queries.get_sample_by_sha(session, sha256=sha256_of(data))
@@ -230,4 +234,4 @@ def submit_sample(
         return existing, False
     prediction = predict(data) if predict is not None else None
     return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
-                      prediction=prediction)
+                      prediction=prediction, max_pixels=max_pixels)

@@ -146,8 +146,9 @@ class S3Store:
         from urllib3 import PoolManager, Retry, Timeout
 
         http = PoolManager(
-            timeout=Timeout(connect=3, read=30),
-            retries=Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            # Bounded: a frozen or partitioned store costs at most ~2 × (2 + 4) s, then StorageUnavailableError.
+            timeout=Timeout(connect=2, read=4),
+            retries=Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
             maxsize=16,
         )
         self.client = Minio(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Embedding
-from model.data.images import load_and_preprocess
+from model.data.images import MAX_PIXELS, load_and_preprocess
 from model.data.storage import ObjectStore
 from model.learning.backbones import LoadedBackbone
 
@@ -64,7 +64,7 @@ def embed_images(
         log.info("embedding %d new images with %s (%d cached)", len(missing), backbone.name, len(cached))
 
     def prepare(ref: ImageRef) -> np.ndarray:
-        return load_and_preprocess(store.get(ref.object_key), backbone.spec)
+        return load_and_preprocess(store.get(ref.object_key), backbone.spec, max_pixels=MAX_PIXELS)  # stored: trusted
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         for start in range(0, len(missing), batch_size):

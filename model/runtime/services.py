@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -10,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.migrate import check_schema
 from db.session import make_engine, make_sessionmaker
+from model.core.security import secure_state_dir
 from model.core.settings import Settings
 from model.data.storage import ObjectStore, make_store
 from model.serving.registry import Registry
@@ -32,8 +36,8 @@ class Services:
     def from_settings(cls, settings: Settings, *, check: bool = True) -> Services:
         """Connect everything; with ``check`` refuse a database whose schema is not at the latest revision."""
         if settings.database_url is None or settings.s3_endpoint is None:
-            settings.home.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.resolved_database_url)
+            secure_state_dir(settings.home)
+        engine = make_engine(settings.resolved_database_url, timeout=settings.database_timeout_seconds)
         if check:
             try:
                 check_schema(engine)
@@ -48,6 +52,37 @@ class Services:
 
     def session(self) -> Session:
         return self.sessions()
+
+    def check(self, *, timeout: float = 1.5) -> dict[str, str]:
+        """``{"database": ..., "storage": ...}``: "ok", "unavailable: <error>" or "no answer within N s".
+
+        The checks run in parallel daemon threads, so the answer comes within ``timeout`` even when a
+        dependency hangs (a frozen server keeps its thread until its own bounded timeout).
+        """
+        from db.queries import ping
+
+        def database() -> None:
+            with self.session() as session:
+                ping(session)
+
+        probes = {"database": database, "storage": self.store.ping}
+        results: dict[str, str] = {}
+
+        def run(name: str, probe: Callable[[], None]) -> None:
+            try:
+                probe()
+                results[name] = "ok"
+            except Exception as exc:  # any driver or store error means "not ready"
+                results[name] = f"unavailable: {type(exc).__name__}"
+
+        threads = [threading.Thread(target=run, args=item, daemon=True, name=f"check-{item[0]}")
+                   for item in probes.items()]
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return {name: results.get(name, f"no answer within {timeout:g} s") for name in probes}
 
     def close(self) -> None:
         self.engine.dispose()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from model.data.images import PreprocessSpec, load_and_preprocess
+from model.data.images import DEFAULT_MAX_PIXELS, PreprocessSpec, load_and_preprocess
 from model.data.samples import Prediction
 from model.serving.contract import INPUT_NAME, META_LABELS, META_PREPROCESS, OUTPUT_NAME
 
@@ -41,9 +41,11 @@ class Predictor:
     spec: PreprocessSpec
     version: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # decode limit of an image to classify
 
     @classmethod
-    def load(cls, model: Path | bytes, *, version: str | None = None, threads: int | None = None) -> Predictor:
+    def load(cls, model: Path | bytes, *, version: str | None = None, threads: int | None = None,
+             max_pixels: int = DEFAULT_MAX_PIXELS) -> Predictor:
         """Load an exported Sprout ONNX model from a path or bytes."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
@@ -53,7 +55,8 @@ class Predictor:
         session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
         meta = dict(session.get_modelmeta().custom_metadata_map)
         return cls(session=session, labels=json.loads(meta[META_LABELS]),
-                   spec=PreprocessSpec.from_json(meta[META_PREPROCESS]), version=version, metadata=meta)
+                   spec=PreprocessSpec.from_json(meta[META_PREPROCESS]), version=version, metadata=meta,
+                   max_pixels=max_pixels)
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for a preprocessed float32 NCHW batch."""
@@ -61,7 +64,7 @@ class Predictor:
         return np.asarray(proba)
 
     def preprocess(self, data: bytes) -> np.ndarray:
-        return load_and_preprocess(data, self.spec)
+        return load_and_preprocess(data, self.spec, max_pixels=self.max_pixels)
 
     def result(self, proba: np.ndarray) -> PredictionResult:
         best = int(np.argmax(proba))

@@ -15,6 +15,7 @@ from typing import Any
 
 from model.core.errors import NoChampionError, NotFoundError, RegistryUnavailableError
 from model.core.settings import Settings
+from model.data.images import DEFAULT_MAX_PIXELS
 from model.serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ log = logging.getLogger(__name__)
 # MLflow's HTTP client retries for minutes by default; a server that answers a user should fail fast
 # (503) instead. MLflow reads these only from the environment; ``Registry.from_settings`` sets them
 # (never an import). Explicit MLFLOW_* settings in the environment still win.
-MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                          "MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                          "MLFLOW_HTTP_REQUEST_TIMEOUT": "8", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
@@ -265,7 +266,8 @@ class Registry:
                 target.with_suffix(".tmp").replace(target)
         return info, target
 
-    def load_predictor(self, version: str | None = None, threads: int | None = None) -> Predictor:
+    def load_predictor(self, version: str | None = None, threads: int | None = None,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> Predictor:
         """A Predictor for the champion (default) or a given version."""
         info, path = self.model_file(version)
-        return Predictor.load(path, version=info.version, threads=threads)
+        return Predictor.load(path, version=info.version, threads=threads, max_pixels=max_pixels)

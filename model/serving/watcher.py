@@ -10,6 +10,7 @@ import logging
 import threading
 
 from model.core.errors import NoChampionError
+from model.data.images import DEFAULT_MAX_PIXELS
 from model.serving.predictor import Predictor
 from model.serving.registry import Registry
 
@@ -19,8 +20,10 @@ log = logging.getLogger(__name__)
 class ChampionWatcher:
     """Holds the current champion Predictor and follows the registry's ``champion`` alias."""
 
-    def __init__(self, registry: Registry, *, poll_seconds: float, threads: int = 1) -> None:
+    def __init__(self, registry: Registry, *, poll_seconds: float, threads: int = 1,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.registry = registry
+        self.max_pixels = max_pixels
         self.poll_seconds = poll_seconds
         self.threads = threads
         self._predictor: Predictor | None = None
@@ -53,7 +56,8 @@ class ChampionWatcher:
                 if champion is None or champion.version == self.version:
                     self.last_error = None
                     return False
-                predictor = self.registry.load_predictor(champion.version, threads=self.threads)
+                predictor = self.registry.load_predictor(champion.version, threads=self.threads,
+                                                         max_pixels=self.max_pixels)
             except Exception as exc:  # registry or artifact store down: keep serving what we have
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("could not refresh the champion model: %s", self.last_error)

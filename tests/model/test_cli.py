@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from db.models import Sample, Split, User
+from tests.utils.datasets import consistent_with_accuracy
 from tests.utils.paths import require_dataset
+from tests.utils.services import TEST_SPLIT_KEY
 
 pytestmark = pytest.mark.slow
 SPROUT = str(Path(sys.executable).with_name("sprout"))
@@ -21,7 +23,8 @@ SPROUT = str(Path(sys.executable).with_name("sprout"))
 
 def sprout(home: Path, *args: str, stdin: str | None = None, ok: bool = True) -> dict:
     """Run `sprout --json ARGS` with an embedded home; return its single JSON object."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | {"SPROUT_HOME": str(home)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | {"SPROUT_HOME": str(home),
+                                                                               "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY}
     proc = subprocess.run([SPROUT, "--json", *args], input=stdin, capture_output=True, text=True, env=env,
                           timeout=600, cwd=home.parent)
     assert (proc.returncode == 0) is ok, proc.stderr[-3000:]
@@ -48,10 +51,11 @@ def test_import_then_train_promotes_version_1(home: Path) -> None:
     assert sprout(home, "import", str(require_dataset()))["skipped_duplicates"] == 320
     trained = sprout(home, "train")
     assert trained["version"] == "1" and trained["promoted"] and trained["gate"]["passed"]
-    assert trained["metrics"]["accuracy"] >= 0.95
+    assert consistent_with_accuracy(trained["metrics"]["accuracy"], trained["metrics"]["n"]), trained["metrics"]
     status = sprout(home, "status")
     assert status["samples"]["approved"] == 320 and status["approved_since_last_run"] == 0
-    assert status["champion"]["version"] == "1" and status["champion"]["metrics"]["accuracy"] >= 0.95
+    assert status["champion"]["version"] == "1"
+    assert status["champion"]["metrics"]["accuracy"] == trained["metrics"]["accuracy"]
     skipped = sprout(home, "train")
     assert skipped["skipped"] and "0 new" in skipped["reason"]
 
@@ -65,7 +69,7 @@ def test_evaluate_on_images_the_model_never_saw(home: Path, tmp_path: Path) -> N
         shutil.copyfile(home / "objects" / key, tmp_path / "unseen" / label / Path(key).name)
     result = sprout(home, "evaluate", str(tmp_path / "unseen"))
     assert result["n"] == len(test_rows) and result["model_version"] == "1"
-    assert result["accuracy"] >= 0.95
+    assert consistent_with_accuracy(result["accuracy"], result["n"]), result
     assert set(result["per_class"]) == {"dandelion", "grass"}
     assert {"precision", "recall", "f1", "support"} <= set(result["per_class"]["grass"])
     again = sprout(home, "evaluate", str(tmp_path / "unseen"), "--model", "1")

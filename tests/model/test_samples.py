@@ -112,7 +112,7 @@ def test_an_uploader_cannot_choose_the_test_split_by_appending_bytes(svc: Servic
     with svc.session() as session:
         splits = [add_sample(session, svc.store, data=d, source=SampleSource.UPLOAD)[0].split for d in chosen]
     assert splits.count(Split.TEST) < 15, splits  # keyed: about 10% land in test, never all 30
-    other = migrated_services(Settings(home=tmp_path / "other"))  # another installation, another key
+    other = migrated_services(Settings(home=tmp_path / "other", split_key="another-installation"))  # another key
     with other.session() as session:
         again = [add_sample(session, other.store, data=d, source=SampleSource.UPLOAD)[0].split for d in chosen]
     assert again != splits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import shutil
 from pathlib import Path
 
@@ -79,3 +80,13 @@ def add_mislabeled_copies(svc: Services) -> int:
                 break
     assert added >= len(samples)
     return added
+
+
+def consistent_with_accuracy(accuracy: float, n: int, *, target: float = 0.95, floor: float = 0.90) -> bool:
+    """Measured ``accuracy`` on ``n`` unseen images is above the gate's floor and not significantly below
+    ``target`` (the target lies under the upper end of the 95% Wilson interval). On a few dozen test images
+    one image moves the accuracy by 2-4 points, so a bare ``>= target`` would test the split, not the model."""
+    z = 1.959964
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return accuracy >= floor and centre + half >= target

@@ -29,6 +29,7 @@ import pytest
 from tests.utils.images import dataset_images
 from tests.utils.paths import REPO_ROOT, require_dataset
 from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
+from tests.utils.services import TEST_SPLIT_KEY
 
 REVIEWER, REVIEWER_PASSWORD = "reviewer", "reviewer-password-1"
 ADMIN, ADMIN_PASSWORD = "admin", "admin-password-12"
@@ -103,7 +104,7 @@ def free_port() -> int:
 def sprout_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment without anybody's ``SPROUT_*`` settings, plus the embedded home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")}
-    return env | {"SPROUT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)} | extra
+    return env | {"SPROUT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT), "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY} | extra
 
 
 def sprout(home: Path, *args: str, stdin: str | None = None) -> dict[str, Any]:

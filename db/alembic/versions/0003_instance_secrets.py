@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = '0003'
 down_revision: str | None = '0002'
@@ -27,7 +27,8 @@ def upgrade() -> None:
         sa.Column('value', sa.String(length=256), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     )
-    op.bulk_insert(table, [{'name': 'split_key', 'value': secrets.token_hex(32), 'created_at': datetime.now(UTC)}])
+    key = context.config.attributes.get('split_key') or secrets.token_hex(32)
+    op.bulk_insert(table, [{'name': 'split_key', 'value': key, 'created_at': datetime.now(UTC)}])
 
 
 def downgrade() -> None:

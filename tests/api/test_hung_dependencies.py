@@ -1,0 +1,151 @@
+"""A hung dependency stalls nothing: freeze SeaweedFS, then PostgreSQL (SIGSTOP, as a partition or an overloaded
+server behaves) under 60 uploads in flight. Uploads get a 503 with a sentence within ~10 s, /readyz answers
+within 2 s naming the failed check, /healthz and /predict keep their latency, and after SIGCONT everything
+works again without a restart. Real servers, the API under uvicorn, 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from model.core.accounts import create_user
+from model.core.settings import Settings
+from model.data.importer import import_directory
+from model.learning.promotion import train
+from tests import servers
+from tests.utils.images import dataset_images, random_image_bytes
+from tests.utils.paths import REPO_ROOT
+from tests.utils.readiness import http_ok, wait_until_ready
+from tests.utils.services import migrated_services
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+IN_FLIGHT = 60
+UPLOAD_DEADLINE_S = 15.0  # "within ~10 s": the bounded timeouts are ~8-10 s, plus a loaded 2-core machine
+
+
+def pids_of(pattern: str) -> list[int]:
+    """Processes whose command line contains ``pattern``, and their children."""
+    found = {int(p) for p in subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True,
+                                            text=True).stdout.split()}
+    for pid in list(found):
+        found |= {int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                 text=True).stdout.split()}
+    return sorted(found - {os.getpid()})
+
+
+@contextlib.contextmanager
+def frozen(pids: list[int]) -> Iterator[None]:
+    assert pids, "nothing to freeze"
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def predict_p50(base: str, photo: bytes, n: int = 15) -> float:
+    times = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(n):
+            start = time.perf_counter()
+            assert client.post("/predict", files={"file": ("p.jpg", photo, "image/jpeg")}).status_code == 200
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def upload(base: str, seed: int) -> tuple[int, float, str]:
+    start = time.perf_counter()
+    data = random_image_bytes("JPEG", size=(120, 90), seed=seed)
+    try:
+        resp = httpx.post(f"{base}/samples", files={"file": ("u.jpg", data, "image/jpeg")}, timeout=60)
+    except httpx.HTTPError as exc:
+        return 0, time.perf_counter() - start, repr(exc)
+    return resp.status_code, time.perf_counter() - start, resp.text
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Own PostgreSQL and SeaweedFS (freezing them must not touch other tests) and the API on them."""
+    tmp = tmp_path_factory.mktemp("hung")
+    with servers.postgres_server() as pg_url, servers.seaweedfs_server() as s3:
+        env = {"SPROUT_HOME": str(tmp / "home"), "SPROUT_DATABASE_URL": pg_url, "SPROUT_S3_ENDPOINT": s3.endpoint,
+               "SPROUT_S3_ACCESS_KEY": s3.access_key, "SPROUT_S3_SECRET_KEY": s3.secret_key,
+               "SPROUT_S3_BUCKET": f"hung-{uuid.uuid4().hex[:8]}", "SPROUT_GATE_MIN_ACCURACY": "0.5"}
+        settings = Settings(_env_file=None, **{k.removeprefix("SPROUT_").lower(): v  # type: ignore[arg-type]
+                                               for k, v in env.items()})
+        svc = migrated_services(settings)
+        tree = tmp / "tree"
+        for label in ("dandelion", "grass"):
+            (tree / label).mkdir(parents=True)
+            for path in dataset_images(label, 12):
+                shutil.copyfile(path, tree / label / path.name)
+        with svc.session() as session:
+            import_directory(session, svc.store, tree)
+            create_user(session, username="hung-reviewer", password="hung-reviewer-password")
+        assert train(svc, force=True).promoted
+        svc.close()
+        port = servers.free_port()
+        log = tmp / "api.log"
+        api_env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | env
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                                     "--port", str(port), "--log-level", "warning"], cwd=REPO_ROOT, env=api_env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(http_ok(f"{base}/readyz"), what="the API", timeout=120, proc=proc, log=log)
+            pg_port = pg_url.rsplit(":", 1)[1].split("/")[0]
+            yield {"base": base, "log": log, "photo": dataset_images("grass", 14)[-1].read_bytes(),
+                   "s3_pids": pids_of(f"-s3.port={s3.endpoint.rsplit(':', 1)[1]}"),
+                   "pg_pids": pids_of(f"-p {pg_port}")}
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+@pytest.mark.parametrize("dependency", ["storage", "database"])
+def test_a_frozen_dependency_gives_503s_in_bounded_time_and_predictions_keep_their_latency(
+    stack: dict, dependency: str
+) -> None:
+    base, photo = stack["base"], stack["photo"]
+    normal = predict_p50(base, photo)
+    pids = stack["s3_pids"] if dependency == "storage" else stack["pg_pids"]
+    seed0 = 10_000 if dependency == "storage" else 20_000
+    with frozen(pids), ThreadPoolExecutor(IN_FLIGHT) as pool:
+        uploads = [pool.submit(upload, base, seed0 + i) for i in range(IN_FLIGHT)]
+        time.sleep(1.0)  # the uploads are now stuck on the frozen server
+        start = time.perf_counter()
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        ready_s = time.perf_counter() - start
+        health = httpx.get(f"{base}/healthz", timeout=10)
+        during = predict_p50(base, photo)
+        results = [u.result() for u in uploads]
+    assert ready.status_code == 503 and ready_s <= 2.5, (ready_s, ready.text)
+    assert not ready.json()["checks"][dependency] == "ok" and ready.json()["checks"]["model"].startswith("version")
+    assert health.status_code == 200
+    assert during <= 2 * normal + 0.05, f"/predict p50 {during:.3f} s while {dependency} hangs vs {normal:.3f} s"
+    codes = sorted({code for code, _, _ in results})
+    assert 500 not in codes and 0 not in codes, results[:3]
+    refused = [(code, took, text) for code, took, text in results if code == 503]
+    assert refused, codes  # the frozen dependency was really needed
+    assert all(took <= UPLOAD_DEADLINE_S for _, took, _ in refused), max(took for _, took, _ in refused)
+    assert all("unavailable" in text for _, _, text in refused), refused[0]
+    # SIGCONT: the same kind of request succeeds again, without restarting the API.
+    wait_until_ready(http_ok(f"{base}/readyz"), what="the API after SIGCONT", timeout=60, log=stack["log"])
+    code, _, text = upload(base, seed0 + 999)
+    assert code == 201, text
