@@ -7,6 +7,7 @@ Objects are named by content hash, so a key never changes meaning.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import tempfile
@@ -17,6 +18,8 @@ from typing import Literal, Protocol
 
 from model.core.errors import NotFoundError, StorageUnavailableError
 from model.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PENDING = "pending"
 LABELED = "labeled"
@@ -278,9 +281,11 @@ class _s3_errors:
                 raise StorageUnavailableError(f"object store refused the credentials: {exc.code}") from exc
             return False
         if isinstance(exc, (InvalidResponseError, ServerError)):
-            raise StorageUnavailableError(f"object store gave a non-S3 answer: {exc}") from exc
+            log.warning("object store gave a non-S3 answer: %s", exc)
+            raise StorageUnavailableError("The object store is unavailable; try again shortly.") from exc
         if isinstance(exc, (HTTPError, OSError)):
-            raise StorageUnavailableError(f"object store unreachable: {exc}") from exc
+            log.warning("object store unreachable: %s", exc)
+            raise StorageUnavailableError("The object store is unreachable; try again shortly.") from exc
         return False
 
 

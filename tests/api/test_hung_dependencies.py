@@ -49,7 +49,8 @@ def pids_of(pattern: str) -> list[int]:
 def frozen(pids: list[int]) -> Iterator[None]:
     assert pids, "nothing to freeze"
     for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+        with contextlib.suppress(ProcessLookupError):  # a backend that just exited
+            os.kill(pid, signal.SIGSTOP)
     try:
         yield
     finally:
@@ -111,8 +112,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             wait_until_ready(http_ok(f"{base}/readyz"), what="the API", timeout=120, proc=proc, log=log)
             pg_port = pg_url.rsplit(":", 1)[1].split("/")[0]
             yield {"base": base, "log": log, "photo": dataset_images("grass", 14)[-1].read_bytes(),
-                   "s3_pids": pids_of(f"-s3.port={s3.endpoint.rsplit(':', 1)[1]}"),
-                   "pg_pids": pids_of(f"-p {pg_port}")}
+                   "s3_pattern": f"-s3.port={s3.endpoint.rsplit(':', 1)[1]}", "pg_pattern": f"-p {pg_port}"}
         finally:
             proc.terminate()
             proc.wait(20)
@@ -124,7 +124,7 @@ def test_a_frozen_dependency_gives_503s_in_bounded_time_and_predictions_keep_the
 ) -> None:
     base, photo = stack["base"], stack["photo"]
     normal = predict_p50(base, photo)
-    pids = stack["s3_pids"] if dependency == "storage" else stack["pg_pids"]
+    pids = pids_of(stack["s3_pattern"] if dependency == "storage" else stack["pg_pattern"])  # backends: now
     seed0 = 10_000 if dependency == "storage" else 20_000
     with frozen(pids), ThreadPoolExecutor(IN_FLIGHT) as pool:
         uploads = [pool.submit(upload, base, seed0 + i) for i in range(IN_FLIGHT)]
@@ -144,7 +144,7 @@ def test_a_frozen_dependency_gives_503s_in_bounded_time_and_predictions_keep_the
     refused = [(code, took, text) for code, took, text in results if code == 503]
     assert refused, codes  # the frozen dependency was really needed
     assert all(took <= UPLOAD_DEADLINE_S for _, took, _ in refused), max(took for _, took, _ in refused)
-    assert all("unavailable" in text for _, _, text in refused), refused[0]
+    assert all("try again shortly" in text for _, _, text in refused), refused[0]
     # SIGCONT: the same kind of request succeeds again, without restarting the API.
     wait_until_ready(http_ok(f"{base}/readyz"), what="the API after SIGCONT", timeout=60, log=stack["log"])
     code, _, text = upload(base, seed0 + 999)
