@@ -14,6 +14,7 @@ from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
 from api.metrics import TRAINING, MetricsMiddleware
 from api.routes import auth, health, models, predict, retrain, reviews, samples
+from api.throttle import Throttle
 from api.uploads import BodySizeLimitMiddleware
 from db.migrate import SchemaOutOfDateError
 from model.core.security import signing_key
@@ -53,6 +54,7 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         app.state.services, app.state.watcher = services, watcher
         TRAINING.services = services
         app.state.signing_key = signing_key(settings)
+        app.state.throttle = Throttle()
         watcher.start()
         try:
             yield

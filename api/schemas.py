@@ -47,6 +47,26 @@ class SamplePublic(BaseModel):
     reviewed_by: str | None
 
 
+class SampleReceipt(BaseModel):
+    """What an (anonymous) uploader learns: its own submission, never a reviewer's name, label or split.
+
+    For an exact duplicate only ``id`` and ``status`` are given (the rest is null).
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    status: SampleStatus
+    duplicate: bool = False
+    sha256: str | None = None
+    suggested_label: str | None = None
+    predicted_label: str | None = None
+    confidence: float | None = None
+    predicted_by_version: str | None = None
+    source: SampleSource | None = None
+    created_at: datetime | None = None
+
+
 class SamplesPublic(BaseModel):
     data: list[SamplePublic]
     count: int

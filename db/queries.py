@@ -104,6 +104,10 @@ def approved_samples(session: Session) -> list[Sample]:
     return list(session.scalars(select(Sample).where(Sample.status == SampleStatus.APPROVED).order_by(Sample.id)))
 
 
+def count_samples(session: Session, *, status: SampleStatus) -> int:
+    return int(session.scalar(select(func.count(Sample.id)).where(Sample.status == status)) or 0)
+
+
 def count_samples_by_status(session: Session) -> dict[SampleStatus, int]:
     """Samples per review status, zero where there are none."""
     found = {SampleStatus(status): int(n) for status, n in session.execute(

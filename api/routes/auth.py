@@ -7,16 +7,20 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import SessionDep, SettingsDep
 from api.schemas import Token
+from api.throttle import LOGIN_PER_IP, LOGIN_PER_USERNAME, client_address
 from model.core.accounts import authenticate
 from model.core.security import create_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=Token)
+@router.post("/token", response_model=Token, responses={429: {"description": "Too many attempts"}})
 def login_access_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
                        settings: SettingsDep, request: Request) -> Token:
-    """Exchange a reviewer's user name and password for a bearer token."""
+    """Exchange a reviewer's user name and password for a bearer token (throttled per address and per name)."""
+    throttle = request.app.state.throttle
+    throttle.hit(LOGIN_PER_IP, "login-ip", client_address(request))
+    throttle.hit(LOGIN_PER_USERNAME, "login-user", form.username.lower())
     user = authenticate(session, username=form.username, password=form.password)
     if user is None:
         raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED, detail="Incorrect user name or password.",

@@ -2,11 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 
 from api.deps import SessionDep, SettingsDep, StorageDep, WatcherDep
 from api.metrics import UPLOADS
-from api.schemas import SamplePublic
+from api.schemas import SampleReceipt
+from api.throttle import UPLOADS_PER_IP, client_address
 from api.uploads import read_upload
 from db.models import SampleSource
 from model.data.samples import submit_sample
@@ -14,21 +15,25 @@ from model.data.samples import submit_sample
 router = APIRouter(prefix="/samples", tags=["samples"])
 
 
-@router.post("", response_model=SamplePublic, status_code=status.HTTP_201_CREATED,
-             responses={200: {"description": "Exact duplicate: the existing sample"}})
+@router.post("", response_model=SampleReceipt, status_code=status.HTTP_201_CREATED,
+             responses={200: {"description": "Exact duplicate: the existing sample's id and status only"},
+                        429: {"description": "Too many uploads from this address, or the review queue is full"}})
 def create_sample(
     file: Annotated[UploadFile, File(description="The image to submit.")],
     session: SessionDep, store: StorageDep, settings: SettingsDep, watcher: WatcherDep, response: Response,
+    request: Request,
     label: Annotated[str | None, Form(max_length=64, description="Suggested label (optional).")] = None,
-) -> SamplePublic:
+) -> SampleReceipt:
     """Store an image in the pending area with the champion's prediction; duplicates return the existing one."""
+    request.app.state.throttle.hit(UPLOADS_PER_IP, "upload-ip", client_address(request))
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))
     predictor = watcher.current
     sample, created = submit_sample(session, store, data=data, source=SampleSource.UPLOAD,
                                     suggested_label=label or None,
                                     predict=predictor.prediction if predictor else None,
-                                    max_pixels=settings.max_image_pixels)
+                                    max_pixels=settings.max_image_pixels, max_pending=settings.max_pending_samples)
     UPLOADS.labels("created" if created else "duplicate").inc()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return SamplePublic.model_validate(sample)
+        return SampleReceipt(id=sample.id, status=sample.status, duplicate=True)
+    return SampleReceipt.model_validate(sample)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -14,6 +15,8 @@ from db.models import User
 from model.core.errors import ConflictError, NotFoundError, SproutError
 
 password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
+# Each argon2 hash takes 64 MiB: at most this many at once, however many logins arrive together.
+HASHING = threading.BoundedSemaphore(2)
 _DUMMY_HASH = password_hash.hash("timing-equaliser")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 12
@@ -77,9 +80,11 @@ def authenticate(session: Session, *, username: str, password: str) -> User | No
     """The active user with this name and password, or None (same work either way)."""
     user = queries.get_user(session, username=username)
     if user is None:
-        password_hash.verify(password, _DUMMY_HASH)
+        with HASHING:
+            password_hash.verify(password, _DUMMY_HASH)
         return None
-    valid, new_hash = password_hash.verify_and_update(password, user.password_hash)
+    with HASHING:
+        valid, new_hash = password_hash.verify_and_update(password, user.password_hash)
     if not valid or not user.is_active:
         return None
     if new_hash:

@@ -29,6 +29,10 @@ class ConflictError(SproutError):
     """Duplicate upload or already-reviewed sample (HTTP 409)."""
 
 
+class QueueFullError(SproutError):
+    """The review queue holds as many pending samples as allowed (HTTP 429)."""
+
+
 class NoChampionError(SproutError):
     """No model has been promoted yet (HTTP 503)."""
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, utcnow
-from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, SproutError
+from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, QueueFullError, SproutError
 from model.data.images import DEFAULT_MAX_PIXELS, decode_image, sniff
 from model.data.labels import check_label
 from model.data.splits import SPLIT_KEY, split_for
@@ -227,11 +227,18 @@ def submit_sample(
     suggested_label: str | None = None,
     predict: Callable[[bytes], Prediction] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pending: int | None = None,
 ) -> tuple[Sample, bool]:
-    """A user's upload: record the champion's prediction (when there is one) and store it as pending."""
+    """A user's upload: record the champion's prediction (when there is one) and store it as pending.
+
+    QueueFullError once ``max_pending`` samples wait for review (a duplicate is still answered).
+    """
     existing = queries.get_sample_by_sha(session, sha256=sha256_of(data))
     if existing is not None:
         return existing, False
+    if max_pending is not None and queries.count_samples(session, status=SampleStatus.PENDING) >= max_pending:
+        raise QueueFullError(f"The review queue is full ({max_pending} images wait for a reviewer); "
+                             "try again later.")
     prediction = predict(data) if predict is not None else None
     return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
                       prediction=prediction, max_pixels=max_pixels)
