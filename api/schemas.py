@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from db.models import RunStatus, SampleSource, SampleStatus, Split
+from model.reports.history import VersionRow
 
 
 class UiPage(enum.StrEnum):
@@ -91,30 +92,6 @@ class Token(BaseModel):
     is_admin: bool
 
 
-class ReviewStats(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    pending: int
-    approved: int
-    rejected: int
-    approved_since_last_run: int
-    min_new_samples: int
-    labels: dict[str, int]
-    champion_version: str | None
-    warnings: list[str] = Field(default_factory=list, description="Labels the next run would leave out, and why.")
-
-
-class VersionPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    version: str
-    created_at: datetime
-    is_champion: bool
-    run_id: int | None
-    backbone: str | None
-    metrics: dict[str, Any] | None
-
-
 class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -137,7 +114,7 @@ class RunPublic(BaseModel):
 class ModelsPublic(BaseModel):
     champion: str | None
     serving: str | None
-    versions: list[VersionPublic]
+    versions: list[VersionRow]
     runs: list[RunPublic]
 
 

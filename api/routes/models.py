@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from api.deps import ServicesDep, WatcherDep, require_admin
-from api.schemas import ModelsPublic, PromoteResult, RunPublic, VersionPublic
+from api.schemas import ModelsPublic, PromoteResult, RunPublic
 from model.learning.promotion import rollback
 from model.reports.history import model_history
 
@@ -15,7 +15,7 @@ def read_models(services: ServicesDep, watcher: WatcherDep) -> ModelsPublic:
     """Registered versions with their metrics, every training run with its gate decision, the champion."""
     history = model_history(services)
     return ModelsPublic(champion=history.champion, serving=watcher.version,
-                        versions=[VersionPublic.model_validate(v) for v in history.versions],
+                        versions=history.versions,
                         runs=[RunPublic.model_validate(r) for r in history.runs])
 
 

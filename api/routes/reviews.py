@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer, require_admin
 from api.metrics import REVIEWS
-from api.schemas import RelabelRequest, ReviewRequest, ReviewStats, SamplePublic, SamplesPublic
+from api.schemas import RelabelRequest, ReviewRequest, SamplePublic, SamplesPublic
 from db.models import SampleStatus
 from db.queries import SampleOrder, list_samples
 from model.data.samples import get_sample, relabel_sample, review_sample
-from model.reports.status import review_stats
+from model.reports.status import ReviewStats, review_stats
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
 
@@ -61,4 +61,4 @@ def relabel_approved_sample(sample_id: int, request: RelabelRequest, session: Se
 @router.get("/stats", response_model=ReviewStats)
 def read_stats(services: ServicesDep) -> ReviewStats:
     """Queue size, approvals since the last training run vs the threshold, per-label counts."""
-    return ReviewStats.model_validate(review_stats(services))
+    return review_stats(services)

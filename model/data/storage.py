@@ -205,18 +205,7 @@ class S3Store:
             resp.release_conn()
 
     def exists(self, key: str) -> bool:
-        from minio.error import S3Error
-
-        name = self._k(key)
-        self._ensure_bucket()
-        try:
-            with _s3_errors():
-                self.client.stat_object(self.bucket, name)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"):
-                return False
-            raise
-        return True
+        return self.modified(key) is not None
 
     def modified(self, key: str) -> datetime | None:
         """When the object was last written (None when it does not exist)."""
