@@ -12,7 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
-from api.metrics import TRAINING, MetricsMiddleware
+from api.metrics import MODEL_REJECTED, TRAINING, MetricsMiddleware
 from api.routes import auth, health, models, predict, retrain, reviews, samples
 from api.throttle import Throttle
 from api.uploads import BodySizeLimitMiddleware
@@ -50,7 +50,8 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         services = connect(settings)
         watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1,
-                                  max_pixels=settings.max_image_pixels)
+                                  max_pixels=settings.max_image_pixels, verify=services.verify_artifact,
+                                  on_reject=lambda _version, _reason: MODEL_REJECTED.inc())
         app.state.services, app.state.watcher = services, watcher
         TRAINING.services = services
         app.state.signing_key = signing_key(settings)

@@ -30,6 +30,8 @@ UPLOADS = Counter("sprout_uploads_total", "Images submitted for review", ["resul
 REVIEWS = Counter("sprout_reviews_total", "Review decisions", ["action"])
 UI_PAGE_VIEWS = Counter("sprout_ui_page_views_total", "Streamlit page views (once per session and page)", ["page"])
 UI_PREDICT_CLICKS = Counter("sprout_ui_predict_clicks_total", "Predictions requested from the Streamlit page")
+MODEL_REJECTED = Counter("sprout_model_artifact_rejections_total",
+                         "Champion versions the API refused to serve (artifact not Sprout's, or sha256 mismatch)")
 UNHANDLED_ERRORS = Counter("sprout_api_unhandled_errors_total", "Requests that failed with an unexpected error")
 UNMEASURED_ROUTES = {"/metrics"}
 

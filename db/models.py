@@ -142,6 +142,7 @@ class TrainingRun(Base):
     gate_reason: Mapped[str | None] = mapped_column(Text)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     registered_version: Mapped[str | None] = mapped_column(String(32))
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))  # of the ONNX file logged: the API checks it
     promoted: Mapped[bool] = mapped_column(Boolean, default=False)
     n_embedded: Mapped[int | None] = mapped_column(Integer)
     trigger_key: Mapped[str | None] = mapped_column(String(250))  # e.g. the Airflow run id: retries reuse it

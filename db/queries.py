@@ -165,6 +165,13 @@ def get_run_by_version(session: Session, *, version: str) -> TrainingRun | None:
     return session.scalar(select(TrainingRun).where(TrainingRun.registered_version == version))
 
 
+def expected_artifact(session: Session, *, version: str) -> tuple[bool, str | None]:
+    """``(known, sha256)`` of a registered version: ``known`` when a Sprout run registered it (its digest
+    is None only for runs from before digests were recorded)."""
+    run = get_run_by_version(session, version=version)
+    return (run is not None, run.artifact_sha256 if run else None)
+
+
 def list_runs(session: Session, *, limit: int | None = None, newest_first: bool = True) -> list[TrainingRun]:
     query = select(TrainingRun).order_by(TrainingRun.id.desc() if newest_first else TrainingRun.id.asc())
     return list(session.scalars(query.limit(limit) if limit is not None else query))

@@ -33,6 +33,10 @@ class QueueFullError(SproutError):
     """The review queue holds as many pending samples as allowed (HTTP 429)."""
 
 
+class ArtifactRejectedError(SproutError):
+    """A model artifact that Sprout did not produce, or whose sha256 differs from the one recorded (not served)."""
+
+
 class NoChampionError(SproutError):
     """No model has been promoted yet (HTTP 503)."""
 

@@ -6,6 +6,7 @@ so the CLI, the API and the Airflow DAG get the same run. Promotion lives in ``m
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -224,9 +225,9 @@ def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Hea
 
 
 def record_run(session: Session, run: TrainingRun, data: TrainingData, head: Head, evaluation: Evaluation, *,
-               seed: int, mlflow_run_id: str, model_uri: str) -> None:
+               seed: int, mlflow_run_id: str, model_uri: str, artifact_sha256: str) -> None:
     """Store the outcome, the gate's decision and the lineage (which sample, split and label) with the run."""
-    run.mlflow_run_id = mlflow_run_id
+    run.mlflow_run_id, run.artifact_sha256 = mlflow_run_id, artifact_sha256
     run.params = {"seed": seed, "weight_decay": head.weight_decay, "model_uri": model_uri,
                   "counts": data.counts, "val_log_loss": head.val_log_loss,
                   "warnings": list(run.params.get("warnings", []))}
@@ -291,7 +292,7 @@ def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Samp
                                   cache_dir=svc.settings.cache_dir, metadata={META_TRAINING_RUN: str(run.id)})
     mlflow_run_id, model_uri = log_to_mlflow(svc, run, data, head, evaluation, onnx_model)
     record_run(session, run, data, head, evaluation, seed=svc.settings.seed, mlflow_run_id=mlflow_run_id,
-               model_uri=model_uri)
+               model_uri=model_uri, artifact_sha256=hashlib.sha256(onnx_model.SerializeToString()).hexdigest())
 
 
 def flat_metrics(prefix: str, metrics: Metrics) -> dict[str, float]:

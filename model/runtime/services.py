@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.migrate import check_schema
 from db.session import make_engine, make_sessionmaker
+from model.core.errors import ArtifactRejectedError
 from model.core.security import secure_state_dir
 from model.core.settings import Settings
 from model.data.storage import ObjectStore, make_store
 from model.serving.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +58,23 @@ class Services:
 
     def session(self) -> Session:
         return self.sessions()
+
+    def verify_artifact(self, version: str, path: Path) -> None:
+        """ArtifactRejectedError unless ``path`` is the ONNX file a Sprout run logged for ``version``
+        (same sha256 as recorded in Sprout's database at training time)."""
+        from db.queries import expected_artifact
+
+        with self.session() as session:
+            known, expected = expected_artifact(session, version=version)
+        if not known:
+            raise ArtifactRejectedError(f"version {version} was not registered by a Sprout training run")
+        if expected is None:
+            log.warning("version %s predates artifact digests: served unverified", version)
+            return
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != expected:
+            raise ArtifactRejectedError(f"version {version}: the artifact's sha256 {actual[:12]}… differs from "
+                                        f"the {expected[:12]}… recorded when it was trained")
 
     def check(self, *, timeout: float = 1.5) -> dict[str, str]:
         """``{"database": ..., "storage": ...}``: "ok", "unavailable: <error>" or "no answer within N s".

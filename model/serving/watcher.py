@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
-from model.core.errors import NoChampionError
+from model.core.errors import ArtifactRejectedError, NoChampionError
 from model.data.images import DEFAULT_MAX_PIXELS
 from model.serving.predictor import Predictor
 from model.serving.registry import Registry
@@ -21,8 +23,14 @@ class ChampionWatcher:
     """Holds the current champion Predictor and follows the registry's ``champion`` alias."""
 
     def __init__(self, registry: Registry, *, poll_seconds: float, threads: int = 1,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, verify: Callable[[str, Path], None] | None = None,
+                 on_reject: Callable[[str, str], None] | None = None) -> None:
+        """``verify(version, path)`` raises ArtifactRejectedError for an artifact that must not be served;
+        ``on_reject(version, reason)`` is told once per rejected version (e.g. to count it in a metric)."""
         self.registry = registry
+        self.verify = verify
+        self.on_reject = on_reject
+        self.rejected: dict[str, str] = {}
         self.max_pixels = max_pixels
         self.poll_seconds = poll_seconds
         self.threads = threads
@@ -56,8 +64,20 @@ class ChampionWatcher:
                 if champion is None or champion.version == self.version:
                     self.last_error = None
                     return False
-                predictor = self.registry.load_predictor(champion.version, threads=self.threads,
-                                                         max_pixels=self.max_pixels)
+                info, path = self.registry.model_file(champion.version)
+                if self.verify is not None:
+                    self.verify(info.version, path)
+                predictor = Predictor.load(path, version=info.version, threads=self.threads,
+                                           max_pixels=self.max_pixels)
+            except ArtifactRejectedError as exc:  # keep serving the current model; say why, once per version
+                self.last_error = str(exc)
+                version = info.version
+                if version not in self.rejected:
+                    self.rejected[version] = str(exc)
+                    log.error("not serving model version %s: %s", version, exc)
+                    if self.on_reject is not None:
+                        self.on_reject(version, str(exc))
+                return False
             except Exception as exc:  # registry or artifact store down: keep serving what we have
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("could not refresh the champion model: %s", self.last_error)

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from model.core.accounts import create_user
 from model.core.settings import Settings
 from model.data.importer import import_directory
 from model.learning.promotion import train
+from model.runtime.services import Services
 from tests.utils.images import dataset_images
 from tests.utils.services import migrated_services
 
@@ -70,3 +72,26 @@ def admin_headers(client: TestClient) -> dict[str, str]:
     resp = client.post("/auth/token", data={"username": ADMIN, "password": ADMIN_PASSWORD})
     assert resp.status_code == 200 and resp.json()["is_admin"] is True, resp.text
     return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+def register_version(svc: Services, model: Any, *, recorded: bool = True, digest: str | None = None) -> str:
+    """Log ``model`` (an onnx.ModelProto) to MLflow and register it as a new version, as a promotion does.
+
+    ``recorded``: also write the run row Sprout keeps (with the artifact's sha256, or ``digest``); without
+    it the version is one that someone registered in MLflow behind Sprout's back.
+    """
+    import hashlib
+
+    from db.models import RunStatus, TrainingRun
+
+    with svc.registry.start_run("test-version") as run:
+        uri = run.log_onnx(model)
+    version = svc.registry.register(uri, run.run_id)
+    if recorded:
+        with svc.session() as session:
+            session.add(TrainingRun(backbone="efficientnet_lite0", labels=["dandelion", "grass"],
+                                    status=RunStatus.SUCCEEDED, registered_version=version, promoted=True,
+                                    artifact_sha256=digest or hashlib.sha256(model.SerializeToString()).hexdigest(),
+                                    gate_passed=True, gate_reason="test"))
+            session.commit()
+    return version

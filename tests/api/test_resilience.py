@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model.core.settings import Settings
-from tests.api.conftest import make_client
+from tests.api.conftest import make_client, register_version
 from tests.servers import free_port
 from tests.utils.images import dataset_images, random_image_bytes
 from tests.utils.paths import REPO_ROOT
@@ -90,10 +90,8 @@ def test_new_champion_is_served_without_restart_and_no_request_fails(
         import onnx
 
         svc = migrated_services(Settings(home=trained_home))
-        _, path = svc.registry.model_file("1")  # a new version (the same weights), promoted behind the API's back
-        with svc.registry.start_run("live-swap") as run:
-            uri = run.log_onnx(onnx.load(str(path)))
-        version = svc.registry.register(uri, run.run_id)
+        _, path = svc.registry.model_file("1")  # a new version (the same weights), as a promotion registers it
+        version = register_version(svc, onnx.load(str(path)))
         svc.registry.set_champion(version)
         outcome = SimpleNamespace(version=version)
         deadline = time.monotonic() + 30

@@ -28,7 +28,7 @@ from tests.monitoring.files import (
 # queue growing), plus "no model served" and "training run failed".
 EXPECTED_ALERTS = {
     "SproutApiDown", "SproutApiHighErrorRate", "SproutApiHighLatency", "SproutNoModelServed", "SproutModelStale",
-    "SproutGateFailed", "SproutTrainingRunFailed", "SproutPendingQueueGrowing",
+    "SproutGateFailed", "SproutTrainingRunFailed", "SproutPendingQueueGrowing", "SproutModelArtifactRejected",
 }
 
 
@@ -41,7 +41,7 @@ def test_promtool_check_config_accepts_prometheus_yml_and_its_rules() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
     assert "is valid prometheus config file syntax" in out and "1 rule files found" in out, out
-    assert "SUCCESS: 8 rules found" in out, out
+    assert f"SUCCESS: {len(EXPECTED_ALERTS)} rules found" in out, out
 
 
 def test_prometheus_yml_scrapes_the_api_at_its_compose_address() -> None:

@@ -1,0 +1,68 @@
+"""The API verifies what it serves: a version Sprout did not train, or whose artifact changed, is refused."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from fastapi.testclient import TestClient
+from onnx import numpy_helper
+
+from model.core.settings import Settings
+from model.serving.contract import HEAD_BIAS, HEAD_WEIGHT
+from tests.api.conftest import register_version
+from tests.utils.images import dataset_images
+from tests.utils.services import migrated_services
+
+
+def evil_twin(path: Path) -> onnx.ModelProto:
+    """The served graph with its head replaced: it says 'grass' to everything (what a takeover would register)."""
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:
+        if init.name in (HEAD_WEIGHT, HEAD_BIAS):
+            arr = numpy_helper.to_array(init)
+            forced = np.zeros_like(arr)
+            if init.name == HEAD_BIAS:
+                forced[-1] = 50.0
+            init.CopyFrom(numpy_helper.from_array(forced, init.name))
+    return model
+
+
+def served_after_polls(client: TestClient, seconds: float = 3.0) -> str | None:
+    time.sleep(seconds)  # the watcher polls every 0.5 s in these tests
+    photo = dataset_images("dandelion", 3)[2].read_bytes()
+    return client.post("/predict", files={"file": ("d.jpg", photo, "image/jpeg")}).json().get("model_version")
+
+
+def rejections(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("sprout_model_artifact_rejections_total "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_version_registered_behind_sprouts_back_is_not_served(client: TestClient, trained_home: Path) -> None:
+    svc = migrated_services(Settings(home=trained_home))
+    before = client.get("/models").json()["serving"]
+    start = rejections(client)
+    try:
+        _, path = svc.registry.model_file(before)
+        rogue = register_version(svc, evil_twin(path), recorded=False)
+        svc.registry.set_champion(rogue)  # the takeover: champion → the attacker's version
+        assert served_after_polls(client) == before
+        assert rejections(client) == start + 1
+        # a version Sprout recorded, but whose artifact is not the one it recorded
+        swapped = register_version(svc, evil_twin(path), digest="0" * 64)
+        svc.registry.set_champion(swapped)
+        assert served_after_polls(client) == before
+        assert rejections(client) == start + 2
+    finally:
+        svc.registry.set_champion(before)
+        svc.close()
+
+
+def test_alert_rule_watches_the_rejections() -> None:
+    rules = (Path(__file__).parents[2] / "monitoring" / "rules" / "sprout.rules.yml").read_text()
+    assert "sprout_model_artifact_rejections_total" in rules
