@@ -372,6 +372,15 @@ def users_list() -> None:
         _emit({"users": rows}, human)
 
 
+def _change_user(change: Callable[[Any], Any], describe: Callable[[dict[str, Any]], str]) -> None:
+    """Run ``change(session)`` (it returns the changed user) and report the account."""
+    with _command():
+        svc = _services()
+        with svc.session() as session:
+            user = change(session)
+            _emit(_user_row(user), lambda d: err.print(describe(d)))
+
+
 @users_app.command("disable")
 def users_disable(
     name: UserArg,
@@ -380,12 +389,8 @@ def users_disable(
     """Disable an account: its tokens stop working at once."""
     from model.core.accounts import set_active
 
-    with _command():
-        svc = _services()
-        with svc.session() as session:
-            user = set_active(session, username=name, active=enable)
-            _emit(_user_row(user), lambda d: err.print(
-                f"{d['username']} is {'active' if d['is_active'] else 'disabled'}"))
+    _change_user(lambda session: set_active(session, username=name, active=enable),
+                 lambda d: f"{d['username']} is {'active' if d['is_active'] else 'disabled'}")
 
 
 @users_app.command("set-password")
@@ -393,12 +398,9 @@ def users_set_password(name: UserArg) -> None:
     """Set a new password (≥ 12 characters), from a prompt or stdin."""
     from model.core.accounts import set_password
 
-    with _command():
-        password = _read_password()
-        svc = _services()
-        with svc.session() as session:
-            user = set_password(session, username=name, password=password)
-            _emit(_user_row(user), lambda d: err.print(f"password of {d['username']} changed"))
+    password = _read_password()
+    _change_user(lambda session: set_password(session, username=name, password=password),
+                 lambda d: f"password of {d['username']} changed")
 
 
 @users_app.command("set-admin")
@@ -409,12 +411,8 @@ def users_set_admin(
     """Make an account an admin (promote, roll back, force a retrain), or ``--revoke`` it."""
     from model.core.accounts import set_admin
 
-    with _command():
-        svc = _services()
-        with svc.session() as session:
-            user = set_admin(session, username=name, admin=not revoke)
-            _emit(_user_row(user), lambda d: err.print(
-                f"{d['username']} is {'an admin' if d['is_admin'] else 'a reviewer'}"))
+    _change_user(lambda session: set_admin(session, username=name, admin=not revoke),
+                 lambda d: f"{d['username']} is {'an admin' if d['is_admin'] else 'a reviewer'}")
 
 
 if __name__ == "__main__":  # pragma: no cover
