@@ -61,20 +61,35 @@ class Services:
 
     def verify_artifact(self, version: str, path: Path) -> None:
         """ArtifactRejectedError unless ``path`` is the ONNX file a Sprout run logged for ``version``
-        (same sha256 as recorded in Sprout's database at training time)."""
+        (same sha256 as recorded in Sprout's database at training time).
+
+        A file verified once is marked (``<file>.verified``, beside it in the local cache): while the database
+        is unreachable, only such a file is served, so serving survives a database outage without trusting
+        anything the registry says on its own.
+        """
+        from sqlalchemy.exc import InterfaceError, OperationalError
+        from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
         from db.queries import expected_artifact
 
-        with self.session() as session:
-            known, expected = expected_artifact(session, version=version)
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        marker = path.with_name(path.name + ".verified")
+        try:
+            with self.session() as session:
+                known, expected = expected_artifact(session, version=version)
+        except (OperationalError, InterfaceError, PoolTimeoutError):
+            if marker.exists() and marker.read_text().strip() == actual:
+                log.warning("database unavailable: serving version %s, verified earlier", version)
+                return
+            raise
         if not known:
             raise ArtifactRejectedError(f"version {version} was not registered by a Sprout training run")
         if expected is None:
             log.warning("version %s predates artifact digests: served unverified", version)
-            return
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-        if actual != expected:
+        elif actual != expected:
             raise ArtifactRejectedError(f"version {version}: the artifact's sha256 {actual[:12]}… differs from "
                                         f"the {expected[:12]}… recorded when it was trained")
+        marker.write_text(actual)
 
     def check(self, *, timeout: float = 1.5) -> dict[str, str]:
         """``{"database": ..., "storage": ...}``: "ok", "unavailable: <error>" or "no answer within N s".
