@@ -28,9 +28,12 @@ def normalize_url(url: str) -> str:
 def _wait_with_deadline(conn) -> None:  # type: ignore[no-untyped-def]
     """psycopg2 wait callback: like ``psycopg2.extras.wait_select``, but gives up after the deadline."""
     import psycopg2
-    from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE
+    from psycopg2.extensions import POLL_OK, POLL_READ, POLL_WRITE, STATUS_SETUP
 
-    deadline = time.monotonic() + _deadline["seconds"]
+    # Connecting gets a shorter bound than a round trip: a pooled connection that failed its ping is
+    # replaced at once, so ping + reconnect together stay within ~1.5 × the round-trip bound.
+    seconds = _deadline["seconds"] / 2 if conn.status == STATUS_SETUP else _deadline["seconds"]
+    deadline = time.monotonic() + seconds
     while True:
         state = conn.poll()
         if state == POLL_OK:
@@ -38,7 +41,7 @@ def _wait_with_deadline(conn) -> None:  # type: ignore[no-untyped-def]
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise psycopg2.OperationalError(
-                f"the database did not answer within {_deadline['seconds']:g} s (server closed the connection "
+                f"the database did not answer within {seconds:g} s (server closed the connection "
                 "unexpectedly)")  # the wording SQLAlchemy reads as a disconnect: the connection is discarded
         if state == POLL_READ:
             select.select([conn.fileno()], [], [], remaining)
@@ -70,7 +73,7 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> Engine:
 
         _deadline["seconds"] = timeout
         psycopg2.extensions.set_wait_callback(_wait_with_deadline)  # process-wide: every psycopg2 connection
-    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout, pool_size=10, max_overflow=20,
+    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout / 2, pool_size=10, max_overflow=20,
                          hide_parameters=True,
                          connect_args={"connect_timeout": max(1, int(timeout))} if "psycopg2" in url else {})
 
