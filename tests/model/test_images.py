@@ -569,7 +569,7 @@ def test_concurrent_decodes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     finally:
         set_max_concurrent_decodes(MAX_CONCURRENT_DECODES)
     assert sizes == [(120, 80)] * 16
-    assert 1 < peak <= 2
+    assert peak <= 2  # the bound (a loaded machine may run them one at a time)
     assert all(name.startswith("sprout-decode") for name in threads)  # on the decode threads, not the callers'
     with pytest.raises(ValueError):
         set_max_concurrent_decodes(0)
