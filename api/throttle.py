@@ -17,7 +17,6 @@ from limits.strategies import MovingWindowRateLimiter
 
 LOGIN_PER_IP = "30/minute"
 LOGIN_PER_USERNAME = "10/minute"
-UPLOADS_PER_IP = "120/minute"  # a person dropping 20 photos at once through the Streamlit server stays far below
 
 
 @dataclass

@@ -86,7 +86,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     with servers.postgres_server() as pg_url, servers.seaweedfs_server() as s3:
         env = {"SPROUT_HOME": str(tmp / "home"), "SPROUT_DATABASE_URL": pg_url, "SPROUT_S3_ENDPOINT": s3.endpoint,
                "SPROUT_S3_ACCESS_KEY": s3.access_key, "SPROUT_S3_SECRET_KEY": s3.secret_key,
-               "SPROUT_S3_BUCKET": f"hung-{uuid.uuid4().hex[:8]}", "SPROUT_GATE_MIN_ACCURACY": "0.5"}
+               "SPROUT_S3_BUCKET": f"hung-{uuid.uuid4().hex[:8]}", "SPROUT_GATE_MIN_ACCURACY": "0.5",
+               "SPROUT_UPLOADS_PER_MINUTE": "1000"}  # two rounds of 60 uploads from one address, a minute apart
         settings = Settings(_env_file=None, **{k.removeprefix("SPROUT_").lower(): v  # type: ignore[arg-type]
                                                for k, v in env.items()})
         svc = migrated_services(settings)
