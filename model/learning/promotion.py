@@ -6,6 +6,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from db import queries
 from db.models import RunStatus, TrainingRun
 from model.core.errors import ConflictError, NotFoundError
@@ -40,9 +42,9 @@ class ChampionChange:
         return asdict(self)
 
 
-def _run(svc: Services, run_id: int | None) -> TrainingRun:
-    with svc.session() as session:
-        run = queries.get_run(session, run_id=run_id)
+def _run(session: Session, run_id: int | None) -> TrainingRun:
+    """The run with this id (the latest when None), or NotFoundError."""
+    run = queries.get_run(session, run_id=run_id)
     if run is None:
         raise NotFoundError(f"Training run {run_id if run_id is not None else '(latest)'} not found.")
     return run
@@ -50,7 +52,8 @@ def _run(svc: Services, run_id: int | None) -> TrainingRun:
 
 def gate_decision(svc: Services, run_id: int | None = None) -> TrainOutcome:
     """The stored outcome of a candidate run, with its gate decision (for the DAG's branch)."""
-    return TrainOutcome.from_run(_run(svc, run_id))
+    with svc.session() as session:
+        return TrainOutcome.from_run(_run(session, run_id))
 
 
 def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
@@ -60,9 +63,7 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
     a late retry, a concurrent bootstrap or a rollback during training never replaces a newer champion.
     """
     with svc.session() as session:
-        run = queries.get_run(session, run_id=run_id)
-        if run is None:
-            raise NotFoundError(f"Training run {run_id if run_id is not None else '(latest)'} not found.")
+        run = _run(session, run_id)
         if run.status is not RunStatus.SUCCEEDED or not run.gate_passed:
             raise ConflictError(f"Run {run.id} did not pass the gate: {run.gate_reason or run.status.value}")
         current = svc.registry.champion()
