@@ -45,8 +45,11 @@ def s3_server() -> Iterator[servers.S3Server]:
 
 
 @pytest.fixture(scope="session")
-def mlflow_uri(postgres_url: str, s3_server: servers.S3Server) -> Iterator[str]:
-    """Tracking URI of an MLflow server (own database on the session Postgres, artifacts on SeaweedFS)."""
+def mlflow(postgres_url: str, s3_server: servers.S3Server) -> Iterator[servers.MlflowServer]:
+    """An MLflow server with basic-auth (own database on the session Postgres, artifacts on SeaweedFS).
+
+    ``.uri``; clients authenticate with ``.client_env`` (MLFLOW_TRACKING_USERNAME / _PASSWORD).
+    """
     backend = servers.create_database(postgres_url, "mlflow")
-    with servers.mlflow_server(backend, s3_server) as uri:
-        yield uri
+    with servers.mlflow_server(backend, s3_server) as server:
+        yield server

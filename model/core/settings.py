@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, computed_field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model.core.faults import CrashPoint
+
 PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password", "minioadmin"}
 
 
@@ -65,6 +67,9 @@ class Settings(BaseSettings):
     airflow_password: SecretStr | None = None
     retrain_dag_id: str = "sprout_retrain"
 
+    crash_at: CrashPoint | None = Field(
+        default=None, description="Tests only: kill the process (SIGKILL) at this point (refused in production).")
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def resolved_database_url(self) -> str:
@@ -109,6 +114,8 @@ class Settings(BaseSettings):
                 raise ValueError("SPROUT_S3_ACCESS_KEY and SPROUT_S3_SECRET_KEY are required with S3")
             if self.env == "production" and secret.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError("SPROUT_S3_SECRET_KEY is a placeholder; set a real secret")
+        if self.env == "production" and self.crash_at:
+            raise ValueError("SPROUT_CRASH_AT is for fault-injection tests; unset it in production")
         return self
 
 

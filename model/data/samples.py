@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, utcnow
 from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, QueueFullError, SproutError
+from model.core.faults import crash_point
 from model.data.images import DEFAULT_MAX_PIXELS, decode_image, sniff
 from model.data.labels import check_label
 from model.data.splits import SPLIT_KEY, split_for
@@ -205,8 +206,10 @@ def _commit_move(session: Session, store: ObjectStore, old_key: str, new_key: st
         except BaseException:
             session.rollback()
             raise
+        crash_point("move.after_copy")
     session.commit()
     if new_key != old_key:
+        crash_point("move.after_commit")
         store.delete(old_key)
 
 

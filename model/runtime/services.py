@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.migrate import check_schema
 from db.session import make_engine, make_sessionmaker
+from model.core import faults
 from model.core.errors import ArtifactRejectedError
 from model.core.security import secure_state_dir
 from model.core.settings import Settings
@@ -43,6 +44,7 @@ class Services:
         """Connect everything; with ``check`` refuse a database whose schema is not at the latest revision."""
         if settings.database_url is None or settings.s3_endpoint is None:
             secure_state_dir(settings.home)
+        faults.arm(settings.crash_at)
         engine = make_engine(settings.resolved_database_url, timeout=settings.database_timeout_seconds)
         if check:
             try:

@@ -36,7 +36,8 @@ PASSWORD = "loop-reviewer-password"
 
 
 def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
-    driver: Driver, fresh_pg_url: str, s3_server: servers.S3Server, mlflow_uri: str, tmp_path: Path,
+    driver: Driver, fresh_pg_url: str, s3_server: servers.S3Server, mlflow: servers.MlflowServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     started = time.monotonic()
     files = find_labeled_files(require_dataset())
@@ -48,11 +49,14 @@ def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
         "SPROUT_S3_ACCESS_KEY": s3_server.access_key,
         "SPROUT_S3_SECRET_KEY": s3_server.secret_key,
         "SPROUT_S3_BUCKET": f"loop-{uuid.uuid4().hex[:8]}",
-        "SPROUT_MLFLOW_TRACKING_URI": mlflow_uri,
+        "SPROUT_MLFLOW_TRACKING_URI": mlflow.uri,
         "SPROUT_MODEL_NAME": f"sprout-loop-{uuid.uuid4().hex[:8]}",
         "SPROUT_MODEL_POLL_SECONDS": "1",
     }
     settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
+    env |= mlflow.client_env  # the API, the DAG's tasks and this process authenticate to MLflow
+    for key, value in mlflow.client_env.items():
+        monkeypatch.setenv(key, value)
     svc = migrated_services(settings)
     with svc.session() as session:
         key = split_key(session)

@@ -13,16 +13,19 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
 from db.models import ReviewAction, SampleSource
+from model.core.errors import RegistryUnavailableError
 from model.core.settings import Settings
 from model.data.fsck import fsck
 from model.data.importer import import_directory
 from model.data.samples import add_sample, review_sample
 from model.data.storage import S3Store
 from model.learning.promotion import rollback, train
+from model.serving.registry import Registry
 from tests import servers
 from tests.utils.datasets import consistent_with_accuracy, split_files, write_tree
 from tests.utils.paths import require_dataset
@@ -31,7 +34,8 @@ from tests.utils.services import migrated_services
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def real_env(pg_url: str, s3: servers.S3Server, mlflow_uri: str, bucket: str, home: Path) -> dict[str, str]:
+def real_env(pg_url: str, s3: servers.S3Server, mlflow: servers.MlflowServer, bucket: str,
+             home: Path) -> dict[str, str]:
     return {
         "SPROUT_HOME": str(home),
         "SPROUT_DATABASE_URL": pg_url,
@@ -39,16 +43,17 @@ def real_env(pg_url: str, s3: servers.S3Server, mlflow_uri: str, bucket: str, ho
         "SPROUT_S3_ACCESS_KEY": s3.access_key,
         "SPROUT_S3_SECRET_KEY": s3.secret_key,
         "SPROUT_S3_BUCKET": bucket,
-        "SPROUT_MLFLOW_TRACKING_URI": mlflow_uri,
+        "SPROUT_MLFLOW_TRACKING_URI": mlflow.uri,
+        **mlflow.client_env,
     }
 
 
 def test_core_loop_on_postgres_seaweedfs_and_mlflow_server(
-    fresh_pg_url: str, s3_server: servers.S3Server, mlflow_uri: str, tmp_path: Path,
+    fresh_pg_url: str, s3_server: servers.S3Server, mlflow: servers.MlflowServer, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bucket = f"sprout-{uuid.uuid4().hex[:8]}"
-    env = real_env(fresh_pg_url, s3_server, mlflow_uri, bucket, tmp_path / "home")
+    env = real_env(fresh_pg_url, s3_server, mlflow, bucket, tmp_path / "home")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = Settings()  # everything from SPROUT_* variables, as in deployment
@@ -65,7 +70,7 @@ def test_core_loop_on_postgres_seaweedfs_and_mlflow_server(
     first = train(svc)
     assert first.promoted and first.version == "1"
     assert consistent_with_accuracy(first.metrics["accuracy"], first.metrics["n"]), first.metrics
-    client = MlflowClient(mlflow_uri)
+    client = MlflowClient(mlflow.uri)
     assert client.get_model_version_by_alias("sprout-classifier", "champion").version == "1"
     artifacts = list(s3_server.client().list_objects("mlflow", prefix="mlartifacts/", recursive=True))
     assert any(a.object_name.endswith(".onnx") for a in artifacts)  # the model lives in S3
@@ -103,3 +108,25 @@ def test_core_loop_on_postgres_seaweedfs_and_mlflow_server(
     assert proc.returncode == 0, proc.stderr[-2000:]
     status = json.loads(proc.stdout)
     assert status["samples"]["approved"] == 320 and status["champion"]["version"] == "1"
+
+
+def test_mlflow_answers_only_clients_with_credentials(
+    mlflow: servers.MlflowServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Finding: anyone reaching MLflow could move `champion`. The server runs as deployed (basic-auth)."""
+    search = f"{mlflow.uri}/api/2.0/mlflow/registered-models/search"
+    alias = f"{mlflow.uri}/api/2.0/mlflow/registered-models/alias"
+    takeover = {"name": "sprout-classifier", "alias": "champion", "version": "1"}
+    assert httpx.get(search, timeout=10).status_code == 401
+    assert httpx.post(alias, json=takeover, timeout=10).status_code == 401
+    assert httpx.get(search, auth=(mlflow.username, "wrong-password"), timeout=10).status_code == 401
+    assert httpx.get(search, auth=(mlflow.username, mlflow.password), timeout=10).status_code == 200
+
+    for key in mlflow.client_env:
+        monkeypatch.delenv(key, raising=False)
+    anonymous = Registry.from_settings(Settings(mlflow_tracking_uri=mlflow.uri, model_name="anonymous"))
+    with pytest.raises(RegistryUnavailableError):
+        anonymous.experiment_id()
+    for key, value in mlflow.client_env.items():
+        monkeypatch.setenv(key, value)
+    assert Registry.from_settings(Settings(mlflow_tracking_uri=mlflow.uri, model_name="authenticated")).experiment_id()
