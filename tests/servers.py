@@ -4,7 +4,7 @@ Plain context managers, usable from pytest fixtures or from scripts::
 
     with postgres_server() as pg_url, seaweedfs_server() as s3:
         mlflow_db = create_database(pg_url, "mlflow")
-        with mlflow_server(mlflow_db, s3) as tracking_uri:
+        with mlflow_server(mlflow_db, s3) as mlflow:  # mlflow.uri, mlflow.client_env
             ...
 
 Every server binds to 127.0.0.1 on free ports, keeps its data and its log files in a fresh temporary
@@ -265,6 +265,7 @@ def postgres_server(*, user: str = "sprout", dbname: str = "sprout", timeout: fl
     tmp = _make_tmpdir("sprout-pg-", world_readable=True)
     data, sock, log = tmp / "data", tmp / "sock", tmp / "postgres.log"
     started = False
+    url = ""
     try:
         sock.mkdir()
         log.touch()
@@ -303,11 +304,40 @@ def postgres_server(*, user: str = "sprout", dbname: str = "sprout", timeout: fl
                                                                            sql.Identifier(user)))
         finally:
             conn.close()
-        yield f"postgresql+psycopg2://{user}:{password}@{HOST}:{port}/{dbname}"
+        url = f"postgresql+psycopg2://{user}:{password}@{HOST}:{port}/{dbname}"
+        _PG_CLUSTERS[url] = _PgCluster(bindir, data, tmp, port, log)
+        yield url
     finally:
         if started:
+            _PG_CLUSTERS.pop(url, None)
             _stop_postgres(bindir, data, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _PgCluster:
+    bindir: Path
+    data: Path
+    tmp: Path
+    port: int
+    log: Path
+
+
+_PG_CLUSTERS: dict[str, _PgCluster] = {}
+
+
+@contextlib.contextmanager
+def postgres_stopped(url: str, *, timeout: float = 60) -> Iterator[None]:
+    """Stop the cluster of ``url`` (``pg_ctl stop -m fast``: clients are cut off), start it again on exit."""
+    cluster = _PG_CLUSTERS[url]
+    _run(_as_pg_user([str(cluster.bindir / "pg_ctl"), "stop", "-D", str(cluster.data), "-m", "fast", "-w"]),
+         cluster.tmp / "pg_ctl-stop.log", "pg_ctl stop", cwd=cluster.tmp, timeout=40)
+    try:
+        yield
+    finally:
+        _run(_as_pg_user([str(cluster.bindir / "pg_ctl"), "start", "-D", str(cluster.data), "-l", str(cluster.log),
+                          "-w", "-t", str(int(timeout)), "-o", f"-p {cluster.port}"]),
+             cluster.log, "pg_ctl start", cwd=cluster.tmp, timeout=timeout + 10)
 
 
 def _stop_postgres(bindir: Path, data: Path, tmp: Path) -> None:
@@ -347,6 +377,22 @@ class S3Server:
             http = PoolManager(timeout=Timeout(connect=2, read=5), retries=Retry(total=0))
         return Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False,
                      http_client=http)
+
+
+_WEED: dict[str, tuple[Callable[[], _Process | None], Callable[[], _Process]]] = {}
+
+
+@contextlib.contextmanager
+def seaweedfs_stopped(server: S3Server) -> Iterator[None]:
+    """Stop the SeaweedFS of ``server`` (SIGTERM), start it again on the same ports and data on exit."""
+    current, restart = _WEED[server.endpoint]
+    process = current()
+    assert process is not None
+    process.stop()
+    try:
+        yield
+    finally:
+        restart()
 
 
 def find_weed() -> str:
@@ -405,9 +451,21 @@ def seaweedfs_server(*, timeout: float = 60) -> Iterator[S3Server]:
                     raise
                 shutil.rmtree(data, ignore_errors=True)
                 data.mkdir()
+        restarts = 0
+
+        def restart() -> _Process:
+            nonlocal proc, restarts
+            assert proc is not None
+            restarts += 1
+            proc = _Process("weed mini", cmd, tmp / f"weed-restart-{restarts}.log", env=env, cwd=tmp)
+            _wait_ready(proc, client.list_buckets, timeout, "SeaweedFS S3 (restarted)")
+            return proc
+
+        _WEED[server.endpoint] = (lambda: proc, restart)
         yield server
     finally:
         if proc is not None:
+            _WEED.pop(f"{HOST}:{s3}", None)
             proc.stop()
         for sock in grpc_sockets:
             with contextlib.suppress(OSError):
@@ -423,21 +481,39 @@ def find_mlflow() -> str:
     return _require(_venv_script("mlflow"), "MLflow CLI 'mlflow'", "install mlflow into the venv")
 
 
+@dataclass(frozen=True)
+class MlflowServer:
+    """A running MLflow server with basic-auth: its URI and the admin's generated credentials."""
+
+    uri: str
+    username: str
+    password: str
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """What a client (the API, the trainer, an Airflow task) needs to authenticate."""
+        return {"MLFLOW_TRACKING_USERNAME": self.username, "MLFLOW_TRACKING_PASSWORD": self.password}
+
+
+BASIC_AUTH_WRAPPER = Path(__file__).resolve().parents[1] / "docker" / "mlflow-basic-auth.sh"
+
+
 @contextlib.contextmanager
 def mlflow_server(
     backend_url: str, s3: S3Server, *, bucket: str = "mlflow", timeout: float = 120
-) -> Iterator[str]:
-    """An MLflow tracking server; yields its tracking URI ``http://127.0.0.1:PORT``.
+) -> Iterator[MlflowServer]:
+    """An MLflow tracking server behind MLflow's basic-auth app, started as deployments start it.
 
-    Runs and models go to ``backend_url`` (give it a database of its own, e.g. from ``create_database``);
-    artifacts are proxied by the server (``mlflow-artifacts:/``) to ``s3://<bucket>/mlartifacts`` on ``s3``,
-    so clients need no S3 credentials.
+    Runs and models go to ``backend_url`` (give it a database of its own, e.g. from ``create_database``), the
+    users table too; artifacts are proxied by the server (``mlflow-artifacts:/``) to ``s3://<bucket>/mlartifacts``
+    on ``s3``, so clients need no S3 credentials, only ``client_env``. Anonymous calls get 401.
     """
     mlflow = find_mlflow()
     client = s3.client()
     if not client.bucket_exists(bucket):
         client.make_bucket(bucket)
     tmp = _make_tmpdir("sprout-mlflow-")
+    admin = MlflowServer(uri="", username="admin", password=secrets.token_urlsafe(18))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))},
         "MLFLOW_S3_ENDPOINT_URL": s3.url,
@@ -445,6 +521,12 @@ def mlflow_server(
         "AWS_SECRET_ACCESS_KEY": s3.secret_key,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EC2_METADATA_DISABLED": "true",
+        # docker/mlflow-basic-auth.sh writes the auth config from these, as in docker compose and the chart.
+        "MLFLOW_AUTH_DATABASE_URI": backend_url,
+        "MLFLOW_AUTH_ADMIN_USERNAME": admin.username,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin.password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        "MLFLOW_AUTH_CONFIG_PATH": str(tmp / "auth" / "basic_auth.ini"),
     }
     proc: _Process | None = None
     try:
@@ -452,7 +534,8 @@ def mlflow_server(
             port = free_port()
             uri = f"http://{HOST}:{port}"
             cmd = [
-                mlflow, "server", "--backend-store-uri", backend_url,
+                "sh", str(BASIC_AUTH_WRAPPER),
+                mlflow, "server", "--app-name", "basic-auth", "--backend-store-uri", backend_url,
                 "--artifacts-destination", f"s3://{bucket}/mlartifacts",
                 "--host", HOST, "--port", str(port), "--workers", "1",
                 "--allowed-hosts", f"{HOST}:{port},localhost:{port}",
@@ -471,7 +554,7 @@ def mlflow_server(
                 proc.stop()
                 if attempt == 2:
                     raise
-        yield uri
+        yield MlflowServer(uri=uri, username=admin.username, password=admin.password)
     finally:
         if proc is not None:
             proc.stop()
@@ -479,6 +562,7 @@ def mlflow_server(
 
 
 __all__ = [
-    "HOST", "S3Server", "ServerStartError", "create_database", "drop_database", "find_mlflow",
-    "find_pg_bin", "find_weed", "free_port", "mlflow_server", "postgres_server", "seaweedfs_server",
+    "HOST", "MlflowServer", "S3Server", "ServerStartError", "create_database", "drop_database", "find_mlflow",
+    "find_pg_bin", "find_weed", "free_port", "mlflow_server", "postgres_server", "postgres_stopped", "seaweedfs_server",
+    "seaweedfs_stopped",
 ]
