@@ -7,7 +7,8 @@ the one JSON object it prints (XCom). ``SPROUT_TASK_RUNNER`` chooses where that 
 - ``local`` (default): a subprocess beside Airflow (``SPROUT_CLI``, default ``sprout`` on ``PATH``);
   it inherits the worker's environment, so the ``SPROUT_*`` settings of the CLI are the worker's.
 - ``kubernetes``: a pod of the Sprout image (``SPROUT_TRAINER_IMAGE``) per task, its settings from a
-  ConfigMap/Secret (``SPROUT_K8S_ENV_CONFIGMAP`` / ``SPROUT_K8S_ENV_SECRET``); the training pod asks
+  ConfigMap (``SPROUT_K8S_ENV_CONFIGMAP``, all of it) and only the keys ``SPROUT_K8S_SECRET_KEYS`` names
+  of the Secret ``SPROUT_K8S_ENV_SECRET`` (``secretKeyRef``, never the whole Secret); the training pod asks
   for ``nvidia.com/gpu: 1`` and lands on GPU nodes (``SPROUT_K8S_GPU_NODE_SELECTOR``,
   ``SPROUT_K8S_GPU_TOLERATIONS``, JSON). The pod writes its answer to ``/airflow/xcom/return.json``.
 
@@ -19,17 +20,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import threading
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pendulum
 from airflow.sdk import BaseOperator, TriggerRule, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,18 @@ FORCE_FLAG = "{{ '--force' if params.force else '' }}"
 TRAINED_RUN_ID_ARG = "{{ ti.xcom_pull(task_ids='train_candidate')['run_id'] | cli_arg }}"
 
 DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+# The keys of Sprout's Secret (SPROUT_K8S_ENV_SECRET) that every task pod gets, each as an env variable of
+# the same name (secretKeyRef); a trailing `?` marks a key the Secret may lack (optional). The `sprout` CLI
+# of the tasks (import, status, retrain-check, train-candidate, gate, promote) needs its database, its
+# bucket's key, and MLflow's login (MLflow's client reads MLFLOW_TRACKING_*). SPROUT_SECRET_KEY signs only
+# the API's tokens, but Sprout's settings refuse to load without it when SPROUT_ENV is production. Not
+# given: the Airflow and reviewer passwords, and anything else the Secret holds. The Helm chart sets the
+# list (SPROUT_K8S_SECRET_KEYS of its airflow-env ConfigMap, the MLflow login required when it runs MLflow);
+# this is the default when that is unset.
+DEFAULT_SECRET_KEYS = ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY", "SPROUT_SECRET_KEY",
+                       "MLFLOW_TRACKING_USERNAME?", "MLFLOW_TRACKING_PASSWORD?")
+_SECRET_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an env variable's name that is a Secret key too
 
 
 def _env(name: str, default: Any = None, factory: Any = None) -> Any:
@@ -79,6 +93,7 @@ class DagSettings(BaseSettings):
     service_account: str | None = _env("SPROUT_K8S_SERVICE_ACCOUNT")
     env_configmap: str | None = _env("SPROUT_K8S_ENV_CONFIGMAP")
     env_secret: str | None = _env("SPROUT_K8S_ENV_SECRET")
+    secret_keys: Annotated[tuple[str, ...], NoDecode] = _env("SPROUT_K8S_SECRET_KEYS", DEFAULT_SECRET_KEYS)
     gpu_node_selector: dict[str, str] = _env("SPROUT_K8S_GPU_NODE_SELECTOR", factory=dict)
     gpu_tolerations: list[dict[str, Any]] = _env("SPROUT_K8S_GPU_TOLERATIONS",
                                                  factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
@@ -87,6 +102,28 @@ class DagSettings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """``KEY,KEY?,...`` (commas and/or whitespace); each a valid name, none twice."""
+        if not isinstance(value, str):
+            return value
+        keys = tuple(k for k in re.split(r"[,\s]+", value) if k)
+        for key in keys:
+            if not _SECRET_KEY_NAME.fullmatch(key.removesuffix("?")):
+                raise ValueError(f"SPROUT_K8S_SECRET_KEYS: {key!r} is not a variable name (optional: NAME?)")
+        names = [k.removesuffix("?") for k in keys]
+        if len(set(names)) != len(names):
+            raise ValueError(f"SPROUT_K8S_SECRET_KEYS names a key twice: {value!r}")
+        return keys
+
+    @property
+    def secret_env(self) -> list[tuple[str, bool]]:
+        """``(key, optional)`` of each key of ``env_secret`` the task pods get; none without a Secret."""
+        if not self.env_secret:
+            return []
+        return [(key.removesuffix("?"), key.endswith("?")) for key in self.secret_keys]
 
     @property
     def retry_delay(self) -> timedelta:
@@ -211,8 +248,11 @@ def _pod_task(task_id: str, args: list[str], *, doc: str, gpu: bool, timeout: ti
     env_from = []
     if settings.env_configmap:
         env_from.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.env_configmap)))
-    if settings.env_secret:
-        env_from.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=settings.env_secret)))
+    # Of the Secret, only the keys the CLI uses (never envFrom: that would hand the pod every key in it).
+    env = [k8s.V1EnvVar(name="SPROUT_DEVICE", value="auto")]
+    env += [k8s.V1EnvVar(name=key, value_from=k8s.V1EnvVarSource(secret_key_ref=k8s.V1SecretKeySelector(
+                name=settings.env_secret, key=key, optional=True if optional else None)))
+            for key, optional in settings.secret_env]
     limits = {"nvidia.com/gpu": "1"} if gpu else {}
     resources = k8s.V1ResourceRequirements(
         requests={"cpu": "1", "memory": "4Gi" if gpu else "1Gi"},
@@ -227,7 +267,7 @@ def _pod_task(task_id: str, args: list[str], *, doc: str, gpu: bool, timeout: ti
         image_pull_policy=settings.image_pull_policy,
         cmds=["sh", "-c"],
         arguments=[script],
-        env_vars={"SPROUT_DEVICE": "auto"},
+        env_vars=env,
         env_from=env_from or None,
         container_resources=resources,
         node_selector=settings.gpu_node_selector if gpu else None,

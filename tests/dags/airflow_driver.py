@@ -2,7 +2,8 @@
 
     airflow_driver.py structure OUT.json
         parse the DAGs folder with a DagBag; write import errors and, per DAG, its schedule, flags and
-        tasks (type, downstream ids, trigger rule, retries; pod image, resources, node selector).
+        tasks (type, downstream ids, trigger rule, retries; pod image, resources, node selector, env and
+        envFrom as sent to Kubernetes).
     airflow_driver.py run DAG_ID LOGICAL_DATE CONF_JSON OUT.json
         ``dag.test()`` one run (the same logical date again re-runs the same run, cleared); write the
         run's state and every task instance's final state and XCom return value.
@@ -56,7 +57,11 @@ def _task_info(task: Any) -> dict[str, Any]:
         "execution_timeout": str(task.execution_timeout) if task.execution_timeout else None,
     }
     if type(task).__name__ == "KubernetesPodOperator":
+        from airflow.providers.cncf.kubernetes.backcompat.backwards_compat_converters import convert_env_vars
+        from kubernetes.client import ApiClient
+
         resources = task.container_resources
+        k8s_json = ApiClient().sanitize_for_serialization  # camelCase, unset fields left out
         info["pod"] = _jsonable({
             "image": task.image, "namespace": task.namespace, "cmds": task.cmds, "arguments": task.arguments,
             "limits": resources.limits if resources else None,
@@ -64,6 +69,8 @@ def _task_info(task: Any) -> dict[str, Any]:
             "node_selector": task.node_selector,
             "tolerations": [t.to_dict() for t in task.tolerations or []],
             "do_xcom_push": task.do_xcom_push,
+            "env": k8s_json(convert_env_vars(task.env_vars or [])),  # a dict stays one until rendered
+            "env_from": k8s_json(list(task.env_from or [])),
         })
         rendered = task.render_template(task.arguments, RENDER_CONTEXT, task.dag.get_template_env())
     else:

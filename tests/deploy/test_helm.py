@@ -40,7 +40,8 @@ try:
 except ImportError:  # a missing tool fails the tests that need it (require_helm), never skips them
     helm = None  # type: ignore[assignment]
 
-SECRET_ENV = re.compile(r"PASSWORD|SECRET(?!$)|_KEY$|TOKEN|DATABASE_URL|BACKEND_STORE_URI")  # not *_ENV_SECRET: a name
+# Names of secret values; not *_ENV_SECRET (a Secret's name) nor *_SECRET_KEYS (names of its keys).
+SECRET_ENV = re.compile(r"PASSWORD|SECRET(?!$|_KEYS$)|_KEY$|TOKEN|DATABASE_URL|BACKEND_STORE_URI")
 NAMESPACE = "sprout"
 
 
@@ -542,10 +543,13 @@ def test_mlflow_runs_its_basic_auth_app(which: str, request: pytest.FixtureReque
 
 
 def test_registry_clients_get_the_mlflow_login(default: Render, k8s_secrets: Path) -> None:
-    """The API and the training pods (which load Sprout's Secret) log in to MLflow; Streamlit gets nothing."""
+    """The API and the training pods (the keys SPROUT_K8S_SECRET_KEYS names) log in to MLflow; Streamlit gets
+    nothing."""
     sprout = {s["metadata"]["name"]: s for s in load_yaml_all(k8s_secrets.read_text())}["sprout-env"]["stringData"]
-    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(sprout)  # the training pods' envFrom
-    assert default.get("ConfigMap", "sprout-airflow-env")["data"]["SPROUT_K8S_ENV_SECRET"] == "sprout-env"
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(sprout)
+    airflow_env = default.get("ConfigMap", "sprout-airflow-env")["data"]
+    assert airflow_env["SPROUT_K8S_ENV_SECRET"] == "sprout-env"
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(dag_secret_keys(airflow_env))
     [api] = default.get("Deployment", "sprout-api")["spec"]["template"]["spec"]["containers"]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"] if "secretKeyRef" in e.get("valueFrom", {})}
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
@@ -572,6 +576,46 @@ SECRETS_OF = {
                    ("sprout-env", "SPROUT_S3_ACCESS_KEY"), ("sprout-env", "SPROUT_S3_SECRET_KEY"),
                    ("sprout-mlflow", "AWS_ACCESS_KEY_ID"), ("sprout-mlflow", "AWS_SECRET_ACCESS_KEY")},
 }
+
+
+# What the DAGs' task pods get of Sprout's Secret (secretKeyRef, from SPROUT_K8S_SECRET_KEYS): the API's keys
+# without the Airflow password (SPROUT_SECRET_KEY only because Sprout's settings require it in production).
+TRAINER_SECRETS = {("sprout-env", k) for k in ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY",
+                                               "SPROUT_SECRET_KEY", "MLFLOW_TRACKING_USERNAME",
+                                               "MLFLOW_TRACKING_PASSWORD")}
+
+
+def dag_secret_keys(airflow_env: dict[str, str]) -> dict[str, bool]:
+    """Key → optional, of SPROUT_K8S_SECRET_KEYS as dags/sprout_dag_common.py reads it (`KEY?`: optional)."""
+    words = [w for w in re.split(r"[,\s]+", airflow_env["SPROUT_K8S_SECRET_KEYS"]) if w]
+    keys = {w.removesuffix("?"): w.endswith("?") for w in words}
+    assert len(keys) == len(words), f"a key twice: {words}"
+    return keys
+
+
+@pytest.mark.parametrize("which", ["default", "production", "external_mlflow"])
+def test_airflow_env_names_the_secret_keys_the_task_pods_get(which: str, request: pytest.FixtureRequest,
+                                                            k8s_secrets: Path, tmp_path: Path) -> None:
+    """The airflow-env ConfigMap says which Secret and which of its keys the DAGs give the task pods: the
+    trainer's keys, each one the chart's Secret has (as gen-env.sh --k8s writes it), never the reviewer's or the
+    Airflow password. MLflow's login is required when the chart runs MLflow, optional with an external one."""
+    if which == "external_mlflow":
+        render = Render({"mlflow": {"enabled": False, "externalTrackingUri": "https://mlflow.example.com"}},
+                        "sprout", tmp_path / "external-mlflow")
+    else:
+        render = request.getfixturevalue(which)
+    prefix = "sprout" if render.release == "sprout" else f"{render.release}-sprout"
+    env = render.get("ConfigMap", f"{prefix}-airflow-env")["data"]
+    secret = render.merged["secrets"]["existingSecret"]
+    assert env["SPROUT_K8S_ENV_SECRET"] == secret
+    assert env["SPROUT_K8S_ENV_CONFIGMAP"] == f"{prefix}-settings"
+    keys = dag_secret_keys(env)
+    assert {(secret, k) for k in keys} == TRAINER_SECRETS
+    generated = {s["metadata"]["name"]: set(s["stringData"]) for s in load_yaml_all(k8s_secrets.read_text())}
+    assert set(keys) <= generated["sprout-env"], f"not in the Secret: {sorted(set(keys) - generated['sprout-env'])}"
+    mlflow_login = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+    assert {k for k, optional in keys.items() if optional} == (set() if render.merged["mlflow"]["enabled"]
+                                                               else mlflow_login)
 
 
 @pytest.mark.parametrize("which", ["default", "production"])
@@ -647,7 +691,8 @@ def test_minio_init_policies_are_bucket_scoped(default: Render, k8s_secrets: Pat
 def test_training_task_is_a_gpu_pod_on_the_nodes_from_values(which: str, request: pytest.FixtureRequest,
                                                              tmp_path: Path) -> None:
     """Airflow parses the real DAGs with the chart's airflow-env ConfigMap; the Pods its KubernetesPodOperators
-    would create are valid, and the training one asks for nvidia.com/gpu: 1 on the GPU nodes of the values."""
+    would create are valid, get only the trainer's keys of Sprout's Secret (secretKeyRef, never its envFrom), and
+    the training one asks for nvidia.com/gpu: 1 on the GPU nodes of the values."""
     render: Render = request.getfixturevalue(which)
     prefix = "sprout" if render.release == "sprout" else f"{render.release}-sprout"
     env = render.get("ConfigMap", f"{prefix}-airflow-env")["data"]
@@ -677,8 +722,14 @@ def test_training_task_is_a_gpu_pod_on_the_nodes_from_values(which: str, request
             assert selects(trainer_peer, pod["metadata"]["labels"]), f"{dag_id}.{task_id}: {pod['metadata']['labels']}"
             [main] = [c for c in spec["containers"] if c["name"] == "base"]
             assert main["image"] == trainer_image and pod["metadata"]["namespace"] == NAMESPACE
-            assert {s.get("configMapRef", s.get("secretRef"))["name"] for s in main["envFrom"]} == \
-                   {f"{prefix}-settings", render.merged["secrets"]["existingSecret"]}
+            # the settings ConfigMap whole; of the Secret only the keys of SPROUT_K8S_SECRET_KEYS, by key
+            assert main["envFrom"] == [{"configMapRef": {"name": f"{prefix}-settings"}}], f"{dag_id}.{task_id}"
+            refs = [e["valueFrom"]["secretKeyRef"] for e in main["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+            assert {(r["name"], r["key"]) for r in refs} == TRAINER_SECRETS, f"{dag_id}.{task_id}: {refs}"
+            assert {r["key"]: r.get("optional", False) for r in refs} == dag_secret_keys(env)
+            assert all(e["name"] == e["valueFrom"]["secretKeyRef"]["key"] for e in main["env"] if "valueFrom" in e)
+            for volume in spec.get("volumes", []):
+                assert "secret" not in volume and "projected" not in volume, f"{dag_id}.{task_id}: mounts a Secret"
             assert spec["serviceAccountName"] == f"{prefix}-trainer"
             limits = main["resources"].get("limits", {})
             if task_id == "train_candidate":

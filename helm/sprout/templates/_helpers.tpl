@@ -109,7 +109,6 @@ app.kubernetes.io/part-of: sprout
 {{/*
 Only the keys of Sprout's Secret that a container uses, as env (secretKeyRef), never the whole Secret:
 include "sprout.secretEnv" (list . (list "REQUIRED_KEY" ...) (list "OPTIONAL_KEY" ...))
-(The training pods are the exception: the DAGs load the whole Secret into them, envFrom.)
 */}}
 {{- define "sprout.secretEnv" -}}
 {{- $ctx := index . 0 -}}
