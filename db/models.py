@@ -74,7 +74,8 @@ class Sample(Base):
     __table_args__ = (Index("ix_samples_status_approved_at", "status", "approved_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the upload: dedup, split, key name
+    stored_sha256: Mapped[str | None] = mapped_column(String(64))  # of the stored (stripped) bytes; NULL: sha256
     object_key: Mapped[str] = mapped_column(String(512))
     content_type: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)

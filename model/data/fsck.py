@@ -61,7 +61,8 @@ def fsck(session: Session, store: ObjectStore, *, repair: bool = True, grace: ti
     for sha, sample in samples.items():
         if sample.object_key in keys:
             continue
-        source = next((k for k in copies.get(sha, []) if hashlib.sha256(store.get(k)).hexdigest() == sha), None)
+        stored = sample.stored_sha256 or sha
+        source = next((k for k in copies.get(sha, []) if hashlib.sha256(store.get(k)).hexdigest() == stored), None)
         if source is None:
             report.missing.append(sample.object_key)
             continue

@@ -52,7 +52,7 @@ _REFUSED_SIGNATURES = (
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 _T = TypeVar("_T")
 
-_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _DRAFT_FORMATS = ("JPEG", "MPO")
 _STRIP_PIXELS = 1 << 18  # conversions of modes other than RGB and L work on strips of about this many pixels
 # Draft and box-reduce keep the shorter side >= this many times min_side, so the bicubic resize that follows
@@ -95,7 +95,7 @@ def _reset_decoders_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_decoders_after_fork)
 
 
-def _run_decode(fn: Callable[..., _T], *args: object) -> _T:
+def run_decode(fn: Callable[..., _T], *args: object) -> _T:
     """``fn(*args)`` on a decode thread, once one of the decode slots is free (blocks until then)."""
     slots, pool = _decode_slots, _decode_pool  # one pair, even if they are replaced meanwhile
     slots.acquire()
@@ -192,7 +192,7 @@ def _decode(data: bytes, max_pixels: int, min_side: int | None) -> _Decoded:
     if min_side is not None and min_side < 1:
         raise ValueError("min_side must be positive")
     sniff(data, max_pixels=limit)
-    return _run_decode(_decode_pixels, data, limit, min_side)
+    return run_decode(_decode_pixels, data, limit, min_side)
 
 
 def _decode_pixels(data: bytes, limit: int, min_side: int | None) -> _Decoded:
@@ -293,7 +293,7 @@ def _to_rgb(img: Image.Image, factor: int = 1) -> Image.Image:
 
 def _full_scale(img: Image.Image) -> float | None:
     """The value that maps to 255 for 16/32-bit modes (None for 8-bit modes)."""
-    if img.mode not in _HIGH_DEPTH_MODES:
+    if img.mode not in HIGH_DEPTH_MODES:
         return None
     if img.mode.startswith("I;16"):
         return 65535.0

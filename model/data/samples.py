@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,15 +12,33 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, utcnow
+from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, Split, utcnow
 from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, QueueFullError, SproutError
 from model.core.faults import crash_point
 from model.data.images import DEFAULT_MAX_PIXELS, decode_image, sniff
 from model.data.labels import check_label
-from model.data.splits import SPLIT_KEY, split_for
+from model.data.metadata import strip_metadata
 from model.data.storage import ObjectStore, labeled_key, pending_key, rejected_key
 
 log = logging.getLogger(__name__)
+
+# Train/val/test split of a new sample (≈ 80/10/10) from a keyed hash of its content. The key is a secret of the
+# installation (``instance_secrets.split_key``, made by migration 0003), so an uploader cannot pick test-set
+# membership by appending bytes to an image. A sample's split is stored when it is added and never changes, so
+# the test set is stable and only ever grows.
+SPLIT_KEY = "split_key"
+
+
+def split_for(sha256: str, *, key: str) -> Split:
+    """Bucket HMAC-SHA256(key, sha256) into train (0-7), val (8) or test (9) by its first 8 hex digits mod 10."""
+    digest = hmac.new(key.encode(), sha256.encode(), hashlib.sha256).hexdigest()
+    bucket = int(digest[:8], 16) % 10
+    if bucket == 9:
+        return Split.TEST
+    if bucket == 8:
+        return Split.VAL
+    return Split.TRAIN
+
 
 def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -70,7 +89,8 @@ def add_sample(
     """Store an image and record it; returns ``(sample, created)``.
 
     With ``label`` the sample is approved at once (imports); otherwise it waits in ``pending/``.
-    An exact duplicate (same sha256) returns the existing sample and stores nothing.
+    An exact duplicate (same sha256 of the uploaded bytes) returns the existing sample and stores nothing.
+    What is stored is the image without its metadata (``strip_metadata``); ``sha256`` stays that of the upload.
     """
     info = sniff(data, max_pixels=max_pixels)
     decode_image(data, max_pixels=max_pixels, min_side=256)  # refuse truncated or corrupt files before storing
@@ -81,16 +101,18 @@ def add_sample(
     if existing is not None:
         return existing, False
     status = SampleStatus.APPROVED if label is not None else SampleStatus.PENDING
-    key = key_for(status=status, sha256=sha, ext=info.ext, label=label)
     split = split_for(sha, key=split_key(session))
-    session.commit()  # end the read transaction: no database connection is held while the store is written
-    store.put(key, data, info.content_type)
+    session.commit()  # end the read transaction: no database connection is held while the image is stripped
+    stored = strip_metadata(data, info)  # no EXIF/GPS, XMP, comments or trailing bytes reach the store
+    key = key_for(status=status, sha256=sha, ext=stored.ext, label=label)
+    store.put(key, stored.data, stored.content_type)
     now = utcnow()
     sample = Sample(
         sha256=sha,
         object_key=key,
-        content_type=info.content_type,
-        size_bytes=len(data),
+        content_type=stored.content_type,
+        size_bytes=len(stored.data),
+        stored_sha256=sha256_of(stored.data),
         status=status,
         label=label,
         suggested_label=suggested_label,

@@ -1,11 +1,13 @@
-"""A hung dependency stalls nothing: freeze SeaweedFS, then PostgreSQL (SIGSTOP, as a partition or an overloaded
-server behaves) under 60 uploads in flight. Uploads get a 503 with a sentence within ~10 s, /readyz answers
-within 2 s naming the failed check, /healthz and /predict keep their latency, and after SIGCONT everything
-works again without a restart. Real servers, the API under uvicorn, 127.0.0.1 only."""
+"""A hung or stopped dependency stalls nothing. Freeze SeaweedFS, then PostgreSQL (SIGSTOP, as a partition or an
+overloaded server behaves) under 60 uploads in flight: uploads get a 503 with a sentence within ~10 s, /readyz
+answers within 2 s naming the failed check, /healthz and /predict keep their latency, and after SIGCONT everything
+works again without a restart. Stop each during uploads and reviews: 503s, no orphan rows, and the same requests
+succeed once it is back. Real servers, the API under uvicorn, 127.0.0.1 only."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -22,8 +24,10 @@ import pytest
 
 from model.core.accounts import create_user
 from model.core.settings import Settings
+from model.data.fsck import fsck
 from model.data.importer import import_directory
 from model.learning.promotion import train
+from model.runtime.services import Services
 from tests import servers
 from tests.utils.images import dataset_images, random_image_bytes
 from tests.utils.paths import REPO_ROOT
@@ -113,6 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             wait_until_ready(http_ok(f"{base}/readyz"), what="the API", timeout=120, proc=proc, log=log)
             pg_port = pg_url.rsplit(":", 1)[1].split("/")[0]
             yield {"base": base, "log": log, "photo": dataset_images("grass", 14)[-1].read_bytes(),
+                   "pg_url": pg_url, "s3": s3, "settings": settings,
                    "s3_pattern": f"-s3.port={s3.endpoint.rsplit(':', 1)[1]}", "pg_pattern": f"-p {pg_port}"}
         finally:
             proc.terminate()
@@ -150,3 +155,55 @@ def test_a_frozen_dependency_gives_503s_in_bounded_time_and_predictions_keep_the
     wait_until_ready(http_ok(f"{base}/readyz"), what="the API after SIGCONT", timeout=60, log=stack["log"])
     code, _, text = upload(base, seed0 + 999)
     assert code == 201, text
+
+
+def review(base: str, headers: dict[str, str], sample_id: int) -> tuple[int, str]:
+    try:
+        resp = httpx.post(f"{base}/admin/samples/{sample_id}/review", json={"action": "approve", "label": "grass"},
+                          headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        return 0, repr(exc)
+    return resp.status_code, resp.text
+
+
+@pytest.mark.parametrize("dependency", ["storage", "database"])
+def test_a_stopped_dependency_gives_503s_and_the_same_requests_succeed_after_its_restart(
+    stack: dict, dependency: str
+) -> None:
+    """Stop SeaweedFS, then PostgreSQL, during uploads and reviews: 503 with a sentence, never a 500, no row
+    without its object; after the restart the very same requests succeed (the API is not restarted)."""
+    base = stack["base"]
+    seed0 = 30_000 if dependency == "storage" else 40_000
+    login = httpx.post(f"{base}/auth/token", data={"username": "hung-reviewer", "password": "hung-reviewer-password"})
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    to_review = []
+    for i in range(8):
+        code, _, text = upload(base, seed0 + i)
+        assert code == 201, text
+        to_review.append(int(json.loads(text)["id"]))
+    stopped = (servers.seaweedfs_stopped(stack["s3"]) if dependency == "storage"
+               else servers.postgres_stopped(stack["pg_url"]))
+    with stopped, ThreadPoolExecutor(16) as pool:
+        uploads = [pool.submit(upload, base, seed0 + 100 + i) for i in range(16)]
+        reviews = [pool.submit(review, base, headers, sample_id) for sample_id in to_review]
+        up_results, review_results = [u.result() for u in uploads], [r.result() for r in reviews]
+    answers = [(code, text) for code, _, text in up_results] + review_results
+    assert {code for code, _ in answers} == {503}, sorted({code for code, _ in answers})
+    assert all("try again shortly" in text for _, text in answers), answers[0]
+
+    wait_until_ready(http_ok(f"{base}/readyz"), what=f"the API after {dependency} restarted", timeout=90,
+                     log=stack["log"])
+    for i in range(16):
+        code, _, text = upload(base, seed0 + 100 + i)
+        assert code == 201, text
+    for sample_id in to_review:
+        code, text = review(base, headers, sample_id)
+        assert code == 200 and json.loads(text)["status"] == "approved", text
+
+    svc = Services.from_settings(stack["settings"])
+    try:
+        with svc.session() as session:
+            report = fsck(session, svc.store, repair=False)
+        assert report.ok and not report.missing and not report.orphans, report  # no row without its object
+    finally:
+        svc.close()

@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from db.models import Split
 from model.core.settings import Settings
-from model.data.splits import split_for
+from model.data.samples import split_for
 from model.learning.evaluation import evaluate_probabilities
-from model.learning.gate import gate, retrain_due
+from model.learning.gate import retrain_due
 from model.learning.training import class_weights, train_head
 
 
@@ -33,25 +33,6 @@ def test_retrain_due_needs_min_new_samples_unless_forced() -> None:
     assert retrain_due(new_approved=10, min_new=10).passed
     assert retrain_due(new_approved=0, min_new=10, force=True).passed
     assert "9" in retrain_due(new_approved=9, min_new=10).reason
-
-
-@pytest.mark.parametrize(
-    ("candidate", "champion", "passed", "words"),
-    [
-        (0.95, None, True, "no champion"),
-        (0.85, None, False, "minimum"),
-        (0.95, 0.97, False, "champion"),
-        (0.97, 0.97, True, "champion"),
-        (0.99, 0.97, True, "champion"),
-    ],
-)
-def test_gate(candidate: float, champion: float | None, passed: bool, words: str) -> None:
-    decision = gate(candidate_accuracy=candidate, min_accuracy=0.9, champion_accuracy=champion, n_test=30)
-    assert decision.passed is passed and words in decision.reason
-
-
-def test_gate_refuses_without_test_samples() -> None:
-    assert not gate(candidate_accuracy=None, min_accuracy=0.9, champion_accuracy=None, n_test=0).passed
 
 
 def test_class_weights_balance_classes() -> None:

@@ -139,3 +139,20 @@ def test_fsck_rereads_the_row_before_deleting(svc: Services) -> None:
     with svc.session() as fsck_session:
         fsck(fsck_session, CommitDuringFsck(svc.store), grace=NO_GRACE)
     assert svc.store.exists(new_key)
+
+
+def test_a_stripped_object_is_restored_from_its_copy(svc: Services) -> None:
+    """Stored objects are the uploads without metadata: fsck checks a copy against the stored digest."""
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 300), (40, 160, 60)).save(buf, "JPEG", exif=exif.tobytes())
+    with svc.session() as session:
+        sample, _ = add_sample(session, svc.store, data=buf.getvalue(), source=SampleSource.UPLOAD, label="grass")
+        stored = svc.store.get(sample.object_key)
+        assert stored != buf.getvalue() and b"SecretCam" not in stored
+        svc.store.put(f"pending/{sample.sha256}.jpg", stored)
+        svc.store.delete(sample.object_key)
+        report = fsck(session, svc.store, grace=NO_GRACE)
+        assert report.restored == [sample.object_key] and report.ok
+        assert svc.store.get(sample.object_key) == stored
