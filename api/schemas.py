@@ -106,6 +106,8 @@ class RunPublic(BaseModel):
     champion_metrics: dict[str, Any] | None
     gate_passed: bool | None
     gate_reason: str | None
+    evidence: dict[str, Any] | None = None
+    candidates: list[dict[str, Any]] = []
     registered_version: str | None
     promoted: bool
     n_embedded: int | None

@@ -47,6 +47,10 @@ TRANSIENT_ERRORS = {"StorageUnavailableError", "RegistryUnavailableError"}
 RUN_ID_ARG = "{{ run_id | cli_arg }}"
 FORCE_FLAG = "{{ '--force' if params.force else '' }}"
 TRAINED_RUN_ID_ARG = "{{ ti.xcom_pull(task_ids='train_candidate')['run_id'] | cli_arg }}"
+WINNER_ARG = "{{ ti.xcom_pull(task_ids='select_candidate')['backbone'] | cli_arg }}"
+TRIED_ARG = "{{ ti.xcom_pull(task_ids='select_candidate')['tried'] | tojson | cli_arg }}"
+# The backbones a retrain tries, one mapped task each (the CLI's SPROUT_CANDIDATE_BACKBONES, same default).
+DEFAULT_CANDIDATES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
@@ -81,6 +85,7 @@ class DagSettings(BaseSettings):
     runner: Literal["local", "kubernetes"] = _env("SPROUT_TASK_RUNNER", "local")
     cli: str = _env("SPROUT_CLI", "sprout")
     retrain_schedule: str = _env("SPROUT_RETRAIN_SCHEDULE", "@weekly")
+    retrain_asset: str = _env("SPROUT_RETRAIN_ASSET", "sprout_approved_samples")
     retries: int = _env("SPROUT_TASK_RETRIES", 2)
     retry_delay_seconds: float = _env("SPROUT_TASK_RETRY_DELAY_SECONDS", 60.0)
     max_retry_delay_seconds: float = _env("SPROUT_TASK_MAX_RETRY_DELAY_SECONDS", 1800.0)
@@ -94,6 +99,8 @@ class DagSettings(BaseSettings):
     env_configmap: str | None = _env("SPROUT_K8S_ENV_CONFIGMAP")
     env_secret: str | None = _env("SPROUT_K8S_ENV_SECRET")
     secret_keys: Annotated[tuple[str, ...], NoDecode] = _env("SPROUT_K8S_SECRET_KEYS", DEFAULT_SECRET_KEYS)
+    candidate_backbones: Annotated[tuple[str, ...], NoDecode] = _env("SPROUT_CANDIDATE_BACKBONES",
+                                                                     DEFAULT_CANDIDATES)
     gpu_node_selector: dict[str, str] = _env("SPROUT_K8S_GPU_NODE_SELECTOR", factory=dict)
     gpu_tolerations: list[dict[str, Any]] = _env("SPROUT_K8S_GPU_TOLERATIONS",
                                                  factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
@@ -102,6 +109,14 @@ class DagSettings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("candidate_backbones", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        names = tuple(n for n in re.split(r"[,\s]+", value) if n)
+        return names or DEFAULT_CANDIDATES
 
     @field_validator("secret_keys", mode="before")
     @classmethod
@@ -140,6 +155,14 @@ class DagSettings(BaseSettings):
     @property
     def task_timeout(self) -> timedelta:
         return timedelta(minutes=self.task_timeout_minutes)
+
+    def retrain_timetable(self) -> Any:
+        """The retrain DAG's schedule: its timetable (``retrain_schedule``, UTC) OR an event on the asset the
+        API announces approvals on (``retrain_asset``, the API's SPROUT_RETRAIN_ASSET)."""
+        from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+
+        return AssetOrTimeSchedule(timetable=CronTriggerTimetable(self.retrain_schedule, timezone="UTC"),
+                                   assets=[Asset(self.retrain_asset)])
 
     def default_args(self) -> dict[str, Any]:
         """Retries with exponential backoff for every task (a final CLI error fails at once)."""
@@ -237,14 +260,45 @@ def cli_task(task_id: str, args: list[str], *, doc: str, gpu: bool = False,
     return sprout_cli.override(task_id=task_id, doc_md=doc, execution_timeout=timeout)(args).operator
 
 
+def mapped_cli_task(task_id: str, arg_lists: Any, *, doc: str, gpu: bool = False,
+                    settings: DagSettings = SETTINGS) -> Any:
+    """One ``sprout --json ARGS`` task per entry of ``arg_lists`` (an upstream task's list of argument lists):
+    Airflow's dynamic task mapping, a pod each on Kubernetes (``gpu`` as in ``cli_task``)."""
+    timeout = settings.train_timeout if gpu else settings.task_timeout
+    if settings.runner == "kubernetes":
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+        scripts = pod_scripts.override(task_id=f"{task_id}_scripts")(arg_lists)
+        return KubernetesPodOperator.partial(**_pod_kwargs(task_id, doc=doc, gpu=gpu, timeout=timeout,
+                                                           settings=settings)).expand(arguments=scripts).output
+    return sprout_cli.override(task_id=task_id, doc_md=doc, execution_timeout=timeout).expand(args=arg_lists)
+
+
+def pod_script(args: list[str]) -> str:
+    """The pod's ``sh -c`` line: the CLI's JSON answer goes to the XCom file."""
+    # Templated arguments quote themselves (the `cli_arg` filter); literal ones are quoted here.
+    words = ["sprout", "--json", *(a if "{{" in a else shlex.quote(a) for a in args)]
+    return f"set -e; mkdir -p {os.path.dirname(XCOM_FILE)}; {' '.join(words)} > {XCOM_FILE}"
+
+
+@task
+def pod_scripts(arg_lists: list[list[str]]) -> list[list[str]]:
+    """Each argument list as a mapped pod's ``arguments`` (its ``sh -c`` line)."""
+    return [[pod_script(args)] for args in arg_lists]
+
+
 def _pod_task(task_id: str, args: list[str], *, doc: str, gpu: bool, timeout: timedelta,
               settings: DagSettings) -> BaseOperator:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    return KubernetesPodOperator(arguments=[pod_script(args)], **_pod_kwargs(task_id, doc=doc, gpu=gpu,
+                                                                            timeout=timeout, settings=settings))
+
+
+def _pod_kwargs(task_id: str, *, doc: str, gpu: bool, timeout: timedelta, settings: DagSettings) -> dict[str, Any]:
+    """Everything of a task's pod but its arguments."""
     from kubernetes.client import models as k8s
 
-    # Templated arguments quote themselves (the `cli_arg` filter); literal ones are quoted here.
-    words = ["sprout", "--json", *(a if "{{" in a else shlex.quote(a) for a in args)]
-    script = f"set -e; mkdir -p {os.path.dirname(XCOM_FILE)}; {' '.join(words)} > {XCOM_FILE}"
     env_from = []
     if settings.env_configmap:
         env_from.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.env_configmap)))
@@ -258,7 +312,7 @@ def _pod_task(task_id: str, args: list[str], *, doc: str, gpu: bool, timeout: ti
         requests={"cpu": "1", "memory": "4Gi" if gpu else "1Gi"},
         limits={"memory": "16Gi" if gpu else "4Gi", **limits},
     )
-    return KubernetesPodOperator(
+    return dict(  # noqa: C408 - the operator's keyword arguments
         task_id=task_id,
         doc_md=doc,
         name=f"sprout-{task_id.replace('_', '-')}",
@@ -266,7 +320,6 @@ def _pod_task(task_id: str, args: list[str], *, doc: str, gpu: bool, timeout: ti
         image=settings.image,
         image_pull_policy=settings.image_pull_policy,
         cmds=["sh", "-c"],
-        arguments=[script],
         env_vars=env,
         env_from=env_from or None,
         container_resources=resources,
@@ -280,6 +333,45 @@ def _pod_task(task_id: str, args: list[str], *, doc: str, gpu: bool, timeout: ti
         reattach_on_restart=True,
         execution_timeout=timeout,
     )
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+@task
+def candidate_args(backbones: list[str]) -> list[list[str]]:
+    """One ``assess-candidate`` argument list per backbone to try (the mapped tasks' input)."""
+    return [["assess-candidate", "--backbone", name] for name in backbones]
+
+
+@task
+def select_candidate(assessed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The backbone whose candidate has the lowest cross-validated log loss, and every candidate tried."""
+    tried = [dict(a) for a in assessed]
+    if not tried:
+        raise AirflowFailException("no candidate was assessed")
+    winner = min(tried, key=lambda a: float(a["log_loss"]))
+    for a in tried:
+        log.info("candidate %s: cross-validated accuracy %.4f, log loss %.4f%s", a["backbone"], a["accuracy"],
+                 a["log_loss"], " (selected)" if a is winner else "")
+    return {"backbone": winner["backbone"], "tried": tried}
+
+
+def train_best_candidate(settings: DagSettings = SETTINGS) -> tuple[Any, BaseOperator]:
+    """candidate_args → assess_candidate (mapped, one per backbone) → select_candidate → train_candidate.
+
+    Returns the first task (to chain after the trigger check) and the training task."""
+    args = candidate_args(list(settings.candidate_backbones))
+    assessed = mapped_cli_task("assess_candidate", args, gpu=True, settings=settings,
+                               doc="`sprout assess-candidate --backbone B`: embed (cached) and cross-validate one "
+                                   "backbone's candidate; one mapped task (pod) per backbone.")
+    winner = select_candidate(assessed)
+    trained = cli_task("train_candidate", ["train-candidate", "--key", RUN_ID_ARG, FORCE_FLAG, "--backbone",
+                                           WINNER_ARG, "--tried", TRIED_ARG], gpu=True, settings=settings,
+                       doc="`sprout train-candidate --backbone WINNER`: the final head, evaluation and gate "
+                           "(idempotent per run id).")
+    winner >> trained
+    return args, trained
 
 
 # --------------------------------------------------------------------------- decisions and the report

@@ -1,19 +1,22 @@
 """
 ### Sprout: retrain when enough new samples were approved
 
-Weekly by default (`SPROUT_RETRAIN_SCHEDULE`, a preset or a cron expression). Each task runs one
+Weekly by default (`SPROUT_RETRAIN_SCHEDULE`, a preset or a cron expression, UTC) OR as soon as the API
+announces enough new approvals (an event on the asset `SPROUT_RETRAIN_ASSET`). Each task runs one
 `sprout --json` subcommand, locally or as a pod (`SPROUT_TASK_RUNNER`), and passes on its JSON:
 
 1. **count_new_samples** — `sprout retrain-check`: samples approved since the last training run.
 2. **check_enough_samples** — stops the run (the rest is skipped) below `SPROUT_MIN_NEW_SAMPLES`,
    unless the run was triggered with `force`.
-3. **train_candidate** — `sprout train-candidate --key <run id>`: trains and evaluates a candidate and
-   stores the gate's decision; a retry or a cleared run returns the run that key already trained.
-   On Kubernetes this pod requests a GPU.
-4. **evaluate_gate** — branches on that decision.
-5. **promote_candidate** — `sprout promote RUN`: registers the candidate once and moves `champion`;
+3. **assess_candidate** — one mapped task per backbone of `SPROUT_CANDIDATE_BACKBONES` (dynamic task
+   mapping; a GPU pod each on Kubernetes): `sprout assess-candidate --backbone B` embeds (cached) and
+   cross-validates that backbone's candidate. **select_candidate** keeps the lowest cross-validated log loss.
+4. **train_candidate** — `sprout train-candidate --key <run id> --backbone <winner>`: the final head, its
+   evaluation and evidence, the gate's decision; a retry or a cleared run returns the run that key trained.
+5. **evaluate_gate** — branches on that decision.
+6. **promote_candidate** — `sprout promote RUN`: registers the candidate once and moves `champion`;
    **record_rejection** — `sprout gate RUN`: the refused candidate's stored reason.
-6. **report** — logs the decision, the versions and the metrics.
+7. **report** — logs the decision, the versions and the metrics.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 from sprout_dag_common import (
-    FORCE_FLAG,
     RUN_ID_ARG,
     SETTINGS,
     START_DATE,
     TAGS,
     cli_task,
     gate_and_promote,
+    train_best_candidate,
 )
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,7 @@ def check_enough_samples(check: dict[str, Any]) -> bool:
     dag_id="sprout_retrain",
     dag_display_name="Sprout: retrain",
     description="Train a candidate on newly approved samples, gate it, promote it or record the rejection.",
-    schedule=SETTINGS.retrain_schedule,
+    schedule=SETTINGS.retrain_timetable(),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
@@ -63,9 +66,8 @@ def sprout_retrain() -> None:
     count = cli_task("count_new_samples", ["retrain-check", "--key", RUN_ID_ARG],
                      doc="`sprout retrain-check`: samples approved since the last training run.")
     enough = check_enough_samples(count.output)
-    trained = cli_task("train_candidate", ["train-candidate", "--key", RUN_ID_ARG, FORCE_FLAG], gpu=True,
-                       doc="`sprout train-candidate`: train, evaluate and gate a candidate (idempotent per run id).")
-    enough >> trained
+    first, trained = train_best_candidate()
+    enough >> first
     gate_and_promote(trained)
 
 

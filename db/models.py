@@ -155,6 +155,16 @@ class TrainingRun(Base):
         back_populates="run", cascade="all, delete-orphan"
     )
 
+    @property
+    def evidence(self) -> dict[str, Any] | None:
+        """What the gate decided on (cross-validation, intervals, the paired comparison, calibration)."""
+        return (self.params or {}).get("evidence")
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]:
+        """One row per backbone the run tried: cross-validated accuracy and log loss."""
+        return list((self.params or {}).get("candidates", []))
+
 
 class TrainingRunSample(Base):
     """Lineage: which sample a run used, in which split, with which label."""

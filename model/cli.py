@@ -1,4 +1,5 @@
-"""The ``sprout`` command line. With ``--json`` every command prints exactly one JSON object on stdout."""
+"""The ``sprout`` command line. With ``--json`` (before or after the command name) every command prints exactly one
+JSON object on stdout."""
 
 from __future__ import annotations
 
@@ -19,8 +20,29 @@ from db.migrate import SchemaOutOfDateError
 from model.core.errors import SproutError
 from model.core.settings import get_settings
 
-app = typer.Typer(help="Sprout: continuous-training image classifier.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+
+class _Sprout(typer.Typer):
+    """The app; ``--json`` anywhere before ``--`` counts as the global option (``sprout train --json`` too)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        argv = kwargs.get("args")
+        if argv is None and not args:
+            kwargs["args"] = hoist_json(sys.argv[1:])
+        elif argv is not None:
+            kwargs["args"] = hoist_json(list(argv))
+        return super().__call__(*args, **kwargs)
+
+
+def hoist_json(argv: list[str]) -> list[str]:
+    """Move every ``--json`` before ``--`` to the front, where the callback reads it."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--json" not in argv[:end]:
+        return argv
+    return ["--json", *(a for a in argv[:end] if a != "--json"), *argv[end:]]
+
+
+app = _Sprout(help="Sprout: continuous-training image classifier.", no_args_is_help=True,
+              pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 users_app = typer.Typer(help="Reviewer accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -161,9 +183,11 @@ def _outcome_line(d: dict[str, Any]) -> None:
 @app.command("train")
 def train_cmd(
     force: Annotated[bool, typer.Option("--force", help="Train even with few new samples.")] = False,
-    backbone: Annotated[str | None, typer.Option(help="Backbone name (default: SPROUT_BACKBONE).")] = None,
+    backbone: Annotated[str | None, typer.Option(
+        help="Train only this backbone's candidate (default: every one in SPROUT_CANDIDATE_BACKBONES).")] = None,
 ) -> None:
-    """Train a candidate, gate it against the champion and promote it if it passes."""
+    """Train a candidate per backbone, keep the best by cross-validated log loss, gate it against the champion
+    and promote it if it passes."""
     from model.learning.promotion import train
 
     with _command():
@@ -181,18 +205,46 @@ def retrain_check_cmd(
         _emit(retrain_check(_services(), trigger_key=key).as_dict(), lambda d: err.print(d["reason"]))
 
 
+@app.command("assess-candidate")
+def assess_candidate_cmd(
+    backbone: Annotated[str, typer.Option(help="The backbone whose candidate to cross-validate.")],
+) -> None:
+    """Embed (cached) and cross-validate one backbone's candidate on the approved samples; records no run."""
+    from model.learning.pipeline import assess
+
+    with _command():
+        _emit(assess(_services(), backbone), lambda d: err.print(
+            f"{d['backbone']}: cross-validated accuracy {d['accuracy']:.4f}, log loss {d['log_loss']:.4f}"))
+
+
 @app.command("train-candidate")
 def train_candidate_cmd(
     force: Annotated[bool, typer.Option("--force", help="Train even with few new samples.")] = False,
     key: Annotated[str | None, typer.Option("--key", help="Idempotency key, e.g. the Airflow run id.")] = None,
-    backbone: Annotated[str | None, typer.Option(help="Backbone name (default: SPROUT_BACKBONE).")] = None,
+    backbone: Annotated[str | None, typer.Option(
+        help="Train only this backbone's candidate (default: every one in SPROUT_CANDIDATE_BACKBONES).")] = None,
+    tried: Annotated[str | None, typer.Option(
+        help="JSON list of candidates assessed elsewhere (`assess-candidate` answers), recorded with the run.")] = None,
 ) -> None:
     """Train and evaluate a candidate and record the gate's decision, without promoting it."""
     from model.learning.pipeline import train_candidate
 
     with _command():
-        _emit(train_candidate(_services(), force=force, backbone_name=backbone, trigger_key=key).as_dict(),
-              _outcome_line)
+        others = _tried(tried)
+        _emit(train_candidate(_services(), force=force, backbone_name=backbone, trigger_key=key,
+                              tried=others).as_dict(), _outcome_line)
+
+
+def _tried(text: str | None) -> list[dict[str, Any]] | None:
+    if not text:
+        return None
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SproutError(f"--tried is not JSON: {exc}") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "backbone" in r for r in rows):
+        raise SproutError("--tried must be a JSON list of objects with a 'backbone'.")
+    return rows
 
 
 RunIdArg = Annotated[int | None, typer.Argument(help="Training run id (default: the latest run).")]

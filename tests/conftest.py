@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -9,6 +10,11 @@ import pytest
 
 from tests import servers
 from tests.utils.live_api import live_api  # noqa: F401  (session fixture shared by UI and e2e tests)
+
+# In-process training in tests tries one backbone (lite0, the best on the shared set) unless a test asks for
+# more; the product default, every EfficientNet-Lite, is what the CLI, UI and DAG tests run in subprocesses
+# (their environments start without SPROUT_* settings).
+os.environ.setdefault("SPROUT_CANDIDATE_BACKBONES", "efficientnet_lite0")
 
 # --- real servers ---
 # Started lazily (only when a test asks for them), once per session, torn down at the end.

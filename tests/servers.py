@@ -561,8 +561,70 @@ def mlflow_server(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- Airflow
+
+
+@dataclass(frozen=True)
+class AirflowServer:
+    """A running Airflow (api-server, scheduler, dag-processor, triggerer): URL and the admin's password."""
+
+    url: str
+    username: str
+    password: str
+
+    def token(self) -> str:
+        import httpx
+
+        resp = httpx.post(f"{self.url}/auth/token", json={"username": self.username, "password": self.password},
+                          timeout=10)
+        resp.raise_for_status()
+        return str(resp.json()["access_token"])
+
+
+AIRFLOW_VENV = Path(__file__).resolve().parents[1] / ".venv-airflow"
+
+
+@contextlib.contextmanager
+def airflow_standalone(env: dict[str, str], *, dags_folder: Path, timeout: float = 300) -> Iterator[AirflowServer]:
+    """``airflow standalone`` from ``.venv-airflow`` as ``make up`` runs it (SQLite metadata, simple auth with a
+    generated password, DAGs unpaused), on 127.0.0.1; ``env`` adds the settings its tasks need (SPROUT_*)."""
+    airflow = AIRFLOW_VENV / "bin" / "airflow"
+    _require(str(airflow) if airflow.is_file() else None, "Airflow CLI", "run `make install` (.venv-airflow)")
+    tmp = _make_tmpdir("sprout-airflow-")
+    passwords = tmp / "passwords.json"
+    password = secrets.token_urlsafe(12)
+    passwords.write_text(f'{{"admin": "{password}"}}')
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "VIRTUAL_ENV", "PYTHONPATH"))},
+        "PATH": f"{AIRFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(tmp / "home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__HOST": HOST, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        **env,
+    }
+    proc = _Process("airflow standalone", [str(airflow), "standalone"], tmp / "airflow.log", env=full_env, cwd=tmp)
+    try:
+        def health() -> None:
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as resp:
+                if resp.status != 200:
+                    raise ServerStartError(f"health answered {resp.status}")
+
+        _wait_ready(proc, health, timeout, "Airflow standalone")
+        yield AirflowServer(url=url, username="admin", password=password)
+    finally:
+        proc.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 __all__ = [
-    "HOST", "MlflowServer", "S3Server", "ServerStartError", "create_database", "drop_database", "find_mlflow",
-    "find_pg_bin", "find_weed", "free_port", "mlflow_server", "postgres_server", "postgres_stopped", "seaweedfs_server",
-    "seaweedfs_stopped",
+    "HOST", "AirflowServer", "MlflowServer", "S3Server", "ServerStartError", "airflow_standalone",
+    "create_database", "drop_database", "find_mlflow", "find_pg_bin", "find_weed", "free_port", "mlflow_server",
+    "postgres_server", "postgres_stopped", "seaweedfs_server", "seaweedfs_stopped",
 ]

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 
 from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer, require_admin
 from api.metrics import REVIEWS
@@ -10,6 +10,7 @@ from api.schemas import RelabelRequest, ReviewRequest, SamplePublic, SamplesPubl
 from db.models import SampleStatus
 from db.queries import SampleOrder, list_samples
 from model.data.samples import get_sample, relabel_sample, review_sample
+from model.learning.promotion import announce_approvals
 from model.reports.status import ReviewStats, review_stats
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
@@ -40,11 +41,15 @@ def read_sample_image(sample_id: int, session: SessionDep, store: StorageDep) ->
 
 @router.post("/samples/{sample_id}/review", response_model=SamplePublic)
 def review_pending_sample(sample_id: int, review: ReviewRequest, session: SessionDep, store: StorageDep,
-                          reviewer: CurrentReviewer) -> SamplePublic:
-    """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged."""
+                          reviewer: CurrentReviewer, services: ServicesDep,
+                          background: BackgroundTasks) -> SamplePublic:
+    """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged. Once enough
+    approvals wait for a retrain, Airflow hears of it after the response (an asset event)."""
     sample = review_sample(session, store, sample_id=sample_id, action=review.action, label=review.label,
                            reviewer=reviewer.username)
     REVIEWS.labels(sample.reviews[-1].action.value if sample.reviews else review.action).inc()
+    if sample.status is SampleStatus.APPROVED:
+        background.add_task(announce_approvals, services)
     return SamplePublic.model_validate(sample)
 
 

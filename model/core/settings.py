@@ -44,7 +44,16 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=32, ge=1)
     seed: int = 0
 
+    candidate_backbones: str = Field(
+        default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
+        description="Backbones a run trains a candidate for (comma-separated); the best CV log loss wins.")
     gate_min_accuracy: float = Field(default=0.90, ge=0.0, le=1.0)
+    gate_max_regression: float = Field(default=0.02, ge=0.0, le=1.0,
+                                       description="Largest tolerated drop vs the champion (accuracy, class recall).")
+    gate_alpha: float = Field(default=0.05, gt=0.0, lt=1.0,
+                              description="One-sided McNemar level for 'significantly worse than the champion'.")
+    gate_min_class_support: int = Field(default=10, ge=1,
+                                        description="Test images a class needs before its recall is compared.")
     min_new_samples: int = Field(default=10, ge=1)
     seed_dataset: Path = Path("../shared/datasets/dandelion-grass")
     max_upload_mb: float = Field(default=10, gt=0)
@@ -66,9 +75,16 @@ class Settings(BaseSettings):
     airflow_username: str | None = None
     airflow_password: SecretStr | None = None
     retrain_dag_id: str = "sprout_retrain"
+    retrain_asset: str = Field(default="sprout_approved_samples",
+                               description="Airflow asset the retrain DAG is scheduled on (besides its timetable).")
 
     crash_at: CrashPoint | None = Field(
         default=None, description="Tests only: kill the process (SIGKILL) at this point (refused in production).")
+
+    @property
+    def candidate_backbone_names(self) -> list[str]:
+        names = [name.strip() for name in self.candidate_backbones.split(",") if name.strip()]
+        return names or [self.backbone]
 
     @computed_field  # type: ignore[prop-decorator]
     @property

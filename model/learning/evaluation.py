@@ -1,15 +1,24 @@
-"""Classification metrics from true labels and predicted probabilities (numpy only, no per-sample loops)."""
+"""Evaluation: classification metrics from labels and probabilities (vectorised numpy), and the evidence about a
+candidate, all on cached embeddings: cross-validation, Wilson intervals, the paired comparison with the champion
+(McNemar's exact test), temperature scaling and its calibration error. Statistics from scipy, folds from
+scikit-learn, heads from ``model.learning.training``."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.stats import binomtest
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from model.core.errors import SproutError
 from model.data.importer import find_labeled_files
+from model.learning.training import Head, fit_head_with_decay, softmax, train_head
 
 if TYPE_CHECKING:
     from model.serving.predictor import Predictor
@@ -76,3 +85,200 @@ def evaluate_directory(predictor: Predictor, root: Path, batch_size: int = 16) -
     proba = np.concatenate(chunks) if chunks else np.zeros((0, len(predictor.labels)), dtype=np.float32)
     result = evaluate_probabilities(y_true, proba, predictor.labels)
     return {"model_version": predictor.version, **result, "errors": errors}
+
+
+# --- evidence about a candidate ---
+
+CV_FOLDS = 5
+ECE_BINS = 15
+
+
+def wilson_interval(successes: int, n: int) -> list[float] | None:
+    """The 95% Wilson score interval of a proportion, ``[low, high]`` (JSON-ready; None without trials)."""
+    if n == 0:
+        return None
+    ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return [float(ci.low), float(ci.high)]
+
+
+def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: the sample-weighted mean |accuracy − confidence| over equal-width confidence bins."""
+    if len(y) == 0:
+        return 0.0
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(np.float64)
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    total = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, weights=correct, minlength=bins) - np.bincount(which, weights=confidence,
+                                                                                    minlength=bins))
+    return float(gap[total > 0].sum() / len(y))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T > 0 that minimises the log loss of ``softmax(logits / T)`` (1.0 without data)."""
+    if len(y) == 0:
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        p = softmax(logits / np.exp(log_t))[np.arange(len(y)), y]
+        return float(-np.mean(np.log(np.clip(p, EPS, 1.0))))
+
+    result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x)) if nll(result.x) <= nll(0.0) else 1.0
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Out-of-fold results of k-fold cross-validation over the train+val samples."""
+
+    folds: int
+    logits: np.ndarray  # (n, classes), each row from the fold model that did not see it
+    y: np.ndarray
+    weight_decays: list[float]  # the decay each fold chose on its own inner validation split
+
+    @property
+    def proba(self) -> np.ndarray:
+        return softmax(self.logits)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.logits.argmax(axis=1) == self.y).mean()) if len(self.y) else 0.0
+
+    @property
+    def accuracy_ci(self) -> list[float] | None:
+        return wilson_interval(int((self.logits.argmax(axis=1) == self.y).sum()), len(self.y))
+
+    @property
+    def weight_decay(self) -> float:
+        """The decay most folds chose (the smaller on a tie): the final head's."""
+        counts = Counter(self.weight_decays)
+        return min(counts, key=lambda wd: (-counts[wd], wd))
+
+
+def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, device: str = "cpu",
+                   folds: int = CV_FOLDS) -> CrossValidation:
+    """Stratified k-fold (seeded); in each fold the weight decay is chosen on an inner stratified split of the
+    fold's training part, so the out-of-fold predictions never saw the choice. Fewer folds when the smallest
+    class has fewer than ``folds`` samples (at least 2)."""
+    smallest = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min()) if len(y) else 0
+    k = max(2, min(folds, smallest))
+    if smallest < 2:
+        raise ValueError("cross-validation needs at least two samples of every label")
+    logits = np.zeros((len(y), n_classes), dtype=np.float64)
+    decays: list[float] = []
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (fit_idx, held_idx) in enumerate(splitter.split(x, y)):
+        inner_fit, inner_val = _inner_split(y[fit_idx], seed + fold)
+        head = train_head(x[fit_idx][inner_fit], y[fit_idx][inner_fit], x[fit_idx][inner_val],
+                          y[fit_idx][inner_val], n_classes=n_classes, seed=seed, device=device)
+        refit = fit_head_with_decay(x[fit_idx], y[fit_idx], n_classes=n_classes, weight_decay=head.weight_decay,
+                                    seed=seed, device=device)
+        logits[held_idx] = refit.logits(x[held_idx])
+        decays.append(head.weight_decay)
+    return CrossValidation(folds=k, logits=logits, y=y, weight_decays=decays)
+
+
+def _inner_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of an inner 80/20 stratified split (no validation part when a label is too rare)."""
+    index = np.arange(len(y))
+    if np.bincount(y)[np.unique(y)].min() < 2 or len(y) < 10:
+        return index, index[:0]
+    fit, val = train_test_split(index, test_size=0.2, stratify=y, random_state=seed)
+    return np.sort(fit), np.sort(val)
+
+
+def cv_log_loss(cv: CrossValidation) -> float:
+    p = cv.proba[np.arange(len(cv.y)), cv.y]
+    return float(-np.mean(np.log(np.clip(p, EPS, 1.0)))) if len(cv.y) else float("inf")
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Candidate vs champion on the same test samples."""
+
+    both: int
+    candidate_only: int
+    champion_only: int
+    neither: int
+
+    @property
+    def mcnemar_p(self) -> float:
+        """One-sided exact McNemar p-value of "the champion is better" (1.0 when they never disagree)."""
+        discordant = self.candidate_only + self.champion_only
+        if discordant == 0:
+            return 1.0
+        return float(binomtest(self.champion_only, discordant, 0.5, alternative="greater").pvalue)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"both": self.both, "candidate_only": self.candidate_only, "champion_only": self.champion_only,
+                "neither": self.neither}
+
+
+def paired_counts(candidate_correct: np.ndarray, champion_correct: np.ndarray) -> Paired:
+    c, h = candidate_correct.astype(bool), champion_correct.astype(bool)
+    return Paired(both=int((c & h).sum()), candidate_only=int((c & ~h).sum()), champion_only=int((~c & h).sum()),
+                  neither=int((~c & ~h).sum()))
+
+
+def calibrated(head: Head, temperature: float) -> Head:
+    """The head with the temperature folded into its weights: ``softmax((xW + b) / T)`` at no runtime cost."""
+    return Head(weight=(head.weight / temperature).astype(np.float32), bias=(head.bias / temperature).astype(
+        np.float32), weight_decay=head.weight_decay, val_log_loss=head.val_log_loss)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature scaling fitted on the out-of-fold logits, and the calibration error before and after."""
+
+    temperature: float
+    ece_before: float
+    ece_after: float
+
+
+def calibrate(cv: CrossValidation) -> Calibration:
+    temperature = fit_temperature(cv.logits, cv.y)
+    return Calibration(temperature=temperature, ece_before=expected_calibration_error(cv.proba, cv.y),
+                       ece_after=expected_calibration_error(softmax(cv.logits / temperature), cv.y))
+
+
+def correct(y_true: list[str], proba: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Per sample: did the model whose columns are ``labels`` pick the true label?"""
+    if not y_true:
+        return np.zeros(0, dtype=bool)
+    return np.array(labels, dtype=object)[proba.argmax(axis=1)] == np.array(y_true, dtype=object)
+
+
+def build_evidence(
+    *, cv: CrossValidation, calibration: Calibration, y_test: list[str], candidate_metrics: dict[str, Any],
+    candidate_correct: np.ndarray, champion_version: str | None, champion_metrics: dict[str, Any] | None,
+    champion_correct: np.ndarray | None,
+) -> dict[str, Any]:
+    """The JSON-ready evidence the gate decides on (and the run record, MLflow and the UI show)."""
+    n_test = len(y_test)
+    paired = (paired_counts(candidate_correct, champion_correct)
+              if champion_metrics is not None and champion_correct is not None and n_test else None)
+    recall_deltas = {}
+    if champion_metrics is not None:
+        for label, values in candidate_metrics["per_class"].items():
+            before = champion_metrics["per_class"].get(label)
+            if before is not None and values["support"]:
+                recall_deltas[label] = {"candidate": values["recall"], "champion": before["recall"],
+                                        "delta": values["recall"] - before["recall"], "support": values["support"]}
+    cv_proba = cv.proba
+    return {
+        "n_cv": len(cv.y), "cv_folds": cv.folds, "cv_accuracy": cv.accuracy, "cv_accuracy_ci": cv.accuracy_ci,
+        "cv_log_loss": cv_log_loss(cv), "cv_macro_f1": _macro_f1(cv.y, cv_proba.argmax(axis=1)),
+        "test_accuracy": candidate_metrics["accuracy"], "n_test": n_test,
+        "test_accuracy_ci": wilson_interval(int(candidate_correct.sum()), n_test),
+        "champion_version": champion_version,
+        "champion_test_accuracy": champion_metrics["accuracy"] if champion_metrics else None,
+        "paired": paired.as_dict() if paired else None, "mcnemar_p": paired.mcnemar_p if paired else None,
+        "recall_deltas": recall_deltas, "temperature": calibration.temperature,
+        "ece_before": calibration.ece_before, "ece_after": calibration.ece_after,
+    }
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, pred, average="macro")) if len(y) else 0.0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
+
+from model.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -11,6 +14,7 @@ class Decision:
 
     passed: bool
     reason: str
+    evidence: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -25,19 +29,56 @@ def retrain_due(*, new_approved: int, min_new: int, force: bool = False) -> Deci
     return Decision(False, f"only {new_approved} new approved samples, {min_new} needed")
 
 
-def gate(*, candidate_accuracy: float | None, min_accuracy: float,
-         champion_accuracy: float | None, n_test: int) -> Decision:
-    """Promote only if accuracy ≥ the floor and not worse than the champion on the same test set."""
-    if n_test == 0 or candidate_accuracy is None:
-        return Decision(False, "no test samples to evaluate the candidate on")
-    if candidate_accuracy < min_accuracy:
-        return Decision(False, f"test accuracy {candidate_accuracy:.4f} < minimum {min_accuracy:.4f}")
-    if champion_accuracy is not None and candidate_accuracy < champion_accuracy:
-        return Decision(
-            False,
-            f"test accuracy {candidate_accuracy:.4f} < champion's {champion_accuracy:.4f} "
-            f"on the same {n_test} test samples",
-        )
-    versus = (f", champion {champion_accuracy:.4f} on the same {n_test} samples"
-              if champion_accuracy is not None else ", no champion yet")
-    return Decision(True, f"test accuracy {candidate_accuracy:.4f} ≥ {min_accuracy:.4f}{versus}")
+@dataclass(frozen=True)
+class GateRule:
+    """The gate's thresholds (settings ``SPROUT_GATE_*``)."""
+
+    min_accuracy: float
+    max_regression: float = 0.02
+    alpha: float = 0.05  # one-sided McNemar: "the champion is significantly better"
+    min_class_support: int = 10  # a class's recall is compared only with this many test samples
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GateRule:
+        return cls(min_accuracy=settings.gate_min_accuracy, max_regression=settings.gate_max_regression,
+                   alpha=settings.gate_alpha, min_class_support=settings.gate_min_class_support)
+
+
+def gate(evidence: dict[str, Any], rule: GateRule) -> Decision:
+    """Promote on evidence, not on noise (see ``model.learning.evidence`` for the numbers):
+
+    cross-validated accuracy ≥ the floor; the test interval's upper bound not below it; and against the
+    champion, not significantly worse (McNemar) and not worse by more than ``max_regression`` in test accuracy
+    or in the recall of a class with enough test samples, the tolerance never less than one test image.
+    """
+    n_test, cv_acc, cv_ci = evidence["n_test"], evidence["cv_accuracy"], evidence["cv_accuracy_ci"]
+    test_acc, test_ci = evidence["test_accuracy"], evidence["test_accuracy_ci"]
+    floor = rule.min_accuracy
+    if not n_test or test_acc is None or test_ci is None:
+        return Decision(False, "no test samples to evaluate the candidate on", evidence)
+    cv = f"cross-validated accuracy {cv_acc:.3f} (95% CI {cv_ci[0]:.3f}–{cv_ci[1]:.3f}, {evidence['n_cv']} samples)"
+    test = f"test accuracy {test_acc:.3f} (95% CI {test_ci[0]:.3f}–{test_ci[1]:.3f}, {n_test} images)"
+    if cv_acc < floor:
+        return Decision(False, f"{cv} < minimum {floor:.3f}", evidence)
+    if test_ci[1] < floor:
+        return Decision(False, f"{test}: even its upper bound is below the minimum {floor:.3f}", evidence)
+    champion, paired = evidence.get("champion_version"), evidence.get("paired")
+    if champion is None or paired is None:
+        return Decision(True, f"{cv} ≥ {floor:.3f}; {test}; no champion yet", evidence)
+    versus = (f"champion v{champion} on the same {n_test} images: {paired['candidate_only']} right only by the "
+              f"candidate, {paired['champion_only']} only by the champion (McNemar p={evidence['mcnemar_p']:.3f})")
+    if evidence["mcnemar_p"] < rule.alpha:
+        return Decision(False, f"significantly worse than the {versus}", evidence)
+    drop = evidence["champion_test_accuracy"] - test_acc
+    tolerance = max(rule.max_regression, 1.0 / n_test)
+    if drop > tolerance + 1e-9:
+        return Decision(False, f"{test} is {drop:.3f} below the {versus}; more than the tolerated "
+                               f"{tolerance:.3f}", evidence)
+    for label, delta in sorted(evidence.get("recall_deltas", {}).items()):
+        if delta["support"] < rule.min_class_support:
+            continue
+        class_tolerance = max(rule.max_regression, 1.0 / delta["support"])
+        if -delta["delta"] > class_tolerance + 1e-9:
+            return Decision(False, f"recall of {label!r} falls by {-delta['delta']:.3f} ({delta['support']} test "
+                                   f"images; tolerated {class_tolerance:.3f}) against the {versus}", evidence)
+    return Decision(True, f"{cv} ≥ {floor:.3f}; {test}; not worse than the {versus}", evidence)

@@ -22,8 +22,19 @@ from db import queries
 from db.models import RunStatus, Sample, Split, TrainingRun, TrainingRunSample, utcnow
 from model.core.errors import NotEnoughDataError
 from model.learning.embeddings import ImageRef, embed_images
-from model.learning.evaluation import Metrics, evaluate_probabilities
-from model.learning.gate import Decision, gate, retrain_due
+from model.learning.evaluation import (
+    Calibration,
+    CrossValidation,
+    Metrics,
+    build_evidence,
+    calibrate,
+    calibrated,
+    correct,
+    cross_validate,
+    cv_log_loss,
+    evaluate_probabilities,
+)
+from model.learning.gate import Decision, GateRule, gate, retrain_due
 from model.runtime.services import Services
 from model.serving.contract import META_BACKBONE, META_LABELS, META_TRAINING_RUN
 
@@ -34,6 +45,8 @@ if TYPE_CHECKING:
     from model.learning.training import Head
 
 log = logging.getLogger(__name__)
+EVIDENCE_METRICS = ("cv_accuracy", "cv_log_loss", "cv_macro_f1", "mcnemar_p", "temperature", "ece_before",
+                    "ece_after")
 
 
 def new_approved_count(session: Session) -> int:
@@ -60,6 +73,7 @@ class TrainOutcome:
     version: str | None = None
     promoted: bool = False
     warnings: list[str] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,8 +85,10 @@ class TrainOutcome:
             mlflow_run_id=run.mlflow_run_id, backbone=run.backbone, labels=list(run.labels),
             counts=dict(run.params.get("counts", {})), n_embedded=run.n_embedded or 0, metrics=run.metrics,
             champion_version=run.champion_version, champion_metrics=run.champion_metrics,
-            gate=Decision(bool(run.gate_passed), run.gate_reason or "") if run.gate_passed is not None else None,
+            gate=(Decision(bool(run.gate_passed), run.gate_reason or "", run.params.get("evidence"))
+                  if run.gate_passed is not None else None),
             version=run.registered_version, promoted=run.promoted, warnings=list(run.params.get("warnings", [])),
+            candidates=list(run.params.get("candidates", [])),
         )
 
 
@@ -101,12 +117,31 @@ class TrainingData:
 
 @dataclass
 class Evaluation:
-    """A candidate's test metrics, the champion's on the same samples, and the gate's decision."""
+    """A candidate's test metrics, the champion's on the same samples, and the gate's decision (with evidence)."""
 
     metrics: Metrics
     champion_version: str | None
     champion_metrics: Metrics | None
     decision: Decision
+
+
+@dataclass
+class Candidate:
+    """One backbone's candidate: its embeddings and its cross-validation over the train+val samples."""
+
+    backbone: LoadedBackbone
+    data: TrainingData
+    cv: CrossValidation
+
+    @property
+    def name(self) -> str:
+        return self.backbone.info.name
+
+    def summary(self) -> dict[str, Any]:
+        """The row of the candidates table (run record, MLflow, JSON)."""
+        return {"backbone": self.name, "accuracy": self.cv.accuracy, "accuracy_ci": self.cv.accuracy_ci,
+                "log_loss": cv_log_loss(self.cv), "folds": self.cv.folds, "weight_decay": self.cv.weight_decay,
+                "n_embedded": self.data.n_embedded}
 
 
 def left_out_labels(per_split: dict[str, Counter[Split]]) -> tuple[list[str], list[str]]:
@@ -150,19 +185,62 @@ def embed_samples(svc: Services, session: Session, backbone: LoadedBackbone, sam
     return TrainingData(samples=samples, labels=labels, x=x, y=y, masks=masks, n_embedded=n_new)
 
 
-def fit_head(data: TrainingData, *, seed: int, device: str) -> Head:
-    """The linear head on the train split, weight decay chosen on the val split."""
-    from model.learning.training import train_head
+def development_set(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
+    """The train+val samples (cross-validation and the final head use them; the test split stays held out)."""
+    mask = data.masks[Split.TRAIN] | data.masks[Split.VAL]
+    return data.x[mask], data.y[mask]
 
-    x_train, y_train = data.split(Split.TRAIN)
-    x_val, y_val = data.split(Split.VAL)
-    return train_head(x_train, y_train, x_val, y_val, n_classes=len(data.labels), seed=seed, device=device)
+
+def assess_candidate(svc: Services, session: Session, backbone_name: str, samples: list[Sample],
+                     labels: list[str]) -> Candidate:
+    """Embed (cached) and cross-validate one backbone's candidate."""
+    from model.learning.backbones import load_backbone  # torch: imported only when training
+
+    backbone = load_backbone(backbone_name, svc.settings)
+    data = embed_samples(svc, session, backbone, samples, labels)
+    x, y = development_set(data)
+    cv = cross_validate(x, y, n_classes=len(labels), seed=svc.settings.seed, device=backbone.device)
+    log.info("candidate %s: cross-validated accuracy %.4f, log loss %.4f", backbone_name, cv.accuracy,
+             cv_log_loss(cv))
+    return Candidate(backbone=backbone, data=data, cv=cv)
+
+
+def assess(svc: Services, backbone_name: str) -> dict[str, Any]:
+    """One backbone's candidate on all trainable approved samples, cross-validated (no run is recorded): what a
+    mapped Airflow task computes, one per backbone, before the selection task trains the winner."""
+    with svc.session() as session:
+        samples, labels, _ = select_trainable(queries.approved_samples(session))
+        return assess_candidate(svc, session, backbone_name, samples, labels).summary()
+
+
+def select_candidate(candidates: list[Candidate]) -> Candidate:
+    """The candidate with the lowest cross-validated log loss (the first listed on a tie)."""
+    return min(candidates, key=lambda c: cv_log_loss(c.cv))
+
+
+def fit_head(candidate: Candidate, *, seed: int) -> tuple[Head, Calibration]:
+    """The final head of a candidate (see ``final_head``)."""
+    x, y = development_set(candidate.data)
+    return final_head(candidate.cv, x, y, n_classes=len(candidate.data.labels), seed=seed,
+                      device=candidate.backbone.device)
+
+
+def final_head(cv: CrossValidation, x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int,
+               device: str = "cpu") -> tuple[Head, Calibration]:
+    """The head on all train+val samples with the decay cross-validation chose, temperature-scaled on the
+    out-of-fold logits (the temperature is folded into the weights, so the ONNX graph serves it for free)."""
+    from model.learning.training import fit_head_with_decay
+
+    head = fit_head_with_decay(x, y, n_classes=n_classes, weight_decay=cv.weight_decay, seed=seed, device=device)
+    calibration = calibrate(cv)
+    return calibrated(head, calibration.temperature), calibration
 
 
 def evaluate_champion(
     svc: Services, test: list[Sample], *, backbone_name: str, x_test: np.ndarray
-) -> tuple[str | None, Metrics | None]:
-    """The current champion's metrics on exactly these test samples (None without a champion).
+) -> tuple[str | None, Metrics | None, np.ndarray | None]:
+    """The current champion's metrics and per-sample correctness on exactly these test samples (None without a
+    champion).
 
     When the champion uses the same backbone, its head (read from the ONNX graph) is applied to the
     cached embeddings; otherwise the champion's ONNX model classifies the images themselves.
@@ -172,7 +250,7 @@ def evaluate_champion(
     from model.serving.predictor import Predictor
 
     if svc.registry.champion() is None or not test:
-        return None, None
+        return None, None, None
     info, path = svc.registry.model_file()
     meta, weight, bias = read_head(path)
     labels = json.loads(meta[META_LABELS])
@@ -182,40 +260,59 @@ def evaluate_champion(
         predictor = Predictor.load(path, version=info.version)
         proba = np.concatenate([predictor.predict_arrays(predictor.preprocess(svc.store.get(s.object_key))[None])
                                 for s in test])
-    return info.version, evaluate_probabilities([s.label or "" for s in test], proba, labels)
+    y_test = [s.label or "" for s in test]
+    return info.version, evaluate_probabilities(y_test, proba, labels), correct(y_test, proba, labels)
 
 
-def evaluate_candidate(svc: Services, data: TrainingData, head: Head, *, backbone_name: str) -> Evaluation:
-    """Test metrics of the candidate and of the champion on the same samples, and the gate's decision."""
+def evaluate_candidate(svc: Services, candidate: Candidate, head: Head, calibration: Calibration) -> Evaluation:
+    """Test metrics of the candidate and of the champion on the same samples, the evidence, the gate's decision."""
+    data = candidate.data
     test = data.test_samples
     x_test, _ = data.split(Split.TEST)
-    metrics = evaluate_probabilities([s.label or "" for s in test], head.predict_proba(x_test), data.labels)
-    champion_version, champion_metrics = evaluate_champion(svc, test, backbone_name=backbone_name, x_test=x_test)
-    decision = gate(candidate_accuracy=metrics["accuracy"], min_accuracy=svc.settings.gate_min_accuracy,
-                    champion_accuracy=champion_metrics["accuracy"] if champion_metrics else None, n_test=len(test))
-    log.info("gate %s: %s", "passed" if decision.passed else "refused", decision.reason)
-    return Evaluation(metrics, champion_version, champion_metrics, decision)
+    champion = evaluate_champion(svc, test, backbone_name=candidate.name, x_test=x_test)
+    evaluation = judge(candidate.cv, calibration, head, x_test, [s.label or "" for s in test], data.labels,
+                       champion, GateRule.from_settings(svc.settings))
+    log.info("gate %s: %s", "passed" if evaluation.decision.passed else "refused", evaluation.decision.reason)
+    return evaluation
+
+
+def judge(cv: CrossValidation, calibration: Calibration, head: Head, x_test: np.ndarray, y_test: list[str],
+          labels: list[str], champion: tuple[str | None, Metrics | None, np.ndarray | None],
+          rule: GateRule) -> Evaluation:
+    """The gate on a candidate's evidence: its cross-validation, its test predictions, and the champion's
+    ``(version, metrics, per-sample correctness)`` on the same test samples."""
+    proba = head.predict_proba(x_test)
+    metrics = evaluate_probabilities(y_test, proba, labels)
+    champion_version, champion_metrics, champion_correct = champion
+    evidence = build_evidence(cv=cv, calibration=calibration, y_test=y_test, candidate_metrics=metrics,
+                              candidate_correct=correct(y_test, proba, labels), champion_version=champion_version,
+                              champion_metrics=champion_metrics, champion_correct=champion_correct)
+    return Evaluation(metrics, champion_version, champion_metrics, gate(evidence, rule))
 
 
 def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Head, evaluation: Evaluation,
-                  onnx_model: onnx.ModelProto) -> tuple[str, str]:
-    """One MLflow run: parameters, metrics, the evaluation, the confusion matrix and the ONNX model.
-
-    Returns ``(mlflow_run_id, model_uri)``.
+                  onnx_model: onnx.ModelProto, candidates: list[dict[str, Any]]) -> tuple[str, str]:
+    """One MLflow run: parameters, metrics, the evaluation and its evidence, the candidates table, the confusion
+    matrix and the ONNX model. Returns ``(mlflow_run_id, model_uri)``.
     """
     counts = data.counts
+    evidence = evaluation.decision.evidence or {}
     with svc.registry.start_run(run_name=f"sprout-run-{run.id}") as mlflow_run:
         mlflow_run.log_params({
             "backbone": run.backbone, "labels": ",".join(data.labels), "seed": svc.settings.seed,
             "weight_decay": head.weight_decay, "n_train": counts["train"], "n_val": counts["val"],
             "n_test": counts["test"], "n_embedded": data.n_embedded, "sprout_run_id": run.id,
-            "champion_version": evaluation.champion_version or "none"})
+            "champion_version": evaluation.champion_version or "none",
+            "candidate_backbones": ",".join(c["backbone"] for c in candidates)})
         flat = flat_metrics("test", evaluation.metrics)
         if evaluation.champion_metrics:
             flat.update(flat_metrics("champion_test", evaluation.champion_metrics))
+        flat.update({name: float(evidence[name]) for name in EVIDENCE_METRICS if evidence.get(name) is not None})
         mlflow_run.log_metrics(flat)
         mlflow_run.log_dict({"candidate": evaluation.metrics, "champion": evaluation.champion_metrics,
                              "gate": evaluation.decision.as_dict()}, "evaluation.json")
+        columns = ("backbone", "accuracy", "log_loss", "folds", "weight_decay")
+        mlflow_run.log_table({column: [c[column] for c in candidates] for column in columns}, "candidates.json")
         mlflow_run.log_image(confusion_image(evaluation.metrics["confusion_matrix"], f"run {run.id} test set"),
                              "confusion_matrix.png")
         mlflow_run.set_tags({"sprout.gate_passed": str(evaluation.decision.passed),
@@ -224,31 +321,42 @@ def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Hea
     return mlflow_run.run_id, model_uri
 
 
-def record_run(session: Session, run: TrainingRun, data: TrainingData, head: Head, evaluation: Evaluation, *,
-               seed: int, mlflow_run_id: str, model_uri: str, artifact_sha256: str) -> None:
-    """Store the outcome, the gate's decision and the lineage (which sample, split and label) with the run."""
+def record_run(session: Session, run: TrainingRun, winner: Candidate, head: Head, evaluation: Evaluation, *,
+               seed: int, mlflow_run_id: str, model_uri: str, artifact_sha256: str,
+               candidates: list[dict[str, Any]]) -> None:
+    """Store the outcome, the gate's decision with its evidence, the candidates, the out-of-fold probabilities
+    and the lineage (which sample, split and label) with the run."""
+    data = winner.data
     run.mlflow_run_id, run.artifact_sha256 = mlflow_run_id, artifact_sha256
+    development = [s.id for s, keep in zip(data.samples, data.masks[Split.TRAIN] | data.masks[Split.VAL],
+                                           strict=True) if keep]
     run.params = {"seed": seed, "weight_decay": head.weight_decay, "model_uri": model_uri,
-                  "counts": data.counts, "val_log_loss": head.val_log_loss,
-                  "warnings": list(run.params.get("warnings", []))}
+                  "counts": data.counts, "warnings": list(run.params.get("warnings", [])),
+                  "candidates": candidates, "evidence": evaluation.decision.evidence,
+                  "out_of_fold": {"sample_ids": development,
+                                  "proba": np.round(winner.cv.proba, 6).tolist()}}
     run.metrics, run.champion_version = evaluation.metrics, evaluation.champion_version
     run.champion_metrics = evaluation.champion_metrics
     run.gate_passed, run.gate_reason = evaluation.decision.passed, evaluation.decision.reason
-    run.n_embedded = data.n_embedded
+    run.n_embedded = sum(c["n_embedded"] for c in candidates)
     run.samples = [TrainingRunSample(sample_id=s.id, split=s.split, label=s.label or "") for s in data.samples]
     run.status, run.finished_at = RunStatus.SUCCEEDED, utcnow()
     session.commit()
 
 
 def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | None = None,
-                    trigger_key: str | None = None) -> TrainOutcome:
-    """Train and evaluate a candidate on all approved samples; log it to MLflow, register nothing.
+                    trigger_key: str | None = None, tried: list[dict[str, Any]] | None = None) -> TrainOutcome:
+    """Train a candidate per backbone (``backbone_name`` or ``SPROUT_CANDIDATE_BACKBONES``) on all approved
+    samples, keep the one with the best cross-validated log loss, evaluate and gate it, log it to MLflow;
+    register nothing.
 
     Skipped (no run recorded) unless enough samples were approved since the last run or ``force``.
     With ``trigger_key`` (e.g. an Airflow run id) a retry returns the run that key already produced.
+    ``tried``: the summaries of candidates assessed elsewhere (the DAG's mapped tasks), recorded with the run
+    beside ``backbone_name``, their winner.
     """
     settings = svc.settings
-    backbone_name = backbone_name or settings.backbone
+    names = [backbone_name] if backbone_name else settings.candidate_backbone_names
     with svc.session() as session:
         if trigger_key is not None:
             done = queries.get_run_by_trigger_key(session, key=trigger_key)
@@ -264,12 +372,12 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         if not due.passed:
             return TrainOutcome(skipped=True, reason=due.reason)
         samples, labels, warnings = select_trainable(queries.approved_samples(session))
-        run = TrainingRun(backbone=backbone_name, labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key,
+        run = TrainingRun(backbone=names[0], labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key,
                           params={"warnings": warnings})
         session.add(run)
         session.commit()
         try:
-            _train(svc, session, run, samples, labels)
+            _train(svc, session, run, samples, labels, names, tried or [])
         except BaseException as exc:
             session.rollback()
             run.status, run.finished_at = RunStatus.FAILED, utcnow()
@@ -280,19 +388,23 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         return TrainOutcome.from_run(run)
 
 
-def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Sample], labels: list[str]) -> None:
-    from model.learning.backbones import load_backbone  # torch: imported only when training
-    from model.learning.onnx_export import build_classifier
+def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Sample], labels: list[str],
+           names: list[str], tried: list[dict[str, Any]]) -> None:
+    from model.learning.onnx_export import build_classifier  # torch: imported only when training
 
-    backbone = load_backbone(run.backbone, svc.settings)
-    data = embed_samples(svc, session, backbone, samples, labels)
-    head = fit_head(data, seed=svc.settings.seed, device=backbone.device)
-    evaluation = evaluate_candidate(svc, data, head, backbone_name=run.backbone)
-    onnx_model = build_classifier(backbone, weight=head.weight, bias=head.bias, labels=labels,
+    candidates = [assess_candidate(svc, session, name, samples, labels) for name in names]
+    winner = select_candidate(candidates)
+    run.backbone = winner.name
+    here = {c.name: c.summary() for c in candidates}
+    summaries = [here.pop(t["backbone"], t) for t in tried] + list(here.values())
+    head, calibration = fit_head(winner, seed=svc.settings.seed)
+    evaluation = evaluate_candidate(svc, winner, head, calibration)
+    onnx_model = build_classifier(winner.backbone, weight=head.weight, bias=head.bias, labels=labels,
                                   cache_dir=svc.settings.cache_dir, metadata={META_TRAINING_RUN: str(run.id)})
-    mlflow_run_id, model_uri = log_to_mlflow(svc, run, data, head, evaluation, onnx_model)
-    record_run(session, run, data, head, evaluation, seed=svc.settings.seed, mlflow_run_id=mlflow_run_id,
-               model_uri=model_uri, artifact_sha256=hashlib.sha256(onnx_model.SerializeToString()).hexdigest())
+    mlflow_run_id, model_uri = log_to_mlflow(svc, run, winner.data, head, evaluation, onnx_model, summaries)
+    record_run(session, run, winner, head, evaluation, seed=svc.settings.seed, mlflow_run_id=mlflow_run_id,
+               model_uri=model_uri, artifact_sha256=hashlib.sha256(onnx_model.SerializeToString()).hexdigest(),
+               candidates=summaries)
 
 
 def flat_metrics(prefix: str, metrics: Metrics) -> dict[str, float]:

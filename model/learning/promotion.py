@@ -6,6 +6,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db import queries
@@ -103,6 +104,36 @@ def retrain_check(svc: Services, *, trigger_key: str | None = None) -> RetrainCh
         return RetrainCheck(new, minimum, True, f"run {done.id} already trained a candidate for {trigger_key}")
     due = retrain_due(new_approved=new, min_new=minimum)
     return RetrainCheck(new, minimum, due.passed, due.reason)
+
+
+def announce_approvals(svc: Services) -> bool:
+    """After an approval: once enough samples wait for a retrain, tell Airflow (an event on the retrain DAG's
+    asset), so it retrains within seconds instead of at the weekly run. Every approval past the threshold
+    announces; Airflow folds events that arrive before the run starts into it. False when nothing was sent
+    (below the threshold, Airflow not configured or unreachable: the weekly run stays the fallback)."""
+    from model.core.errors import OrchestratorUnavailableError
+    from model.serving.airflow_client import AirflowClient
+
+    settings = svc.settings
+    if not settings.airflow_url:
+        return False
+    try:
+        with svc.session() as session:
+            new = queries.count_new_approved(session)
+    except SQLAlchemyError as exc:
+        log.warning("could not count new approved samples to announce them: %s", exc)
+        return False
+    if not retrain_due(new_approved=new, min_new=settings.min_new_samples).passed:
+        return False
+    try:
+        AirflowClient.from_settings(settings).emit_asset_event(settings.retrain_asset,
+                                                               extra={"new_approved": new})
+    except OrchestratorUnavailableError as exc:
+        log.warning("could not announce %d new approved samples to Airflow (the weekly run will train): %s",
+                    new, exc)
+        return False
+    log.info("announced %d new approved samples to Airflow (asset %s)", new, settings.retrain_asset)
+    return True
 
 
 def train(svc: Services, *, force: bool = False, backbone_name: str | None = None) -> TrainOutcome:

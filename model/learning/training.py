@@ -18,11 +18,17 @@ class Head:
     weight_decay: float
     val_log_loss: float | None
 
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x @ self.weight.T + self.bias, dtype=np.float64)
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        logits = x @ self.weight.T + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(self.logits(x))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -61,6 +67,13 @@ def _weighted_log_loss(head: Head, x: np.ndarray, y: np.ndarray, n_classes: int)
     p = head.predict_proba(x)[np.arange(len(y)), y]
     w = class_weights(y, n_classes)[y]
     return float(np.sum(-np.log(np.clip(p, 1e-7, 1.0)) * w) / np.sum(w))
+
+
+def fit_head_with_decay(x: np.ndarray, y: np.ndarray, *, n_classes: int, weight_decay: float, seed: int = 0,
+                        device: str = "cpu") -> Head:
+    """A head fitted on all of ``x`` with a given weight decay."""
+    weight, bias = _fit(np.ascontiguousarray(x, dtype=np.float32), y, n_classes, weight_decay, seed, device)
+    return Head(weight=weight, bias=bias, weight_decay=weight_decay, val_log_loss=None)
 
 
 def train_head(

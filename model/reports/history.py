@@ -23,6 +23,7 @@ class VersionRow:
     run_id: int | None
     backbone: str | None
     metrics: dict[str, Any] | None
+    evidence: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ def _version_row(v: VersionInfo, run: TrainingRun | None, champion: VersionInfo 
         version=v.version, created_at=datetime.fromtimestamp(v.created_at_ms / 1000, UTC),
         is_champion=bool(champion and champion.version == v.version), run_id=run.id if run else None,
         backbone=run.backbone if run else None, metrics=metrics_summary(run.metrics) if run else None,
+        evidence=run.evidence if run else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""Trigger the retrain DAG and read its recent runs through Airflow's REST API (v2, JWT auth)."""
+"""Trigger the retrain DAG, read its recent runs and announce new approvals (an asset event) through Airflow's
+REST API (v2, JWT auth)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
 class AirflowClient:
-    """A small client for the two calls Sprout needs: trigger a DAG run, list recent runs."""
+    """A small client for the calls Sprout needs: trigger a DAG run, list recent runs, emit an asset event."""
 
     def __init__(self, *, url: str, username: str, password: str, dag_id: str) -> None:
         self.url = url.rstrip("/")
@@ -55,6 +56,15 @@ class AirflowClient:
             body["note"] = note
         run = self.call("POST", f"/api/v2/dags/{self.dag_id}/dagRuns", json=body)
         return _run_summary(run)
+
+    def emit_asset_event(self, name: str, *, extra: dict[str, Any] | None = None) -> int:
+        """Record an event on the asset called ``name`` (DAGs scheduled on it run); returns the event id."""
+        found = self.call("GET", "/api/v2/assets", params={"name_pattern": name, "limit": 100})
+        ids = [a["id"] for a in found.get("assets", []) if a.get("name") == name]
+        if not ids:
+            raise OrchestratorUnavailableError(f"Airflow knows no asset {name!r}: is the retrain DAG deployed?")
+        event = self.call("POST", "/api/v2/assets/events", json={"asset_id": ids[0], "extra": extra or {}})
+        return int(event["id"])
 
     def recent_runs(self, limit: int = 5) -> list[DagRun]:
         """The latest runs of the retrain DAG, newest first."""

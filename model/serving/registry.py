@@ -87,6 +87,13 @@ class RunLog:
         with _mlflow_errors():
             mlflow.log_dict(data, name)
 
+    def log_table(self, columns: dict[str, list[Any]], name: str) -> None:
+        """A small table (one list per column), shown by MLflow's artifact viewer."""
+        import mlflow
+
+        with _mlflow_errors():
+            mlflow.log_table(data=columns, artifact_file=name)
+
     def log_image(self, image: Any, name: str) -> None:
         import mlflow
 

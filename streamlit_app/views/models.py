@@ -41,6 +41,61 @@ def champion_summary(models: dict[str, Any]) -> None:
         st.caption(f"The API still serves version {serving}; it follows the champion within seconds.")
 
 
+def _ci(interval: list[float] | None) -> str:
+    return f" (95% interval {interval[0]:.1%}–{interval[1]:.1%})" if interval else ""
+
+
+def evidence_sentences(evidence: dict[str, Any]) -> list[str]:
+    """The gate's evidence in plain words: cross-validation, the test split, the paired comparison, calibration."""
+    lines = [f"Cross-validated accuracy {ui.percent(evidence.get('cv_accuracy'))}{_ci(evidence.get('cv_accuracy_ci'))}"
+             f" over {evidence.get('n_cv', 0)} training images."]
+    if evidence.get("n_test"):
+        lines.append(f"On {evidence['n_test']} held-out test images: {ui.percent(evidence.get('test_accuracy'))}"
+                     f"{_ci(evidence.get('test_accuracy_ci'))}.")
+    paired, champion = evidence.get("paired"), evidence.get("champion_version")
+    if paired and champion:
+        p = evidence.get("mcnemar_p")
+        verdict = ("significantly worse than the champion" if p is not None and p < 0.05
+                   else "no significant difference")
+        lines.append(f"Against champion v{champion} on the same images: both right on {paired['both']}, only the "
+                     f"new model on {paired['candidate_only']}, only the champion on {paired['champion_only']}, "
+                     f"neither on {paired['neither']} (McNemar p = {p:.2f}: {verdict}).")
+    elif evidence.get("n_test"):
+        lines.append("There was no champion to compare with.")
+    if evidence.get("ece_before") is not None:
+        lines.append(f"Calibration error {ui.percent(evidence['ece_before'])} before temperature scaling, "
+                     f"{ui.percent(evidence.get('ece_after'))} after: confidences mean what they say.")
+    return lines
+
+
+def latest_evidence(runs: list[dict[str, Any]]) -> None:
+    """The newest finished run's gate decision, its evidence in words, and the candidates it tried."""
+    run = next((r for r in sorted(runs, key=lambda r: r["id"], reverse=True) if r.get("evidence")), None)
+    if run is None:
+        return
+    st.subheader(f"Why run {run['id']} was {'promoted' if run.get('gate_passed') else 'refused'}", anchor=False)
+    for line in evidence_sentences(run["evidence"]):
+        st.markdown(f"- {line}")
+    candidates = run.get("candidates") or []
+    if len(candidates) > 1:
+        st.caption(f"Candidates tried (the lowest cross-validated log loss wins: {run.get('backbone')}):")
+        st.dataframe(pd.DataFrame([{"backbone": c["backbone"], "CV accuracy": c.get("accuracy"),
+                                    "CV log loss": c.get("log_loss")} for c in candidates]),
+                     hide_index=True, column_config={"CV accuracy": st.column_config.NumberColumn(format="percent"),
+                                                     "CV log loss": st.column_config.NumberColumn(format="%.3f")})
+
+
+def accuracy_chart(versions: list[dict[str, Any]]) -> None:
+    """Test and cross-validated accuracy per registered version."""
+    rows = [{"version": f"v{v['version']}", "test accuracy": _metric(v.get("metrics"), "accuracy"),
+             "cross-validated accuracy": _metric(v.get("evidence"), "cv_accuracy")}
+            for v in sorted(versions, key=lambda v: _version_key(v["version"]))]
+    if len(rows) < 2:
+        return
+    st.subheader("Accuracy per version", anchor=False)
+    st.line_chart(pd.DataFrame(rows).set_index("version"), y_label="accuracy")
+
+
 def versions_table(versions: list[dict[str, Any]]) -> None:
     st.subheader("Versions", anchor=False)
     if not versions:
@@ -168,6 +223,8 @@ def models_page() -> None:
         ui.show_error(err)
         return
     champion_summary(models)
+    latest_evidence(models.get("runs", []))
+    accuracy_chart(models.get("versions", []))
     versions_table(models.get("versions", []))
     runs_table(models.get("runs", []))
     promote_control(models)

@@ -38,12 +38,39 @@ class _StubTaskInstance:
     """Enough of a task instance to render templates that pull the training task's XCom."""
 
     def xcom_pull(self, task_ids: str, **_: Any) -> dict[str, Any]:
-        return {"run_id": 7} if task_ids == "train_candidate" else {}
+        return STUB_XCOMS.get(task_ids, {})
+
+
+STUB_XCOMS: dict[str, dict[str, Any]] = {
+    "train_candidate": {"run_id": 7},
+    "select_candidate": {"backbone": "efficientnet_lite1", "tried": [
+        {"backbone": "efficientnet_lite0", "log_loss": 0.2}, {"backbone": "efficientnet_lite1", "log_loss": 0.1}]},
+}
 
 
 # A context to render arguments with, without a DAG run: run id, both DAGs' params, a stub ti.
 RENDER_CONTEXT = {"run_id": "manual__2026-01-01T00:00:00+00:00", "ti": _StubTaskInstance(),
                   "params": {"force": True, "source": "s3://data/first set"}}
+
+
+def _pod_info(fields: dict[str, Any]) -> dict[str, Any]:
+    """A pod's summary from its operator's (or a mapped operator's partial) keyword arguments."""
+    from airflow.providers.cncf.kubernetes.backcompat.backwards_compat_converters import convert_env_vars
+    from kubernetes.client import ApiClient
+
+    resources = fields.get("container_resources")
+    k8s_json = ApiClient().sanitize_for_serialization  # camelCase, unset fields left out
+    return _jsonable({
+        "image": fields.get("image"), "namespace": fields.get("namespace"), "cmds": fields.get("cmds"),
+        "arguments": fields.get("arguments"),
+        "limits": resources.limits if resources else None,
+        "requests": resources.requests if resources else None,
+        "node_selector": fields.get("node_selector"),
+        "tolerations": [t if isinstance(t, dict) else t.to_dict() for t in fields.get("tolerations") or []],
+        "do_xcom_push": fields.get("do_xcom_push"),
+        "env": k8s_json(convert_env_vars(fields.get("env_vars") or [])),  # a dict stays one until rendered
+        "env_from": k8s_json(list(fields.get("env_from") or [])),
+    })
 
 
 def _task_info(task: Any) -> dict[str, Any]:
@@ -56,22 +83,17 @@ def _task_info(task: Any) -> dict[str, Any]:
         "max_retry_delay": str(task.max_retry_delay) if task.max_retry_delay else None,
         "execution_timeout": str(task.execution_timeout) if task.execution_timeout else None,
     }
+    if type(task).__name__.endswith("MappedOperator"):  # MappedOperator, DecoratedMappedOperator
+        info["mapped"] = task.task_type  # the operator each mapped task instance runs
+        info["expand"] = sorted(getattr(task, "op_kwargs_expand_input", task.expand_input).value)
+        if task.task_type == "KubernetesPodOperator":
+            info["pod"] = _pod_info(task.partial_kwargs)
+        return info
     if type(task).__name__ == "KubernetesPodOperator":
-        from airflow.providers.cncf.kubernetes.backcompat.backwards_compat_converters import convert_env_vars
-        from kubernetes.client import ApiClient
-
-        resources = task.container_resources
-        k8s_json = ApiClient().sanitize_for_serialization  # camelCase, unset fields left out
-        info["pod"] = _jsonable({
-            "image": task.image, "namespace": task.namespace, "cmds": task.cmds, "arguments": task.arguments,
-            "limits": resources.limits if resources else None,
-            "requests": resources.requests if resources else None,
-            "node_selector": task.node_selector,
-            "tolerations": [t.to_dict() for t in task.tolerations or []],
-            "do_xcom_push": task.do_xcom_push,
-            "env": k8s_json(convert_env_vars(task.env_vars or [])),  # a dict stays one until rendered
-            "env_from": k8s_json(list(task.env_from or [])),
-        })
+        fields = {name: getattr(task, name) for name in ("image", "namespace", "cmds", "arguments",
+                                                        "container_resources", "node_selector", "tolerations",
+                                                        "do_xcom_push", "env_vars", "env_from")}
+        info["pod"] = _pod_info(fields)
         rendered = task.render_template(task.arguments, RENDER_CONTEXT, task.dag.get_template_env())
     else:
         info["op_args"] = _jsonable(getattr(task, "op_args", None))
@@ -88,6 +110,8 @@ def structure() -> dict[str, Any]:
             "fileloc": dag.fileloc,
             "schedule": dag.schedule if isinstance(dag.schedule, str | type(None)) else repr(dag.schedule),
             "timetable": type(dag.timetable).__name__,
+            "cron": getattr(getattr(dag.timetable, "timetable", dag.timetable), "expression", None),
+            "assets": sorted(a.name for a in getattr(getattr(dag.timetable, "asset_condition", None), "objects", [])),
             "catchup": dag.catchup,
             "max_active_runs": dag.max_active_runs,
             "tags": sorted(dag.tags),

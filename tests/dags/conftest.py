@@ -48,6 +48,7 @@ def airflow_env(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) 
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "SPROUT_CLI": str(SPROUT_CLI),
         "SPROUT_TASK_RETRIES": "0",  # a failure shows at once instead of after the backoff
+        "SPROUT_CANDIDATE_BACKBONES": "efficientnet_lite0,efficientnet_lite1",  # two mapped candidates
     }
     proc = subprocess.run([str(airflow_python.with_name("airflow")), "db", "migrate"], env=env, cwd=home,
                           capture_output=True, text=True, timeout=300)

@@ -21,8 +21,7 @@ import pytest
 from model.core.accounts import create_user
 from model.core.settings import Settings
 from model.data.importer import find_labeled_files, import_directory
-from model.data.samples import split_key
-from model.data.samples import split_for
+from model.data.samples import split_for, split_key
 from model.learning.promotion import train
 from tests import servers
 from tests.dags.dag_runs import Driver, states

@@ -18,7 +18,8 @@ KUBERNETES = {"SPROUT_TASK_RUNNER": "kubernetes", "SPROUT_K8S_ENV_CONFIGMAP": "s
 # The DAG module's default (DEFAULT_SECRET_KEYS): what the CLI needs; the MLflow login optional.
 DEFAULT_KEYS = {"SPROUT_DATABASE_URL": False, "SPROUT_S3_ACCESS_KEY": False, "SPROUT_S3_SECRET_KEY": False,
                 "SPROUT_SECRET_KEY": False, "MLFLOW_TRACKING_USERNAME": True, "MLFLOW_TRACKING_PASSWORD": True}
-POD_TASKS = {"sprout_retrain": {"count_new_samples", "train_candidate", "promote_candidate", "record_rejection"},
+POD_TASKS = {"sprout_retrain": {"count_new_samples", "assess_candidate", "train_candidate", "promote_candidate",
+                                "record_rejection"},
              "sprout_bootstrap": {"import_dataset", "read_status", "train_candidate", "promote_candidate",
                                   "record_rejection"}}
 
@@ -27,7 +28,7 @@ def pods(dagbag: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """(DAG id, task id) → the pod summary of each KubernetesPodOperator; both DAGs, all their pod tasks."""
     assert dagbag["import_errors"] == {}
     found = {(dag_id, task_id): info["pod"] for dag_id in POD_TASKS
-             for task_id, info in dagbag["dags"][dag_id]["tasks"].items() if info["type"] == "KubernetesPodOperator"}
+             for task_id, info in dagbag["dags"][dag_id]["tasks"].items() if "pod" in info}  # mapped ones too
     assert set(found) == {(d, t) for d, tasks in POD_TASKS.items() for t in tasks}
     return found
 

@@ -27,18 +27,22 @@ from tests.utils.services import migrated_services
 pytestmark = pytest.mark.slow
 
 DAG_ID = "sprout_retrain"
-TASKS = {"count_new_samples", "check_enough_samples", "train_candidate", "evaluate_gate", "promote_candidate",
-         "record_rejection", "report"}
+TASKS = {"count_new_samples", "check_enough_samples", "candidate_args", "assess_candidate", "select_candidate",
+         "train_candidate", "evaluate_gate", "promote_candidate", "record_rejection", "report"}
 EDGES = {
     "count_new_samples": ["check_enough_samples"],
-    "check_enough_samples": ["train_candidate"],
+    "check_enough_samples": ["candidate_args"],
+    "candidate_args": ["assess_candidate"],
+    "assess_candidate": ["select_candidate"],
+    "select_candidate": ["train_candidate"],
     "train_candidate": ["evaluate_gate", "report"],
     "evaluate_gate": ["promote_candidate", "record_rejection"],
     "promote_candidate": ["report"],
     "record_rejection": ["report"],
     "report": [],
 }
-PROMOTED = {"count_new_samples": "success", "check_enough_samples": "success", "train_candidate": "success",
+PROMOTED = {"count_new_samples": "success", "check_enough_samples": "success", "candidate_args": "success",
+            "assess_candidate": "success", "select_candidate": "success", "train_candidate": "success",
             "evaluate_gate": "success", "promote_candidate": "success", "record_rejection": "skipped",
             "report": "success"}
 REJECTED = PROMOTED | {"promote_candidate": "skipped", "record_rejection": "success"}
@@ -53,7 +57,8 @@ def test_dag_parses_with_schedule_and_run_limits(dagbag: dict[str, Any]) -> None
     assert dagbag["files"] == ["sprout_bootstrap.py", "sprout_retrain.py"]  # the helpers are .airflowignore'd
     dag = dagbag["dags"][DAG_ID]
     assert dag["fileloc"].endswith(f"dags/{DAG_ID}.py")
-    assert dag["schedule"] == "@weekly"
+    assert dag["timetable"] == "AssetOrTimeSchedule"  # weekly OR the API's announcement of new approvals
+    assert dag["cron"] == "0 0 * * 0" and dag["assets"] == ["sprout_approved_samples"]
     assert dag["catchup"] is False and dag["max_active_runs"] == 1
     assert dag["tags"] == ["sprout"] and dag["params"] == ["force"]
 
@@ -69,13 +74,18 @@ def test_tasks_and_dependencies(dagbag: dict[str, Any]) -> None:
         assert info["retries"] == 0  # SPROUT_TASK_RETRIES=0 in the tests; 2 by default
         assert info["retry_exponential_backoff"] and info["max_retry_delay"] == "0:30:00"
     assert tasks["train_candidate"]["execution_timeout"] == "2:00:00"
+    assert tasks["assess_candidate"]["mapped"] == "_PythonDecoratedOperator"  # dynamic task mapping
+    assert tasks["assess_candidate"]["expand"] == ["args"]
 
 
 def test_local_runner_runs_the_cli_keyed_on_the_run_id(dagbag: dict[str, Any]) -> None:
     tasks = dagbag["dags"][DAG_ID]["tasks"]
     assert tasks["count_new_samples"]["rendered"] == [["retrain-check", "--key", "manual__2026-01-01T00:00:00+00:00"]]
+    tried = '[{"backbone": "efficientnet_lite0", "log_loss": 0.2}, {"backbone": "efficientnet_lite1", "log_loss": 0.1}]'
     assert tasks["train_candidate"]["rendered"] == [
-        ["train-candidate", "--key", "manual__2026-01-01T00:00:00+00:00", "--force"]]
+        ["train-candidate", "--key", "manual__2026-01-01T00:00:00+00:00", "--force", "--backbone",
+         "efficientnet_lite1", "--tried", tried]]
+    assert tasks["candidate_args"]["op_args"] == [["efficientnet_lite0", "efficientnet_lite1"]]  # the setting
     assert tasks["promote_candidate"]["rendered"] == [["promote", "7"]]
     assert tasks["record_rejection"]["rendered"] == [["gate", "7"]]
 
@@ -83,11 +93,15 @@ def test_local_runner_runs_the_cli_keyed_on_the_run_id(dagbag: dict[str, Any]) -
 def test_kubernetes_runner_trains_in_a_gpu_pod(dagbag_kubernetes: dict[str, Any]) -> None:
     assert dagbag_kubernetes["import_errors"] == {}
     dag = dagbag_kubernetes["dags"][DAG_ID]
-    assert dag["schedule"] == "0 3 * * 1"  # SPROUT_RETRAIN_SCHEDULE
+    assert dag["cron"] == "0 3 * * 1" and dag["assets"] == ["sprout_approved_samples"]  # SPROUT_RETRAIN_SCHEDULE
     tasks = dag["tasks"]
-    assert {task_id: info["downstream"] for task_id, info in tasks.items()} == EDGES
+    assert {task_id: info["downstream"] for task_id, info in tasks.items()} == EDGES | {
+        "candidate_args": ["assess_candidate_scripts"], "assess_candidate_scripts": ["assess_candidate"]}
     pods = {task_id for task_id, info in tasks.items() if info["type"] == "KubernetesPodOperator"}
     assert pods == {"count_new_samples", "train_candidate", "promote_candidate", "record_rejection"}
+    mapped = tasks["assess_candidate"]  # one GPU pod per backbone
+    assert mapped["mapped"] == "KubernetesPodOperator" and mapped["expand"] == ["arguments"]
+    assert mapped["pod"]["limits"]["nvidia.com/gpu"] == "1" and mapped["pod"]["image"] == "registry.example/sprout:1.2"
     train_pod = tasks["train_candidate"]["pod"]
     assert train_pod["image"] == "registry.example/sprout:1.2" and train_pod["namespace"] == "ml"
     assert train_pod["limits"]["nvidia.com/gpu"] == "1"
@@ -95,9 +109,10 @@ def test_kubernetes_runner_trains_in_a_gpu_pod(dagbag_kubernetes: dict[str, Any]
     assert [(t["key"], t["effect"], t["toleration_seconds"]) for t in train_pod["tolerations"]] == [
         ("nvidia.com/gpu", "NoSchedule", None), ("spot", "NoExecute", 60)]
     assert train_pod["do_xcom_push"] is True
+    tried = '[{"backbone": "efficientnet_lite0", "log_loss": 0.2}, {"backbone": "efficientnet_lite1", "log_loss": 0.1}]'
     assert tasks["train_candidate"]["rendered"] == [
         "set -e; mkdir -p /airflow/xcom; sprout --json train-candidate --key manual__2026-01-01T00:00:00+00:00 "
-        "--force > /airflow/xcom/return.json"]
+        f"--force --backbone efficientnet_lite1 --tried '{tried}' > /airflow/xcom/return.json"]
     for task_id in pods - {"train_candidate"}:
         assert "nvidia.com/gpu" not in (tasks[task_id]["pod"]["limits"] or {}), task_id
         assert not tasks[task_id]["pod"]["node_selector"], task_id

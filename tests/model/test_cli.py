@@ -21,11 +21,13 @@ pytestmark = pytest.mark.slow
 SPROUT = str(Path(sys.executable).with_name("sprout"))
 
 
-def sprout(home: Path, *args: str, stdin: str | None = None, ok: bool = True) -> dict:
-    """Run `sprout --json ARGS` with an embedded home; return its single JSON object."""
+def sprout(home: Path, *args: str, stdin: str | None = None, ok: bool = True, json_last: bool = False) -> dict:
+    """Run `sprout --json ARGS` (``json_last``: `sprout ARGS --json`) with an embedded home; return its single
+    JSON object."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | {"SPROUT_HOME": str(home),
                                                                                "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY}
-    proc = subprocess.run([SPROUT, "--json", *args], input=stdin, capture_output=True, text=True, env=env,
+    argv = [*args, "--json"] if json_last else ["--json", *args]
+    proc = subprocess.run([SPROUT, *argv], input=stdin, capture_output=True, text=True, env=env,
                           timeout=600, cwd=home.parent)
     assert (proc.returncode == 0) is ok, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
@@ -49,8 +51,19 @@ def test_import_then_train_promotes_version_1(home: Path) -> None:
     imported = sprout(home, "import", str(require_dataset()))
     assert imported["added"] == 320 and imported["added_by_label"] == {"dandelion": 160, "grass": 160}
     assert sprout(home, "import", str(require_dataset()))["skipped_duplicates"] == 320
-    trained = sprout(home, "train")
+    trained = sprout(home, "train", json_last=True)  # every EfficientNet-Lite candidate, the default
     assert trained["version"] == "1" and trained["promoted"] and trained["gate"]["passed"]
+    candidates = trained["candidates"]
+    assert [c["backbone"] for c in candidates] == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert trained["backbone"] == min(candidates, key=lambda c: c["log_loss"])["backbone"]
+    assert all(0.8 < c["accuracy"] <= 1 and c["log_loss"] > 0 for c in candidates), candidates
+    evidence = trained["gate"]["evidence"]
+    assert {"cv_accuracy", "cv_accuracy_ci", "test_accuracy", "test_accuracy_ci", "n_test", "champion_version",
+            "paired", "mcnemar_p", "ece_before", "ece_after"} <= set(evidence)
+    assert evidence["cv_accuracy_ci"][0] < evidence["cv_accuracy"] < evidence["cv_accuracy_ci"][1]
+    assert evidence["champion_version"] is None and evidence["paired"] is None and evidence["mcnemar_p"] is None
+    assert evidence["ece_after"] <= evidence["ece_before"], evidence  # calibrated on the out-of-fold logits
+    assert evidence["n_test"] == trained["metrics"]["n"]
     assert consistent_with_accuracy(trained["metrics"]["accuracy"], trained["metrics"]["n"]), trained["metrics"]
     status = sprout(home, "status")
     assert status["samples"]["approved"] == 320 and status["approved_since_last_run"] == 0

@@ -66,6 +66,34 @@ def test_first_training_promotes_version_1_with_high_accuracy(loop: dict) -> Non
     assert {"confusion_matrix.png", "evaluation.json"} <= artifacts
 
 
+def test_the_served_graph_gives_the_calibrated_heads_probabilities(loop: dict) -> None:
+    """Temperature scaling is folded into the head: the ONNX graph serves calibrated probabilities."""
+    import numpy as np
+
+    from model.learning.embeddings import load_cached
+    from model.learning.training import softmax
+    from model.serving.onnx_graph import read_head
+    from model.serving.predictor import Predictor
+
+    svc, first = loop["svc"], loop["first"]
+    evidence = first.gate.evidence
+    assert evidence["temperature"] != 1.0 and evidence["ece_after"] <= evidence["ece_before"], evidence
+    info, path = svc.registry.model_file()
+    _, weight, bias = read_head(path)
+    predictor = Predictor.load(path, version=info.version)
+    with svc.session() as session:
+        test = session.scalars(select(Sample).where(Sample.split == Split.TEST)).all()[:16]
+        cached = load_cached(session, "efficientnet_lite0", [s.sha256 for s in test])
+        served = predictor.predict_arrays(np.stack([predictor.preprocess(svc.store.get(s.object_key)) for s in test]))
+    head = softmax(np.stack([cached[s.sha256] for s in test]) @ weight.T + bias)
+    assert np.abs(served - head).max() <= 1e-4
+    with svc.session() as session:
+        run = session.get(TrainingRun, first.run_id)
+        oof = run.params["out_of_fold"]  # kept with the run for label-issue detection
+        assert len(oof["sample_ids"]) == len(oof["proba"]) == first.counts["train"] + first.counts["val"]
+    assert [c["backbone"] for c in first.candidates] == ["efficientnet_lite0"]
+
+
 def test_nine_new_approvals_skip_training_and_ten_embed_exactly_ten(loop: dict) -> None:
     svc, held_out = loop["svc"], loop["held_out"]
     predictor = svc.registry.load_predictor()

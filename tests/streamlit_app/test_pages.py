@@ -246,8 +246,14 @@ def test_models_page_shows_history_to_visitors(app: MakeApp) -> None:
     ok(at.switch_page("views/models.py").run())
     assert not at.error
     assert metric(at, "Champion") and metric(at, "Champion")[0].startswith("v")
-    versions, runs = (d.value for d in at.dataframe)
+    tables = [d.value for d in at.dataframe]
+    versions = next(t for t in tables if "champion" in t.columns)
+    runs = next(t for t in tables if "gate" in t.columns)
     assert "1" in set(versions["version"]) and versions["champion"].sum() == 1
+    evidence = " ".join(m.value for m in at.markdown)
+    assert "Cross-validated accuracy" in evidence and "held-out test images" in evidence  # the gate's evidence
+    candidates = next(t for t in tables if "CV log loss" in t.columns)  # every EfficientNet-Lite was tried
+    assert len(candidates) == 3
     assert {"gate", "reason", "accuracy"} <= set(runs.columns) and "passed" in set(runs["gate"])
     assert any("An admin can log in" in c for c in texts(at.caption))
     assert not [b for b in at.button if b.label == "Make it the champion"]

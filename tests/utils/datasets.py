@@ -13,8 +13,7 @@ from sqlalchemy import select
 
 from db.models import Sample, SampleSource, SampleStatus, Split
 from model.data.importer import find_labeled_files
-from model.data.samples import add_sample, sha256_of, split_key
-from model.data.samples import split_for
+from model.data.samples import add_sample, sha256_of, split_for, split_key
 from model.runtime.services import Services
 
 

@@ -144,9 +144,10 @@ def add_reviewer(home: Path) -> None:
 
 
 @contextmanager
-def serve(home: Path, port: int | None = None, *, need_model: bool = True) -> Iterator[LiveApi]:
+def serve(home: Path, port: int | None = None, *, need_model: bool = True,
+          env: dict[str, str] | None = None) -> Iterator[LiveApi]:
     """``uvicorn api.main:app`` on 127.0.0.1 for ``home``, ready before it is yielded: serving a model, or
-    (``need_model=False``, e.g. an empty home) just answering."""
+    (``need_model=False``, e.g. an empty home) just answering. ``env``: more settings (SPROUT_*)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = home.parent / f"uvicorn-{port}.log"
@@ -154,7 +155,7 @@ def serve(home: Path, port: int | None = None, *, need_model: bool = True) -> It
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, env=sprout_env(home), cwd=home.parent)
+            stdout=log, stderr=subprocess.STDOUT, env=sprout_env(home, **(env or {})), cwd=home.parent)
     try:
         wait_ready(url, proc, log_path, path="/readyz" if need_model else "/healthz")
         yield LiveApi(url=url, home=home)

@@ -1,0 +1,123 @@
+"""The gate decides on evidence: intervals, the paired comparison, tolerances of at least one test image; and the
+statistics behind it (Wilson, McNemar, temperature scaling, ECE, cross-validation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from model.learning.evaluation import (
+    Paired,
+    calibrate,
+    calibrated,
+    cross_validate,
+    expected_calibration_error,
+    fit_temperature,
+    paired_counts,
+    wilson_interval,
+)
+from model.learning.gate import GateRule, gate
+from model.learning.training import Head, softmax
+
+RULE = GateRule(min_accuracy=0.90, max_regression=0.02)
+
+
+def evidence(*, cv: float = 0.95, n_cv: int = 280, test: float = 0.94, n_test: int = 36,
+             champion: float | None = None, paired: Paired | None = None,
+             recall: dict[str, tuple[float, float, int]] | None = None) -> dict[str, Any]:
+    right = round(test * n_test)
+    test_accuracy = right / n_test if n_test else None
+    return {
+        "n_cv": n_cv, "cv_accuracy": cv, "cv_accuracy_ci": wilson_interval(round(cv * n_cv), n_cv),
+        "test_accuracy": test_accuracy, "test_accuracy_ci": wilson_interval(right, n_test), "n_test": n_test,
+        "champion_version": "1" if champion is not None else None, "champion_test_accuracy": champion,
+        "paired": paired.as_dict() if paired else None, "mcnemar_p": paired.mcnemar_p if paired else None,
+        "recall_deltas": {label: {"candidate": c, "champion": h, "delta": c - h, "support": n}
+                          for label, (c, h, n) in (recall or {}).items()},
+    }
+
+
+def test_wilson_interval_and_mcnemar_match_known_values() -> None:
+    low, high = wilson_interval(32, 36)  # 0.889 on 36 images, the refusal of the issue
+    assert low == pytest.approx(0.7470, abs=1e-3) and high == pytest.approx(0.9559, abs=1e-3)
+    assert wilson_interval(0, 0) is None
+    # 1 discordant pair against the candidate out of 1: p = 0.5, never significant
+    assert Paired(both=30, candidate_only=0, champion_only=1, neither=5).mcnemar_p == pytest.approx(0.5)
+    # 8 vs 0: p = 0.5 ** 8
+    assert Paired(both=20, candidate_only=0, champion_only=8, neither=8).mcnemar_p == pytest.approx(0.5 ** 8)
+    assert paired_counts(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])).as_dict() == {
+        "both": 1, "candidate_only": 1, "champion_only": 1, "neither": 1}
+
+
+def test_a_good_model_on_a_small_unlucky_test_split_is_promoted() -> None:
+    """The issue's case: 0.889 on 36 test images, but 0.94 cross-validated: the interval reaches the floor."""
+    decision = gate(evidence(cv=0.94, test=32 / 36, n_test=36), RULE)
+    assert decision.passed, decision.reason
+    assert "cross-validated accuracy 0.940" in decision.reason and decision.evidence is not None
+
+
+def test_refusals_name_their_evidence() -> None:
+    low_cv = gate(evidence(cv=0.85), RULE)
+    assert not low_cv.passed and "cross-validated accuracy 0.850" in low_cv.reason and "minimum" in low_cv.reason
+    bad_test = gate(evidence(cv=0.92, test=0.70, n_test=40), RULE)
+    assert not bad_test.passed and "upper bound" in bad_test.reason
+    assert not gate(evidence(n_test=0, test=0.0), RULE).passed
+
+
+def test_one_test_image_never_decides_against_the_champion() -> None:
+    one_worse = Paired(both=22, candidate_only=0, champion_only=1, neither=1)  # 24 images: -1/24 = -0.042
+    decision = gate(evidence(test=22 / 24, n_test=24, champion=23 / 24, paired=one_worse), RULE)
+    assert decision.passed, decision.reason
+    two_worse = Paired(both=21, candidate_only=0, champion_only=2, neither=1)
+    refused = gate(evidence(test=21 / 24, n_test=24, champion=23 / 24, paired=two_worse), RULE)
+    assert not refused.passed and "below the champion v1" in refused.reason
+
+
+def test_a_significantly_worse_candidate_is_refused_with_mcnemar() -> None:
+    worse = Paired(both=60, candidate_only=1, champion_only=9, neither=2)
+    decision = gate(evidence(cv=0.93, test=61 / 72, n_test=72, champion=69 / 72, paired=worse), RULE)
+    assert not decision.passed and "significantly worse" in decision.reason and "McNemar p=" in decision.reason
+
+
+def test_class_recall_regressions_count_only_with_enough_test_images() -> None:
+    same = Paired(both=34, candidate_only=1, champion_only=1, neither=0)
+    few = gate(evidence(test=35 / 36, champion=35 / 36, paired=same, recall={"ant": (0.6, 1.0, 5)}), RULE)
+    assert few.passed, few.reason
+    many = gate(evidence(test=35 / 36, champion=35 / 36, paired=same, recall={"ant": (0.80, 1.0, 20)}), RULE)
+    assert not many.passed and "recall of 'ant'" in many.reason
+
+
+def test_temperature_scaling_lowers_the_log_loss_and_ece_of_overconfident_logits() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    margin = rng.normal(1.0, 1.0, 2000)  # right ~84% of the time
+    logits = np.stack([np.where(y == 0, margin, -margin), np.where(y == 1, margin, -margin)], axis=1) * 4.0
+    temperature = fit_temperature(logits, y)
+    assert temperature > 1.5  # overconfident logits get cooled
+    before = expected_calibration_error(softmax(logits), y)
+    after = expected_calibration_error(softmax(logits / temperature), y)
+    assert after < before / 2
+    head = Head(weight=np.eye(2, dtype=np.float32) * 4, bias=np.zeros(2, dtype=np.float32), weight_decay=0.0,
+                val_log_loss=None)
+    folded = calibrated(head, temperature)
+    x = rng.normal(size=(10, 2)).astype(np.float32)
+    np.testing.assert_allclose(folded.predict_proba(x), softmax(head.logits(x) / temperature), atol=1e-6)
+
+
+def test_cross_validation_is_seeded_stratified_and_out_of_fold() -> None:
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 60)
+    x = (rng.normal(size=(120, 8)) + y[:, None] * 1.5).astype(np.float32)
+    a = cross_validate(x, y, n_classes=2, seed=3)
+    b = cross_validate(x, y, n_classes=2, seed=3)
+    np.testing.assert_array_equal(a.logits, b.logits)
+    assert a.folds == 5 and len(a.weight_decays) == 5 and 0.8 < a.accuracy <= 1.0
+    assert a.accuracy_ci is not None and a.accuracy_ci[0] < a.accuracy < a.accuracy_ci[1]
+    # out of fold: a sample's own label cannot leak, so pure noise scores near chance
+    noise = cross_validate(rng.normal(size=(120, 8)).astype(np.float32), y, n_classes=2, seed=3)
+    assert noise.accuracy < 0.7
+    small = cross_validate(x[:6], np.array([0, 0, 0, 1, 1, 1]), n_classes=2, seed=0)
+    assert small.folds == 3  # the smallest class has 3 samples
+    assert calibrate(a).ece_after <= calibrate(a).ece_before + 1e-9
