@@ -146,6 +146,8 @@ class TrainingRun(Base):
     artifact_sha256: Mapped[str | None] = mapped_column(String(64))  # of the ONNX file logged: the API checks it
     promoted: Mapped[bool] = mapped_column(Boolean, default=False)
     n_embedded: Mapped[int | None] = mapped_column(Integer)
+    # {"sample_ids": [...], "labels": [...], "proba": [[...], ...]}: the winner's out-of-fold probabilities
+    out_of_fold: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     trigger_key: Mapped[str | None] = mapped_column(String(250))  # e.g. the Airflow run id: retries reuse it
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

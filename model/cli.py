@@ -242,8 +242,9 @@ def _tried(text: str | None) -> list[dict[str, Any]] | None:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SproutError(f"--tried is not JSON: {exc}") from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and "backbone" in r for r in rows):
-        raise SproutError("--tried must be a JSON list of objects with a 'backbone'.")
+    needed = {"backbone", "accuracy", "log_loss"}
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and needed <= set(r) for r in rows):
+        raise SproutError("--tried must be a JSON list of `assess-candidate` answers (backbone, accuracy, log_loss).")
     return rows
 
 

@@ -5,6 +5,8 @@ scikit-learn, heads from ``model.learning.training``."""
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import binomtest
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from model.core.errors import SproutError
+from model.core.errors import NotEnoughDataError, SproutError
 from model.data.importer import find_labeled_files
 from model.learning.training import Head, fit_head_with_decay, softmax, train_head
 
@@ -158,16 +160,20 @@ class CrossValidation:
 def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, device: str = "cpu",
                    folds: int = CV_FOLDS) -> CrossValidation:
     """Stratified k-fold (seeded); in each fold the weight decay is chosen on an inner stratified split of the
-    fold's training part, so the out-of-fold predictions never saw the choice. Fewer folds when the smallest
-    class has fewer than ``folds`` samples (at least 2)."""
+    fold's training part, so the out-of-fold predictions never saw the choice. Every label needs two samples
+    (a rarer one is missing from some held-out folds); fewer folds only when no label has ``folds`` samples."""
     smallest = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min()) if len(y) else 0
-    k = max(2, min(folds, smallest))
     if smallest < 2:
-        raise ValueError("cross-validation needs at least two samples of every label")
+        raise NotEnoughDataError("Cross-validation needs at least two training samples of every label.")
+    largest = int(np.bincount(y).max())
+    k = max(2, min(folds, largest))  # StratifiedKFold needs some label with at least k samples
     logits = np.zeros((len(y), n_classes), dtype=np.float64)
     decays: list[float] = []
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (fit_idx, held_idx) in enumerate(splitter.split(x, y)):
+    with warnings.catch_warnings():  # a rare label (2-4 samples) is missing from some held-out folds: fine
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        fold_indices = list(splitter.split(x, y))
+    for fold, (fit_idx, held_idx) in enumerate(fold_indices):
         inner_fit, inner_val = _inner_split(y[fit_idx], seed + fold)
         head = train_head(x[fit_idx][inner_fit], y[fit_idx][inner_fit], x[fit_idx][inner_val],
                           y[fit_idx][inner_val], n_classes=n_classes, seed=seed, device=device)
@@ -181,7 +187,9 @@ def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, d
 def _inner_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of an inner 80/20 stratified split (no validation part when a label is too rare)."""
     index = np.arange(len(y))
-    if np.bincount(y)[np.unique(y)].min() < 2 or len(y) < 10:
+    classes = len(np.unique(y))
+    held = math.ceil(0.2 * len(y))
+    if np.bincount(y)[np.unique(y)].min() < 2 or len(y) < 10 or held < classes or len(y) - held < classes:
         return index, index[:0]
     fit, val = train_test_split(index, test_size=0.2, stratify=y, random_state=seed)
     return np.sort(fit), np.sort(val)

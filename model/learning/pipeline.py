@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from model.learning.training import Head
 
 log = logging.getLogger(__name__)
+MIN_DEVELOPMENT_SAMPLES = 2  # train+val samples a label needs: two, so that cross-validation can hold one out
 EVIDENCE_METRICS = ("cv_accuracy", "cv_log_loss", "cv_macro_f1", "mcnemar_p", "temperature", "ece_before",
                     "ece_after")
 
@@ -145,14 +146,17 @@ class Candidate:
 
 
 def left_out_labels(per_split: dict[str, Counter[Split]]) -> tuple[list[str], list[str]]:
-    """Labels a run can train (each has training samples), and a warning for every other label."""
+    """Labels a run can train (each has at least ``MIN_DEVELOPMENT_SAMPLES`` train+val samples, as
+    cross-validation needs), and a warning for every other label."""
     warnings = []
     for label, counts in sorted(per_split.items()):
-        if counts[Split.TRAIN] == 0:
+        if counts[Split.TRAIN] + counts[Split.VAL] < MIN_DEVELOPMENT_SAMPLES:
             found = ", ".join(f"{counts[split]} {split.value}" for split in Split if counts[split])
-            warnings.append(f"Label {label!r} was left out: it has no training samples "
-                            f"({sum(counts.values())} approved: {found}).")
-    return sorted(label for label, counts in per_split.items() if counts[Split.TRAIN] > 0), warnings
+            warnings.append(f"Label {label!r} was left out: it has fewer than {MIN_DEVELOPMENT_SAMPLES} training "
+                            f"samples ({sum(counts.values())} approved: {found}).")
+    kept = sorted(label for label, counts in per_split.items()
+                  if counts[Split.TRAIN] + counts[Split.VAL] >= MIN_DEVELOPMENT_SAMPLES)
+    return kept, warnings
 
 
 def select_trainable(samples: list[Sample]) -> tuple[list[Sample], list[str], list[str]]:
@@ -287,6 +291,7 @@ def judge(cv: CrossValidation, calibration: Calibration, head: Head, x_test: np.
     evidence = build_evidence(cv=cv, calibration=calibration, y_test=y_test, candidate_metrics=metrics,
                               candidate_correct=correct(y_test, proba, labels), champion_version=champion_version,
                               champion_metrics=champion_metrics, champion_correct=champion_correct)
+    evidence["rule"] = asdict(rule)
     return Evaluation(metrics, champion_version, champion_metrics, gate(evidence, rule))
 
 
@@ -312,7 +317,7 @@ def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Hea
         mlflow_run.log_dict({"candidate": evaluation.metrics, "champion": evaluation.champion_metrics,
                              "gate": evaluation.decision.as_dict()}, "evaluation.json")
         columns = ("backbone", "accuracy", "log_loss", "folds", "weight_decay")
-        mlflow_run.log_table({column: [c[column] for c in candidates] for column in columns}, "candidates.json")
+        mlflow_run.log_table({column: [c.get(column) for c in candidates] for column in columns}, "candidates.json")
         mlflow_run.log_image(confusion_image(evaluation.metrics["confusion_matrix"], f"run {run.id} test set"),
                              "confusion_matrix.png")
         mlflow_run.set_tags({"sprout.gate_passed": str(evaluation.decision.passed),
@@ -332,13 +337,13 @@ def record_run(session: Session, run: TrainingRun, winner: Candidate, head: Head
                                            strict=True) if keep]
     run.params = {"seed": seed, "weight_decay": head.weight_decay, "model_uri": model_uri,
                   "counts": data.counts, "warnings": list(run.params.get("warnings", [])),
-                  "candidates": candidates, "evidence": evaluation.decision.evidence,
-                  "out_of_fold": {"sample_ids": development,
-                                  "proba": np.round(winner.cv.proba, 6).tolist()}}
+                  "candidates": candidates, "evidence": evaluation.decision.evidence}
+    run.out_of_fold = {"sample_ids": development, "labels": list(data.labels),
+                       "proba": np.round(winner.cv.proba, 6).tolist()}
     run.metrics, run.champion_version = evaluation.metrics, evaluation.champion_version
     run.champion_metrics = evaluation.champion_metrics
     run.gate_passed, run.gate_reason = evaluation.decision.passed, evaluation.decision.reason
-    run.n_embedded = sum(c["n_embedded"] for c in candidates)
+    run.n_embedded = sum(int(c.get("n_embedded") or 0) for c in candidates)
     run.samples = [TrainingRunSample(sample_id=s.id, split=s.split, label=s.label or "") for s in data.samples]
     run.status, run.finished_at = RunStatus.SUCCEEDED, utcnow()
     session.commit()
@@ -388,6 +393,19 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         return TrainOutcome.from_run(run)
 
 
+def merge_candidates(tried: list[dict[str, Any]], here: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The candidates a run tried: those assessed elsewhere (the DAG's mapped tasks), each replaced by the one
+    trained here for the same backbone, whose ``n_embedded`` adds the assessment's (the embedding work of the
+    run); then those only trained here."""
+    fresh = {c["backbone"]: c for c in here}
+    merged = []
+    for other in tried:
+        mine = fresh.pop(other["backbone"], None)
+        merged.append(other if mine is None else
+                      mine | {"n_embedded": int(mine.get("n_embedded") or 0) + int(other.get("n_embedded") or 0)})
+    return merged + list(fresh.values())
+
+
 def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Sample], labels: list[str],
            names: list[str], tried: list[dict[str, Any]]) -> None:
     from model.learning.onnx_export import build_classifier  # torch: imported only when training
@@ -395,8 +413,7 @@ def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Samp
     candidates = [assess_candidate(svc, session, name, samples, labels) for name in names]
     winner = select_candidate(candidates)
     run.backbone = winner.name
-    here = {c.name: c.summary() for c in candidates}
-    summaries = [here.pop(t["backbone"], t) for t in tried] + list(here.values())
+    summaries = merge_candidates(tried, [c.summary() for c in candidates])
     head, calibration = fit_head(winner, seed=svc.settings.seed)
     evaluation = evaluate_candidate(svc, winner, head, calibration)
     onnx_model = build_classifier(winner.backbone, weight=head.weight, bias=head.bias, labels=labels,

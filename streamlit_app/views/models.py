@@ -55,7 +55,8 @@ def evidence_sentences(evidence: dict[str, Any]) -> list[str]:
     paired, champion = evidence.get("paired"), evidence.get("champion_version")
     if paired and champion:
         p = evidence.get("mcnemar_p")
-        verdict = ("significantly worse than the champion" if p is not None and p < 0.05
+        alpha = (evidence.get("rule") or {}).get("alpha", 0.05)
+        verdict = ("significantly worse than the champion" if p is not None and p < alpha
                    else "no significant difference")
         lines.append(f"Against champion v{champion} on the same images: both right on {paired['both']}, only the "
                      f"new model on {paired['candidate_only']}, only the champion on {paired['champion_only']}, "
@@ -64,7 +65,7 @@ def evidence_sentences(evidence: dict[str, Any]) -> list[str]:
         lines.append("There was no champion to compare with.")
     if evidence.get("ece_before") is not None:
         lines.append(f"Calibration error {ui.percent(evidence['ece_before'])} before temperature scaling, "
-                     f"{ui.percent(evidence.get('ece_after'))} after: confidences mean what they say.")
+                     f"{ui.percent(evidence.get('ece_after'))} after (out-of-fold predictions).")
     return lines
 
 
@@ -73,7 +74,8 @@ def latest_evidence(runs: list[dict[str, Any]]) -> None:
     run = next((r for r in sorted(runs, key=lambda r: r["id"], reverse=True) if r.get("evidence")), None)
     if run is None:
         return
-    st.subheader(f"Why run {run['id']} was {'promoted' if run.get('gate_passed') else 'refused'}", anchor=False)
+    verdict = "promoted" if run.get("promoted") else "passed by the gate" if run.get("gate_passed") else "refused"
+    st.subheader(f"Why run {run['id']} was {verdict}", anchor=False)
     for line in evidence_sentences(run["evidence"]):
         st.markdown(f"- {line}")
     candidates = run.get("candidates") or []

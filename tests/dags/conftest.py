@@ -66,7 +66,7 @@ def driver(airflow_python: Path, airflow_env: dict[str, str], tmp_path_factory: 
         out = workdir / f"result-{next(counter)}.json"
         proc = subprocess.run([str(airflow_python), str(DRIVER), *args, str(out)], env=airflow_env | (env or {}),
                               cwd=workdir, capture_output=True, text=True, timeout=timeout)
-        log = (proc.stdout + proc.stderr)[-6000:]
+        log = (proc.stdout + proc.stderr)[-20000:]
         assert proc.returncode == 0 and out.is_file(), f"driver {args} failed:\n{log}"
         result = json.loads(out.read_text())
         result["log"] = log

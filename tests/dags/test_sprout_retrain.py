@@ -202,7 +202,10 @@ def test_ten_new_approvals_train_gate_and_promote(loop: dict[str, Any], driver: 
     assert xcom(result, "count_new_samples")["new_approved"] == 10
     trained = xcom(result, "train_candidate")
     assert not trained["skipped"] and trained["gate"]["passed"], trained
-    assert trained["n_embedded"] == 10  # only the new images; the rest come from the embedding cache
+    embedded = {c["backbone"]: c["n_embedded"] for c in trained["candidates"]}  # one mapped task each
+    assert set(embedded) == {"efficientnet_lite0", "efficientnet_lite1"}, trained["candidates"]
+    assert embedded["efficientnet_lite0"] == 10, embedded  # only the new images; the rest come from the cache
+    assert trained["backbone"] == min(trained["candidates"], key=lambda c: c["log_loss"])["backbone"]
     assert trained["champion_version"] == "1" and trained["version"] is None  # trained, not yet registered
     promoted = xcom(result, "promote_candidate")
     assert promoted["run_id"] == trained["run_id"] and promoted["version"] == "2" and promoted["promoted"]

@@ -118,6 +118,10 @@ def test_cross_validation_is_seeded_stratified_and_out_of_fold() -> None:
     # out of fold: a sample's own label cannot leak, so pure noise scores near chance
     noise = cross_validate(rng.normal(size=(120, 8)).astype(np.float32), y, n_classes=2, seed=3)
     assert noise.accuracy < 0.7
-    small = cross_validate(x[:6], np.array([0, 0, 0, 1, 1, 1]), n_classes=2, seed=0)
-    assert small.folds == 3  # the smallest class has 3 samples
+    rare = cross_validate(x[:62], np.array([0] * 60 + [1, 1]), n_classes=2, seed=0)
+    assert rare.folds == 5  # a label with two samples does not cut the folds for everyone
+    tiny = cross_validate(x[:4], np.array([0, 0, 1, 1]), n_classes=2, seed=0)
+    assert tiny.folds == 2 and len(tiny.y) == 4
+    six_labels = cross_validate(np.repeat(x[:6], 2, axis=0), np.repeat(np.arange(6), 2), n_classes=6, seed=0)
+    assert six_labels.folds == 2  # and the inner split gives up rather than crash on 2 samples per label
     assert calibrate(a).ece_after <= calibrate(a).ece_before + 1e-9

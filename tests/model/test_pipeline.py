@@ -89,7 +89,7 @@ def test_the_served_graph_gives_the_calibrated_heads_probabilities(loop: dict) -
     assert np.abs(served - head).max() <= 1e-4
     with svc.session() as session:
         run = session.get(TrainingRun, first.run_id)
-        oof = run.params["out_of_fold"]  # kept with the run for label-issue detection
+        oof = run.out_of_fold  # kept with the run for label-issue detection
         assert len(oof["sample_ids"]) == len(oof["proba"]) == first.counts["train"] + first.counts["val"]
     assert [c["backbone"] for c in first.candidates] == ["efficientnet_lite0"]
 
@@ -259,7 +259,8 @@ def test_a_label_without_training_samples_is_left_out_with_a_warning_not_a_failu
         assert lone.split is Split.TEST
     outcome = train(svc, force=True)
     assert outcome.promoted and outcome.labels == ["crimson", "forest", "navy"]
-    assert outcome.warnings == ["Label 'amber' was left out: it has no training samples (1 approved: 1 test)."]
+    assert outcome.warnings == [
+        "Label 'amber' was left out: it has fewer than 2 training samples (1 approved: 1 test)."]
     with svc.session() as session:
         run = session.get(TrainingRun, outcome.run_id)
         assert run.params["warnings"] == outcome.warnings
