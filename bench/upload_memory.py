@@ -34,7 +34,7 @@ def status_kb(pid: int, field: str) -> int:
 
 
 def api_pid(port: int) -> int:
-    out = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout.split()
+    out = subprocess.run(["pgrep", "-f", "--", f"--port {port}"], capture_output=True, text=True).stdout.split()
     return int(out[0])
 
 
