@@ -73,6 +73,20 @@ class SamplesPublic(BaseModel):
     count: int
 
 
+class LabelIssuePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sha256: str
+    label: str
+    suggested_label: str
+    score: float = Field(description="How suspect the label is, 0-1 (1 - Cleanlab's label quality)")
+
+
+class LabelIssuesPublic(BaseModel):
+    issues: list[LabelIssuePublic]
+
+
 class ReviewRequest(BaseModel):
     action: Literal["approve", "reject"] = Field(examples=["approve"])
     label: str | None = Field(default=None, max_length=64, examples=["grass"],

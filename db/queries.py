@@ -196,3 +196,10 @@ def cached_embeddings(session: Session, *, backbone: str, hashes: Sequence[str])
         found.update((sha, bytes(blob)) for sha, blob in rows)
     return found
 
+
+
+def samples_by_id(session: Session, *, ids: Sequence[int]) -> dict[int, Sample]:
+    """The samples with these ids (missing ones are left out)."""
+    if not ids:
+        return {}
+    return {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(list(ids))))}

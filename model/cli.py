@@ -180,6 +180,25 @@ def _outcome_line(d: dict[str, Any]) -> None:
     err.print(f"version {d['version']} promoted" if d["promoted"] else "not promoted")
 
 
+@app.command("label-issues")
+def label_issues_cmd(
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, most suspect first.")] = 50,
+) -> None:
+    """Approved samples whose label is probably wrong (Cleanlab on the last run's out-of-fold probabilities)."""
+    from model.reports.label_issues import find_label_issues
+
+    with _command():
+        issues = find_label_issues(_services(), limit=limit)
+        _emit({"issues": [i.as_dict() for i in issues]}, _issue_lines)
+
+
+def _issue_lines(data: dict[str, Any]) -> None:
+    for i in data["issues"]:
+        err.print(f"#{i['id']} {i['label']} → probably {i['suggested_label']} (score {i['score']:.3f})")
+    if not data["issues"]:
+        err.print("no suspect labels")
+
+
 @app.command("train")
 def train_cmd(
     force: Annotated[bool, typer.Option("--force", help="Train even with few new samples.")] = False,

@@ -187,6 +187,19 @@ def review_sample(token: str, sample_id: int, *, action: str, label: str | None 
     return sample
 
 
+def read_label_issues(token: str, *, limit: int = 20) -> list[dict[str, Any]]:
+    """``GET /admin/label-issues``: approved samples whose label is probably wrong, most suspect first."""
+    return list(_json(_request("GET", "/admin/label-issues", token=token, params={"limit": limit}))["issues"])
+
+
+def relabel_sample(token: str, sample_id: int, *, label: str | None) -> dict[str, Any]:
+    """``POST /admin/samples/{id}/relabel`` (admins): a new label, or ``None`` to send it back to the queue."""
+    sample = _json(_request("POST", f"/admin/samples/{sample_id}/relabel", token=token, json={"label": label}))
+    _read_samples.clear()
+    _read_stats.clear()
+    return sample
+
+
 def promote(token: str, version: str) -> dict[str, Any]:
     """``POST /admin/models/{version}/promote``: ``{previous, champion}`` (a rollback is a promotion)."""
     result = _json(_request("POST", f"/admin/models/{version}/promote", token=token))

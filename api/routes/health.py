@@ -32,7 +32,7 @@ async def read_readiness(services: ServicesDep, watcher: WatcherDep) -> JSONResp
     The checks run on a thread of their own (not the shared workers, which uploads may hold while a
     dependency hangs), each bounded by 1.5 s.
     """
-    checks = await anyio.to_thread.run_sync(lambda: services.check(timeout=1.5), limiter=readiness_limiter())
+    checks = await anyio.to_thread.run_sync(lambda: services.check(timeout=1.0), limiter=readiness_limiter())
     checks["model"] = f"version {watcher.version}" if watcher.version else "no model promoted yet"
     ready = all(v == "ok" for k, v in checks.items() if k != "model") and watcher.version is not None
     body = Readiness(ready=ready, checks=checks).model_dump()

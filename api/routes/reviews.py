@@ -6,11 +6,19 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 
 from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer, require_admin
 from api.metrics import REVIEWS
-from api.schemas import RelabelRequest, ReviewRequest, SamplePublic, SamplesPublic
+from api.schemas import (
+    LabelIssuePublic,
+    LabelIssuesPublic,
+    RelabelRequest,
+    ReviewRequest,
+    SamplePublic,
+    SamplesPublic,
+)
 from db.models import SampleStatus
 from db.queries import SampleOrder, list_samples
 from model.data.samples import get_sample, relabel_sample, review_sample
 from model.learning.promotion import announce_approvals
+from model.reports.label_issues import find_label_issues
 from model.reports.status import ReviewStats, review_stats
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
@@ -51,6 +59,14 @@ def review_pending_sample(sample_id: int, review: ReviewRequest, session: Sessio
     if sample.status is SampleStatus.APPROVED:
         background.add_task(announce_approvals, services)
     return SamplePublic.model_validate(sample)
+
+
+@router.get("/label-issues", response_model=LabelIssuesPublic)
+def read_label_issues(services: ServicesDep,
+                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> LabelIssuesPublic:
+    """Suspect labels: approved samples the last run's out-of-fold probabilities disagree with (Cleanlab)."""
+    issues = find_label_issues(services, limit=limit)
+    return LabelIssuesPublic(issues=[LabelIssuePublic.model_validate(i) for i in issues])
 
 
 @router.post("/samples/{sample_id}/relabel", response_model=SamplePublic, dependencies=[Depends(require_admin)],

@@ -91,11 +91,63 @@ def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
                            done=f"Approved sample #{sample_id} as {new_label} (corrected).")
 
 
+def suspect_labels(token: str) -> None:
+    """Approved samples whose label the last run's out-of-fold model doubts (Cleanlab); admins fix them."""
+    try:
+        issues = client.read_label_issues(token, limit=10)
+    except ApiError as err:
+        ui.show_error(err)
+        return
+    if not issues:
+        st.success("No suspect labels in the last training run.", icon=":material/verified:")
+        return
+    st.caption(f"{len(issues)} approved samples whose label the last run's model doubts, most suspect first.")
+    for issue in issues:
+        with st.container(border=True):
+            image, text = st.columns([1, 3])
+            try:
+                image.image(client.read_sample_image(token, issue["id"]), width="stretch")
+            except ApiError as err:
+                image.caption(err.detail)
+            text.markdown(f"**#{issue['id']}** labelled **{issue['label']}**; the model suggests "
+                          f"**{issue['suggested_label']}** (suspect score {issue['score']:.2f})")
+            if not state.is_admin():
+                text.caption(":material/lock: An admin can relabel it or send it back to the queue.")
+                continue
+            relabel, unapprove = text.columns(2)
+            if relabel.button(f"Relabel as {issue['suggested_label']}", key=f"relabel-{issue['id']}",
+                              icon=":material/edit:", width="stretch"):
+                fix(token, issue["id"], issue["suggested_label"], f"Sample {issue['id']} is now "
+                    f"{issue['suggested_label']}.")
+            if unapprove.button("Back to the queue", key=f"unapprove-{issue['id']}", icon=":material/undo:",
+                                width="stretch"):
+                fix(token, issue["id"], None, f"Sample {issue['id']} waits for review again.")
+
+
+def fix(token: str, sample_id: int, label: str | None, done: str) -> None:
+    try:
+        client.relabel_sample(token, sample_id, label=label)
+    except ApiError as err:
+        ui.show_error(err)
+        return
+    state.flash(done)
+    st.rerun()
+
+
 def review_page() -> None:
     st.title("Review", anchor=False)
     token = ui.require_login("review samples")
     ui.record_view("review")
     stats = training_progress(token)
+    lane = st.segmented_control("Lane", ["Pending samples", "Suspect labels"], default="Pending samples",
+                                label_visibility="collapsed", key="review_lane")
+    if lane == "Suspect labels":
+        suspect_labels(token)
+    else:
+        pending_queue(token, stats)
+
+
+def pending_queue(token: str, stats: dict[str, Any] | None) -> None:
     header, refresh = st.columns([4, 1], vertical_alignment="bottom")
     header.subheader("Pending samples", anchor=False)
     if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
