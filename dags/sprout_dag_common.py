@@ -74,6 +74,11 @@ def _env(name: str, default: Any = None, factory: Any = None) -> Any:
     return Field(default, validation_alias=name)
 
 
+def _words(value: str) -> tuple[str, ...]:
+    """The items of a list setting written with commas and/or whitespace."""
+    return tuple(w for w in re.split(r"[,\s]+", value) if w)
+
+
 class DagSettings(BaseSettings):
     """The DAGs' configuration, from ``SPROUT_*`` environment variables (pydantic-settings, like Sprout's own).
 
@@ -113,10 +118,7 @@ class DagSettings(BaseSettings):
     @field_validator("candidate_backbones", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        names = tuple(n for n in re.split(r"[,\s]+", value) if n)
-        return names or DEFAULT_CANDIDATES
+        return (_words(value) or DEFAULT_CANDIDATES) if isinstance(value, str) else value
 
     @field_validator("secret_keys", mode="before")
     @classmethod
@@ -124,7 +126,7 @@ class DagSettings(BaseSettings):
         """``KEY,KEY?,...`` (commas and/or whitespace); each a valid name, none twice."""
         if not isinstance(value, str):
             return value
-        keys = tuple(k for k in re.split(r"[,\s]+", value) if k)
+        keys = _words(value)
         for key in keys:
             if not _SECRET_KEY_NAME.fullmatch(key.removesuffix("?")):
                 raise ValueError(f"SPROUT_K8S_SECRET_KEYS: {key!r} is not a variable name (optional: NAME?)")
