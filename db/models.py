@@ -41,6 +41,7 @@ class SampleStatus(enum.StrEnum):
 class SampleSource(enum.StrEnum):
     UPLOAD = "upload"
     IMPORT = "import"
+    CAPTURE = "capture"  # a low-confidence production prediction kept for review (opt-in)
 
 
 class Split(enum.StrEnum):
@@ -92,6 +93,9 @@ class Sample(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reviewed_by: Mapped[str | None] = mapped_column(String(64))
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    phash: Mapped[str | None] = mapped_column(String(16))  # perceptual hash, 16 hex digits
+    near_duplicates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # [{"id", "similarity"}] at intake
+    duplicate_group: Mapped[int | None] = mapped_column(Integer, index=True)  # id of the group's first sample
 
     reviews: Mapped[list[Review]] = relationship(back_populates="sample", order_by="Review.id")
 
