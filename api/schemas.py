@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from db.models import RunStatus, SampleSource, SampleStatus, Split
 from model.reports.history import VersionRow
@@ -28,6 +28,20 @@ class PredictionPublic(BaseModel):
     model_version: str | None = Field(examples=["3"])
 
 
+class NearDuplicateLink(BaseModel):
+    """An existing sample this one nearly duplicates (cosine similarity of their embeddings)."""
+
+    id: int
+    similarity: float
+
+
+class NearDuplicatePublic(NearDuplicateLink):
+    """A reviewer's view of a near-duplicate: also its label and status now."""
+
+    label: str | None = None
+    status: SampleStatus | None = None
+
+
 class SamplePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -46,6 +60,13 @@ class SamplePublic(BaseModel):
     created_at: datetime
     reviewed_at: datetime | None
     reviewed_by: str | None
+    duplicate_group: int | None = None
+    near_duplicates: list[NearDuplicatePublic] = Field(default_factory=list)
+
+    @field_validator("near_duplicates", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return value or []
 
 
 class SampleReceipt(BaseModel):
@@ -64,6 +85,13 @@ class SampleReceipt(BaseModel):
     predicted_label: str | None = None
     confidence: float | None = None
     predicted_by_version: str | None = None
+    near_duplicates: list[NearDuplicateLink] = Field(
+        default_factory=list, examples=[[{"id": 12, "similarity": 0.93}]])
+
+    @field_validator("near_duplicates", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return value or []
     source: SampleSource | None = None
     created_at: datetime | None = None
 

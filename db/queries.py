@@ -197,9 +197,24 @@ def cached_embeddings(session: Session, *, backbone: str, hashes: Sequence[str])
     return found
 
 
-
 def samples_by_id(session: Session, *, ids: Sequence[int]) -> dict[int, Sample]:
     """The samples with these ids (missing ones are left out)."""
     if not ids:
         return {}
     return {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(list(ids))))}
+
+
+def sample_embeddings_after(session: Session, *, backbone: str, after_id: int) -> list[tuple[int, int, bytes]]:
+    """``(embedding_id, sample_id, vector)`` of the samples' cached ``backbone`` embeddings with id > after_id."""
+    rows = session.execute(
+        select(Embedding.id, Sample.id, Embedding.vector)
+        .join(Sample, Sample.sha256 == Embedding.sha256)
+        .where(Embedding.backbone == backbone, Embedding.id > after_id)
+        .order_by(Embedding.id))
+    return [(int(eid), int(sid), bytes(vec)) for eid, sid, vec in rows]
+
+
+def set_duplicate_group(session: Session, *, sample_id: int, group: int) -> None:
+    """Mark a sample as (the head of) a near-duplicate group, in the session's transaction."""
+    session.execute(update(Sample).where(Sample.id == sample_id, Sample.duplicate_group.is_(None))
+                    .values(duplicate_group=group).execution_options(synchronize_session=False))

@@ -3,19 +3,22 @@
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer, require_admin
 from api.metrics import REVIEWS
 from api.schemas import (
     LabelIssuePublic,
     LabelIssuesPublic,
+    NearDuplicatePublic,
     RelabelRequest,
     ReviewRequest,
     SamplePublic,
     SamplesPublic,
 )
-from db.models import SampleStatus
+from db.models import Sample, SampleStatus
 from db.queries import SampleOrder, list_samples
+from model.data.near_duplicates import near_duplicate_notes
 from model.data.samples import get_sample, relabel_sample, review_sample
 from model.learning.promotion import announce_approvals
 from model.reports.label_issues import find_label_issues
@@ -35,7 +38,14 @@ def read_samples(
 ) -> SamplesPublic:
     """The review queue: least confident predictions first (active learning)."""
     rows, count = list_samples(session, status=status, order=order, limit=limit, offset=offset)
-    return SamplesPublic(data=[SamplePublic.model_validate(r) for r in rows], count=count)
+    return SamplesPublic(data=public_samples(session, rows), count=count)
+
+
+def public_samples(session: Session, rows: list[Sample]) -> list[SamplePublic]:
+    """Samples as reviewers see them: with their near-duplicates' label and status."""
+    notes = near_duplicate_notes(session, rows)
+    return [SamplePublic.model_validate(r).model_copy(update={"near_duplicates": [
+        NearDuplicatePublic.model_validate(n) for n in notes.get(r.id, [])]}) for r in rows]
 
 
 @router.get("/samples/{sample_id}/image", response_class=Response,
@@ -58,7 +68,7 @@ def review_pending_sample(sample_id: int, review: ReviewRequest, session: Sessio
     REVIEWS.labels(sample.reviews[-1].action.value if sample.reviews else review.action).inc()
     if sample.status is SampleStatus.APPROVED:
         background.add_task(announce_approvals, services)
-    return SamplePublic.model_validate(sample)
+    return public_samples(session, [sample])[0]
 
 
 @router.get("/label-issues", response_model=LabelIssuesPublic)
@@ -76,7 +86,7 @@ def relabel_approved_sample(sample_id: int, request: RelabelRequest, session: Se
     """Change an approved sample's label, or (label null) send it back to the queue. Admins only; audited."""
     sample = relabel_sample(session, store, sample_id=sample_id, label=request.label, reviewer=reviewer.username)
     REVIEWS.labels(sample.reviews[-1].action.value).inc()
-    return SamplePublic.model_validate(sample)
+    return public_samples(session, [sample])[0]
 
 
 @router.get("/stats", response_model=ReviewStats)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 
-from api.deps import SessionDep, SettingsDep, StorageDep, WatcherDep
+from api.deps import ServicesDep, SessionDep, SettingsDep, StorageDep, WatcherDep
 from api.metrics import UPLOADS
 from api.schemas import SampleReceipt
 from api.throttle import client_address
@@ -20,11 +20,16 @@ router = APIRouter(prefix="/samples", tags=["samples"])
                         429: {"description": "Too many uploads from this address, or the review queue is full"}})
 def create_sample(
     file: Annotated[UploadFile, File(description="The image to submit.")],
-    session: SessionDep, store: StorageDep, settings: SettingsDep, watcher: WatcherDep, response: Response,
+    session: SessionDep, store: StorageDep, settings: SettingsDep, watcher: WatcherDep, services: ServicesDep,
+    response: Response,
     request: Request,
     label: Annotated[str | None, Form(max_length=64, description="Suggested label (optional).")] = None,
 ) -> SampleReceipt:
-    """Store an image in the pending area with the champion's prediction; duplicates return the existing one."""
+    """Store an image in the pending area with the champion's prediction; duplicates return the existing one.
+
+    ``near_duplicates`` lists the existing samples the image nearly duplicates (a resized, re-encoded or
+    cropped copy), most similar first.
+    """
     # per address: a person dropping 20 photos at once through the Streamlit server stays far below the default
     request.app.state.throttle.hit(f"{settings.uploads_per_minute}/minute", "upload-ip", client_address(request))
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))
@@ -32,7 +37,8 @@ def create_sample(
     sample, created = submit_sample(session, store, data=data, source=SampleSource.UPLOAD,
                                     suggested_label=label or None,
                                     predict=predictor.prediction if predictor else None,
-                                    max_pixels=settings.max_image_pixels, max_pending=settings.max_pending_samples)
+                                    max_pixels=settings.max_image_pixels, max_pending=settings.max_pending_samples,
+                                    near_duplicates=services.near_duplicates)
     UPLOADS.labels("created" if created else "duplicate").inc()
     if not created:
         response.status_code = status.HTTP_200_OK

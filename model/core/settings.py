@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         description="Largest image accepted for decoding, in megapixels (pixel-bomb guard; 50 at most).",
     )
 
+    near_dup_threshold: float = Field(
+        default=0.70, ge=-1.0, le=1.0,
+        description="Cosine similarity of embeddings from which an upload may be a near-duplicate "
+                    "(with the pHash distance below; bench/near_duplicates.py measures the pair).")
+    near_dup_max_hash_distance: int = Field(
+        default=18, ge=0, le=64, description="Largest perceptual-hash distance (bits of 64) of a near-duplicate.")
+
     split_key: SecretStr | None = Field(
         default=None, description="Key of the split hash for a new database (`sprout db upgrade`); default random.")
     uploads_per_minute: int = Field(default=120, ge=1, description="Uploads per client address and minute (429).")

@@ -6,18 +6,20 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Review, ReviewAction, Sample, SampleSource, SampleStatus, Split, utcnow
+from db.models import Embedding, Review, ReviewAction, Sample, SampleSource, SampleStatus, Split, utcnow
 from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, QueueFullError, SproutError
 from model.core.faults import crash_point
 from model.data.images import DEFAULT_MAX_PIXELS, decode_image, sniff
 from model.data.labels import check_label
 from model.data.metadata import strip_metadata
+from model.data.near_duplicates import NearDuplicate, NearDuplicateFinder, group_of, phash_of
 from model.data.storage import ObjectStore, labeled_key, pending_key, rejected_key
 
 log = logging.getLogger(__name__)
@@ -68,11 +70,13 @@ def ext_of_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A model's answer attached to a sample at submission time."""
+    """A model's answer attached to a sample at submission time, with the embedding of the same pass."""
 
     label: str
     confidence: float
     model_version: str | None
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    backbone: str | None = None
 
 
 def add_sample(
@@ -85,15 +89,21 @@ def add_sample(
     suggested_label: str | None = None,
     prediction: Prediction | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    near_duplicates: NearDuplicateFinder | None = None,
 ) -> tuple[Sample, bool]:
     """Store an image and record it; returns ``(sample, created)``.
 
     With ``label`` the sample is approved at once (imports); otherwise it waits in ``pending/``.
     An exact duplicate (same sha256 of the uploaded bytes) returns the existing sample and stores nothing.
     What is stored is the image without its metadata (``strip_metadata``); ``sha256`` stays that of the upload.
+    A prediction's embedding is cached (training never embeds the image again) and, with ``near_duplicates``,
+    links the sample to the samples it nearly duplicates: it joins the best match's group and takes its split,
+    so a copy of a test image never lands in training.
     """
     info = sniff(data, max_pixels=max_pixels)
-    decode_image(data, max_pixels=max_pixels, min_side=256)  # refuse truncated or corrupt files before storing
+    image = decode_image(data, max_pixels=max_pixels, min_side=256)  # refuse corrupt files before storing
+    phash = phash_of(image)
+    del image
     label = check_label(label) if label is not None else None
     suggested_label = check_label(suggested_label) if suggested_label else None
     sha = sha256_of(data)
@@ -102,6 +112,10 @@ def add_sample(
         return existing, False
     status = SampleStatus.APPROVED if label is not None else SampleStatus.PENDING
     split = split_for(sha, key=split_key(session))
+    embedding = _embedding_row(session, sha, prediction)
+    matches, best = _near_duplicates_of(session, near_duplicates, embedding, phash)
+    if best is not None:
+        split = best.split
     session.commit()  # end the read transaction: no database connection is held while the image is stripped
     stored = strip_metadata(data, info)  # no EXIF/GPS, XMP, comments or trailing bytes reach the store
     key = key_for(status=status, sha256=sha, ext=stored.ext, label=label)
@@ -123,8 +137,15 @@ def add_sample(
         split=split,
         created_at=now,
         approved_at=now if status is SampleStatus.APPROVED else None,
+        phash=phash,
+        near_duplicates=[m.as_dict() for m in matches] or None,
+        duplicate_group=group_of(best) if best is not None else None,
     )
     session.add(sample)
+    if best is not None and best.duplicate_group is None:
+        queries.set_duplicate_group(session, sample_id=best.id, group=best.id)
+    if embedding is not None:
+        session.add(embedding)
     try:
         session.commit()
     except IntegrityError:
@@ -134,6 +155,26 @@ def add_sample(
             raise
         return existing, False
     return sample, True
+
+
+def _embedding_row(session: Session, sha: str, prediction: Prediction | None) -> Embedding | None:
+    """The cache row of the embedding a prediction computed (None without one)."""
+    if prediction is None or prediction.embedding is None or not prediction.backbone:
+        return None
+    if queries.cached_embeddings(session, backbone=prediction.backbone, hashes=[sha]):
+        return None
+    vector = np.ascontiguousarray(prediction.embedding, dtype=np.float32)
+    return Embedding(sha256=sha, backbone=prediction.backbone, dim=vector.size, vector=vector.tobytes())
+
+
+def _near_duplicates_of(session: Session, finder: NearDuplicateFinder | None, embedding: Embedding | None,
+                        phash: str) -> tuple[list[NearDuplicate], Sample | None]:
+    """The near-duplicates of a new image and the best match's row (``[], None`` without a finder)."""
+    if finder is None or embedding is None:
+        return [], None
+    vector = np.frombuffer(embedding.vector, dtype=np.float32)
+    matches = finder.find(session, backbone=embedding.backbone, embedding=vector, phash=phash)
+    return matches, (queries.get_sample(session, sample_id=matches[0].id) if matches else None)
 
 
 def review_sample(
@@ -253,6 +294,7 @@ def submit_sample(
     predict: Callable[[bytes], Prediction] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_pending: int | None = None,
+    near_duplicates: NearDuplicateFinder | None = None,
 ) -> tuple[Sample, bool]:
     """A user's upload: record the champion's prediction (when there is one) and store it as pending.
 
@@ -266,4 +308,4 @@ def submit_sample(
                              "try again later.")
     prediction = predict(data) if predict is not None else None
     return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
-                      prediction=prediction, max_pixels=max_pixels)
+                      prediction=prediction, max_pixels=max_pixels, near_duplicates=near_duplicates)

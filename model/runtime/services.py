@@ -20,6 +20,7 @@ from model.core import faults
 from model.core.errors import ArtifactRejectedError
 from model.core.security import secure_state_dir
 from model.core.settings import Settings
+from model.data.near_duplicates import NearDuplicateFinder, NearDuplicateRule
 from model.data.storage import ObjectStore, make_store
 from model.serving.registry import Registry
 
@@ -53,6 +54,12 @@ class Services:
                 engine.dispose()
                 raise
         return cls(settings=settings, engine=engine, sessions=make_sessionmaker(engine), store=make_store(settings))
+
+    @cached_property
+    def near_duplicates(self) -> NearDuplicateFinder:
+        """The near-duplicate finder of this process (its indexes sync from the database)."""
+        return NearDuplicateFinder(NearDuplicateRule(self.settings.near_dup_threshold,
+                                                     self.settings.near_dup_max_hash_distance))
 
     @cached_property
     def registry(self) -> Registry:

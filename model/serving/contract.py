@@ -1,6 +1,7 @@
 """The served model's contract: tensor names and metadata keys of Sprout's fused ONNX graph.
 
-Input ``pixels``: preprocessed float32 NCHW with a dynamic batch. Output ``probabilities``: (N, classes).
+Input ``pixels``: preprocessed float32 NCHW with a dynamic batch. Outputs ``probabilities``: (N, classes) and
+``features``: (N, embedding_dim), the backbone embedding (graphs from before it have the first only).
 The metadata carries the labels (column order of ``probabilities``) and the preprocessing. No onnx here.
 """
 

@@ -34,7 +34,11 @@ def fuse_head(
     spec: PreprocessSpec,
     metadata: dict[str, str] | None = None,
 ) -> onnx.ModelProto:
-    """Append ``softmax(features @ weight.T + bias)`` to the backbone graph; store labels and spec."""
+    """Append ``softmax(features @ weight.T + bias)`` to the backbone graph; store labels and spec.
+
+    The graph has two outputs: the probabilities and the backbone's ``features`` (the embedding), so a
+    prediction gives the embedding in the same pass.
+    """
     model = onnx.ModelProto()
     model.CopyFrom(backbone_graph)
     graph = model.graph
@@ -48,7 +52,10 @@ def fuse_head(
         helper.make_node("Softmax", ["logits"], [OUTPUT_NAME], axis=1),
     ])
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", n_classes]))
+    graph.output.extend([
+        helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", n_classes]),
+        helper.make_tensor_value_info(FEATURES_NAME, TensorProto.FLOAT, ["batch", dim]),
+    ])
     props = {
         META_LABELS: json.dumps(labels),
         META_PREPROCESS: spec.to_json(),

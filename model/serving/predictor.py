@@ -16,20 +16,31 @@ import onnxruntime as ort
 
 from model.data.images import DEFAULT_MAX_PIXELS, PreprocessSpec, load_and_preprocess
 from model.data.samples import Prediction
-from model.serving.contract import INPUT_NAME, META_LABELS, META_PREPROCESS, OUTPUT_NAME
+from model.serving.contract import FEATURES_NAME, INPUT_NAME, META_BACKBONE, META_LABELS, META_PREPROCESS, OUTPUT_NAME
 
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """One image's answer."""
+    """One image's answer, with the backbone embedding the same pass computed (None for older graphs)."""
 
     label: str
     confidence: float
     probabilities: dict[str, float]
     model_version: str | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    backbone: str | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The answer as JSON-ready data (without the embedding)."""
+        data = asdict(self)
+        data.pop("embedding")
+        data.pop("backbone")
+        return data
+
+    def as_prediction(self) -> Prediction:
+        """The label, confidence, version and embedding to record with a sample."""
+        return Prediction(self.label, self.confidence, self.model_version, embedding=self.embedding,
+                          backbone=self.backbone)
 
 
 @dataclass
@@ -42,6 +53,17 @@ class Predictor:
     version: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     max_pixels: int = DEFAULT_MAX_PIXELS  # decode limit of an image to classify
+    outputs: list[str] = field(default_factory=lambda: [OUTPUT_NAME])  # + FEATURES_NAME when the graph has it
+
+    @property
+    def backbone(self) -> str | None:
+        """The backbone the graph embeds with (its embeddings are cached under this name)."""
+        return self.metadata.get(META_BACKBONE)
+
+    @property
+    def embeds(self) -> bool:
+        """Whether a prediction also gives the embedding (graphs exported since it was added)."""
+        return FEATURES_NAME in self.outputs
 
     @classmethod
     def load(cls, model: Path | bytes, *, version: str | None = None, threads: int | None = None,
@@ -54,39 +76,46 @@ class Predictor:
         source = str(model) if isinstance(model, Path) else model
         session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
         meta = dict(session.get_modelmeta().custom_metadata_map)
-        return cls(session=session, labels=json.loads(meta[META_LABELS]),
+        outputs = {o.name for o in session.get_outputs()}
+        return cls(outputs=[OUTPUT_NAME, FEATURES_NAME] if FEATURES_NAME in outputs else [OUTPUT_NAME],
+                   session=session, labels=json.loads(meta[META_LABELS]),
                    spec=PreprocessSpec.from_json(meta[META_PREPROCESS]), version=version, metadata=meta,
                    max_pixels=max_pixels)
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for a preprocessed float32 NCHW batch."""
-        (proba,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
-        return np.asarray(proba)
+        return self.run(batch)[0]
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N, classes) and embeddings (N, dim) or None, in one pass."""
+        found = self.session.run(self.outputs, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+        proba = np.asarray(found[0])
+        return proba, (np.asarray(found[1], dtype=np.float32) if len(found) > 1 else None)
 
     def preprocess(self, data: bytes) -> np.ndarray:
         return load_and_preprocess(data, self.spec, max_pixels=self.max_pixels)
 
-    def result(self, proba: np.ndarray) -> PredictionResult:
+    def result(self, proba: np.ndarray, embedding: np.ndarray | None = None) -> PredictionResult:
         best = int(np.argmax(proba))
         return PredictionResult(
             label=self.labels[best], confidence=float(proba[best]),
             probabilities={label: float(p) for label, p in zip(self.labels, proba, strict=True)},
-            model_version=self.version,
+            model_version=self.version, embedding=embedding, backbone=self.backbone,
         )
 
     def prediction(self, data: bytes) -> Prediction:
-        """The label, confidence and version to record with a submitted sample."""
-        result = self.predict_bytes(data)
-        return Prediction(result.label, result.confidence, result.model_version)
+        """The label, confidence, version and embedding to record with a submitted sample."""
+        return self.predict_bytes(data).as_prediction()
 
     def predict_bytes(self, data: bytes) -> PredictionResult:
         """Decode, preprocess and classify one image given as bytes."""
-        return self.result(self.predict_arrays(self.preprocess(data)[None])[0])
+        proba, features = self.run(self.preprocess(data)[None])
+        return self.result(proba[0], None if features is None else features[0])
 
     def predict_many(self, images: list[bytes], batch_size: int = 16) -> list[PredictionResult]:
         """Classify several images in batches."""
         results: list[PredictionResult] = []
         for start in range(0, len(images), batch_size):
-            batch = np.stack([self.preprocess(d) for d in images[start : start + batch_size]])
-            results.extend(self.result(p) for p in self.predict_arrays(batch))
+            proba, features = self.run(np.stack([self.preprocess(d) for d in images[start : start + batch_size]]))
+            results.extend(self.result(p, None if features is None else features[i]) for i, p in enumerate(proba))
         return results

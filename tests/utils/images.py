@@ -128,3 +128,14 @@ def photo_jpeg_bytes(size: tuple[int, int], index: int = 0, label: str = "dandel
     with Image.open(path) as photo:
         big = photo.convert("RGB").resize(size, Image.Resampling.BICUBIC)
     return encode(big, "JPEG", quality=quality)
+
+
+def near_copy(data: bytes, *, crop: float = 0.10, scale: float = 0.6, quality: int = 70) -> bytes:
+    """A re-encoded, resized and cropped copy of a photo: ``crop`` of each side's length cut off
+    (half at each edge), scaled by ``scale``, saved as a JPEG of ``quality``."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = img.size
+    dx, dy = int(w * crop / 2), int(h * crop / 2)
+    img = img.crop((dx, dy, w - dx, h - dy))
+    img = img.resize((max(1, int(img.width * scale)), max(1, int(img.height * scale))), Image.Resampling.BILINEAR)
+    return encode(img, "JPEG", quality=quality)
