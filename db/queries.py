@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from db.models import (
     Embedding,
     InstanceSecret,
+    Review,
+    ReviewAction,
     RunStatus,
     Sample,
     SampleStatus,
@@ -195,6 +197,27 @@ def cached_embeddings(session: Session, *, backbone: str, hashes: Sequence[str])
             Embedding.backbone == backbone, Embedding.sha256.in_(wanted[start : start + _IN_CHUNK])))
         found.update((sha, bytes(blob)) for sha, blob in rows)
     return found
+
+
+# --- lineage and review history ------------------------------------------------------------------
+
+
+def run_lineage(session: Session, *, run_id: int) -> list[tuple[TrainingRunSample, Sample]]:
+    """The samples a run trained and was tested on, each with its lineage row (split and label as used)."""
+    rows = session.execute(select(TrainingRunSample, Sample).join(Sample, Sample.id == TrainingRunSample.sample_id)
+                           .where(TrainingRunSample.run_id == run_id).order_by(Sample.id))
+    return [(lineage, sample) for lineage, sample in rows]
+
+
+def approval_reviews(session: Session, *, sample_ids: Sequence[int]) -> list[Review]:
+    """The decisions that gave these samples a label (approve, correct, relabel), oldest first."""
+    found: list[Review] = []
+    wanted = list(dict.fromkeys(sample_ids))
+    actions = (ReviewAction.APPROVE, ReviewAction.CORRECT, ReviewAction.RELABEL)
+    for start in range(0, len(wanted), _IN_CHUNK):
+        found.extend(session.scalars(select(Review).where(
+            Review.sample_id.in_(wanted[start : start + _IN_CHUNK]), Review.action.in_(actions))))
+    return sorted(found, key=lambda r: r.id)
 
 
 def samples_by_id(session: Session, *, ids: Sequence[int]) -> dict[int, Sample]:

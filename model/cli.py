@@ -344,6 +344,46 @@ def export(
               lambda d: err.print(f"wrote version {d['version']} to {d['output']} ({d['bytes']} bytes)"))
 
 
+@app.command("export-dataset")
+def export_dataset_cmd(
+    dest: Annotated[str, typer.Argument(help="Folder, or s3://bucket/prefix, to write the export to.")],
+    version: Annotated[int | None, typer.Option(
+        min=1, help="Exactly what this registered version trained and was tested on, with the labels it used.")] = None,
+    embeddings: Annotated[bool, typer.Option(
+        "--embeddings", help="Also write embeddings.parquet: the cached vectors of the run's backbone.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a previous export at DEST (refused when DEST holds other files).")] = False,
+) -> None:
+    """Write the approved samples as a folder-per-label tree with manifest.csv (`sprout import` reads it back)."""
+    from model.data.export import export_dataset, open_destination
+
+    with _command():
+        svc = _services()
+        target, name = open_destination(dest, svc.settings)
+        with svc.session() as session, Progress(
+            TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, disable=_state["json"] or not sys.stderr.isatty(),
+        ) as bar:
+            summary = export_dataset(
+                session, svc.store, target, dest_name=name, version=None if version is None else str(version),
+                embeddings=embeddings, champion_version=lambda: _champion_version(svc), overwrite=overwrite,
+                progress=lambda rows, total: bar.track(rows, total=total))
+        _emit(summary.as_dict(), _export_line)
+
+
+def _champion_version(svc: Any) -> str | None:
+    champion = svc.registry.champion()
+    return str(champion.version) if champion else None
+
+
+def _export_line(d: dict[str, Any]) -> None:
+    what = f"version {d['version']}'s samples" if d["version"] else "approved samples"
+    err.print(f"exported {d['samples']} {what} {d['by_label']} to {d['dest']}")
+    if d["embeddings"]:
+        e = d["embeddings"]
+        err.print(f"embeddings ({e['backbone']}): {e['rows']} rows, {e['missing']} samples not embedded")
+
+
 @app.command()
 def rollback(
     version: Annotated[str | None, typer.Argument(help="Version (default: the previous one).")] = None,

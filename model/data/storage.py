@@ -278,17 +278,25 @@ class _s3_errors:
         return False
 
 
+def s3_store(settings: Settings, *, bucket: str, prefix: str) -> S3Store:
+    """A store on Sprout's S3 endpoint with its credentials (``SPROUT_S3_*``), in any bucket and prefix."""
+    if not settings.s3_endpoint:
+        raise StorageUnavailableError("No S3 endpoint configured: set SPROUT_S3_ENDPOINT, SPROUT_S3_ACCESS_KEY "
+                                      "and SPROUT_S3_SECRET_KEY.")
+    assert settings.s3_access_key and settings.s3_secret_key  # enforced by Settings
+    return S3Store(
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        bucket=bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        prefix=prefix,
+    )
+
+
 def make_store(settings: Settings) -> ObjectStore:
     """The store the settings describe: S3 when an endpoint is set, else a local directory."""
     if settings.s3_endpoint:
-        assert settings.s3_access_key and settings.s3_secret_key  # enforced by Settings
-        return S3Store(
-            endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key.get_secret_value(),
-            bucket=settings.s3_bucket,
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-            prefix=settings.s3_prefix,
-        )
+        return s3_store(settings, bucket=settings.s3_bucket, prefix=settings.s3_prefix)
     return LocalStore(settings.objects_dir)
