@@ -118,8 +118,7 @@ def import_(source: SourceArg) -> None:
 
 
 def _import_with_progress(svc: Any, source: str | Path) -> Any:
-    from model.data.importer import import_directory
-    from model.data.sources import local_tree
+    from model.data.importer import import_directory, local_tree
 
     with local_tree(source, svc.settings) as directory, svc.session() as session, Progress(
         TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

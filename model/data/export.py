@@ -25,7 +25,7 @@ from db import queries
 from db.models import Review, Sample, SampleSource, Split, TrainingRun
 from model.core.errors import ConflictError, NotFoundError, StorageUnavailableError
 from model.core.settings import Settings
-from model.data.sources import S3Prefix, is_s3
+from model.data.importer import S3Prefix, is_s3
 from model.data.storage import LocalStore, ObjectStore, s3_store
 
 MANIFEST = "manifest.csv"

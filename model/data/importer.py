@@ -1,9 +1,20 @@
-"""Import a folder-per-label tree as approved samples (``sprout import``, ``sprout bootstrap``)."""
+"""Import a folder-per-label tree as approved samples (``sprout import``, ``sprout bootstrap``).
+
+The tree is a local folder, or an S3 prefix (``s3://bucket/prefix``) downloaded into a temporary directory
+first (``<prefix>/<label>/.../<image>`` → ``<tmp>/<label>/.../<image>``), so deduplication, label checks and
+error reporting are those of ``import_directory``. The S3 client uses Sprout's own object-store endpoint and
+credentials (``SPROUT_S3_*``) when they are set, so a data set can sit in another bucket of the same
+MinIO/S3; otherwise boto3's standard chain (AWS environment variables, ``~/.aws``, an instance or pod role,
+``AWS_ENDPOINT_URL``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +22,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.models import SampleSource
-from model.core.errors import InvalidLabelError, NotFoundError, SproutError
-from model.data.labels import check_label
+from model.core.errors import InvalidLabelError, NotFoundError, SproutError, StorageUnavailableError
+from model.core.settings import Settings
 from model.data.samples import add_sample
-from model.data.storage import ObjectStore
+from model.data.storage import ObjectStore, check_label
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -80,3 +93,104 @@ def import_directory(
         else:
             summary.duplicates += 1
     return summary
+
+S3_SCHEME = "s3://"
+
+
+@dataclass(frozen=True)
+class S3Prefix:
+    """A parsed ``s3://bucket/prefix`` (prefix without leading/trailing slashes, maybe empty)."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> S3Prefix:
+        rest = url[len(S3_SCHEME):] if url.startswith(S3_SCHEME) else ""
+        bucket, _, prefix = rest.partition("/")
+        if not bucket:
+            raise NotFoundError(f"Not an S3 prefix (expected s3://bucket/prefix): {url}")
+        return cls(bucket=bucket, prefix=prefix.strip("/"))
+
+    def __str__(self) -> str:
+        return f"{S3_SCHEME}{self.bucket}/{self.prefix}"
+
+
+def is_s3(source: str | Path) -> bool:
+    return isinstance(source, str) and source.startswith(S3_SCHEME)
+
+
+@contextlib.contextmanager
+def local_tree(source: str | Path, settings: Settings) -> Iterator[Path]:
+    """A local folder-per-label tree for ``source``: the folder itself, or an S3 prefix downloaded to a
+    temporary directory that is deleted afterwards."""
+    if not is_s3(source):
+        yield Path(source)
+        return
+    with tempfile.TemporaryDirectory(prefix="sprout-import-") as tmp:
+        yield download_prefix(S3Prefix.parse(str(source)), Path(tmp), settings)
+
+
+def _client(settings: Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+    if settings.s3_endpoint:
+        scheme = "https" if settings.s3_secure else "http"
+        return boto3.client(
+            "s3", endpoint_url=f"{scheme}://{settings.s3_endpoint}", aws_access_key_id=settings.s3_access_key,
+            aws_secret_access_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+            region_name=settings.s3_region or "us-east-1", config=config,
+        )
+    return boto3.client("s3", config=config)
+
+
+def _relative_parts(key: str, prefix: str) -> tuple[str, ...] | None:
+    """The key's path below the prefix as safe parts (label first), or None for what is not an image file
+    inside a label folder (top-level files, "directory" markers, odd names)."""
+    if key.startswith("/") or "\\" in key or "\x00" in key:
+        return None  # absolute or Windows-style keys could write outside the destination
+    if prefix and not key.startswith(prefix + "/"):
+        return None
+    rel = key[len(prefix) + 1:] if prefix else key
+    raw = rel.split("/")
+    if len(raw) < 2 or any(p in ("", ".", "..") for p in raw):
+        return None
+    return tuple(raw)
+
+
+def download_prefix(source: S3Prefix, dest: Path, settings: Settings) -> Path:
+    """Download every object under ``source`` that lies in a label folder into ``dest``; returns ``dest``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = _client(settings)
+    count = 0
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=source.bucket, Prefix=f"{source.prefix}/" if source.prefix else "")
+        for page in pages:
+            for obj in page.get("Contents", []):
+                parts = _relative_parts(obj["Key"], source.prefix)
+                if parts is None:
+                    if obj["Key"].startswith("/") or ".." in obj["Key"].split("/"):
+                        log.warning("refused S3 key %r: it would write outside the import directory", obj["Key"])
+                    continue
+                target = dest.joinpath(*parts)
+                if not target.resolve().is_relative_to(dest.resolve()):
+                    log.warning("refused S3 key %r: it would write outside the import directory", obj["Key"])
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(source.bucket, obj["Key"], str(target))
+                count += 1
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchBucket", "404", "NotFound"):
+            raise NotFoundError(f"S3 bucket not found: {source.bucket}") from exc
+        raise StorageUnavailableError(f"S3 refused to list or read {source}: {code or exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailableError(f"S3 unreachable for {source}: {exc}") from exc
+    if count == 0:
+        raise NotFoundError(f"No files in label folders under {source}")
+    log.info("downloaded %d objects from %s", count, source)
+    return dest

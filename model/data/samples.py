@@ -17,10 +17,9 @@ from db.models import Embedding, Review, ReviewAction, Sample, SampleSource, Sam
 from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, QueueFullError, SproutError
 from model.core.faults import crash_point
 from model.data.images import DEFAULT_MAX_PIXELS, decode_image, sniff
-from model.data.labels import check_label
 from model.data.metadata import strip_metadata
 from model.data.near_duplicates import NearDuplicate, NearDuplicateFinder, group_of, phash_of
-from model.data.storage import ObjectStore, labeled_key, pending_key, rejected_key
+from model.data.storage import ObjectStore, check_label, labeled_key, pending_key, rejected_key
 
 log = logging.getLogger(__name__)
 

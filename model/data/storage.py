@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from model.core.errors import NotFoundError, StorageUnavailableError
+from model.core.errors import InvalidLabelError, NotFoundError, StorageUnavailableError
 from model.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,18 @@ LABELED = "labeled"
 REJECTED = "rejected"
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/ -]*$")
+# Label names are data: any folder-per-label set works, as long as the names are safe key segments.
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_label(label: str) -> str:
+    """Return ``label`` stripped, or raise if it cannot be a storage path segment."""
+    label = label.strip()
+    if not _LABEL_RE.match(label):
+        raise InvalidLabelError(
+            f"Invalid label {label!r}: use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit."
+        )
+    return label
 
 
 def check_key(key: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from model.core.settings import Settings
-from model.data.sources import S3Prefix, _relative_parts, download_prefix
+from model.data.importer import S3Prefix, _relative_parts, download_prefix
 from tests import servers
 
 
