@@ -12,7 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
-from api.metrics import MODEL_REJECTED, TRAINING, MetricsMiddleware
+from api.metrics import CAPTURES, MODEL_REJECTED, TRAINING, MetricsMiddleware
 from api.routes import auth, health, models, predict, retrain, reviews, samples
 from api.throttle import Throttle
 from api.uploads import BodySizeLimitMiddleware
@@ -20,6 +20,7 @@ from db.migrate import SchemaOutOfDateError
 from model.core.security import signing_key
 from model.core.settings import Settings, get_settings
 from model.runtime.services import Services
+from model.serving.capture import CapturePolicy, Capturer
 from model.serving.watcher import ChampionWatcher
 
 log = logging.getLogger("sprout.api")
@@ -41,6 +42,15 @@ def connect(settings: Settings) -> Services:
         return Services.from_settings(settings, check=False)
 
 
+def capturer(services: Services) -> Capturer:
+    """Production capture as configured (it only runs when ``SPROUT_CAPTURE_*`` turn it on)."""
+    s = services.settings
+    policy = CapturePolicy(below=s.capture_below, sample_rate=s.capture_sample_rate, per_hour=s.capture_per_hour,
+                           per_day=s.capture_per_day)
+    return Capturer(policy, services.session, services.store, near_duplicates=services.near_duplicates,
+                    max_pixels=s.max_image_pixels, on_result=lambda result: CAPTURES.labels(result).inc())
+
+
 def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,11 +66,14 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         TRAINING.services = services
         app.state.signing_key = signing_key(settings)
         app.state.throttle = Throttle()
+        app.state.capture = capturer(services)
         watcher.start()
+        app.state.capture.start()
         try:
             yield
         finally:
             watcher.stop()
+            app.state.capture.stop()
             services.close()
 
     return lifespan

@@ -26,6 +26,9 @@ CONFIDENCE = Histogram("sprout_prediction_confidence", "Confidence of served pre
                        buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
 MODEL_VERSION = Gauge("sprout_model_version", "Registry version of the model being served (0: none)")
 MODEL_INFO = Gauge("sprout_model_info", "1 for the registry version being served", ["version"])
+CAPTURES = Counter("sprout_captures_total",
+                   "Low-confidence predictions offered to capture, by outcome (stored, duplicate, capped, dropped, "
+                   "refused, error)", ["result"])
 UPLOADS = Counter("sprout_uploads_total", "Images submitted for review", ["result"])
 REVIEWS = Counter("sprout_reviews_total", "Review decisions", ["action"])
 UI_PAGE_VIEWS = Counter("sprout_ui_page_views_total", "Streamlit page views (once per session and page)", ["page"])

@@ -3,9 +3,11 @@
 Ceiling: decode + preprocess + ONNX Runtime at batch size 1, one single-thread session per core, each in
 its own process, on the same exported model and the same JPEGs. Server: the real API (`uvicorn
 api.main:app`) loaded by `wrk` (Debian package) with multipart uploads of those JPEGs.
-Prints both throughputs, their ratio (target >= 0.8) and the server's p50/p99 latency.
+Prints both throughputs, their ratio (target >= 0.8) and the server's p50/p99 latency. With --capture, the
+API is loaded again with production capture on for every prediction (SPROUT_CAPTURE_BELOW=1, into a copy of
+the home) and the p50s are compared (target: capture on within 10% of off).
 
-    python bench/serve.py [--seconds 20] [--concurrency 8] [--home DIR]
+    python bench/serve.py [--seconds 20] [--concurrency 8] [--home DIR] [--capture]
 
 Without --home it builds a fresh embedded home (imports the shared set and trains; about a minute).
 """
@@ -87,9 +89,10 @@ def prepare_home(home: Path) -> None:
     subprocess.run([sprout, "bootstrap", str(DATASET)], env=env, check=True, capture_output=True)
 
 
-def serve_and_load(home: Path, files: list[Path], seconds: float, concurrency: int) -> dict[str, float]:
+def serve_and_load(home: Path, files: list[Path], seconds: float, concurrency: int,
+                   extra_env: dict[str, str] | None = None) -> dict[str, float]:
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "SPROUT_HOME": str(home)}
+    env = {**os.environ, "SPROUT_HOME": str(home), **(extra_env or {})}
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("uvicorn")), "api.main:app", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning", "--no-access-log"], env=env)
@@ -117,6 +120,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--home", type=Path, help="An embedded home with a champion (default: build one).")
+    parser.add_argument("--capture", action="store_true", help="Also compare p50 with production capture on.")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -135,11 +139,20 @@ def main() -> None:
         cores = os.cpu_count() or 1
         ceil = ceiling(model, images, args.seconds, cores)
         served = serve_and_load(home, files, args.seconds, args.concurrency)
+        captured = None
+        if args.capture:
+            copy = Path(tmp) / "capture-home"
+            shutil.copytree(home, copy)
+            captured = serve_and_load(copy, files, args.seconds, args.concurrency, {
+                "SPROUT_CAPTURE_BELOW": "1", "SPROUT_CAPTURE_PER_HOUR": "100000", "SPROUT_CAPTURE_PER_DAY": "100000"})
     print(f"in-process ceiling  {ceil:7.1f} img/s  ({cores} processes x 1-thread ONNX Runtime, bs1, with decode)")
     print(f"API /predict        {served['rps']:7.1f} img/s  (wrk, concurrency {args.concurrency}, "
           f"{int(served['errors'])} errors)")
     print(f"latency             p50 {served['p50_ms']:.1f} ms   p99 {served['p99_ms']:.1f} ms")
     print(f"ratio API/ceiling = {served['rps'] / ceil:.3f}  (target >= 0.8)")
+    if captured is not None:
+        print(f"capture on (every prediction offered): {captured['rps']:.1f} img/s, p50 {captured['p50_ms']:.1f} ms")
+        print(f"ratio p50 capture on/off = {captured['p50_ms'] / served['p50_ms']:.3f}  (target <= 1.10)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -20,6 +21,7 @@ from db.models import (
     ReviewAction,
     RunStatus,
     Sample,
+    SampleSource,
     SampleStatus,
     Split,
     TrainingRun,
@@ -241,3 +243,16 @@ def set_duplicate_group(session: Session, *, sample_id: int, group: int) -> None
     """Mark a sample as (the head of) a near-duplicate group, in the session's transaction."""
     session.execute(update(Sample).where(Sample.id == sample_id, Sample.duplicate_group.is_(None))
                     .values(duplicate_group=group).execution_options(synchronize_session=False))
+
+
+def hold_lock(session: Session, *, key: int) -> None:
+    """On PostgreSQL, take advisory lock ``key`` until the session's transaction ends (a no-op on SQLite,
+    whose writers are serialised anyway; callers also hold a process lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def count_captures_since(session: Session, *, since: datetime) -> int:
+    """Samples captured from production predictions since ``since``."""
+    return int(session.scalar(select(func.count(Sample.id)).where(
+        Sample.source == SampleSource.CAPTURE, Sample.created_at >= since)) or 0)

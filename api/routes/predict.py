@@ -4,7 +4,7 @@ from functools import cache
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Request, UploadFile
 
 from api.deps import PredictorDep, SettingsDep
 from api.metrics import CONFIDENCE, PREDICTIONS
@@ -27,15 +27,17 @@ IMAGE_BODY = {"content": {"multipart/form-data": {"example": {"file": "(binary J
              responses={400: {"description": "Not a readable image"}, 413: {"description": "Too large"},
                         415: {"description": "Unsupported type"}, 503: {"description": "No model yet"}})
 async def predict_image(file: Annotated[UploadFile, File(description="The image to classify.")],
-                        predictor: PredictorDep, settings: SettingsDep) -> PredictionPublic:
+                        predictor: PredictorDep, settings: SettingsDep, request: Request) -> PredictionPublic:
     """Classify an image: label, confidence and every label's probability.
 
     Inference runs on threads of its own (``PREDICT_THREADS``), never queued behind uploads or reviews that
-    wait on storage or the database: predictions keep their latency while a dependency hangs.
+    wait on storage or the database: predictions keep their latency while a dependency hangs. With capture on
+    (``SPROUT_CAPTURE_BELOW``), a low-confidence image is handed to the background capture queue.
     """
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))  # spooled: small reads, no blocking
     result = await anyio.to_thread.run_sync(predictor.predict_bytes, data, limiter=prediction_limiter())
     PREDICTIONS.labels(result.label).inc()
     CONFIDENCE.observe(result.confidence)
+    request.app.state.capture.offer(data, result)
     return PredictionPublic(label=result.label, confidence=result.confidence, probabilities=result.probabilities,
                             model_version=result.model_version)

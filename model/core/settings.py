@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     near_dup_max_hash_distance: int = Field(
         default=18, ge=0, le=64, description="Largest perceptual-hash distance (bits of 64) of a near-duplicate.")
 
+    capture_below: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="Opt-in production capture (a privacy choice): keep /predict images whose calibrated confidence "
+                    "is below this as pending samples (source=capture). Unset: off.")
+    capture_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0,
+                                       description="Also capture this random share of all predictions (0: none).")
+    capture_per_hour: int = Field(default=100, ge=0, description="Captures per hour at most (all workers).")
+    capture_per_day: int = Field(default=1000, ge=0, description="Captures per day at most (all workers).")
+
     split_key: SecretStr | None = Field(
         default=None, description="Key of the split hash for a new database (`sprout db upgrade`); default random.")
     uploads_per_minute: int = Field(default=120, ge=1, description="Uploads per client address and minute (429).")
