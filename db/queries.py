@@ -256,3 +256,19 @@ def count_captures_since(session: Session, *, since: datetime) -> int:
     """Samples captured from production predictions since ``since``."""
     return int(session.scalar(select(func.count(Sample.id)).where(
         Sample.source == SampleSource.CAPTURE, Sample.created_at >= since)) or 0)
+
+
+def samples_with_status(session: Session, *, status: SampleStatus | None, limit: int) -> list[Sample]:
+    """Up to ``limit`` samples with this status (any, with None), oldest first."""
+    query = select(Sample).order_by(Sample.id).limit(limit)
+    return list(session.scalars(query.where(Sample.status == status) if status is not None else query))
+
+
+def count_samples_with_status(session: Session, *, status: SampleStatus | None) -> int:
+    query = select(func.count(Sample.id))
+    return int(session.scalar(query.where(Sample.status == status) if status is not None else query) or 0)
+
+
+def last_promoted_run(session: Session) -> TrainingRun | None:
+    """The most recent run whose model was promoted (the champion's, unless an admin rolled back)."""
+    return session.scalar(select(TrainingRun).where(TrainingRun.promoted.is_(True)).order_by(TrainingRun.id.desc()))

@@ -17,11 +17,11 @@ from api.schemas import (
     SamplesPublic,
 )
 from db.models import Sample, SampleStatus
-from db.queries import SampleOrder, list_samples
 from model.data.near_duplicates import near_duplicate_notes
 from model.data.samples import get_sample, relabel_sample, review_sample
 from model.learning.promotion import announce_approvals
 from model.reports.label_issues import find_label_issues
+from model.reports.queue import QueueOrder, review_queue
 from model.reports.status import ReviewStats, review_stats
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
@@ -30,14 +30,17 @@ router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_c
 @router.get("/samples", response_model=SamplesPublic)
 def read_samples(
     session: SessionDep,
+    services: ServicesDep,
     status: Annotated[SampleStatus | None, Query(description="pending, approved or rejected")] = SampleStatus.PENDING,
-    order: Annotated[SampleOrder, Query(description="uncertainty (least confident first), newest or oldest")
-                     ] = SampleOrder.UNCERTAINTY,
+    order: Annotated[QueueOrder, Query(
+        description="uncertainty (least confident first), novelty (farthest from the training set), diverse "
+                    "(uncertain and unlike each other), suspect (labels the model doubts), oldest or newest")
+                     ] = QueueOrder.UNCERTAINTY,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SamplesPublic:
-    """The review queue: least confident predictions first (active learning)."""
-    rows, count = list_samples(session, status=status, order=order, limit=limit, offset=offset)
+    """The review queue, by default least confident predictions first (active learning)."""
+    rows, count = review_queue(services, status=status, order=order, limit=limit, offset=offset)
     return SamplesPublic(data=public_samples(session, rows), count=count)
 
 

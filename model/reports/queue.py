@@ -1,0 +1,140 @@
+"""The review queue's orders: where a reviewer's minute changes the model most.
+
+- ``uncertainty``: least confident prediction first (active learning).
+- ``novelty``: farthest from every image the champion trained on first (lowest best cosine to its training
+  embeddings); samples without an embedding come last.
+- ``diverse``: uncertainty with k-center diversity: the most uncertain first, then each next one the most
+  uncertain among those far from all already picked, so ten look-alike uncertain images do not fill a page.
+- ``suspect``: pending samples whose submitter's suggestion the model confidently contradicts; approved
+  samples in the order of ``sprout label-issues`` (Cleanlab), the rest after them.
+- ``oldest`` / ``newest``: by arrival.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import Sample, SampleStatus, Split
+from model.data.near_duplicates import normalized
+from model.reports.label_issues import find_label_issues
+from model.runtime.services import Services
+
+DIVERSE_POOL = 10  # k-center picks from the DIVERSE_POOL × page most uncertain samples
+MAX_RANKED = 5000  # embedding-based orders rank at most this many samples (the rest follow by id)
+
+
+class QueueOrder(enum.StrEnum):
+    """How the review queue is sorted."""
+
+    UNCERTAINTY = "uncertainty"
+    NOVELTY = "novelty"
+    DIVERSE = "diverse"
+    SUSPECT = "suspect"
+    OLDEST = "oldest"
+    NEWEST = "newest"
+
+
+def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrder, limit: int,
+                 offset: int) -> tuple[list[Sample], int]:
+    """A page of samples in ``order`` and the total count with that status."""
+    with svc.session() as session:
+        if order in (QueueOrder.UNCERTAINTY, QueueOrder.OLDEST, QueueOrder.NEWEST):
+            rows, total = queries.list_samples(session, status=status, order=queries.SampleOrder(order.value),
+                                               limit=limit, offset=offset)
+            session.expunge_all()
+            return rows, total
+        rows = queries.samples_with_status(session, status=status, limit=MAX_RANKED)
+        total = queries.count_samples_with_status(session, status=status)
+        if order is QueueOrder.NOVELTY:
+            ranked = by_novelty(session, rows)
+        elif order is QueueOrder.DIVERSE:
+            ranked = by_diversity(session, rows, page=limit + offset)
+        else:
+            ranked = by_suspicion(svc, rows)
+        session.expunge_all()
+    return ranked[offset : offset + limit], total
+
+
+def _champion_backbone_and_training(session: Session) -> tuple[str | None, list[str]]:
+    """The backbone of the promoted model's run and the content hashes it trained on (train + val)."""
+    run = queries.last_promoted_run(session)
+    if run is None:
+        return None, []
+    lineage = queries.run_lineage(session, run_id=run.id)
+    return run.backbone, [s.sha256 for row, s in lineage if row.split is not Split.TEST]
+
+
+def _embeddings(session: Session, backbone: str, rows: list[Sample]) -> dict[int, np.ndarray]:
+    cached = queries.cached_embeddings(session, backbone=backbone, hashes=[s.sha256 for s in rows])
+    return {s.id: np.frombuffer(cached[s.sha256], dtype=np.float32) for s in rows if s.sha256 in cached}
+
+
+def novelty_scores(session: Session, rows: list[Sample]) -> dict[int, float]:
+    """``1 - best cosine`` to the champion's training embeddings, for the rows that have an embedding."""
+    backbone, trained = _champion_backbone_and_training(session)
+    if backbone is None or not trained:
+        return {}
+    reference = queries.cached_embeddings(session, backbone=backbone, hashes=trained)
+    vectors = _embeddings(session, backbone, rows)
+    if not reference or not vectors:
+        return {}
+    ref = normalized(np.stack([np.frombuffer(v, dtype=np.float32) for v in reference.values()]))
+    ids = list(vectors)
+    best = (normalized(np.stack([vectors[i] for i in ids])) @ ref.T).max(axis=1)
+    return {i: float(1.0 - b) for i, b in zip(ids, best, strict=True)}
+
+
+def by_novelty(session: Session, rows: list[Sample]) -> list[Sample]:
+    scores = novelty_scores(session, rows)
+    return sorted(rows, key=lambda s: (s.id not in scores, -scores.get(s.id, 0.0), s.id))
+
+
+def _uncertainty(sample: Sample) -> float:
+    return 1.0 - sample.confidence if sample.confidence is not None else 1.0
+
+
+def by_diversity(session: Session, rows: list[Sample], *, page: int) -> list[Sample]:
+    """Greedy k-center over the most uncertain: each pick maximises uncertainty × distance to the picked."""
+    uncertain = sorted(rows, key=lambda s: (-_uncertainty(s), s.id))
+    pool, rest = uncertain[: DIVERSE_POOL * max(page, 1)], uncertain[DIVERSE_POOL * max(page, 1):]
+    backbone, _ = _champion_backbone_and_training(session)
+    vectors = _embeddings(session, backbone, pool) if backbone else {}
+    with_vec = [s for s in pool if s.id in vectors]
+    if len(with_vec) < 2:
+        return uncertain
+    picked = k_center_order(np.stack([vectors[s.id] for s in with_vec]),
+                            np.array([_uncertainty(s) for s in with_vec]))
+    ordered = [with_vec[i] for i in picked]
+    return ordered + [s for s in pool if s.id not in vectors] + rest
+
+
+def k_center_order(vectors: np.ndarray, uncertainty: np.ndarray) -> list[int]:
+    """Row order of greedy weighted k-center: start at the most uncertain, then repeatedly the row maximising
+    uncertainty × cosine distance to the nearest row already picked."""
+    x = normalized(vectors)
+    weight = np.asarray(uncertainty, dtype=np.float64) + 1e-6
+    picked = [int(weight.argmax())]
+    distance = 1.0 - x @ x[picked[0]]
+    while len(picked) < len(x):
+        score = weight * np.maximum(distance, 0.0)
+        score[picked] = -1.0
+        picked.append(int(score.argmax()))
+        distance = np.minimum(distance, 1.0 - x @ x[picked[-1]])
+    return picked
+
+
+def by_suspicion(svc: Services, rows: list[Sample]) -> list[Sample]:
+    """Suspect first: for approved samples Cleanlab's ranking, for pending ones a confident contradiction."""
+    issues = {issue.id: rank for rank, issue in enumerate(find_label_issues(svc, limit=len(rows) or 1))}
+
+    def contradiction(s: Sample) -> float:
+        if s.status is SampleStatus.PENDING and s.suggested_label and s.predicted_label \
+                and s.suggested_label != s.predicted_label:
+            return s.confidence or 0.0
+        return -1.0
+
+    return sorted(rows, key=lambda s: (s.id not in issues, issues.get(s.id, 0), -contradiction(s), s.id))
