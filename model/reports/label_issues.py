@@ -50,7 +50,7 @@ def find_label_issues(svc: Services, *, limit: int = 50) -> list[LabelIssue]:
     given = np.array([index[s.label or ""] for _, s in keep])
     if len(np.unique(given)) < 2:
         return []
-    flagged = flag(labels=given, pred_probs=proba, return_indices_ranked_by="self_confidence")
+    flagged = flag(labels=given, pred_probs=proba, return_indices_ranked_by="self_confidence", n_jobs=1)
     quality = get_label_quality_scores(given, proba)
     return [LabelIssue(id=keep[i][1].id, sha256=keep[i][1].sha256, label=labels[given[i]],
                        suggested_label=labels[int(proba[i].argmax())], score=float(1.0 - quality[i]))

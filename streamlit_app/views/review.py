@@ -1,4 +1,5 @@
-"""Review: the pending queue, least confident first; approve, correct or reject each sample."""
+"""Review: the pending queue (least confident, novel, diverse, suspect or oldest first) as cards or a grid;
+approve, correct or reject each sample, or several at once; near-duplicates are named on their card."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from streamlit_app import client, state, ui
 from streamlit_app.client import ApiError
 
 PAGE_SIZE = 10
+GRID_SIZE = 24
+GRID_COLUMNS = 4
+ORDERS = {"uncertainty": "Least confident", "novelty": "Novel", "diverse": "Diverse", "suspect": "Suspect",
+          "oldest": "Oldest"}
+ORDER_CAPTIONS = {"uncertainty": "least confident first", "novelty": "farthest from the training set first",
+                  "diverse": "uncertain and unlike each other first", "suspect": "contradicted suggestions first",
+                  "oldest": "oldest first"}
 
 
 def training_progress(token: str) -> dict[str, Any] | None:
@@ -65,7 +73,19 @@ def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
             confidence_col.metric("Confidence", ui.percent(sample.get("confidence")))
             if suggested:
                 st.markdown(f":material/lightbulb: The submitter suggests **{suggested}**.")
+            twins = sample.get("near_duplicates") or []
+            for twin in twins:
+                st.markdown(f":material/content_copy: {near_duplicate_note(twin)}")
+            twin = twins[0] if twins else None
             with st.container(horizontal=True):
+                if twin and twin.get("label") and twin.get("status") == "approved" and st.button(
+                        f"Approve as {twin['label']}, like #{twin['id']}", key=f"twin-{sample_id}",
+                        icon=":material/content_copy:", help="The same label as the image it nearly duplicates."):
+                    decide(token, sample_id, action="approve", label=twin["label"],
+                           done=f"Approved sample #{sample_id} as {twin['label']}, like #{twin['id']}.")
+                if twin and st.button("Reject as duplicate", key=f"dup-{sample_id}", icon=":material/delete:"):
+                    decide(token, sample_id, action="reject", label=None,
+                           done=f"Rejected sample #{sample_id} as a duplicate of #{twin['id']}.")
                 if st.button(f"Approve as {predicted}" if predicted else "Approve", key=f"approve-{sample_id}",
                              type="primary", icon=":material/check:", disabled=not predicted,
                              help=None if predicted else "No prediction: correct it with a label instead."):
@@ -89,6 +109,60 @@ def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
                 else:
                     decide(token, sample_id, action="approve", label=new_label,
                            done=f"Approved sample #{sample_id} as {new_label} (corrected).")
+
+
+def near_duplicate_note(twin: dict[str, Any]) -> str:
+    """"near-duplicate of #N (label, status)" for a card."""
+    what = ", ".join(part for part in (twin.get("label"), twin.get("status")) if part)
+    return (f"Near-duplicate of **#{twin['id']}**{f' ({what})' if what else ''}, "
+            f"similarity {ui.percent(twin.get('similarity'))}")
+
+
+def decide_many(token: str, samples: list[dict[str, Any]], *, action: str) -> None:
+    """Approve (each as predicted) or reject several samples; report how many succeeded and why others did not."""
+    done, failed = 0, []
+    for sample in samples:
+        try:
+            client.review_sample(token, sample["id"], action=action,
+                                 label=sample.get("predicted_label") if action == "approve" else None)
+            done += 1
+        except ApiError as err:
+            failed.append(f"#{sample['id']}: {err.detail}")
+    client.clear_review_reads()
+    for sample in samples:
+        st.session_state.pop(f"pick-{sample['id']}", None)
+    verb = "Approved" if action == "approve" else "Rejected"
+    state.flash(f"{verb} {done} sample{'s' if done != 1 else ''}."
+                + (f" Not decided: {'; '.join(failed)}" if failed else ""))
+    st.rerun()
+
+
+def sample_grid(token: str, samples: list[dict[str, Any]]) -> None:
+    """A compact grid: tick several cards, then approve them as predicted or reject them together."""
+    picked = [s for s in samples if st.session_state.get(f"pick-{s['id']}")]
+    approvable = [s for s in picked if s.get("predicted_label")]
+    with st.container(horizontal=True, vertical_alignment="center"):
+        if st.button(f"Approve {len(approvable)} selected as predicted", key="grid-approve", type="primary",
+                     icon=":material/done_all:", disabled=not approvable, shortcut="A",
+                     help="Each ticked sample gets its predicted label (shortcut: A)."):
+            decide_many(token, approvable, action="approve")
+        if st.button(f"Reject {len(picked)} selected", key="grid-reject", icon=":material/block:",
+                     disabled=not picked, shortcut="X", help="Reject every ticked sample (shortcut: X)."):
+            decide_many(token, picked, action="reject")
+        st.caption("Tick the cards to decide together.")
+    for start in range(0, len(samples), GRID_COLUMNS):
+        for column, sample in zip(st.columns(GRID_COLUMNS), samples[start : start + GRID_COLUMNS], strict=False):
+            with column, st.container(border=True, key=f"cell-{sample['id']}"):
+                try:
+                    st.image(client.read_sample_image(token, sample["id"]), width="stretch")
+                except ApiError as err:
+                    st.caption(err.detail)
+                st.checkbox(f"#{sample['id']} · {sample.get('predicted_label') or '—'} "
+                            f"{ui.percent(sample.get('confidence'))}", key=f"pick-{sample['id']}")
+                if sample.get("suggested_label") and sample["suggested_label"] != sample.get("predicted_label"):
+                    st.caption(f":material/lightbulb: suggested {sample['suggested_label']}")
+                for twin in sample.get("near_duplicates") or []:
+                    st.caption(f":material/content_copy: {near_duplicate_note(twin)}")
 
 
 def suspect_labels(token: str) -> None:
@@ -153,20 +227,26 @@ def pending_queue(token: str, stats: dict[str, Any] | None) -> None:
     if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
         client.clear_review_reads()
         st.rerun()
+    order_col, grid_col = st.columns([4, 1], vertical_alignment="center")
+    order = order_col.segmented_control("Order", list(ORDERS), format_func=ORDERS.__getitem__, default="uncertainty",
+                                        key="review_order") or "uncertainty"
+    grid = grid_col.toggle("Grid", key="review_grid", help="Several samples at a glance; decide them together.")
     try:
-        queue = client.read_samples(token, status="pending", order="uncertainty", limit=PAGE_SIZE)
+        queue = client.read_samples(token, status="pending", order=order, limit=GRID_SIZE if grid else PAGE_SIZE)
     except ApiError as err:
         ui.show_error(err)
         return
     if not queue["data"]:
         st.success("The queue is empty: nothing waits for review.", icon=":material/done_all:")
         return
-    st.caption(f"Showing {len(queue['data'])} of {queue['count']} pending samples, least confident first.")
+    st.caption(f"Showing {len(queue['data'])} of {queue['count']} pending samples, {ORDER_CAPTIONS[order]}.")
+    if grid:
+        sample_grid(token, queue["data"])
+        return
     known = set((stats or {}).get("labels", {}))
     for sample in queue["data"]:
         known.update(label for label in (sample.get("predicted_label"), sample.get("suggested_label")) if label)
     for sample in queue["data"]:
         sample_card(token, sample, sorted(known))
-
 
 review_page()

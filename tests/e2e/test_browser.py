@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.utils.live_api import LiveApi, unused_photo
+from tests.utils.images import dataset_images, near_copy
+from tests.utils.live_api import LiveApi, mislabelled_photos, unused_photo
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
 # Two shared cores under a whole test suite: a first Streamlit render can take well over the default 5 s.
@@ -94,3 +97,74 @@ def test_reviewer_logs_in_and_approves_a_pending_sample(page: Page, streamlit_ur
     expect(page.get_by_role("heading", name="Change the champion")).to_be_visible()
     settle(page)
     screenshot("4-models")
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def log_in(page: Page, url: str, username: str, password: str) -> None:
+    page.goto(url)
+    expect(page.get_by_text("Log in to open the review queue.")).to_be_visible()
+    page.get_by_role("textbox", name="User name").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Review")).to_be_visible()
+    settle(page)
+
+
+def test_reviewer_sees_a_near_duplicate_approves_several_in_the_grid_and_an_admin_relabels_a_suspect(
+        page: Page, streamlit_url: str, live_api: LiveApi, screenshot: Screenshot) -> None:
+    trained = {s["sha256"]: s for s in live_api.samples("approved")}
+    original_path = next(p for p in dataset_images("dandelion", 20) if sha256_of(p) in trained)
+    original = trained[sha256_of(original_path)]
+    twin = live_api.submit(near_copy(original_path.read_bytes(), crop=0.10, scale=0.8, quality=75), name="again.jpg")
+    assert twin["near_duplicates"] and twin["near_duplicates"][0]["id"] == original["id"], twin
+    batch = [live_api.submit(unused_photo(label, 6 + i).read_bytes(), name=f"b{i}.jpg")
+             for i, label in enumerate(("dandelion", "grass", "dandelion"))]
+
+    log_in(page, f"{streamlit_url}/review", live_api.admin_username, live_api.admin_password)
+    page.get_by_text("Oldest", exact=True).click()  # the newest uploads come last: show them all
+    settle(page)
+    card = page.locator(f".st-key-sample-{twin['id']}")
+    expect(card.get_by_text(f"Near-duplicate of #{original['id']} (dandelion, approved)")).to_be_visible()
+    expect(card.get_by_role("button", name=f"Approve as dandelion, like #{original['id']}")).to_be_visible()
+    card.scroll_into_view_if_needed()
+    screenshot("1-near-duplicate")
+
+    # The grid: tick three cards, approve them together.
+    page.get_by_text("Grid", exact=True).click()
+    settle(page)
+    for sample in batch:
+        cell = page.locator(f".st-key-cell-{sample['id']}")
+        cell.get_by_text(f"#{sample['id']} ·").click()
+        settle(page)
+        expect(cell.get_by_role("checkbox")).to_be_checked()
+    approve = page.get_by_role("button", name="Approve 3 selected as predicted")
+    expect(approve).to_be_enabled()
+    screenshot("2-grid-selected")
+    approve.click()
+    expect(page.get_by_text("Approved 3 samples.")).to_be_visible()
+    settle(page)
+    screenshot("3-grid-approved")
+    approved = {s["id"]: s for s in live_api.samples("approved")}
+    for sample in batch:
+        assert approved[sample["id"]]["label"] == sample["predicted_label"]
+        assert approved[sample["id"]]["reviewed_by"] == live_api.admin_username
+
+    # Suspect labels: the two grass photos filed as dandelion; the admin relabels one.
+    page.get_by_text("Suspect labels", exact=True).click()
+    settle(page)
+    suspects = {sha256_of(p) for p in mislabelled_photos()}
+    issues = httpx.get(f"{live_api.url}/admin/label-issues", headers=live_api.headers(admin=True), timeout=60)
+    flagged = [s for s in issues.json()["issues"] if s["sha256"] in suspects]
+    assert flagged, "Cleanlab flags a mislabelled photo"
+    relabel = page.get_by_role("button", name="Relabel as grass").first
+    expect(relabel).to_be_visible()
+    screenshot("4-suspects")
+    target = flagged[0]
+    page.locator(f".st-key-relabel-{target['id']}").get_by_role("button").click()
+    expect(page.get_by_text(f"Sample {target['id']} is now grass.")).to_be_visible()
+    settle(page)
+    screenshot("5-relabelled")
+    assert {s["id"]: s for s in live_api.samples("approved")}[target["id"]]["label"] == "grass"
