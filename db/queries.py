@@ -10,12 +10,13 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
     Embedding,
     InstanceSecret,
+    RecentPrediction,
     Review,
     ReviewAction,
     RunStatus,
@@ -241,3 +242,33 @@ def set_duplicate_group(session: Session, *, sample_id: int, group: int) -> None
     """Mark a sample as (the head of) a near-duplicate group, in the session's transaction."""
     session.execute(update(Sample).where(Sample.id == sample_id, Sample.duplicate_group.is_(None))
                     .values(duplicate_group=group).execution_options(synchronize_session=False))
+
+
+# --- the window of recent predictions ------------------------------------------------------------
+
+
+def recent_predictions(session: Session, *, model_version: str | None, limit: int) -> list[RecentPrediction]:
+    """The newest ``limit`` predictions a version served (every version's when None), newest first."""
+    query = select(RecentPrediction)
+    if model_version is not None:
+        query = query.where(RecentPrediction.model_version == model_version)
+    return list(session.scalars(query.order_by(RecentPrediction.id.desc()).limit(limit)))
+
+
+def latest_prediction_id(session: Session) -> int:
+    """Id of the newest recorded prediction (0 when none): the window changed when it did."""
+    return int(session.scalar(select(func.max(RecentPrediction.id))) or 0)
+
+
+def count_recent_predictions(session: Session) -> int:
+    return int(session.scalar(select(func.count(RecentPrediction.id))) or 0)
+
+
+def prune_recent_predictions(session: Session, *, keep: int) -> int:
+    """Delete all but the newest ``keep`` predictions, in the session's transaction; how many went."""
+    cutoff = session.scalar(select(RecentPrediction.id).order_by(RecentPrediction.id.desc()).offset(keep - 1).limit(1))
+    if cutoff is None:
+        return 0
+    result = session.execute(delete(RecentPrediction).where(RecentPrediction.id < cutoff)
+                             .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
