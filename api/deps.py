@@ -18,7 +18,9 @@ from db.models import User
 from model.core.security import InvalidTokenError, decode_access_token
 from model.core.settings import Settings
 from model.data.storage import ObjectStore
+from model.reports.drift import DriftMonitor
 from model.runtime.services import Services
+from model.runtime.traffic import PredictionRecorder
 from model.serving.predictor import Predictor
 from model.serving.watcher import ChampionWatcher
 
@@ -67,6 +69,21 @@ async def get_predictor(watcher: WatcherDep) -> Predictor:
 
 
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+async def get_recorder(request: Request) -> PredictionRecorder:
+    """The buffered writer of the window of recent predictions (never blocks)."""
+    return request.app.state.recorder  # type: ignore[no-any-return]
+
+
+RecorderDep = Annotated[PredictionRecorder, Depends(get_recorder)]
+
+
+async def get_drift_monitor(request: Request) -> DriftMonitor:
+    return request.app.state.drift  # type: ignore[no-any-return]
+
+
+DriftMonitorDep = Annotated[DriftMonitor, Depends(get_drift_monitor)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 UNAUTHORIZED = HTTPException(

@@ -12,14 +12,16 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
-from api.metrics import CAPTURES, MODEL_REJECTED, TRAINING, MetricsMiddleware
+from api.metrics import CAPTURES, DRIFT, MODEL_REJECTED, TRAINING, MetricsMiddleware
 from api.routes import auth, health, models, predict, retrain, reviews, samples
 from api.throttle import Throttle
 from api.uploads import BodySizeLimitMiddleware
 from db.migrate import SchemaOutOfDateError
 from model.core.security import signing_key
 from model.core.settings import Settings, get_settings
+from model.reports.drift import DriftMonitor
 from model.runtime.services import Services
+from model.runtime.traffic import PredictionRecorder
 from model.serving.capture import CapturePolicy, Capturer
 from model.serving.watcher import ChampionWatcher
 
@@ -54,7 +56,8 @@ def capturer(services: Services) -> Capturer:
 def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        """Connect the services, load the champion and follow its alias until shutdown."""
+        """Connect the services, load the champion and follow its alias, record predictions for the drift window
+        and refresh the drift report until shutdown."""
         # Uploads and reviews that wait on a hung store or database hold a worker thread for up to ~10 s
         # (their timeouts); more threads keep the queue short. Predictions have threads of their own.
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
@@ -62,16 +65,24 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1,
                                   max_pixels=settings.max_image_pixels, verify=services.verify_artifact,
                                   on_reject=lambda _version, _reason: MODEL_REJECTED.inc())
+        recorder = PredictionRecorder.from_settings(services.sessions, settings)
+        drift = DriftMonitor(services, lambda: watcher.version)
         app.state.services, app.state.watcher = services, watcher
+        app.state.recorder, app.state.drift = recorder, drift
         TRAINING.services = services
+        DRIFT.recorder, DRIFT.monitor = recorder, drift
         app.state.signing_key = signing_key(settings)
         app.state.throttle = Throttle()
         app.state.capture = capturer(services)
         watcher.start()
         app.state.capture.start()
+        recorder.start()
+        drift.start()
         try:
             yield
         finally:
+            drift.stop()
+            recorder.stop()
             watcher.stop()
             app.state.capture.stop()
             services.close()

@@ -14,7 +14,9 @@ from api.schemas import UiPage
 from model.reports.telemetry import training_snapshot
 
 if TYPE_CHECKING:
+    from model.reports.drift import DriftMonitor
     from model.runtime.services import Services
+    from model.runtime.traffic import PredictionRecorder
 
 REQUESTS = Counter("sprout_api_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -135,3 +137,43 @@ class TrainingCollector(Collector):
 
 TRAINING = TrainingCollector()
 REGISTRY.register(TRAINING)
+
+
+class DriftCollector(Collector):
+    """Drift of live traffic: the drift monitor's latest report (refreshed off the request path, never at
+    scrape time) and the window writer's counters."""
+
+    def __init__(self) -> None:
+        self.recorder: PredictionRecorder | None = None
+        self.monitor: DriftMonitor | None = None
+
+    def collect(self) -> Any:
+        if self.recorder is not None:
+            yield CounterMetricFamily("sprout_drift_window_recorded", "Predictions written to the drift window",
+                                      value=self.recorder.written)
+            yield CounterMetricFamily("sprout_drift_window_dropped",
+                                      "Predictions not recorded (buffer full or database unavailable)",
+                                      value=self.recorder.dropped)
+        report = self.monitor.latest if self.monitor is not None else None
+        if report is None:
+            return
+        yield GaugeMetricFamily("sprout_drift_window_size", "Recent predictions of the champion in the drift window",
+                                value=report.n)
+        yield GaugeMetricFamily("sprout_drift_detected", "1 if live traffic drifted from the champion's training set",
+                                value=1.0 if report.drifted else 0.0)
+        optional = (
+            ("sprout_drift_score", "Drift score of the window (MMD² or domain-classifier AUC)", report.drift_score),
+            ("sprout_drift_threshold", "Drift score above which traffic has drifted", report.threshold),
+            ("sprout_live_mean_confidence", "Mean calibrated confidence of the window's predictions",
+             report.mean_confidence),
+            ("sprout_reference_mean_confidence", "Mean confidence of the champion on its test split",
+             report.reference_mean_confidence),
+            ("sprout_novel_share", "Share of the window's images unlike any training image", report.novel_share),
+        )
+        for name, doc, value in optional:
+            if value is not None:
+                yield GaugeMetricFamily(name, doc, value=value)
+
+
+DRIFT = DriftCollector()
+REGISTRY.register(DRIFT)

@@ -115,6 +115,23 @@ class LabelIssuesPublic(BaseModel):
     issues: list[LabelIssuePublic]
 
 
+class DriftPublic(BaseModel):
+    """Drift and health of live traffic: the newest predictions of the champion against its training set."""
+
+    drift_score: float | None = Field(description="MMD² or domain-classifier AUC (see method); null: not computed")
+    threshold: float | None = Field(description="Drift above this (the test's 1 - alpha quantile)")
+    drifted: bool = Field(description="Score above threshold, with at least SPROUT_DRIFT_MIN_PREDICTIONS predictions")
+    n: int = Field(description="Predictions in the window (with an embedding) the champion served")
+    mean_confidence: float | None = Field(description="Mean calibrated confidence of those predictions")
+    reference_mean_confidence: float | None = Field(description="The champion's mean confidence on its test split")
+    novel_share: float | None = Field(default=None, description="Share of images unlike any training image")
+    method: str = Field(examples=["auc"])
+    model_version: str | None = None
+    backbone: str | None = None
+    reference_n: int = Field(default=0, description="Training embeddings compared with")
+    reason: str | None = Field(default=None, description="Why drift is not declared (too few predictions, ...)")
+
+
 class ReviewRequest(BaseModel):
     action: Literal["approve", "reject"] = Field(examples=["approve"])
     label: str | None = Field(default=None, max_length=64, examples=["grass"],

@@ -207,3 +207,18 @@ class InstanceSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecentPrediction(Base):
+    """One served prediction of the bounded live-traffic window (the newest ``SPROUT_DRIFT_WINDOW`` are kept):
+    what the drift report compares with the champion's training set."""
+
+    __tablename__ = "recent_predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    model_version: Mapped[str | None] = mapped_column(String(32), index=True)
+    backbone: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32 vector; NULL from graphs without one

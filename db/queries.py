@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
     Embedding,
     InstanceSecret,
+    RecentPrediction,
     Review,
     ReviewAction,
     RunStatus,
@@ -272,3 +273,33 @@ def count_samples_with_status(session: Session, *, status: SampleStatus | None) 
 def last_promoted_run(session: Session) -> TrainingRun | None:
     """The most recent run whose model was promoted (the champion's, unless an admin rolled back)."""
     return session.scalar(select(TrainingRun).where(TrainingRun.promoted.is_(True)).order_by(TrainingRun.id.desc()))
+
+
+# --- the window of recent predictions ------------------------------------------------------------
+
+
+def recent_predictions(session: Session, *, model_version: str | None, limit: int) -> list[RecentPrediction]:
+    """The newest ``limit`` predictions a version served (every version's when None), newest first."""
+    query = select(RecentPrediction)
+    if model_version is not None:
+        query = query.where(RecentPrediction.model_version == model_version)
+    return list(session.scalars(query.order_by(RecentPrediction.id.desc()).limit(limit)))
+
+
+def latest_prediction_id(session: Session) -> int:
+    """Id of the newest recorded prediction (0 when none): the window changed when it did."""
+    return int(session.scalar(select(func.max(RecentPrediction.id))) or 0)
+
+
+def count_recent_predictions(session: Session) -> int:
+    return int(session.scalar(select(func.count(RecentPrediction.id))) or 0)
+
+
+def prune_recent_predictions(session: Session, *, keep: int) -> int:
+    """Delete all but the newest ``keep`` predictions, in the session's transaction; how many went."""
+    cutoff = session.scalar(select(RecentPrediction.id).order_by(RecentPrediction.id.desc()).offset(keep - 1).limit(1))
+    if cutoff is None:
+        return 0
+    result = session.execute(delete(RecentPrediction).where(RecentPrediction.id < cutoff)
+                             .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]

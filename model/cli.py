@@ -198,6 +198,28 @@ def _issue_lines(data: dict[str, Any]) -> None:
         err.print("no suspect labels")
 
 
+@app.command("drift")
+def drift_cmd() -> None:
+    """Drift of live traffic: recent predictions against the champion's training set (embeddings, confidence)."""
+    from model.reports.drift import drift_report
+
+    with _command():
+        svc = _services()
+        _emit(drift_report(svc, _champion_version(svc)).as_dict(), _drift_line)
+
+
+def _drift_line(d: dict[str, Any]) -> None:
+    if d["drift_score"] is not None:
+        err.print(f"{'DRIFTED' if d['drifted'] else 'no drift'}: {d['method']} {d['drift_score']:.4f} "
+                  f"(threshold {d['threshold']:.4f}) over {d['n']} predictions of version {d['model_version']}; "
+                  f"novel {d['novel_share']:.0%}")
+    conf, ref = d["mean_confidence"], d["reference_mean_confidence"]
+    err.print(f"mean confidence {'-' if conf is None else f'{conf:.3f}'} "
+              f"(test set {'-' if ref is None else f'{ref:.3f}'})")
+    if d["reason"]:
+        err.print(d["reason"])
+
+
 @app.command("train")
 def train_cmd(
     force: Annotated[bool, typer.Option("--force", help="Train even with few new samples.")] = False,

@@ -6,7 +6,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, File, Request, UploadFile
 
-from api.deps import PredictorDep, SettingsDep
+from api.deps import PredictorDep, RecorderDep, SettingsDep
 from api.metrics import CONFIDENCE, PREDICTIONS
 from api.schemas import PredictionPublic
 from api.uploads import read_upload
@@ -27,7 +27,8 @@ IMAGE_BODY = {"content": {"multipart/form-data": {"example": {"file": "(binary J
              responses={400: {"description": "Not a readable image"}, 413: {"description": "Too large"},
                         415: {"description": "Unsupported type"}, 503: {"description": "No model yet"}})
 async def predict_image(file: Annotated[UploadFile, File(description="The image to classify.")],
-                        predictor: PredictorDep, settings: SettingsDep, request: Request) -> PredictionPublic:
+                        predictor: PredictorDep, settings: SettingsDep, recorder: RecorderDep,
+                        request: Request) -> PredictionPublic:
     """Classify an image: label, confidence and every label's probability.
 
     Inference runs on threads of its own (``PREDICT_THREADS``), never queued behind uploads or reviews that
@@ -39,5 +40,6 @@ async def predict_image(file: Annotated[UploadFile, File(description="The image 
     PREDICTIONS.labels(result.label).inc()
     CONFIDENCE.observe(result.confidence)
     request.app.state.capture.offer(data, result)
+    recorder.record(result)  # the drift window: buffered, written off the request path
     return PredictionPublic(label=result.label, confidence=result.confidence, probabilities=result.probabilities,
                             model_version=result.model_version)

@@ -5,9 +5,18 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentReviewer, ServicesDep, SessionDep, StorageDep, get_current_reviewer, require_admin
+from api.deps import (
+    CurrentReviewer,
+    DriftMonitorDep,
+    ServicesDep,
+    SessionDep,
+    StorageDep,
+    get_current_reviewer,
+    require_admin,
+)
 from api.metrics import REVIEWS
 from api.schemas import (
+    DriftPublic,
     LabelIssuePublic,
     LabelIssuesPublic,
     NearDuplicatePublic,
@@ -96,3 +105,10 @@ def relabel_approved_sample(sample_id: int, request: RelabelRequest, session: Se
 def read_stats(services: ServicesDep) -> ReviewStats:
     """Queue size, approvals since the last training run vs the threshold, per-label counts."""
     return review_stats(services)
+
+
+@router.get("/drift", response_model=DriftPublic)
+def read_drift(monitor: DriftMonitorDep) -> DriftPublic:
+    """Drift of live traffic: the recent predictions' embeddings against the champion's training set, their mean
+    confidence against its test set's, the share of novel images (``sprout drift`` prints the same)."""
+    return DriftPublic.model_validate(monitor.compute().as_dict())

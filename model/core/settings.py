@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     capture_per_hour: int = Field(default=100, ge=0, description="Captures per hour at most (all workers).")
     capture_per_day: int = Field(default=1000, ge=0, description="Captures per day at most (all workers).")
 
+    drift_window: int = Field(default=500, ge=10, le=100_000,
+                              description="Recent predictions kept for the drift report (the writer prunes the rest).")
+    drift_buffer: int = Field(default=1000, ge=1,
+                              description="Predictions buffered in memory before a flush; more are dropped, counted.")
+    drift_flush_seconds: float = Field(default=2.0, gt=0, description="How often buffered predictions are written.")
+    drift_min_predictions: int = Field(default=30, ge=2, description="Predictions needed before drift is declared.")
+    drift_method: Literal["mmd", "auc"] = Field(
+        default="mmd", description="Drift score: RBF-kernel MMD with a permutation threshold, or a domain "
+                                   "classifier's cross-validated AUC (bench/drift.py measures both).")
+    drift_alpha: float = Field(default=0.01, gt=0.0, lt=0.5,
+                               description="Level of the drift test (the threshold is its 1 - alpha quantile).")
+    drift_permutations: int = Field(default=200, ge=20, le=10_000, description="Permutations of the MMD test.")
+    drift_novel_similarity: float = Field(
+        default=0.50, ge=-1.0, le=1.0,
+        description="An image whose best cosine to the training embeddings is below this is novel.")
+    drift_refresh_seconds: float = Field(default=60.0, gt=0, description="How often /metrics' drift gauges refresh.")
+
     split_key: SecretStr | None = Field(
         default=None, description="Key of the split hash for a new database (`sprout db upgrade`); default random.")
     uploads_per_minute: int = Field(default=120, ge=1, description="Uploads per client address and minute (429).")

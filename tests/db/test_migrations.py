@@ -13,7 +13,8 @@ from db.migrate import downgrade, upgrade
 from db.models import Base
 from db.session import normalize_url
 
-TABLES = {"samples", "reviews", "users", "training_runs", "training_run_samples", "embeddings"}
+TABLES = {"samples", "reviews", "users", "training_runs", "training_run_samples", "embeddings",
+          "recent_predictions"}
 
 
 def check_round_trip(url: str) -> None:

@@ -50,7 +50,9 @@ WAIT_S = 60
 # Metrics each dashboard must show (the list).
 REQUIRED_METRICS = {
     "api-usage": ["sprout_api_requests_total", "sprout_api_request_duration_seconds_bucket",
-                  "sprout_predictions_total", "sprout_prediction_confidence_bucket"],
+                  "sprout_predictions_total", "sprout_prediction_confidence_bucket", "sprout_drift_score",
+                  "sprout_drift_threshold", "sprout_drift_detected", "sprout_live_mean_confidence",
+                  "sprout_reference_mean_confidence", "sprout_novel_share", "sprout_drift_window_size"],
     "streamlit-usage": ["sprout_ui_page_views_total", "sprout_ui_predict_clicks_total"],
     "model-training": ["sprout_model_version", "sprout_model_test_accuracy", "sprout_training_runs_total",
                        "sprout_training_last_gate_passed", "sprout_samples", "sprout_samples_approved_since_last_run"],
@@ -88,6 +90,11 @@ def test_dashboard_is_well_formed(name: str) -> None:
     cells: set[tuple[int, int]] = set()
     for panel in panels:
         where = f"{name} panel {panel['id']} ({panel.get('title')})"
+        if panel["type"] == "row":  # a titled band across the dashboard, grouping the panels below it
+            assert panel["title"] and panel["panels"] == [] and "targets" not in panel, where
+            assert panel["gridPos"]["x"] == 0 and panel["gridPos"]["w"] == 24 and panel["gridPos"]["h"] == 1, where
+            cells |= {(x, panel["gridPos"]["y"]) for x in range(24)}
+            continue
         assert panel["type"] in PANEL_TYPES and panel["title"], where
         assert panel["datasource"] == {"type": "prometheus", "uid": uid}, where
         grid = panel["gridPos"]
@@ -102,7 +109,7 @@ def test_dashboard_is_well_formed(name: str) -> None:
         for target in targets:
             assert isinstance(target.get("expr"), str) and target["expr"].strip(), f"{where} {target['refId']}"
             assert target["datasource"] == {"type": "prometheus", "uid": uid}, f"{where} {target['refId']}"
-    exprs = " ".join(t["expr"] for p in panels for t in p["targets"])
+    exprs = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
     for metric in REQUIRED_METRICS[name]:
         assert re.search(rf"\b{metric}\b", exprs), f"{name} does not show {metric}"
 

@@ -25,10 +25,11 @@ from tests.monitoring.files import (
 )
 
 # The alerts the monitoring issue asks for (API down, 5xx rate, p99 latency, model age, gate failed, pending
-# queue growing), plus "no model served" and "training run failed".
+# queue growing), plus "no model served" and "training run failed"; drift of live traffic and its confidence.
 EXPECTED_ALERTS = {
     "SproutApiDown", "SproutApiHighErrorRate", "SproutApiHighLatency", "SproutNoModelServed", "SproutModelStale",
     "SproutGateFailed", "SproutTrainingRunFailed", "SproutPendingQueueGrowing", "SproutModelArtifactRejected",
+    "SproutTrafficDrift", "SproutConfidenceDrop",
 }
 
 
@@ -98,8 +99,12 @@ def test_promtool_test_rules_passes() -> None:
         # the two halves of the expression would become two alerts
         ("SproutGateFailed", "max without (instance, outcome) (increase", "max without (instance) (increase"),
         ("SproutPendingQueueGrowing", 'status="pending"}) > 50', 'status="pending"}) > 0'),
+        # confidence drops over too few predictions would page
+        ("SproutConfidenceDrop", '(sprout_drift_window_size{job="sprout-api"}) >= 30',
+         '(sprout_drift_window_size{job="sprout-api"}) >= 0'),
+        ("SproutConfidenceDrop", ") > 0.10", ") > 0.05"),
     ],
-    ids=["5xx-filter", "model-age", "gate-labels", "queue-size"],
+    ids=["5xx-filter", "model-age", "gate-labels", "queue-size", "drift-min-predictions", "confidence-drop"],
 )
 def test_promtool_test_rules_catches_a_mutated_rule(tmp_path: Path, alert: str, old: str, new: str) -> None:
     """The unit tests of ``alert`` (only those, to keep it quick) fail against a rules file with one change."""

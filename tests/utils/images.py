@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tests.utils.paths import DATASET as DATASET_DIR
 
@@ -139,3 +139,52 @@ def near_copy(data: bytes, *, crop: float = 0.10, scale: float = 0.6, quality: i
     img = img.crop((dx, dy, w - dx, h - dy))
     img = img.resize((max(1, int(img.width * scale)), max(1, int(img.height * scale))), Image.Resampling.BILINEAR)
     return encode(img, "JPEG", quality=quality)
+
+
+TEXTURES = ("noise", "stripes", "checker", "blobs", "rings")
+
+
+def texture_image_bytes(kind: str, seed: int = 0, size: tuple[int, int] = (192, 160)) -> bytes:
+    """A generated texture (out-of-domain for a photo classifier) as JPEG: ``kind`` one of ``TEXTURES``."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    colours = rng.integers(0, 256, (2, 3)).astype(np.float64)
+    if kind == "noise":
+        arr = rng.integers(0, 256, (height, width, 3)).astype(np.float64)
+    else:
+        if kind == "stripes":
+            angle, period = rng.uniform(0, np.pi), rng.uniform(6, 30)
+            t = (np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period) + 1) / 2
+        elif kind == "checker":
+            cell = int(rng.integers(6, 32))
+            t = ((xx // cell + yy // cell) % 2).astype(np.float64)
+        elif kind == "blobs":
+            coarse = rng.random((max(2, height // 24), max(2, width // 24)))
+            t = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize(size, Image.Resampling.BICUBIC),
+                           dtype=np.float64) / 255
+        elif kind == "rings":
+            cx, cy, period = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(5, 25)
+            t = (np.sin(2 * np.pi * np.hypot(xx - cx, yy - cy) / period) + 1) / 2
+        else:
+            raise ValueError(f"unknown texture {kind!r}")
+        arr = colours[0] * (1 - t[..., None]) + colours[1] * t[..., None]
+    return encode(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)), "JPEG", quality=90)
+
+
+def out_of_domain_images(n: int, seed: int = 0) -> list[bytes]:
+    """``n`` generated textures, cycling through every kind of ``TEXTURES``."""
+    return [texture_image_bytes(TEXTURES[i % len(TEXTURES)], seed=seed * 100_003 + i) for i in range(n)]
+
+
+def recoloured(data: bytes, variant: int = 0) -> bytes:
+    """A photo with its colours changed: inverted (0), channels rotated (1), or posterised to 2 bits (2)."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    if variant % 3 == 0:
+        img = ImageOps.invert(img)
+    elif variant % 3 == 1:
+        r, g, b = img.split()
+        img = Image.merge("RGB", (b, r, g))
+    else:
+        img = ImageOps.posterize(img, 2)
+    return encode(img, "JPEG", quality=90)

@@ -201,7 +201,9 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     if _shared["api"] is None:
         stack = ExitStack()
         home = prepare_home(tmp_path_factory.mktemp("live-api"))
-        _shared["api"], _shared["stack"] = stack.enter_context(serve(home)), stack
+        # the drift gauges refresh every second (they follow the monitoring tests' traffic)
+        drift = {"SPROUT_DRIFT_REFRESH_SECONDS": "1", "SPROUT_DRIFT_FLUSH_SECONDS": "0.5"}
+        _shared["api"], _shared["stack"] = stack.enter_context(serve(home, env=drift)), stack
     _shared["users"] += 1
     try:
         yield _shared["api"]

@@ -8,7 +8,7 @@
 // Grafana's enums are TS enums; `Loose` turns each into the union of its values, the form they have in JSON.
 // Panel options and custom field config are checked per panel type, as partial objects (Grafana fills in
 // defaults for what a dashboard leaves out). A panel type missing below fails the check: add it here.
-import type { Dashboard, FieldConfig, FieldConfigSource, Panel } from "@grafana/schema";
+import type { Dashboard, FieldConfig, FieldConfigSource, Panel, RowPanel } from "@grafana/schema";
 import type * as BarChart from "@grafana/schema/dist/esm/raw/composable/barchart/panelcfg/x/BarChartPanelCfg_types.gen";
 import type * as BarGauge from "@grafana/schema/dist/esm/raw/composable/bargauge/panelcfg/x/BarGaugePanelCfg_types.gen";
 import type * as Gauge from "@grafana/schema/dist/esm/raw/composable/gauge/panelcfg/x/GaugePanelCfg_types.gen";
@@ -54,4 +54,7 @@ export type SproutPanel =
   | TypedPanel<"histogram", Histogram.Options, Histogram.FieldConfig>
   | TypedPanel<"state-timeline", StateTimeline.Options, StateTimeline.FieldConfig>;
 
-export type SproutDashboard = Omit<Loose<Dashboard>, "panels"> & { panels: SproutPanel[] };
+/** A row (a titled band that groups the panels below it, no query of its own). */
+export type SproutRow = Omit<Loose<RowPanel>, "panels"> & { panels: SproutPanel[] };
+
+export type SproutDashboard = Omit<Loose<Dashboard>, "panels"> & { panels: (SproutPanel | SproutRow)[] };
