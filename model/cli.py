@@ -439,6 +439,33 @@ def fsck(
             raise typer.Exit(1)
 
 
+@app.command()
+def dedup(
+    report: Annotated[bool, typer.Option("--report", help="Only list: store no pHash, link no group.")] = False,
+) -> None:
+    """Near-duplicate groups of the existing samples, and the groups that straddle splits (leaks)."""
+    from db.queries import last_promoted_run
+    from model.data.near_duplicates import dedup_report
+
+    with _command():
+        svc = _services()
+        with svc.session() as session:
+            run = last_promoted_run(session)
+            backbone = run.backbone if run is not None else svc.settings.backbone
+            found = dedup_report(session, svc.store, svc.near_duplicates.rule, backbone=backbone,
+                                 report_only=report)
+        _emit(found.as_dict(), _dedup_lines)
+
+
+def _dedup_lines(d: dict[str, Any]) -> None:
+    err.print(f"checked {d['checked']} samples ({d['without_embedding']} without a {d['backbone']} embedding): "
+              f"{len(d['groups'])} near-duplicate groups, {len(d['leaks'])} across splits")
+    for group in d["groups"]:
+        members = ", ".join(f"#{m['id']} {m['split']} {m['label'] or m['status']}" for m in group)
+        leak = " [leak]" if len({m["split"] for m in group}) > 1 else ""
+        Console().print(f"{members}{leak}")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations up to the latest revision."""

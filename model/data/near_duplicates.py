@@ -12,7 +12,7 @@ across API workers: the database is the index's source of truth, the matrix in m
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import imagehash
 import numpy as np
@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Sample
+from model.data.images import decode_image
+from model.data.storage import ObjectStore
 
 MAX_MATCHES = 5
 
@@ -148,3 +150,71 @@ def near_duplicate_notes(session: Session, samples: list[Sample]) -> dict[int, l
     return {s.id: [{**link, "label": rows[int(link["id"])].label, "status": rows[int(link["id"])].status}
                    for link in s.near_duplicates or () if int(link["id"]) in rows]
             for s in samples}
+
+
+@dataclass
+class DedupReport:
+    """Near-duplicate groups among existing samples, and the groups whose members straddle splits (leaks)."""
+
+    backbone: str
+    checked: int = 0
+    without_embedding: int = 0
+    hashed: int = 0  # pHashes computed (and, unless report-only, stored) for samples that had none
+    linked: int = 0  # samples given their group (unless report-only); splits never change
+    groups: list[list[dict[str, object]]] = field(default_factory=list)
+
+    @property
+    def leaks(self) -> list[list[dict[str, object]]]:
+        return [g for g in self.groups if len({m["split"] for m in g}) > 1]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"backbone": self.backbone, "checked": self.checked, "without_embedding": self.without_embedding,
+                "hashed": self.hashed, "linked": self.linked, "groups": self.groups, "leaks": self.leaks}
+
+
+def dedup_report(session: Session, store: ObjectStore, rule: NearDuplicateRule, *, backbone: str,
+                 report_only: bool = True, chunk: int = 1024) -> DedupReport:
+    """Group existing samples by the near-duplicate rule (cached ``backbone`` embeddings + pHash).
+
+    Without ``report_only`` it stores the pHashes it had to compute and links each ungrouped member to its
+    group; it never moves a sample to another split (a leak is reported for a person to resolve).
+    """
+    from scipy.cluster.hierarchy import DisjointSet
+
+    samples = queries.all_samples(session)
+    result = DedupReport(backbone=backbone, checked=len(samples))
+    cached = queries.cached_embeddings(session, backbone=backbone, hashes=[s.sha256 for s in samples])
+    rows = [s for s in samples if s.sha256 in cached]
+    result.without_embedding = len(samples) - len(rows)
+    for sample in rows:
+        if sample.phash is None:
+            sample.phash = phash_of(decode_image(store.get(sample.object_key), min_side=256))
+            result.hashed += 1
+    if len(rows) < 2:
+        _finish(session, report_only)
+        return result
+    x = normalized(np.stack([np.frombuffer(cached[s.sha256], dtype=np.float32) for s in rows]))
+    sets = DisjointSet(range(len(rows)))
+    for start in range(0, len(rows), chunk):
+        sims = x[start : start + chunk] @ x.T
+        for i, j in zip(*np.nonzero(sims >= rule.min_similarity), strict=True):
+            a, b = start + int(i), int(j)
+            if a < b and rule.holds(float(sims[i, j]), phash_distance(rows[a].phash or "", rows[b].phash or "")):
+                sets.merge(a, b)
+    for members in sorted((sorted(g) for g in sets.subsets() if len(g) > 1), key=lambda g: rows[g[0]].id):
+        head = min(rows[m].duplicate_group or rows[m].id for m in members)
+        result.groups.append([{"id": rows[m].id, "split": rows[m].split.value, "label": rows[m].label,
+                               "status": rows[m].status.value} for m in members])
+        for m in members:
+            if rows[m].duplicate_group is None:
+                rows[m].duplicate_group = head
+                result.linked += 1
+    _finish(session, report_only)
+    return result
+
+
+def _finish(session: Session, report_only: bool) -> None:
+    if report_only:
+        session.rollback()
+    else:
+        session.commit()
