@@ -1,0 +1,49 @@
+"""The near-duplicate index: synced from the database, so every worker (and a restarted one) sees every sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from db.models import SampleSource
+from model.core.settings import Settings
+from model.data.near_duplicates import NearDuplicateFinder, NearDuplicateRule, phash_distance
+from model.data.samples import Prediction, add_sample
+from tests.utils.images import dataset_images, near_copy
+from tests.utils.services import migrated_services
+
+RULE = NearDuplicateRule(min_similarity=0.70, max_hash_distance=18)
+
+
+def prediction(vector: np.ndarray) -> Prediction:
+    return Prediction("grass", 0.6, "1", embedding=vector.astype(np.float32), backbone="efficientnet_lite0")
+
+
+def test_a_sample_one_worker_adds_is_found_by_another_and_after_a_restart(tmp_path: Path) -> None:
+    svc = migrated_services(Settings(_env_file=None, home=tmp_path))  # type: ignore[call-arg]
+    try:
+        rng = np.random.default_rng(0)
+        worker_a, worker_b = NearDuplicateFinder(RULE), NearDuplicateFinder(RULE)
+        photo, other = (p.read_bytes() for p in dataset_images("grass", 2))
+        vector = rng.random(1280)
+        with svc.session() as session:
+            assert add_sample(session, svc.store, data=other, source=SampleSource.UPLOAD,
+                              prediction=prediction(rng.random(1280)), near_duplicates=worker_a)[1]
+            first, _ = add_sample(session, svc.store, data=photo, source=SampleSource.UPLOAD,
+                                  prediction=prediction(vector), near_duplicates=worker_a)
+            copy, created = add_sample(session, svc.store, data=near_copy(photo), source=SampleSource.UPLOAD,
+                                       prediction=prediction(vector + 0.01 * rng.random(1280)),
+                                       near_duplicates=worker_b)  # worker B never saw the first upload
+            assert created and copy.near_duplicates and copy.near_duplicates[0]["id"] == first.id
+            assert copy.duplicate_group == first.id and copy.split is first.split
+            assert phash_distance(copy.phash or "", first.phash or "") <= RULE.max_hash_distance
+            restarted = NearDuplicateFinder(RULE)
+            found = restarted.find(session, backbone="efficientnet_lite0", embedding=vector, phash=first.phash or "")
+            assert [m.id for m in found] == [first.id, copy.id]
+            assert len(restarted.index("efficientnet_lite0")) == 3
+            # Same embedding, a different picture (pHash far off): not a near-duplicate.
+            assert not restarted.find(session, backbone="efficientnet_lite0", embedding=vector,
+                                      phash=f"{int(first.phash or '0', 16) ^ (2**64 - 1):016x}")
+    finally:
+        svc.close()
