@@ -1,8 +1,7 @@
 # syntax=docker/dockerfile:1
-# Sprout API: FastAPI + ONNX Runtime, the project's core dependencies only (no torch: the `train` extra is
-# left out and the build fails if torch got in). Also used for the MLflow server (same mlflow, psycopg2,
-# boto3; the `auth` extra adds Flask-WTF for `mlflow server --app-name basic-auth`, started through
-# docker/mlflow-basic-auth.sh) and the one-shot `sprout-init` job.
+# Sprout API: FastAPI + ONNX Runtime, the `api` extra only (no torch, no Streamlit: the build fails if either got
+# in). Also the one-shot `sprout-init` job (migrations, the first reviewer). MLflow has its own image
+# (docker/mlflow.Dockerfile).
 #   docker build -f docker/api.Dockerfile -t sprout-api .          (context: the repository root)
 #   docker run -p 8000:8000 --env-file .env sprout-api
 FROM python:3.11.14-slim-bookworm AS build
@@ -14,9 +13,8 @@ COPY model/ model/
 COPY db/ db/
 COPY api/ api/
 COPY streamlit_app/ streamlit_app/
-RUN /opt/venv/bin/pip install --no-cache-dir . "mlflow[auth]>=3.17" \
-    && /opt/venv/bin/python -c "import flask_wtf, mlflow.server.auth" \
-    && /opt/venv/bin/python -c "import importlib.util as u, sys; sys.exit('torch in the API image' if u.find_spec('torch') else 0)" \
+RUN /opt/venv/bin/pip install --no-cache-dir ".[api]" \
+    && /opt/venv/bin/python -c "import importlib.util as u, sys; sys.exit([m for m in ('torch', 'streamlit') if u.find_spec(m)])" \
     && find /opt/venv -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 FROM python:3.11.14-slim-bookworm
@@ -26,7 +24,6 @@ RUN groupadd --system --gid 10001 sprout \
     && useradd --system --uid 10001 --gid sprout --home-dir /var/lib/sprout --create-home --shell /usr/sbin/nologin sprout
 COPY --from=build /opt/venv /opt/venv
 COPY --chmod=0755 docker/sprout-init.sh /usr/local/bin/sprout-init
-COPY --chmod=0755 docker/mlflow-basic-auth.sh /usr/local/bin/mlflow-basic-auth
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SPROUT_HOME=/var/lib/sprout

@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Sprout's Streamlit app. It talks only to the API (SPROUT_API_URL), so it needs no secrets and no torch.
+# Sprout's Streamlit app. It talks only to the API (SPROUT_API_URL), so it needs no secrets, no torch and none of
+# the domain's dependencies: the `ui` extra (Streamlit, httpx, pydantic-settings) only.
 #   docker build -f docker/streamlit.Dockerfile -t sprout-streamlit .   (context: the repository root)
 #   docker run -p 8501:8501 -e SPROUT_API_URL=http://api:8000 sprout-streamlit
 FROM python:3.11.14-slim-bookworm AS build
@@ -11,8 +12,8 @@ COPY model/ model/
 COPY db/ db/
 COPY api/ api/
 COPY streamlit_app/ streamlit_app/
-RUN /opt/venv/bin/pip install --no-cache-dir . \
-    && /opt/venv/bin/python -c "import importlib.util as u, sys; sys.exit('torch in the UI image' if u.find_spec('torch') else 0)" \
+RUN /opt/venv/bin/pip install --no-cache-dir ".[ui]" \
+    && /opt/venv/bin/python -c "import importlib.util as u, sys; sys.exit([m for m in ('torch', 'onnxruntime', 'sqlalchemy', 'fastapi') if u.find_spec(m)])" \
     && find /opt/venv -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 FROM python:3.11.14-slim-bookworm

@@ -49,6 +49,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
 err = Console(stderr=True)
+
+# Exit codes: 0 ok, 1 a failure (a Sprout error, with its message), 2 a usage error (Typer's), and:
+EXIT_GATE_REFUSED = 3  # `sprout train` trained a candidate and the gate refused it (nothing was promoted)
 _state: dict[str, Any] = {"json": False, "out": sys.stdout}
 
 
@@ -227,11 +230,14 @@ def train_cmd(
         help="Train only this backbone's candidate (default: every one in SPROUT_CANDIDATE_BACKBONES).")] = None,
 ) -> None:
     """Train a candidate per backbone, keep the best by cross-validated log loss, gate it against the champion
-    and promote it if it passes."""
+    and promote it if it passes (exit code 3 when the gate refuses it)."""
     from model.learning.promotion import train
 
     with _command():
-        _emit(train(_services(), force=force, backbone_name=backbone).as_dict(), _outcome_line)
+        outcome = train(_services(), force=force, backbone_name=backbone)
+        _emit(outcome.as_dict(), _outcome_line)
+    if outcome.gate is not None and not outcome.gate.passed:
+        raise typer.Exit(EXIT_GATE_REFUSED)
 
 
 @app.command("retrain-check")

@@ -36,7 +36,7 @@ def create_sample(
     predictor = watcher.current
     sample, created = submit_sample(session, store, data=data, source=SampleSource.UPLOAD,
                                     suggested_label=label or None,
-                                    predict=predictor.prediction if predictor else None,
+                                    model=predictor,
                                     max_pixels=settings.max_image_pixels, max_pending=settings.max_pending_samples,
                                     near_duplicates=services.near_duplicates)
     UPLOADS.labels("created" if created else "duplicate").inc()

@@ -187,6 +187,9 @@ class _Decoded:
     box: tuple[float, float, float, float] | None
 
 
+DecodedImage = _Decoded  # what ``decode_for`` returns
+
+
 def _decode(data: bytes, max_pixels: int, min_side: int | None) -> _Decoded:
     limit = _pixel_limit(max_pixels)
     if min_side is not None and min_side < 1:
@@ -365,6 +368,17 @@ def _preprocess(
     pixels = np.asarray(img, dtype=np.float32) / np.float32(255.0)
     normalised = (pixels - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
     return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
+
+
+def decode_for(data: bytes, spec: PreprocessSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode untrusted bytes once, no larger than ``spec`` needs (``preprocess_decoded`` then makes the model
+    input; ``.image`` serves anything else that needs the picture, e.g. its perceptual hash)."""
+    return _decode(data, max_pixels, spec.resize)
+
+
+def preprocess_decoded(decoded: DecodedImage, spec: PreprocessSpec) -> np.ndarray:
+    """The model input of a ``decode_for`` result: the same array as ``load_and_preprocess`` gives."""
+    return _preprocess(decoded.image, spec, decoded.size, decoded.box)
 
 
 def load_and_preprocess(data: bytes, spec: PreprocessSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
+from PIL import Image
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,7 @@ from db import queries
 from db.models import Embedding, Review, ReviewAction, Sample, SampleSource, SampleStatus, Split, utcnow
 from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, QueueFullError, SproutError
 from model.core.faults import crash_point
-from model.data.images import DEFAULT_MAX_PIXELS, decode_image, sniff
+from model.data.images import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, sniff
 from model.data.metadata import strip_metadata
 from model.data.near_duplicates import NearDuplicate, NearDuplicateFinder, group_of, phash_of
 from model.data.storage import ObjectStore, check_label, labeled_key, pending_key, rejected_key
@@ -89,6 +90,7 @@ def add_sample(
     prediction: Prediction | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     near_duplicates: NearDuplicateFinder | None = None,
+    image: Image.Image | None = None,
 ) -> tuple[Sample, bool]:
     """Store an image and record it; returns ``(sample, created)``.
 
@@ -97,10 +99,12 @@ def add_sample(
     What is stored is the image without its metadata (``strip_metadata``); ``sha256`` stays that of the upload.
     A prediction's embedding is cached (training never embeds the image again) and, with ``near_duplicates``,
     links the sample to the samples it nearly duplicates: it joins the best match's group and takes its split,
-    so a copy of a test image never lands in training.
+    so a copy of a test image never lands in training. ``image``: the picture already decoded from ``data``
+    (by the model that predicted it), so it is not decoded twice.
     """
     info = sniff(data, max_pixels=max_pixels)
-    image = decode_image(data, max_pixels=max_pixels, min_side=256)  # refuse corrupt files before storing
+    if image is None:
+        image = decode_image(data, max_pixels=max_pixels, min_side=256)  # refuse corrupt files before storing
     phash = phash_of(image)
     del image
     label = check_label(label) if label is not None else None
@@ -283,6 +287,14 @@ def get_sample(session: Session, sample_id: int) -> Sample:
     return sample
 
 
+class ImageModel(Protocol):
+    """What a submission needs of the serving model: one decode, and a prediction from it."""
+
+    def decode(self, data: bytes) -> DecodedImage: ...
+
+    def prediction_of(self, decoded: DecodedImage) -> Prediction: ...
+
+
 def submit_sample(
     session: Session,
     store: ObjectStore,
@@ -290,13 +302,14 @@ def submit_sample(
     data: bytes,
     source: SampleSource,
     suggested_label: str | None = None,
-    predict: Callable[[bytes], Prediction] | None = None,
+    model: ImageModel | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_pending: int | None = None,
     near_duplicates: NearDuplicateFinder | None = None,
 ) -> tuple[Sample, bool]:
     """A user's upload: record the champion's prediction (when there is one) and store it as pending.
 
+    The image is decoded once, by the model, and that picture also checks and hashes it.
     QueueFullError once ``max_pending`` samples wait for review (a duplicate is still answered).
     """
     existing = queries.get_sample_by_sha(session, sha256=sha256_of(data))
@@ -305,6 +318,9 @@ def submit_sample(
     if max_pending is not None and queries.count_samples(session, status=SampleStatus.PENDING) >= max_pending:
         raise QueueFullError(f"The review queue is full ({max_pending} images wait for a reviewer); "
                              "try again later.")
-    prediction = predict(data) if predict is not None else None
+    prediction, image = None, None
+    if model is not None:
+        decoded = model.decode(data)
+        prediction, image = model.prediction_of(decoded), decoded.image
     return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
-                      prediction=prediction, max_pixels=max_pixels, near_duplicates=near_duplicates)
+                      prediction=prediction, max_pixels=max_pixels, near_duplicates=near_duplicates, image=image)

@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from model.data.images import DEFAULT_MAX_PIXELS, PreprocessSpec, load_and_preprocess
+from model.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DecodedImage,
+    PreprocessSpec,
+    decode_for,
+    load_and_preprocess,
+    preprocess_decoded,
+)
 from model.data.samples import Prediction
 from model.serving.contract import FEATURES_NAME, INPUT_NAME, META_BACKBONE, META_LABELS, META_PREPROCESS, OUTPUT_NAME
 
@@ -94,6 +101,19 @@ class Predictor:
 
     def preprocess(self, data: bytes) -> np.ndarray:
         return load_and_preprocess(data, self.spec, max_pixels=self.max_pixels)
+
+    def decode(self, data: bytes) -> DecodedImage:
+        """Decode an image once, no larger than this model needs (``predict_decoded`` classifies it)."""
+        return decode_for(data, self.spec, max_pixels=self.max_pixels)
+
+    def predict_decoded(self, decoded: DecodedImage) -> PredictionResult:
+        """Classify an image ``decode`` decoded."""
+        proba, features = self.run(preprocess_decoded(decoded, self.spec)[None])
+        return self.result(proba[0], None if features is None else features[0])
+
+    def prediction_of(self, decoded: DecodedImage) -> Prediction:
+        """The label, confidence, version and embedding to record with a sample decoded by ``decode``."""
+        return self.predict_decoded(decoded).as_prediction()
 
     def result(self, proba: np.ndarray, embedding: np.ndarray | None = None) -> PredictionResult:
         best = int(np.argmax(proba))

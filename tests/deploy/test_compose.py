@@ -173,7 +173,7 @@ def test_images_are_pinned_and_built_from_the_dockerfiles(raw: dict[str, Any]) -
         else:
             assert re.fullmatch(r"[\w./-]+:[\w.-]*\d[\w.-]*", image) and "latest" not in image, f"{name}: {image}"
     builds = {s["build"]["dockerfile"] for s in raw["services"].values() if "build" in s}
-    assert builds == {f"docker/{n}.Dockerfile" for n in ("api", "streamlit", "trainer", "airflow")}
+    assert builds == {f"docker/{n}.Dockerfile" for n in ("api", "streamlit", "trainer", "airflow", "mlflow")}
 
 
 def test_gpu_profile_reserves_an_nvidia_gpu_for_the_trainer(resolved: dict[str, Any]) -> None:
@@ -343,10 +343,10 @@ def test_mlflow_runs_its_basic_auth_app_with_generated_credentials(raw: dict[str
         assert re.fullmatch(r"\$\{\w+:\?[^}]*\}", raw_env[key]), f"mlflow: {key} must be required, not {raw_env[key]}"
     # /health stays open for the healthcheck: it is the one route the auth app leaves without a login
     assert "/health" in " ".join(mlflow["healthcheck"]["test"])
-    api_image = DOCKERFILES["api"].read_text()
-    assert '"mlflow[auth]' in api_image and "import flask_wtf" in api_image
-    assert "COPY --chmod=0755 docker/mlflow-basic-auth.sh /usr/local/bin/mlflow-basic-auth" in api_image
-    assert raw["services"]["mlflow"]["build"]["dockerfile"] == "docker/api.Dockerfile"
+    mlflow_image = DOCKERFILES["mlflow"].read_text()
+    assert '"mlflow[auth]' in mlflow_image and "import flask_wtf" in mlflow_image
+    assert "COPY --chmod=0755 docker/mlflow-basic-auth.sh /usr/local/bin/mlflow-basic-auth" in mlflow_image
+    assert raw["services"]["mlflow"]["build"]["dockerfile"] == "docker/mlflow.Dockerfile"
 
 
 def test_mlflow_login_goes_to_the_registry_clients_only(resolved: dict[str, Any], env_file: Path) -> None:

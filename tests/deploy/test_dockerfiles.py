@@ -149,13 +149,29 @@ def test_pinned_multi_stage_non_root_with_healthcheck(name: str) -> None:
     assert any(k in ("CMD", "ENTRYPOINT") for k, _ in final) or name == "airflow"  # airflow keeps its entrypoint
 
 
-@pytest.mark.parametrize("name", ["api", "streamlit"])
-def test_serving_images_install_the_core_dependencies_only(name: str) -> None:
-    """No `train` extra (torch) in the API and UI images, and the build fails if torch got in anyway."""
+ROLE_EXTRAS = {"api": "api", "streamlit": "ui"}
+FORBIDDEN = {"api": ("torch", "streamlit"), "ui": ("torch", "onnxruntime", "sqlalchemy", "fastapi")}
+
+
+@pytest.mark.parametrize("name", list(ROLE_EXTRAS))
+def test_serving_images_install_their_role_extra_only(name: str) -> None:
+    """The API image installs `.[api]`, the UI image `.[ui]`; neither extra pulls what the role does not need,
+    and the build fails if it got in anyway."""
+    extra = ROLE_EXTRAS[name]
     text = " ".join(a for k, a in dockerfile_instructions(DOCKERFILES[name]) if k == "RUN")
-    assert "pip install --no-cache-dir ." in text
-    assert "[train]" not in text and "torch" in text and "find_spec('torch')" in text
-    assert "torch" not in " ".join(PYPROJECT["project"]["dependencies"])
+    assert f'pip install --no-cache-dir ".[{extra}]"' in text and "[train]" not in text
+    assert "find_spec(m)" in text and all(f"'{m}'" in text for m in FORBIDDEN[extra][:2])
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert PYPROJECT["project"]["dependencies"] == []
+    names = " ".join(extras[extra])
+    assert not [m for m in FORBIDDEN[extra] if re.search(rf"\b{m}\b", names)], names
+    assert "mlflow-skinny" in " ".join(extras["api"]) and "mlflow[" not in " ".join(extras["api"])
+
+
+def test_the_mlflow_image_installs_mlflow_with_its_login_not_sprout() -> None:
+    text = DOCKERFILES["mlflow"].read_text()
+    assert '"mlflow[auth]' in text and "COPY --chmod=0755 docker/mlflow-basic-auth.sh" in text
+    assert "COPY model/" not in text and ".[api]" not in text
 
 
 def test_trainer_installs_the_train_extra_with_a_cpu_or_cuda_torch() -> None:

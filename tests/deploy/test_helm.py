@@ -194,7 +194,7 @@ def test_external_services_replace_the_bundled_ones(production: Render) -> None:
     assert "MLFLOW_S3_ENDPOINT_URL" not in {e["name"] for e in mlflow["env"]}  # AWS S3: the SDK's default
     images = {c["image"] for _, spec in production.pod_specs() for c in spec["containers"]}
     registry = "registry.example.com/sprout"
-    assert images == {f"{registry}/sprout-api:0.1.0", f"{registry}/sprout-streamlit:0.1.0"}
+    assert images == {f"{registry}/sprout-{name}:0.1.0" for name in ("api", "streamlit", "mlflow")}
 
 
 # --------------------------------------------------------------------------- the chart's promises

@@ -22,7 +22,7 @@ import yaml
 from tests.utils.paths import REPO_ROOT
 
 DOCKER = REPO_ROOT / "docker"
-DOCKERFILES = {name: DOCKER / f"{name}.Dockerfile" for name in ("api", "streamlit", "trainer", "airflow")}
+DOCKERFILES = {name: DOCKER / f"{name}.Dockerfile" for name in ("api", "streamlit", "trainer", "airflow", "mlflow")}
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 GEN_ENV = REPO_ROOT / "scripts" / "gen-env.sh"

@@ -21,14 +21,18 @@ pytestmark = pytest.mark.slow
 SPROUT = str(Path(sys.executable).with_name("sprout"))
 
 
-def sprout(home: Path, *args: str, stdin: str | None = None, ok: bool = True, json_last: bool = False) -> dict:
+def sprout(home: Path, *args: str, stdin: str | None = None, ok: bool = True, json_last: bool = False,
+           code: int | None = None, **settings: str) -> dict:
     """Run `sprout --json ARGS` (``json_last``: `sprout ARGS --json`) with an embedded home; return its single
-    JSON object."""
+    JSON object. ``code``: the exit code expected (else 0 when ``ok``); ``settings``: more SPROUT_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | {"SPROUT_HOME": str(home),
                                                                                "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY}
+    env |= {f"SPROUT_{key.upper()}": value for key, value in settings.items()}
     argv = [*args, "--json"] if json_last else ["--json", *args]
     proc = subprocess.run([SPROUT, *argv], input=stdin, capture_output=True, text=True, env=env,
                           timeout=600, cwd=home.parent)
+    if code is not None:
+        assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
     assert (proc.returncode == 0) is ok, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, f"stdout must be one JSON object, got: {proc.stdout[:2000]}"
@@ -141,3 +145,13 @@ def test_account_lifecycle_list_disable_set_password_set_admin(home: Path) -> No
 def test_db_upgrade_on_a_fresh_home(tmp_path: Path) -> None:
     assert sprout(tmp_path / "fresh", "db", "upgrade")["upgraded"] is True
     assert (tmp_path / "fresh" / "sprout.db").exists()
+
+
+def test_exit_codes_usage_is_2_and_a_refused_candidate_is_3(home: Path) -> None:
+    usage = subprocess.run([SPROUT, "train", "--no-such-option"], capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+    # Nobody reaches a cross-validated accuracy of 1.0 on the shared set: the candidate is refused.
+    refused = sprout(home, "train", "--force", "--backbone", "efficientnet_lite0", ok=False, code=3,
+                     gate_min_accuracy="1.0")
+    assert refused["gate"]["passed"] is False and refused["promoted"] is False
+    assert sprout(home, "status")["champion_version"] == refused["champion_version"]

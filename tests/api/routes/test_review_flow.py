@@ -132,3 +132,20 @@ def test_health_readiness_metrics_and_usage_events(client: TestClient) -> None:
                  "sprout_uploads_total"):
         assert name in text, name
     assert client.get("/openapi.json").json()["paths"]["/predict"]["post"]["responses"]["503"]
+
+
+def test_an_upload_is_decoded_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's decode also checks the image and gives its perceptual hash: one pixel decode per upload."""
+    from model.data import images
+
+    calls: list[int] = []
+    decode = images._decode_pixels
+
+    def counting(*args: object) -> object:
+        calls.append(1)
+        return decode(*args)
+
+    monkeypatch.setattr(images, "_decode_pixels", counting)
+    resp = upload(client, dataset_images("dandelion", 130)[-1].read_bytes())
+    assert resp.status_code == 201 and resp.json()["predicted_label"], resp.text
+    assert len(calls) == 1
