@@ -13,7 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
 from api.metrics import CAPTURES, DRIFT, MODEL_REJECTED, TRAINING, MetricsMiddleware
-from api.routes import auth, health, models, predict, retrain, reviews, samples
+from api.routes import auth, health, models, predict, retrain, reviews, samples, v2
 from api.throttle import Throttle
 from api.uploads import BodySizeLimitMiddleware
 from db.migrate import SchemaOutOfDateError
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for router in (predict.router, samples.router, auth.router, reviews.router, models.router, retrain.router,
-                   health.router):
+                   health.router, v2.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware)

@@ -32,7 +32,7 @@ class BodySizeLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         seen = 0
         started = False
@@ -56,11 +56,12 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(scope, send)
 
-    async def _refuse(self, send: Callable[[Any], Awaitable[None]]) -> None:
+    async def _refuse(self, scope: MutableMapping[str, Any], send: Callable[[Any], Awaitable[None]]) -> None:
         mb = (self.max_bytes - MULTIPART_OVERHEAD) / 1024 / 1024
-        body = json.dumps({"detail": f"The upload is larger than the {mb:g} MB limit."}).encode()
+        key = "error" if str(scope.get("path", "")).startswith("/v2/") else "detail"  # the inference protocol's
+        body = json.dumps({key: f"The upload is larger than the {mb:g} MB limit."}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,150 @@
+"""The Open Inference Protocol (KServe v2 REST, Triton's binary tensor extension): Triton and KServe clients
+classify with the champion. Parsing and encoding live in ``api.inference_protocol``."""
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from api import inference_protocol as protocol
+from api.deps import RecorderDep, SettingsDep, WatcherDep
+from api.errors import status_for
+from api.metrics import CONFIDENCE, PREDICTIONS
+from api.routes.predict import prediction_limiter
+from model.core.errors import NoChampionError, SproutError
+from model.core.settings import Settings
+from model.runtime.traffic import PredictionRecorder
+from model.serving.watcher import ChampionWatcher
+
+
+class ProtocolRoute(APIRoute):
+    """Errors as the protocol has them: ``{"error": "<sentence>"}`` (not the rest of the API's ``detail``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except protocol.ProtocolError as exc:
+                return JSONResponse(protocol.error_body(str(exc)), status_code=exc.status)
+            except SproutError as exc:
+                return JSONResponse(protocol.error_body(str(exc)), status_code=status_for(exc))
+            except HTTPException as exc:
+                return JSONResponse(protocol.error_body(str(exc.detail)), status_code=exc.status_code,
+                                    headers=exc.headers)
+
+        return route
+
+
+router = APIRouter(prefix="/v2", tags=["inference protocol (v2)"], route_class=ProtocolRoute)
+INFER_BODY = {"content": {
+    "application/json": {"example": {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
+                                                 "data": ["<base64 JPEG>"]}]}},
+    "application/octet-stream": {"example": "(JSON header of Inference-Header-Content-Length bytes, then the "
+                                            "binary tensors)"}}}
+
+
+@router.get("")
+async def read_server_metadata(request: Request) -> dict[str, Any]:
+    """Server metadata: name, version and extensions (``binary_tensor_data``)."""
+    return protocol.server_metadata(request.app.version)
+
+
+@router.get("/health/live")
+async def read_server_live() -> dict[str, bool]:
+    """The process answers (touches no dependency)."""
+    return {"live": True}
+
+
+@router.get("/health/ready", responses={503: {"description": "No model served yet"}})
+async def read_server_ready(watcher: WatcherDep) -> JSONResponse:
+    """Ready when the champion is loaded (inference needs nothing else); 503 before the first promotion."""
+    ready = watcher.current is not None
+    return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+
+def _model_ready(name: str, version: str | None, settings: Settings, watcher: ChampionWatcher) -> JSONResponse:
+    try:
+        protocol.served_predictor(name, version, model_name=settings.model_name, watcher=watcher)
+    except NoChampionError:
+        return JSONResponse({"name": name, "ready": False}, status_code=503)
+    return JSONResponse({"name": name, "ready": True})
+
+
+@router.get("/models/{name}/ready")
+async def read_model_ready(name: str, settings: SettingsDep, watcher: WatcherDep) -> JSONResponse:
+    """Whether the model (the champion) is ready; 404 for another name, 503 before the first promotion."""
+    return _model_ready(name, None, settings, watcher)
+
+
+@router.get("/models/{name}/versions/{version}/ready")
+async def read_model_version_ready(name: str, version: str, settings: SettingsDep,
+                                   watcher: WatcherDep) -> JSONResponse:
+    """Whether this version is served and ready: only the champion's version is (404 for another)."""
+    return _model_ready(name, version, settings, watcher)
+
+
+@router.get("/models/{name}")
+async def read_model_metadata(name: str, settings: SettingsDep, watcher: WatcherDep) -> dict[str, Any]:
+    """Inputs, outputs, the version served and, as extensions, ``labels`` (the column order of
+    ``probabilities``) and ``preprocess`` (how to make ``pixels``)."""
+    predictor = protocol.served_predictor(name, None, model_name=settings.model_name, watcher=watcher)
+    return protocol.model_metadata(name, predictor)
+
+
+@router.get("/models/{name}/versions/{version}")
+async def read_model_version_metadata(name: str, version: str, settings: SettingsDep,
+                                      watcher: WatcherDep) -> dict[str, Any]:
+    """The metadata of this version, if it is the champion's (404 otherwise)."""
+    predictor = protocol.served_predictor(name, version, model_name=settings.model_name, watcher=watcher)
+    return protocol.model_metadata(name, predictor)
+
+
+async def _infer(name: str, version: str | None, request: Request, settings: Settings, watcher: ChampionWatcher,
+                 recorder: PredictionRecorder) -> Response:
+    """Parse, run and encode on a prediction thread; count and record each prediction as ``/predict`` does."""
+    predictor = protocol.served_predictor(name, version, model_name=settings.model_name, watcher=watcher)
+    body, headers = await request.body(), request.headers
+
+    def work() -> tuple[protocol.InferRequest, protocol.Inference, tuple[bytes, str | None]]:
+        parsed = protocol.parse_request(body, headers.get(protocol.HEADER_LENGTH), input_size=predictor.spec.input_size,
+                                        content_encoding=headers.get("content-encoding"))
+        inference = protocol.infer(predictor, parsed)
+        return parsed, inference, protocol.encode_response(parsed, inference, model_name=name,
+                                                           model_version=predictor.version)
+
+    parsed, inference, (content, json_length) = await anyio.to_thread.run_sync(work, limiter=prediction_limiter())
+    for i, result in enumerate(inference.results):
+        PREDICTIONS.labels(result.label).inc()
+        CONFIDENCE.observe(result.confidence)
+        recorder.record(result)
+        if parsed.images is not None:
+            request.app.state.capture.offer(parsed.images[i], result)
+    if json_length is None:
+        return Response(content, media_type="application/json")
+    return Response(content, media_type="application/octet-stream", headers={protocol.HEADER_LENGTH: json_length})
+
+
+INFER_DOC = {"requestBody": INFER_BODY}
+INFER_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Bad input"}, 404: {"description": "Unknown model or version"},
+    413: {"description": "Too large"}, 503: {"description": "No model yet"}}
+
+
+@router.post("/models/{name}/infer", openapi_extra=INFER_DOC, responses=INFER_ERRORS)
+async def create_inference(name: str, request: Request, settings: SettingsDep, watcher: WatcherDep,
+                           recorder: RecorderDep) -> Response:
+    """Classify a batch: input ``images`` (BYTES ``[N]``, encoded; base64 in JSON) or ``pixels`` (FP32
+    ``[N,3,H,W]``); outputs ``probabilities`` (FP32 ``[N,C]``) and ``label`` (BYTES ``[N]``), JSON or binary."""
+    return await _infer(name, None, request, settings, watcher, recorder)
+
+
+@router.post("/models/{name}/versions/{version}/infer", openapi_extra=INFER_DOC, responses=INFER_ERRORS)
+async def create_version_inference(name: str, version: str, request: Request, settings: SettingsDep,
+                                   watcher: WatcherDep, recorder: RecorderDep) -> Response:
+    """As ``/v2/models/{name}/infer``, for the champion's version only (404 for another)."""
+    return await _infer(name, version, request, settings, watcher, recorder)
