@@ -7,6 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SPROUT := $(VENV)/bin/sprout
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 # Airflow lives in its own virtualenv (it pins its own FastAPI); the DAG tasks run the `sprout` CLI, never `model`.
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
@@ -24,16 +25,21 @@ run-deps: $(STAMP) $(AIRFLOW_STAMP)
 system-deps:
 	scripts/install-test-deps.sh
 
-## What the tests need besides: those system packages and the Grafana type checker.
-test-deps: system-deps run-deps $(GRAFANA_STAMP)
+## What the tests need besides: the test tooling, those system packages and the Grafana type checker.
+test-deps: system-deps run-deps $(DEV_STAMP) $(GRAFANA_STAMP)
 
 install: test-deps
 
+# `make up` runs the whole product on one machine: the `stack` extra (API, UI, training, the MLflow server).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel
-	$(PY) -m pip install --quiet -e '.[train,dev]'
+	$(PY) -m pip install --quiet -e '.[stack]'
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP)
 
 $(AIRFLOW_STAMP): Makefile
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
@@ -60,7 +66,7 @@ down:
 test: test-deps
 	$(PY) -m pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy model db api streamlit_app
 	$(VENV)/bin/lint-imports
