@@ -94,6 +94,30 @@ def _emit(data: dict[str, Any], human: Callable[[dict[str, Any]], None]) -> None
         human(data)
 
 
+def _bars_shown() -> bool:
+    """Progress bars only on a terminal, never with --json."""
+    return sys.stderr.isatty() and not _state["json"]
+
+
+@contextlib.contextmanager
+def _progress_bars() -> Iterator[None]:
+    """Show the progress of long steps (``model.core.progress``) as bars on stderr, when ``_bars_shown``."""
+    from model.core.progress import reporting
+
+    if not _bars_shown():
+        yield
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err) as bars:
+
+        def start(what: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(what, total=total)
+            return lambda done: bars.advance(task, done)
+
+        with reporting(start):
+            yield
+
+
 def _services() -> Any:
     from model.runtime.services import Services
 
@@ -125,7 +149,7 @@ def _import_with_progress(svc: Any, source: str | Path) -> Any:
 
     with local_tree(source, svc.settings) as directory, svc.session() as session, Progress(
         TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err, disable=not sys.stderr.isatty(),
+        console=err, disable=not _bars_shown(),
     ) as bar:
         summary = import_directory(session, svc.store, directory,
                                    progress=lambda items, total: bar.track(items, total=total))
@@ -146,7 +170,8 @@ def bootstrap(
         svc = _services()
         summary = _import_with_progress(svc, source or svc.settings.seed_dataset)
         champion = svc.registry.champion()
-        outcome = None if champion else train(svc, force=True)
+        with _progress_bars():
+            outcome = None if champion else train(svc, force=True)
         data = {"import": summary.as_dict(), "train": outcome.as_dict() if outcome else None,
                 "champion": outcome.version if outcome and outcome.promoted else (champion and champion.version)}
 
@@ -233,7 +258,7 @@ def train_cmd(
     and promote it if it passes (exit code 3 when the gate refuses it)."""
     from model.learning.promotion import train
 
-    with _command():
+    with _command(), _progress_bars():
         outcome = train(_services(), force=force, backbone_name=backbone)
         _emit(outcome.as_dict(), _outcome_line)
     if outcome.gate is not None and not outcome.gate.passed:
@@ -258,7 +283,7 @@ def assess_candidate_cmd(
     """Embed (cached) and cross-validate one backbone's candidate on the approved samples; records no run."""
     from model.learning.pipeline import assess
 
-    with _command():
+    with _command(), _progress_bars():
         _emit(assess(_services(), backbone), lambda d: err.print(
             f"{d['backbone']}: cross-validated accuracy {d['accuracy']:.4f}, log loss {d['log_loss']:.4f}"))
 
@@ -275,7 +300,7 @@ def train_candidate_cmd(
     """Train and evaluate a candidate and record the gate's decision, without promoting it."""
     from model.learning.pipeline import train_candidate
 
-    with _command():
+    with _command(), _progress_bars():
         others = _tried(tried)
         _emit(train_candidate(_services(), force=force, backbone_name=backbone, trigger_key=key,
                               tried=others).as_dict(), _outcome_line)

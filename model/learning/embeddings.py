@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Embedding
+from model.core.progress import step
 from model.data.images import MAX_PIXELS, load_and_preprocess
 from model.data.storage import ObjectStore
 from model.learning.backbones import LoadedBackbone
@@ -62,6 +63,7 @@ def embed_images(
     missing = list({r.sha256: r for r in refs if r.sha256 not in cached}.values())
     if missing:
         log.info("embedding %d new images with %s (%d cached)", len(missing), backbone.name, len(cached))
+    advance = progress or step(f"embedding with {backbone.name}", len(missing))
 
     def prepare(ref: ImageRef) -> np.ndarray:
         return load_and_preprocess(store.get(ref.object_key), backbone.spec, max_pixels=MAX_PIXELS)  # stored: trusted
@@ -76,8 +78,7 @@ def embed_images(
                 session.add(Embedding(sha256=ref.sha256, backbone=backbone.name, dim=vec.size,
                                       vector=vec.tobytes()))
             session.commit()
-            if progress:
-                progress(len(chunk))
+            advance(len(chunk))
     if not refs:
         return np.zeros((0, backbone.dim), dtype=np.float32), 0
     return np.stack([cached[r.sha256] for r in refs]), len(missing)
