@@ -54,14 +54,19 @@ def _state_fingerprint(backbone: LoadedBackbone) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_backbone_graph(backbone: LoadedBackbone, cache_dir: Path) -> onnx.ModelProto:
-    """The backbone's ONNX graph, exported on first use and reused from ``cache_dir``."""
+def cached_backbone_path(backbone: LoadedBackbone, cache_dir: Path) -> Path:
+    """Where the backbone's ONNX graph lies in ``cache_dir``, exported there on first use."""
     path = cache_dir / "backbones" / f"{backbone.name}-{_state_fingerprint(backbone)}.onnx"
     with _lock:
         if not path.exists():
             log.info("exporting backbone %s to ONNX (once)", backbone.name)
             export_backbone(backbone, path)
-    return onnx.load(str(path))
+    return path
+
+
+def cached_backbone_graph(backbone: LoadedBackbone, cache_dir: Path) -> onnx.ModelProto:
+    """The backbone's ONNX graph, exported on first use and reused from ``cache_dir``."""
+    return onnx.load(str(cached_backbone_path(backbone, cache_dir)))
 
 
 def build_classifier(

@@ -182,7 +182,7 @@ def embed_samples(svc: Services, session: Session, backbone: LoadedBackbone, sam
                   labels: list[str]) -> TrainingData:
     """Embed the samples (cached per backbone: only new images are computed)."""
     x, n_new = embed_images(session, svc.store, backbone, [ImageRef(s.sha256, s.object_key) for s in samples],
-                            batch_size=svc.settings.batch_size)
+                            batch_size=svc.settings.batch_size, cache_dir=svc.settings.cache_dir)
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[s.label or ""] for s in samples], dtype=np.int64)
     masks = {split: np.array([s.split is split for s in samples], dtype=bool) for split in Split}

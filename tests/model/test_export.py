@@ -16,7 +16,7 @@ from model.data.images import PreprocessSpec, load_and_preprocess
 from model.learning import onnx_export as export
 from model.learning.backbones import LoadedBackbone, load_backbone
 from model.learning.onnx_export import build_classifier
-from model.serving.contract import INPUT_NAME, OUTPUT_NAME
+from model.serving.contract import FEATURES_NAME, INPUT_NAME, OUTPUT_NAME
 from model.serving.onnx_graph import read_head
 from tests.utils.images import dataset_images
 
@@ -85,11 +85,13 @@ def test_dynamic_batch(session: ort.InferenceSession, real_batch: np.ndarray, n:
 
 def test_input_and_output_names(session: ort.InferenceSession) -> None:
     (inp,) = session.get_inputs()
-    (out,) = session.get_outputs()
+    out, features = session.get_outputs()
     assert inp.name == INPUT_NAME == "pixels"
     assert out.name == OUTPUT_NAME == "probabilities"
+    assert features.name == FEATURES_NAME == "features"  # the embedding, in the same pass
     assert inp.shape[1:] == [3, 224, 224] and not isinstance(inp.shape[0], int)
     assert out.shape[1] == len(LABELS) and not isinstance(out.shape[0], int)
+    assert features.shape[1] == 1280 and not isinstance(features.shape[0], int)
 
 
 def test_metadata(fused: onnx.ModelProto, session: ort.InferenceSession, lite0: LoadedBackbone) -> None:
@@ -135,3 +137,15 @@ def test_read_head_round_trip(fused: onnx.ModelProto, head: tuple[np.ndarray, np
     assert weight.dtype == np.float32 and bias.dtype == np.float32
     assert json.loads(meta["sprout.labels"]) == LABELS
     assert meta["sprout.backbone"] == "efficientnet_lite0"
+
+
+def test_training_embeds_on_the_cpu_with_onnx_runtime_as_torch_would(lite0: LoadedBackbone, cache_dir: Path) -> None:
+    """On a CPU, training embeds through the exported backbone graph (ONNX Runtime), equal to torch's."""
+    from model.learning.embeddings import batch_embedder, embed_batch
+
+    batch = np.stack([load_and_preprocess(p.read_bytes(), lite0.spec) for p in dataset_images("grass", 4)])
+    assert lite0.device == "cpu"
+    onnx_runtime = batch_embedder(lite0, cache_dir)(batch)
+    assert onnx_runtime.dtype == np.float32 and onnx_runtime.shape == (4, 1280)
+    assert np.allclose(onnx_runtime, embed_batch(lite0, batch), atol=1e-4)
+    assert batch_embedder(lite0, None)(batch).shape == (4, 1280)  # no cache directory: torch
