@@ -107,13 +107,17 @@ class RunLog:
             mlflow.set_tags(tags)
 
     def log_onnx(self, onnx_model: Any) -> str:
-        """Log the fused ONNX model in this run; returns its model URI (not registered)."""
-        import mlflow.onnx
+        """Log the fused ONNX model (an ``onnx.ModelProto``) in this run as Sprout's MLflow pyfunc
+        (``model.serving.pyfunc``); returns its model URI (not registered).
 
+        The model's ``artifacts/model.onnx`` is ``onnx_model.SerializeToString()`` byte for byte: the file
+        training hashes, the API downloads (``model_file``) and verifies.
+        """
+        from model.serving.pyfunc import log_pyfunc
+
+        metadata = {p.key: p.value for p in onnx_model.metadata_props if p.key.startswith("sprout.")}
         with _mlflow_errors():
-            info = mlflow.onnx.log_model(onnx_model, name=MODEL_ARTIFACT, pip_requirements=["onnxruntime"],
-                                         save_as_external_data=False)
-        return str(info.model_uri)
+            return log_pyfunc(onnx_model.SerializeToString(), name=MODEL_ARTIFACT, metadata=metadata)
 
 
 @dataclass(frozen=True)
