@@ -48,9 +48,10 @@ STUB_XCOMS: dict[str, dict[str, Any]] = {
 }
 
 
-# A context to render arguments with, without a DAG run: run id, both DAGs' params, a stub ti.
+# A context to render arguments with, without a DAG run: run id, the DAGs' params, a stub ti.
 RENDER_CONTEXT = {"run_id": "manual__2026-01-01T00:00:00+00:00", "ti": _StubTaskInstance(),
-                  "params": {"force": True, "source": "s3://data/first set"}}
+                  "params": {"force": True, "source": "s3://data/first set", "output": "s3://scored/run 1/",
+                             "shards": 3, "format": "csv", "low_confidence": 0.5}}
 
 
 def _pod_info(fields: dict[str, Any]) -> dict[str, Any]:
