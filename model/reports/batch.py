@@ -127,9 +127,9 @@ def _log(report: BatchReport, png: bytes, registry: Registry, *, key: str | None
     with registry.start_run(f"batch-predict-v{report.model_version}", experiment=f"{registry.experiment}-batch",
                             key=(KEY_TAG, key) if key else None) as run:
         run.set_tags({"sprout.kind": "batch_predict"})
-        # what identifies the batch is a param; the report's options are metrics, so a repeat may change them
-        run.log_params({"model_version": report.model_version, "source": source, "results": report.results,
-                        "shards": report.shards})
+        if not run.resumed:  # params never change; a repeat updates the metrics and the artifacts
+            run.log_params({"model_version": report.model_version, "source": source, "results": report.results,
+                            "shards": report.shards})
         run.log_metrics({"n": report.n, "scored": report.scored, "errors": report.errors,
                          "low_confidence": len(report.low_confidence),
                          "low_confidence_below": report.low_confidence_below,

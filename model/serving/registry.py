@@ -66,8 +66,9 @@ def _requests_errors() -> Iterator[None]:
 class RunLog:
     """The active MLflow run of a training run: what the pipeline logs, without importing MLflow itself."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, resumed: bool = False) -> None:
         self.run_id = run_id
+        self.resumed = resumed  # an existing run, picked up by its key (see Registry.start_run)
 
     def log_params(self, params: dict[str, Any]) -> None:
         import mlflow
@@ -187,7 +188,7 @@ class Registry:
             active = mlflow.start_run(run_id=resumed) if resumed else mlflow.start_run(
                 experiment_id=experiment_id, run_name=run_name, tags=dict([key]) if key else None)
         with active as run:
-            yield RunLog(run.info.run_id)
+            yield RunLog(run.info.run_id, resumed=resumed is not None)
 
     def _bind(self) -> None:
         """Point MLflow's fluent API (runs, downloads) at this registry."""
