@@ -14,7 +14,7 @@ from model.core.settings import Settings
 from model.reports.batch import KEY_TAG
 from model.serving.batch import decode_rows
 from model.serving.registry import Registry
-from tests.dags.dag_runs import Driver, run_dag, states, xcom
+from tests.dags.dag_runs import Driver, check_batch_run, run_dag
 from tests.utils.champion import register_random_champion
 from tests.utils.images import dataset_images
 from tests.utils.services import migrated_services
@@ -56,24 +56,6 @@ def test_kubernetes_runner_scores_each_shard_in_a_cpu_pod(dagbag_kubernetes: dic
         "--low-confidence 0.5 --key manual__2026-01-01T00:00:00+00:00 > /airflow/xcom/return.json"]
 
 
-def check_scored(result: dict[str, Any], expected: set[str], *, shards: int) -> dict[str, Any]:
-    """The run's shards partition ``expected`` exactly; returns the merge task's answer."""
-    assert result["state"] == "success", result["log"]
-    assert set(states(result).values()) == {"success"}, states(result)
-    plan = xcom(result, "plan_shards")
-    assert plan["n"] == len(expected) and len(plan["shards"]) == shards
-    instances = result["tasks"]["score_shard"]["mapped"]
-    assert [i["state"] for i in instances] == ["success"] * shards  # one mapped task per shard
-    assert sorted(i["xcom"]["shard"] for i in instances) == [f"{i}/{shards}" for i in range(shards)]
-    assert [i["xcom"]["n"] for i in sorted(instances, key=lambda i: i["xcom"]["shard"])] == \
-        [s["n"] for s in plan["shards"]]
-    assert all(i["xcom"]["model_version"] == plan["model_version"] for i in instances)
-    report = xcom(result, "merge_report")
-    assert report["n"] == len(expected) and report["shards"] == shards
-    assert report["model_version"] == plan["model_version"]
-    return report
-
-
 def test_a_folder_is_scored_in_mapped_shards_with_a_report(driver: Driver, tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = Settings(home=home)
@@ -88,7 +70,7 @@ def test_a_folder_is_scored_in_mapped_shards_with_a_report(driver: Driver, tmp_p
     output = tmp_path / "scored"
     result = run_dag(driver, DAG_ID, "2026-04-01T00:00:00+00:00", home=home, conf={
         "source": str(source), "output": str(output), "shards": 3, "format": "csv", "low_confidence": 0.65})
-    report = check_scored(result, expected, shards=3)
+    report = check_batch_run(result, expected, shards=3)
     assert report["model_version"] == version and report["errors"] == 1 and report["scored"] == 10
     rows = decode_rows((output / "results.csv").read_bytes(), "csv")
     assert [r["path"] for r in rows] == sorted(expected)  # merged: each image once
