@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from db.migrate import SchemaOutOfDateError
-from model.core.errors import SproutError
+from model.core.errors import NotFoundError, SproutError
 from model.core.settings import get_settings
 
 
@@ -147,10 +147,7 @@ def import_(source: SourceArg) -> None:
 def _import_with_progress(svc: Any, source: str | Path) -> Any:
     from model.data.importer import import_directory, local_tree
 
-    with local_tree(source, svc.settings) as directory, svc.session() as session, Progress(
-        TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err, disable=not _bars_shown(),
-    ) as bar:
+    with local_tree(source, svc.settings) as directory, svc.session() as session, _progress("importing") as bar:
         summary = import_directory(session, svc.store, directory,
                                    progress=lambda items, total: bar.track(items, total=total))
     for file, error in summary.errors:
@@ -363,21 +360,134 @@ def _print_predictions(data: dict[str, Any]) -> None:
             console.print(f"{r['file']}: {r['error']}")
 
 
+def _progress(what: str) -> Progress:
+    """A progress bar on stderr, shown only on a terminal and never with ``--json``."""
+    return Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, disable=not _bars_shown())
+
+
+SourcesArg = Annotated[list[str], typer.Argument(
+    help="Image files, folders (their images, recursively) or s3://bucket/prefix.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="'champion' or a version number.")]
+LowOpt = Annotated[float, typer.Option("--low-confidence", min=0.0, max=1.0,
+                                       help="The report lists the images below this confidence.")]
+BinsOpt = Annotated[int, typer.Option("--bins", min=1, max=100, help="Bins of the report's confidence histogram.")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", help="jsonl or csv (default: the output file's suffix, else jsonl).")]
+
+
 @app.command()
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files.")],
-    model: Annotated[str, typer.Option("--model", help="'champion' or a version number.")] = "champion",
+    sources: SourcesArg,
+    model: ModelOpt = "champion",
+    output: Annotated[str | None, typer.Option("--output", "-o", help=(
+        "Write the results (path, label, confidence, probabilities, model_version, error) and a report instead "
+        "of printing them: FILE.jsonl or FILE.csv, or a folder or s3://bucket/prefix/ (results.jsonl, "
+        "report.json, confidence.png)."))] = None,
+    fmt: FormatOpt = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=64,
+                                         help="Worker processes, one ONNX Runtime thread each.")] = 1,
+    shard: Annotated[str | None, typer.Option(help=(
+        "Score only shard I/N of the images (by a hash of the path); with --output, write "
+        "shards/results-I-of-N and no report (`sprout batch-report` merges the shards)."))] = None,
+    low_confidence: LowOpt = 0.6,
+    bins: BinsOpt = 10,
 ) -> None:
-    """Classify images with the champion (or a given version)."""
+    """Classify images with the champion (or a given version): files, folders and S3 prefixes, in parallel."""
+    from model.reports.batch import build_report, publish_report
+    from model.serving.batch import Output, Shard, list_images, score_paths
+
     with _command():
-        predictor = _services().registry.load_predictor(model)
-        results = []
-        for path in images:
-            try:
-                results.append({"file": str(path), **predictor.predict_bytes(path.read_bytes()).as_dict()})
-            except (SproutError, OSError) as exc:
-                results.append({"file": str(path), "error": str(exc)})
-        _emit({"model_version": predictor.version, "predictions": results}, _print_predictions)
+        svc = _services()
+        part = Shard.parse(shard) if shard else None
+        out = Output(output, svc.settings, fmt=fmt) if output else None
+        if part and out and out.is_file:
+            raise SproutError("--shard writes into a folder or S3 prefix: give --output one, not a file.")
+        paths = [p for p in list_images(sources, svc.settings, skip=out.owns if out else lambda _p: False)
+                 if part is None or part.holds(p)]
+        info, model_file = svc.registry.model_file(model)
+        with _progress("scoring") as bar:
+            task = bar.add_task("scoring", total=len(paths))
+            rows = score_paths(paths, model=model_file, version=info.version, settings=svc.settings,
+                               workers=workers, max_pixels=svc.settings.max_image_pixels,
+                               progress=lambda n: bar.advance(task, n))
+        if out is None:
+            _emit({"model_version": info.version, "predictions": [_legacy_row(r) for r in rows]},
+                  _print_predictions)
+            return
+        results = out.write_rows(rows, part)
+        if part is not None:
+            _emit({"model_version": info.version, "shard": str(part), "n": len(rows),
+                   "errors": sum(1 for r in rows if r["error"]), "results": results},
+                  lambda d: err.print(f"shard {d['shard']}: {d['n']} images ({d['errors']} errors) → {d['results']}"))
+            return
+        report = build_report(rows, low_confidence_below=low_confidence, bins=bins)
+        report.results = results
+        report = publish_report(report, out, svc.registry, source=" ".join(sources))
+        _emit(report.summary(), _batch_lines)
+
+
+def _legacy_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as `sprout predict IMAGE...` has always printed it (``file``; ``error`` only when failed)."""
+    if row["error"]:
+        return {"file": row["path"], "error": row["error"]}
+    return {"file": row["path"], **{k: row[k] for k in ("label", "confidence", "probabilities", "model_version")}}
+
+
+def _batch_lines(d: dict[str, Any]) -> None:
+    conf = d["mean_confidence"]
+    err.print(f"model v{d['model_version']}: {d['scored']} images scored, {d['errors']} errors, "
+              f"{d['low_confidence']} below {d['low_confidence_below']:g}; mean confidence "
+              f"{'-' if conf is None else f'{conf:.3f}'}; {d['counts']}")
+    err.print(f"results {d['results']}, report {d['files'].get('report')}"
+              + (f", MLflow run {d['mlflow_run_id']}" if d.get("mlflow_run_id") else ""))
+
+
+@app.command("batch-plan")
+def batch_plan_cmd(
+    sources: SourcesArg,
+    shards: Annotated[int, typer.Option(min=1, max=1024, help="Number of shards.")] = 4,
+    model: ModelOpt = "champion",
+) -> None:
+    """List the images a batch prediction would score, per shard, and pin the model version (a DAG step)."""
+    from model.serving.batch import list_images, shard_sizes
+
+    with _command():
+        svc = _services()
+        paths = list_images(sources, svc.settings)
+        if not paths:
+            raise NotFoundError(f"No images under {' '.join(sources)}")
+        sizes = shard_sizes(paths, shards)
+        version = svc.registry.resolve(model).version
+        _emit({"model_version": version, "n": len(paths),
+               "shards": [{"shard": f"{i}/{shards}", "n": n} for i, n in enumerate(sizes)]},
+              lambda d: err.print(f"{d['n']} images in {len(d['shards'])} shards "
+                                  f"{[s['n'] for s in d['shards']]}, model v{d['model_version']}"))
+
+
+@app.command("batch-report")
+def batch_report_cmd(
+    output: Annotated[str, typer.Argument(help="The folder or s3://bucket/prefix the shards were written to.")],
+    shards: Annotated[int | None, typer.Option(
+        min=1, help="How many shards the run had (default: the only count present).")] = None,
+    fmt: FormatOpt = None,
+    low_confidence: LowOpt = 0.6,
+    bins: BinsOpt = 10,
+    key: Annotated[str | None, typer.Option(
+        "--key", help="Idempotency key (the Airflow run id): a repeat logs into the same MLflow run.")] = None,
+) -> None:
+    """Merge the shard files of a batch prediction into one results file, write its report next to it and
+    log the report to MLflow."""
+    from model.reports.batch import build_report, merge_shards, publish_report
+    from model.serving.batch import Output
+
+    with _command():
+        svc = _services()
+        out = Output(output, svc.settings, fmt=fmt)
+        count, rows = merge_shards(out, shards)
+        report = build_report(rows, low_confidence_below=low_confidence, bins=bins)
+        report.results, report.shards = out.url(out.results_name), count
+        _emit(publish_report(report, out, svc.registry, key=key).summary(), _batch_lines)
 
 
 @app.command()
@@ -412,10 +522,7 @@ def export_dataset_cmd(
     with _command():
         svc = _services()
         target, name = open_destination(dest, svc.settings)
-        with svc.session() as session, Progress(
-            TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, disable=_state["json"] or not sys.stderr.isatty(),
-        ) as bar:
+        with svc.session() as session, _progress("exporting") as bar:
             summary = export_dataset(
                 session, svc.store, target, dest_name=name, version=None if version is None else str(version),
                 embeddings=embeddings, champion_version=lambda: _champion_version(svc), overwrite=overwrite,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 
 from api.deps import CurrentReviewer, SettingsDep, get_current_reviewer
 from api.schemas import DagRunPublic, RetrainRequest, RetrainRuns
-from model.serving.airflow_client import AirflowClient
+from model.runtime.airflow_client import AirflowClient
 
 router = APIRouter(prefix="/admin/retrain", tags=["retrain"], dependencies=[Depends(get_current_reviewer)])
 

@@ -131,7 +131,8 @@ def local_tree(source: str | Path, settings: Settings) -> Iterator[Path]:
         yield download_prefix(S3Prefix.parse(str(source)), Path(tmp), settings)
 
 
-def _client(settings: Settings) -> Any:
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client: Sprout's endpoint and credentials (``SPROUT_S3_*``) when set, else boto3's chain."""
     import boto3
     from botocore.config import Config
 
@@ -144,6 +145,31 @@ def _client(settings: Settings) -> Any:
             region_name=settings.s3_region or "us-east-1", config=config,
         )
     return boto3.client("s3", config=config)
+
+
+@contextlib.contextmanager
+def s3_errors(source: S3Prefix) -> Iterator[None]:
+    """boto3 failures as Sprout errors: a missing bucket is NotFoundError, the rest StorageUnavailableError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchBucket", "404", "NotFound"):
+            raise NotFoundError(f"S3 bucket not found: {source.bucket}") from exc
+        raise StorageUnavailableError(f"S3 refused to list or read {source}: {code or exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailableError(f"S3 unreachable for {source}: {exc}") from exc
+
+
+def list_keys(client: Any, source: S3Prefix) -> Iterator[str]:
+    """Every object key under ``source`` (its "folder": ``prefix/...``), as S3 lists them (sorted)."""
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=source.bucket, Prefix=f"{source.prefix}/" if source.prefix else "")
+    for page in pages:
+        for obj in page.get("Contents", []):
+            yield obj["Key"]
 
 
 def _relative_parts(key: str, prefix: str) -> tuple[str, ...] | None:
@@ -162,34 +188,22 @@ def _relative_parts(key: str, prefix: str) -> tuple[str, ...] | None:
 
 def download_prefix(source: S3Prefix, dest: Path, settings: Settings) -> Path:
     """Download every object under ``source`` that lies in a label folder into ``dest``; returns ``dest``."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = _client(settings)
+    client = s3_client(settings)
     count = 0
-    try:
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=source.bucket, Prefix=f"{source.prefix}/" if source.prefix else "")
-        for page in pages:
-            for obj in page.get("Contents", []):
-                parts = _relative_parts(obj["Key"], source.prefix)
-                if parts is None:
-                    if obj["Key"].startswith("/") or ".." in obj["Key"].split("/"):
-                        log.warning("refused S3 key %r: it would write outside the import directory", obj["Key"])
-                    continue
-                target = dest.joinpath(*parts)
-                if not target.resolve().is_relative_to(dest.resolve()):
-                    log.warning("refused S3 key %r: it would write outside the import directory", obj["Key"])
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(source.bucket, obj["Key"], str(target))
-                count += 1
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchBucket", "404", "NotFound"):
-            raise NotFoundError(f"S3 bucket not found: {source.bucket}") from exc
-        raise StorageUnavailableError(f"S3 refused to list or read {source}: {code or exc}") from exc
-    except BotoCoreError as exc:
-        raise StorageUnavailableError(f"S3 unreachable for {source}: {exc}") from exc
+    with s3_errors(source):
+        for key in list_keys(client, source):
+            parts = _relative_parts(key, source.prefix)
+            if parts is None:
+                if key.startswith("/") or ".." in key.split("/"):
+                    log.warning("refused S3 key %r: it would write outside the import directory", key)
+                continue
+            target = dest.joinpath(*parts)
+            if not target.resolve().is_relative_to(dest.resolve()):
+                log.warning("refused S3 key %r: it would write outside the import directory", key)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(source.bucket, key, str(target))
+            count += 1
     if count == 0:
         raise NotFoundError(f"No files in label folders under {source}")
     log.info("downloaded %d objects from %s", count, source)

@@ -112,7 +112,7 @@ def announce_approvals(svc: Services) -> bool:
     announces; Airflow folds events that arrive before the run starts into it. False when nothing was sent
     (below the threshold, Airflow not configured or unreachable: the weekly run stays the fallback)."""
     from model.core.errors import OrchestratorUnavailableError
-    from model.serving.airflow_client import AirflowClient
+    from model.runtime.airflow_client import AirflowClient
 
     settings = svc.settings
     if not settings.airflow_url:

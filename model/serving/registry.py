@@ -66,8 +66,9 @@ def _requests_errors() -> Iterator[None]:
 class RunLog:
     """The active MLflow run of a training run: what the pipeline logs, without importing MLflow itself."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, resumed: bool = False) -> None:
         self.run_id = run_id
+        self.resumed = resumed  # an existing run, picked up by its key (see Registry.start_run)
 
     def log_params(self, params: dict[str, Any]) -> None:
         import mlflow
@@ -162,24 +163,36 @@ class Registry:
             cache_dir=settings.cache_dir / "models",
         )
 
-    def experiment_id(self) -> str:
+    def experiment_id(self, name: str | None = None) -> str:
+        """The id of the experiment ``name`` (default: the training runs'), created when missing."""
+        name = name or self.experiment
         with _mlflow_errors():
-            exp = self.client.get_experiment_by_name(self.experiment)
+            exp = self.client.get_experiment_by_name(name)
             if exp is not None:
                 return str(exp.experiment_id)
-            return str(self.client.create_experiment(self.experiment, artifact_location=self.artifact_location))
+            return str(self.client.create_experiment(name, artifact_location=self.artifact_location))
 
     @contextlib.contextmanager
-    def start_run(self, run_name: str) -> Iterator[RunLog]:
-        """An active MLflow run (fluent API bound to this registry's tracking URI)."""
+    def start_run(self, run_name: str, *, experiment: str | None = None,
+                  key: tuple[str, str] | None = None) -> Iterator[RunLog]:
+        """An active MLflow run (fluent API bound to this registry's tracking URI) in ``experiment`` (default:
+        the training runs'). With ``key`` (a tag and its value) the run carrying it is resumed, so a retried
+        step logs into the same run; a new run gets the tag."""
         import mlflow
 
         self._bind()
-        experiment_id = self.experiment_id()
+        experiment_id = self.experiment_id(experiment)
+        resumed = None
+        if key is not None:
+            with _mlflow_errors():
+                found = self.client.search_runs([experiment_id], filter_string=f"tags.`{key[0]}` = '{key[1]}'",
+                                                max_results=1)
+            resumed = found[0].info.run_id if found else None
         with _mlflow_errors():
-            active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+            active = mlflow.start_run(run_id=resumed) if resumed else mlflow.start_run(
+                experiment_id=experiment_id, run_name=run_name, tags=dict([key]) if key else None)
         with active as run:
-            yield RunLog(run.info.run_id)
+            yield RunLog(run.info.run_id, resumed=resumed is not None)
 
     def _bind(self) -> None:
         """Point MLflow's fluent API (runs, downloads) at this registry."""

@@ -6,7 +6,8 @@
         envFrom as sent to Kubernetes).
     airflow_driver.py run DAG_ID LOGICAL_DATE CONF_JSON OUT.json
         ``dag.test()`` one run (the same logical date again re-runs the same run, cleared); write the
-        run's state and every task instance's final state and XCom return value.
+        run's state and every task instance's final state and XCom return value (a mapped task's instances
+        under ``mapped``, by map index).
 
 The result goes to OUT.json because Airflow logs to stdout and stderr. The environment (AIRFLOW_HOME,
 AIRFLOW__CORE__DAGS_FOLDER, SPROUT_*) comes from the test.
@@ -48,9 +49,10 @@ STUB_XCOMS: dict[str, dict[str, Any]] = {
 }
 
 
-# A context to render arguments with, without a DAG run: run id, both DAGs' params, a stub ti.
+# A context to render arguments with, without a DAG run: run id, the DAGs' params, a stub ti.
 RENDER_CONTEXT = {"run_id": "manual__2026-01-01T00:00:00+00:00", "ti": _StubTaskInstance(),
-                  "params": {"force": True, "source": "s3://data/first set"}}
+                  "params": {"force": True, "source": "s3://data/first set", "output": "s3://scored/run 1/",
+                             "shards": 3, "format": "csv", "low_confidence": 0.5}}
 
 
 def _pod_info(fields: dict[str, Any]) -> dict[str, Any]:
@@ -134,11 +136,14 @@ def run(dag_id: str, logical_date: str, conf: dict[str, Any]) -> dict[str, Any]:
     dr = dag.test(logical_date=when, run_after=when, run_conf=conf or None)
     tasks: dict[str, Any] = {}
     with create_session() as session:
-        for ti in dr.get_task_instances(session=session):
+        for ti in sorted(dr.get_task_instances(session=session), key=lambda t: (t.task_id, t.map_index)):
             row = session.scalars(XComModel.get_many(run_id=dr.run_id, dag_ids=dag_id, task_ids=ti.task_id,
-                                                     key="return_value")).first()
-            tasks[ti.task_id] = {"state": str(ti.state) if ti.state else None, "try_number": ti.try_number,
-                                 "xcom": _jsonable(XComModel.deserialize_value(row)) if row else None}
+                                                     map_indexes=ti.map_index, key="return_value")).first()
+            info = {"state": str(ti.state) if ti.state else None, "try_number": ti.try_number,
+                    "xcom": _jsonable(XComModel.deserialize_value(row)) if row else None}
+            if ti.map_index >= 0:  # a mapped task: the last instance's info, and each instance's in "mapped"
+                info["mapped"] = [*tasks.get(ti.task_id, {}).get("mapped", []), dict(info)]
+            tasks[ti.task_id] = info
     return {"run_id": dr.run_id, "state": str(dr.state),
             "tasks": tasks}
 

@@ -47,6 +47,9 @@ def airflow_env(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) 
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "SPROUT_CLI": str(SPROUT_CLI),
+        # The tasks' CLI imports this checkout's code, also where the venv's editable install is another
+        # checkout's (a git worktree); Airflow's own imports are unaffected (no name here clashes with its).
+        "PYTHONPATH": str(REPO_ROOT),
         "SPROUT_TASK_RETRIES": "0",  # a failure shows at once instead of after the backoff
         "SPROUT_CANDIDATE_BACKBONES": "efficientnet_lite0,efficientnet_lite1",  # two mapped candidates
     }

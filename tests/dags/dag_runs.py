@@ -23,3 +23,22 @@ def states(result: dict[str, Any]) -> dict[str, str]:
 
 def xcom(result: dict[str, Any], task_id: str) -> Any:
     return result["tasks"][task_id]["xcom"]
+
+
+def check_batch_run(result: dict[str, Any], expected: set[str], *, shards: int) -> dict[str, Any]:
+    """A successful sprout_batch_predict run over ``expected`` (the image paths): one mapped task per shard, each
+    scoring the plan's share with the planned version; returns the merge task's answer (the report's summary)."""
+    assert result["state"] == "success", result["log"]
+    assert set(states(result).values()) == {"success"}, states(result)
+    plan = xcom(result, "plan_shards")
+    assert plan["n"] == len(expected) and len(plan["shards"]) == shards
+    instances = result["tasks"]["score_shard"]["mapped"]
+    assert [i["state"] for i in instances] == ["success"] * shards  # one mapped task per shard
+    assert sorted(i["xcom"]["shard"] for i in instances) == [f"{i}/{shards}" for i in range(shards)]
+    assert [i["xcom"]["n"] for i in sorted(instances, key=lambda i: i["xcom"]["shard"])] == \
+        [s["n"] for s in plan["shards"]]
+    assert all(i["xcom"]["model_version"] == plan["model_version"] for i in instances)
+    report = xcom(result, "merge_report")
+    assert report["n"] == len(expected) and report["shards"] == shards
+    assert report["model_version"] == plan["model_version"]
+    return report

@@ -1,7 +1,8 @@
 """The whole loop on real servers: PostgreSQL, SeaweedFS S3, an MLflow server and Airflow.
 
 Users upload 10 images through the API, a reviewer approves them through the admin API, the retrain DAG
-runs, and /predict answers with the new model version — the API is never restarted.
+runs, and /predict answers with the new model version — the API is never restarted. Then the batch prediction
+DAG scores an S3 prefix on the same servers.
 """
 
 from __future__ import annotations
@@ -15,17 +16,23 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
+from mlflow import MlflowClient
 
 from model.core.accounts import create_user
 from model.core.settings import Settings
 from model.data.importer import find_labeled_files, import_directory
 from model.data.samples import split_for, split_key
 from model.learning.promotion import train
+from model.reports.batch import KEY_TAG
+from model.serving.batch import decode_rows
 from tests import servers
-from tests.dags.dag_runs import Driver, states
+from tests.dags.dag_runs import Driver, check_batch_run, states
+from tests.utils.champion import register_random_champion
 from tests.utils.datasets import write_tree
+from tests.utils.images import dataset_images
 from tests.utils.paths import REPO_ROOT, require_dataset
 from tests.utils.readiness import http_ok, wait_until_ready
 from tests.utils.services import migrated_services
@@ -108,3 +115,50 @@ def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
     wall = time.monotonic() - started
     print(f"\nfull loop wall time: {wall:.0f} s")  # noqa: T201 - reported in the issue note
     assert wall < 600
+
+
+def test_batch_predict_dag_scores_an_s3_prefix_into_s3_and_logs_the_report(
+    driver: Driver, fresh_pg_url: str, s3_server: servers.S3Server, mlflow: servers.MlflowServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = f"batch-{uuid.uuid4().hex[:8]}"
+    env = {
+        "SPROUT_HOME": str(tmp_path / "home"),
+        "SPROUT_DATABASE_URL": fresh_pg_url,
+        "SPROUT_S3_ENDPOINT": s3_server.endpoint,
+        "SPROUT_S3_ACCESS_KEY": s3_server.access_key,
+        "SPROUT_S3_SECRET_KEY": s3_server.secret_key,
+        "SPROUT_S3_BUCKET": f"{bucket}-store",
+        "SPROUT_MLFLOW_TRACKING_URI": mlflow.uri,
+        "SPROUT_MODEL_NAME": f"sprout-batch-{uuid.uuid4().hex[:8]}",
+    }
+    settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
+    env |= mlflow.client_env
+    for key, value in mlflow.client_env.items():
+        monkeypatch.setenv(key, value)
+    migrated_services(settings)
+    version = register_random_champion(settings)
+    s3 = boto3.client("s3", endpoint_url=s3_server.url, aws_access_key_id=s3_server.access_key,
+                      aws_secret_access_key=s3_server.secret_key, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    expected = set()
+    for path in dataset_images("dandelion", 4) + dataset_images("grass", 4):
+        key = f"incoming/{path.parent.name}/{path.name}"
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        expected.add(f"s3://{bucket}/{key}")
+
+    conf = {"source": f"s3://{bucket}/incoming", "output": f"s3://{bucket}/scored/", "shards": 2}
+    result = driver("run", "sprout_batch_predict", "2026-11-30T00:00:00+00:00", json.dumps(conf), env=env,
+                    timeout=900)
+    report = check_batch_run(result, expected, shards=2)
+    assert report["model_version"] == version and report["scored"] == 8 and report["errors"] == 0
+    assert report["results"] == f"s3://{bucket}/scored/results.jsonl"
+    rows = decode_rows(s3.get_object(Bucket=bucket, Key="scored/results.jsonl")["Body"].read(), "jsonl")
+    assert [r["path"] for r in rows] == sorted(expected)
+    written = json.loads(s3.get_object(Bucket=bucket, Key="scored/report.json")["Body"].read())
+    assert written["counts"] == report["counts"] and written["mlflow_run_id"] == report["mlflow_run_id"]
+    assert s3.get_object(Bucket=bucket, Key="scored/confidence.png")["Body"].read().startswith(b"\x89PNG")
+    run = MlflowClient(tracking_uri=mlflow.uri).get_run(report["mlflow_run_id"])  # with the login of client_env
+    assert run.data.tags[KEY_TAG] == result["run_id"] and run.data.metrics["scored"] == 8
+    assert {"batch_report.json", "confidence_histogram.png"} <= {
+        a.path for a in MlflowClient(tracking_uri=mlflow.uri).list_artifacts(run.info.run_id)}

@@ -21,11 +21,12 @@ DEFAULT_KEYS = {"SPROUT_DATABASE_URL": False, "SPROUT_S3_ACCESS_KEY": False, "SP
 POD_TASKS = {"sprout_retrain": {"count_new_samples", "assess_candidate", "train_candidate", "promote_candidate",
                                 "record_rejection"},
              "sprout_bootstrap": {"import_dataset", "read_status", "train_candidate", "promote_candidate",
-                                  "record_rejection"}}
+                                  "record_rejection"},
+             "sprout_batch_predict": {"plan_shards", "score_shard", "merge_report"}}
 
 
 def pods(dagbag: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(DAG id, task id) → the pod summary of each KubernetesPodOperator; both DAGs, all their pod tasks."""
+    """(DAG id, task id) → the pod summary of each KubernetesPodOperator; every DAG, all its pod tasks."""
     assert dagbag["import_errors"] == {}
     found = {(dag_id, task_id): info["pod"] for dag_id in POD_TASKS
              for task_id, info in dagbag["dags"][dag_id]["tasks"].items() if "pod" in info}  # mapped ones too
@@ -71,10 +72,10 @@ def test_the_key_list_comes_from_the_environment(driver: Driver) -> None:
 
 
 def test_a_bad_key_list_fails_the_parse(driver: Driver) -> None:
-    """A name that is no env variable is an import error of both DAGs, not a pod Kubernetes refuses."""
+    """A name that is no env variable is an import error of every DAG, not a pod Kubernetes refuses."""
     dagbag = driver("structure", env=KUBERNETES | {"SPROUT_K8S_SECRET_KEYS": "SPROUT_DATABASE_URL,MLFLOW-LOGIN"})
     errors = dagbag["import_errors"]
-    assert {path.rsplit("/", 1)[-1] for path in errors} == {"sprout_retrain.py", "sprout_bootstrap.py"}, errors
+    assert {path.rsplit("/", 1)[-1] for path in errors} == {f"{dag_id}.py" for dag_id in POD_TASKS}, errors
     assert all("SPROUT_K8S_SECRET_KEYS" in message for message in errors.values()), errors
 
 

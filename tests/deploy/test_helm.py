@@ -708,14 +708,16 @@ def test_training_task_is_a_gpu_pod_on_the_nodes_from_values(which: str, request
     assert proc.returncode == 0 and out.is_file(), (proc.stdout + proc.stderr)[-5000:]
     result = json.loads(out.read_text())
     assert result["import_errors"] == {}
-    assert {"sprout_retrain", "sprout_bootstrap"} <= set(result["dags"])
+    assert {"sprout_retrain", "sprout_bootstrap", "sprout_batch_predict"} <= set(result["dags"])
     gpu = render.merged["training"]["gpu"]
     trainer_image = env["SPROUT_TRAINER_IMAGE"]
     trainer_peer = render.merged["networkPolicy"]["trainerPodSelector"]
     pod_files = []
     for dag_id, tasks in result["dags"].items():
         pods = {t: info["pod"] for t, info in tasks.items() if info["type"] == "KubernetesPodOperator"}
-        assert "train_candidate" in pods, f"{dag_id}: the training task is not a KubernetesPodOperator"
+        trains = dag_id != "sprout_batch_predict"  # batch prediction's pods score on CPU
+        assert ("train_candidate" in pods) is trains, f"{dag_id}: the training task is not a KubernetesPodOperator"
+        assert pods, f"{dag_id}: no pods"
         for task_id, pod in pods.items():
             spec = pod["spec"]
             # the NetworkPolicies let exactly these pods (the trainer's) reach MLflow, MinIO and PostgreSQL

@@ -1,0 +1,292 @@
+"""Batch prediction: listing, sharding, scoring in worker processes, results files, the report and its MLflow
+run (model.serving.batch, model.reports.batch); the CLI on SeaweedFS at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import mlflow
+import numpy as np
+import onnx
+import pytest
+
+from model.cli import _progress, _state
+from model.core.errors import NotFoundError, SproutError
+from model.core.settings import Settings
+from model.learning.backbones import load_backbone
+from model.learning.onnx_export import build_classifier
+from model.reports.batch import KEY_TAG, build_report, histogram_png, merge_shards, publish_report
+from model.serving.batch import (
+    FIELDS,
+    Output,
+    Shard,
+    decode_rows,
+    encode_rows,
+    error_row,
+    list_images,
+    score_paths,
+    shard_of,
+    shard_sizes,
+)
+from model.serving.registry import Registry
+from tests import servers
+from tests.utils.champion import register_random_champion
+from tests.utils.images import dataset_images, random_image_bytes
+from tests.utils.services import TEST_SPLIT_KEY, migrated_services
+
+LABELS = ["dandelion", "grass"]
+SPROUT = str(Path(sys.executable).with_name("sprout"))
+
+
+def row(path: str, label: str, confidence: float, version: str = "3") -> dict:
+    other = next(lb for lb in LABELS if lb != label)
+    return {"path": path, "label": label, "confidence": confidence, "model_version": version, "error": None,
+            "probabilities": {label: confidence, other: 1 - confidence}}
+
+
+# --------------------------------------------------------------------------- listing and sharding
+
+
+def test_shards_partition_any_listing_exactly() -> None:
+    paths = [f"s3://b/images/{i:05d}.jpg" for i in range(1000)]
+    for count in (1, 2, 3, 7):
+        shards = [[p for p in paths if Shard(i, count).holds(p)] for i in range(count)]
+        assert sorted(p for shard in shards for p in shard) == paths  # each path in exactly one shard
+        assert [len(s) for s in shards] == shard_sizes(paths, count)
+        assert all(len(s) > 1000 / count * 0.8 for s in shards), [len(s) for s in shards]
+        shuffled = random.Random(count).sample(paths, len(paths))  # another listing order: the same shards
+        assert [sorted(p for p in shuffled if Shard(i, count).holds(p)) for i in range(count)] == shards
+        assert all(shard_of(p, count) == i for i, shard in enumerate(shards) for p in shard)
+
+
+@pytest.mark.parametrize("text", ["3", "4/4", "-1/4", "a/b", "1/0", ""])
+def test_a_bad_shard_is_refused(text: str) -> None:
+    with pytest.raises(SproutError, match="I/N"):
+        Shard.parse(text)
+
+
+def test_shard_parses_and_names_its_file(tmp_path: Path) -> None:
+    shard = Shard.parse("2/12")
+    assert (shard.index, shard.count, str(shard)) == (2, 12, "2/12")
+    assert Output(str(tmp_path), Settings(home=tmp_path)).shard_name(shard) == "shards/results-00002-of-00012.jsonl"
+
+
+def test_list_images_walks_folders_keeps_named_files_and_skips_the_output(tmp_path: Path) -> None:
+    images = tmp_path / "in"
+    (images / "a" / "deep").mkdir(parents=True)
+    (images / ".hidden").mkdir()
+    for name in ("a/1.jpg", "a/deep/2.PNG", "b.webp", "notes.txt", ".hidden/3.jpg", "a/.4.jpg"):
+        (images / name).write_bytes(b"x")
+    out = Output(str(images / "scored"), Settings(home=tmp_path))
+    (images / "scored").mkdir()
+    (images / "scored" / "confidence.png").write_bytes(b"x")  # a previous run's, inside the source
+    named = str(tmp_path / "missing.jpg")
+    found = list_images([str(images), named, str(images / "b.webp")], Settings(home=tmp_path), skip=out.owns)
+    assert found == [str(images / "a/1.jpg"), str(images / "a/deep/2.PNG"), str(images / "b.webp"), named]
+
+
+# --------------------------------------------------------------------------- results files and outputs
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_results_round_trip(fmt: str) -> None:
+    rows = [row("/x/a, b.jpg", "dandelion", 0.75), error_row('/x/"c".jpg', "not an image: PDF")]
+    data = encode_rows(rows, fmt)
+    assert decode_rows(data, fmt) == rows
+    if fmt == "csv":
+        assert data.decode().splitlines()[0] == ",".join(FIELDS)
+    else:
+        assert list(json.loads(data.decode().splitlines()[0])) == list(FIELDS)
+
+
+def test_output_names_for_files_folders_and_prefixes(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    file = Output(str(tmp_path / "day1.csv"), settings)
+    assert (file.is_file, file.fmt, file.results_name, file.report_name, file.histogram_name) == (
+        True, "csv", "day1.csv", "day1.report.json", "day1.confidence.png")
+    assert file.owns(str(tmp_path / "day1.confidence.png")) and not file.owns(str(tmp_path / "x.jpg"))
+    folder = Output(str(tmp_path / "out") + "/", settings, fmt="csv")
+    assert (folder.is_file, folder.results_name, folder.report_name) == (False, "results.csv", "report.json")
+    assert folder.owns(str(tmp_path / "out" / "any.jpg"))
+    prefix = Output("s3://bucket/runs/7/", settings)
+    assert prefix.url(prefix.results_name) == "s3://bucket/runs/7/results.jsonl"
+    assert prefix.owns("s3://bucket/runs/7/confidence.png") and not prefix.owns("s3://bucket/runs/70/a.jpg")
+    with pytest.raises(SproutError, match="does not match"):
+        Output(str(tmp_path / "a.csv"), settings, fmt="jsonl")
+    with pytest.raises(SproutError, match="jsonl or csv"):
+        Output(str(tmp_path), settings, fmt="parquet")
+
+
+def test_merge_needs_every_shard_of_one_run(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    out = Output(str(tmp_path / "out"), settings)
+    with pytest.raises(NotFoundError, match="No shard files"):
+        merge_shards(out)
+    rows = [row(f"/x/{i}.jpg", LABELS[i % 2], 0.5 + i / 20) for i in range(9)]
+    csv_out = Output(str(tmp_path / "out"), settings, fmt="csv")
+    for i in (0, 2):
+        csv_out.write_rows([r for r in rows if Shard(i, 3).holds(r["path"])], Shard(i, 3))
+    with pytest.raises(NotFoundError, match=r"Shards \[1\] of 3 are missing"):
+        merge_shards(Output(str(tmp_path / "out"), settings))
+    csv_out.write_rows([r for r in rows if Shard(1, 3).holds(r["path"])], Shard(1, 3))
+    out = Output(str(tmp_path / "out"), settings)  # no --format: the shards' own (csv)
+    assert merge_shards(out) == (3, sorted(rows, key=lambda r: r["path"]))
+    assert decode_rows((tmp_path / "out" / "results.csv").read_bytes(), "csv") == sorted(rows, key=lambda r: r["path"])
+    Output(str(tmp_path / "out"), settings, fmt="csv").write_rows(rows[:2], Shard(0, 1))  # another run's shards
+    with pytest.raises(NotFoundError, match="Several sets"):
+        merge_shards(Output(str(tmp_path / "out"), settings))
+    assert merge_shards(Output(str(tmp_path / "out"), settings), 1)[1] == rows[:2]
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_report_counts_lists_low_confidence_and_bins() -> None:
+    rows = [row("/a.jpg", "grass", 0.95), row("/b.jpg", "dandelion", 0.55), row("/c.jpg", "grass", 0.51),
+            row("/d.jpg", "grass", 0.7), error_row("/e.jpg", "cannot read")]
+    report = build_report(rows, low_confidence_below=0.6, bins=5)
+    assert (report.n, report.scored, report.errors, report.model_version) == (5, 4, 1, "3")
+    assert report.counts == {"dandelion": 1, "grass": 3}
+    assert [r["path"] for r in report.low_confidence] == ["/c.jpg", "/b.jpg"]  # least confident first
+    assert report.histogram == {"edges": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "counts": [0, 0, 2, 1, 1]}
+    assert report.mean_confidence == pytest.approx((0.95 + 0.55 + 0.51 + 0.7) / 4)
+    assert report.error_examples == [{"path": "/e.jpg", "error": "cannot read"}]
+    summary = report.summary()
+    assert summary["low_confidence"] == 2 and "error_examples" not in summary
+    assert histogram_png(report).startswith(b"\x89PNG")
+    with pytest.raises(SproutError, match="mix model versions"):
+        build_report([row("/a.jpg", "grass", 0.9, "1"), row("/b.jpg", "grass", 0.9, "2")])
+    empty = build_report([error_row("/e.jpg", "gone")])
+    assert empty.scored == 0 and empty.mean_confidence is None and sum(empty.histogram["counts"]) == 0
+
+
+def test_the_report_is_written_beside_the_results_and_logged_once_per_key(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    registry = Registry.from_settings(settings)
+    out = Output(str(tmp_path / "out" / "scores.jsonl"), settings)
+    rows = [row(f"/x/{i}.jpg", LABELS[i % 3 == 0], 0.5 + i / 25) for i in range(12)]
+    report = build_report(rows)
+    report.results = out.write_rows(rows)
+    first = publish_report(report, out, registry, key="manual__2026-01-01T00:00:00+00:00", source="/x")
+    written = json.loads((tmp_path / "out" / "scores.report.json").read_text())
+    assert written["counts"] == {"dandelion": 8, "grass": 4} and written["mlflow_run_id"] == first.mlflow_run_id
+    assert written["low_confidence"] == first.low_confidence and len(written["low_confidence"]) == 3
+    assert (tmp_path / "out" / "scores.confidence.png").read_bytes().startswith(b"\x89PNG")
+    run = registry.client.get_run(first.mlflow_run_id)
+    assert run.data.metrics["scored"] == 12 and run.data.metrics["count_grass"] == 4
+    assert run.data.tags[KEY_TAG] == "manual__2026-01-01T00:00:00+00:00"
+    assert run.data.params["model_version"] == "3"
+    experiment = registry.client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "sprout-batch"  # not among the training runs
+    artifacts = {a.path for a in registry.client.list_artifacts(run.info.run_id)}
+    assert {"batch_report.json", "confidence_histogram.png"} <= artifacts
+    again = publish_report(build_report(rows, low_confidence_below=0.7), out, registry,
+                           key="manual__2026-01-01T00:00:00+00:00")
+    assert again.mlflow_run_id == first.mlflow_run_id  # a retried DAG task logs into the same run
+    assert registry.client.get_run(first.mlflow_run_id).data.metrics["low_confidence_below"] == 0.7
+    assert publish_report(build_report(rows), out, registry).mlflow_run_id != first.mlflow_run_id
+    with pytest.raises(SproutError, match="--key"):
+        publish_report(build_report(rows), out, registry, key="x' OR '1'='1")
+
+
+def test_progress_bar_only_on_a_terminal_and_never_with_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setitem(_state, "json", False)
+    assert _progress("scoring").disable is False
+    monkeypatch.setitem(_state, "json", True)
+    assert _progress("scoring").disable is True
+    monkeypatch.setitem(_state, "json", False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # piped
+    assert _progress("scoring").disable is True
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported lite0 classifier with a random 2-label head."""
+    settings = Settings(home=tmp_path_factory.mktemp("batch-model"))
+    backbone = load_backbone("efficientnet_lite0", settings)
+    rng = np.random.default_rng(3)
+    model = build_classifier(backbone, weight=rng.normal(0, 0.05, (2, backbone.dim)).astype(np.float32),
+                             bias=np.zeros(2, np.float32), labels=LABELS, cache_dir=settings.cache_dir)
+    path = settings.home / "model.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_workers_score_in_input_order_and_report_bad_files(model_file: Path, tmp_path: Path) -> None:
+    images = [str(p) for p in dataset_images("dandelion", 5) + dataset_images("grass", 4)]
+    (tmp_path / "bad.jpg").write_bytes(b"%PDF-1.4 not an image")
+    (tmp_path / "noise.jpg").write_bytes(random_image_bytes(seed=4))
+    paths = [images[0], str(tmp_path / "bad.jpg"), *images[1:], str(tmp_path / "gone.jpg"),
+             str(tmp_path / "noise.jpg")]
+    settings = Settings(home=tmp_path / "home")
+    done: list[int] = []
+    one = score_paths(paths, model=model_file, version="5", settings=settings, workers=1, progress=done.append)
+    two = score_paths(paths, model=model_file, version="5", settings=settings, workers=2, chunk_size=2)
+    assert sum(done) == len(paths)
+    assert [r["path"] for r in two] == paths
+    for a, b in zip(one, two, strict=True):  # the same answers, whichever process scored them
+        assert a.keys() == b.keys() and a["label"] == b["label"] and a["error"] == b["error"]
+        assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-5) if a["confidence"] else True
+    assert "PDF" in one[1]["error"] and one[1]["label"] is None
+    assert one[-2]["error"].startswith("cannot read") and one[-1]["error"] is None
+    good = [r for r in one if not r["error"]]
+    assert len(good) == 10 and all(r["model_version"] == "5" and r["label"] in LABELS for r in good)
+    assert all(r["confidence"] == max(r["probabilities"].values()) for r in good)
+
+
+# --------------------------------------------------------------------------- the CLI on S3 (SeaweedFS)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_cli_scores_an_s3_prefix_into_an_s3_prefix(s3_server: servers.S3Server, tmp_path: Path) -> None:
+    bucket = f"batch-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3", endpoint_url=s3_server.url, aws_access_key_id=s3_server.access_key,
+                      aws_secret_access_key=s3_server.secret_key, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    files = dataset_images("dandelion", 6) + dataset_images("grass", 6)
+    for i, path in enumerate(files):
+        s3.put_object(Bucket=bucket, Key=f"incoming/day 1/{path.parent.name}/{i % 2}/{path.name}",
+                      Body=path.read_bytes())
+    s3.put_object(Bucket=bucket, Key="incoming/day 1/broken.jpg", Body=b"GIF89a-nope")
+    s3.put_object(Bucket=bucket, Key="incoming/day 1/notes.txt", Body=b"not an image")
+    env = {"SPROUT_HOME": str(tmp_path / "home"), "SPROUT_S3_ENDPOINT": s3_server.endpoint,
+           "SPROUT_S3_ACCESS_KEY": s3_server.access_key, "SPROUT_S3_SECRET_KEY": s3_server.secret_key,
+           "SPROUT_S3_BUCKET": f"{bucket}-store", "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY}
+    settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
+    migrated_services(settings)
+    version = register_random_champion(settings)
+    proc = subprocess.run([SPROUT, "predict", f"s3://{bucket}/incoming/day 1", "--output",
+                           f"s3://{bucket}/scored/day 1/", "--workers", "2", "--low-confidence", "0.7", "--json"],
+                          env={k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | env,
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [line] = proc.stdout.splitlines()
+    answer = json.loads(line)
+    assert (answer["n"], answer["scored"], answer["errors"], answer["model_version"]) == (13, 12, 1, version)
+    assert sum(answer["counts"].values()) == 12 and sum(answer["histogram"]["counts"]) == 12
+    assert answer["results"] == f"s3://{bucket}/scored/day 1/results.jsonl"
+    assert "scoring" not in proc.stderr  # no progress bar when piped
+    body = s3.get_object(Bucket=bucket, Key="scored/day 1/results.jsonl")["Body"].read()
+    rows = decode_rows(body, "jsonl")
+    assert sorted(r["path"] for r in rows) == sorted(
+        [f"s3://{bucket}/incoming/day 1/{p.parent.name}/{i % 2}/{p.name}" for i, p in enumerate(files)]
+        + [f"s3://{bucket}/incoming/day 1/broken.jpg"])
+    report = json.loads(s3.get_object(Bucket=bucket, Key="scored/day 1/report.json")["Body"].read())
+    assert report["counts"] == answer["counts"] and report["error_examples"][0]["path"].endswith("broken.jpg")
+    assert [r["confidence"] < 0.7 for r in report["low_confidence"]] == [True] * answer["low_confidence"]
+    png = s3.get_object(Bucket=bucket, Key="scored/day 1/confidence.png")["Body"].read()
+    assert png.startswith(b"\x89PNG")
+    run = mlflow.MlflowClient(tracking_uri=settings.resolved_mlflow_uri).get_run(answer["mlflow_run_id"])
+    assert run.data.metrics["errors"] == 1 and run.data.params["source"] == f"s3://{bucket}/incoming/day 1"
