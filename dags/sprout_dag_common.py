@@ -57,11 +57,11 @@ DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effe
 # The keys of Sprout's Secret (SPROUT_K8S_ENV_SECRET) that every task pod gets, each as an env variable of
 # the same name (secretKeyRef); a trailing `?` marks a key the Secret may lack (optional). The `sprout` CLI
 # of the tasks (import, status, retrain-check, train-candidate, gate, promote, batch-plan, predict,
-# batch-report) needs its database, its bucket's key, and MLflow's login (MLflow's client reads MLFLOW_TRACKING_*). SPROUT_SECRET_KEY signs only
-# the API's tokens, but Sprout's settings refuse to load without it when SPROUT_ENV is production. Not
-# given: the Airflow and reviewer passwords, and anything else the Secret holds. The Helm chart sets the
-# list (SPROUT_K8S_SECRET_KEYS of its airflow-env ConfigMap, the MLflow login required when it runs MLflow);
-# this is the default when that is unset.
+# batch-report) needs its database, its bucket's key, and MLflow's login (MLflow's client reads
+# MLFLOW_TRACKING_*). SPROUT_SECRET_KEY signs only the API's tokens, but Sprout's settings refuse to load
+# without it when SPROUT_ENV is production. Not given: the Airflow and reviewer passwords, and anything else
+# the Secret holds. The Helm chart sets the list (SPROUT_K8S_SECRET_KEYS of its airflow-env ConfigMap, the
+# MLflow login required when it runs MLflow); this is the default when that is unset.
 DEFAULT_SECRET_KEYS = ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY", "SPROUT_SECRET_KEY",
                        "MLFLOW_TRACKING_USERNAME?", "MLFLOW_TRACKING_PASSWORD?")
 _SECRET_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an env variable's name that is a Secret key too
