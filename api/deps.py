@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import User
-from model.core.security import InvalidTokenError, decode_access_token
+from model.core.accounts import is_revoked
+from model.core.security import InvalidTokenError, TokenClaims, read_access_token
 from model.core.settings import Settings
 from model.data.storage import ObjectStore
 from model.reports.drift import DriftMonitor
@@ -93,15 +94,25 @@ UNAUTHORIZED = HTTPException(
 )
 
 
-def get_current_reviewer(request: Request, session: SessionDep, token: TokenDep) -> User:
-    """The reviewer the bearer token names; 401 for a missing, expired or forged token."""
+def get_token_claims(request: Request, session: SessionDep, token: TokenDep) -> TokenClaims:
+    """The claims of the bearer token; 401 for a missing, expired, forged or revoked (logged out) token."""
     if not token:
         raise UNAUTHORIZED
     try:
-        username = decode_access_token(token, key=request.app.state.signing_key)
+        claims = read_access_token(token, key=request.app.state.signing_key)
     except InvalidTokenError:
         raise UNAUTHORIZED from None
-    user = queries.get_user(session, username=username)
+    if is_revoked(session, claims):
+        raise UNAUTHORIZED
+    return claims
+
+
+TokenClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]
+
+
+def get_current_reviewer(session: SessionDep, claims: TokenClaimsDep) -> User:
+    """The active reviewer the valid bearer token names; 401 otherwise."""
+    user = queries.get_user(session, username=claims.subject)
     if user is None or not user.is_active:
         raise UNAUTHORIZED
     return user

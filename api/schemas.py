@@ -151,6 +151,14 @@ class Token(BaseModel):
     is_admin: bool
 
 
+class Me(BaseModel):
+    """``GET /auth/me``: who the bearer token names, and the seconds it has left."""
+
+    username: str
+    is_admin: bool
+    expires_in: int
+
+
 class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

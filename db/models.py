@@ -209,6 +209,15 @@ class InstanceSecret(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class RevokedToken(Base):
+    """A login token ended by a logout before its expiry; the row is useless (and pruned) once it has expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class RecentPrediction(Base):
     """One served prediction of the bounded live-traffic window (the newest ``SPROUT_DRIFT_WINDOW`` are kept):
     what the drift report compares with the champion's training set."""

@@ -20,6 +20,7 @@ from db.models import (
     RecentPrediction,
     Review,
     ReviewAction,
+    RevokedToken,
     RunStatus,
     Sample,
     SampleSource,
@@ -57,6 +58,15 @@ def instance_secret(session: Session, *, name: str) -> str | None:
 
 def get_user(session: Session, *, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username))
+
+
+def is_token_revoked(session: Session, *, jti: str) -> bool:
+    return session.get(RevokedToken, jti) is not None
+
+
+def prune_revoked_tokens(session: Session, *, before: datetime) -> None:
+    """Forget revocations of tokens that expired before ``before`` (they are refused for their expiry)."""
+    session.execute(delete(RevokedToken).where(RevokedToken.expires_at < before))
 
 
 def list_users(session: Session) -> list[User]:

@@ -83,7 +83,7 @@ PATH=$PWD/.venv-airflow/bin:$PATH start airflow airflow standalone  # standalone
 start api "$BIN/uvicorn" api.main:app --host 127.0.0.1 --port "$API_PORT"
 # Streamlit accepts the uploads the API accepts (whole MB, rounded up).
 STREAMLIT_SERVER_MAX_UPLOAD_SIZE=$("$BIN/python" -c 'import math; from model.core.settings import Settings; print(math.ceil(Settings().max_upload_mb))') \
-SPROUT_API_URL=http://127.0.0.1:$API_PORT start streamlit "$BIN/streamlit" run streamlit_app/app.py \
+SPROUT_API_URL=http://127.0.0.1:$API_PORT start streamlit "$BIN/streamlit" run streamlit_app/server.py \
   --server.headless true --server.address 127.0.0.1 --server.port "$UI_PORT" --browser.gatherUsageStats false
 
 for _ in $(seq 120); do

@@ -1,8 +1,9 @@
-"""Sprout's web UI: ``streamlit run streamlit_app/app.py``. This file is the router and the frame.
+"""Sprout's web UI: the script of ``streamlit run streamlit_app/server.py``. This file is the router and the frame.
 
 Pages are offered by login state: Predict and Models for everybody, Review for logged-in reviewers, Log in
 for the others. A page not handed to ``st.navigation`` cannot be opened, not even by its URL; while logged
-out, ``/review`` shows the login form and turns into the review queue once the reviewer has logged in.
+out, ``/review`` shows the login form and turns into the review queue once the reviewer has logged in. A new
+session (a reload) first looks for the session cookie (``session.restore``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from streamlit_app import client, state
+from streamlit_app import client, session, state
 
 VIEWS = Path(__file__).parent / "views"
 FLASH_STYLES = {
@@ -28,10 +29,11 @@ def sidebar(home: st.Page) -> None:
             admin = " (admin)" if st.session_state[state.IS_ADMIN] else ""
             st.markdown(f":material/person: Logged in as **{st.session_state[state.USERNAME]}**{admin}")
             if st.button("Log out", icon=":material/logout:", key="logout"):
-                state.log_out()
+                session.log_out()
                 state.flash("You are logged out.", "info")
                 st.switch_page(home)
         st.caption(f"API: `{client.api_url()}`")
+        session.sync()
 
 
 def show_flash() -> None:
@@ -44,6 +46,7 @@ def show_flash() -> None:
 
 def run() -> None:
     state.init()
+    session.restore()  # a reload: the session cookie logs the reviewer in again
     if st.session_state[state.TOKEN] and not state.is_logged_in():
         state.log_out()
         state.flash("Your session has expired. Please log in again.", "warning")

@@ -13,21 +13,10 @@ from typing import Any
 
 import httpx
 import streamlit as st
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamlit_app.settings import UiSettings
 
 log = logging.getLogger("sprout.ui")
-
-
-class UiSettings(BaseSettings):
-    """What the UI needs to know: where the API is. Read from ``SPROUT_*`` variables or ``.env``.
-
-    Deliberately not ``model.core.settings.Settings``: the UI holds no secrets and must start without them.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="SPROUT_", env_file=".env", env_ignore_empty=True, extra="ignore")
-
-    api_url: str = "http://127.0.0.1:8000"
-    api_timeout_seconds: float = 60.0
 
 
 def api_url() -> str:
@@ -176,6 +165,16 @@ def submit_sample(name: str, data: bytes, content_type: str | None, *,
 def log_in(username: str, password: str) -> dict[str, Any]:
     """``POST /auth/token``: ``{access_token, token_type, expires_in, username, is_admin}``."""
     return _json(_request("POST", "/auth/token", data={"username": username, "password": password}))
+
+
+def read_me(token: str) -> dict[str, Any]:
+    """``GET /auth/me``: ``{username, is_admin, expires_in}`` of a token the API still honours."""
+    return _json(_request("GET", "/auth/me", token=token))
+
+
+def log_out(token: str) -> None:
+    """``POST /auth/logout``: the API revokes the token (it refuses it from now on)."""
+    _request("POST", "/auth/logout", token=token)
 
 
 def review_sample(token: str, sample_id: int, *, action: str, label: str | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Session-state keys (one browser tab = one session) and the few helpers that read or change them.
 
-The token and the reviewer's role live only here, in ``st.session_state``; nothing is stored on disk.
+The token and the reviewer's role live here, in ``st.session_state``; the browser keeps a copy only in an
+``HttpOnly`` cookie (``streamlit_app.session``), so that a reload can restore the login.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ PREDICTIONS = "predictions"  # uploaded file id -> {"result": prediction} or {"e
 SUBMISSIONS = "submissions"  # uploaded file id -> the sample the API stored (POST /samples)
 FLASH = "flash"  # one message shown at the top of the next run, then dropped
 CURRENT_PAGE = "current_page"  # url path of the page being run ("" for the default page)
+COOKIE_CHECKED = "cookie_checked"  # the session cookie was looked at (once per session, at its first run)
+COOKIE_ACTION = "cookie_action"  # what the page must do to the session cookie: {"id", "method", "handoff"}
 
 DEFAULTS: dict[str, Any] = {
     TOKEN: None,
@@ -30,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     SUBMISSIONS: {},
     FLASH: None,
     CURRENT_PAGE: "",
+    COOKIE_CHECKED: False,
+    COOKIE_ACTION: None,
 }
 
 FlashKind = Literal["success", "info", "warning", "error"]
@@ -66,8 +71,11 @@ def log_in(auth: dict[str, Any]) -> None:
 
 
 def log_out() -> None:
+    """Forget the token here and have the page clear the session cookie (``streamlit_app.session.sync``)."""
     for key in (TOKEN, USERNAME, IS_ADMIN, TOKEN_EXPIRES_AT):
         st.session_state[key] = DEFAULTS[key]
+    st.session_state[COOKIE_CHECKED] = True  # a cookie sent before the logout must not log the session in again
+    st.session_state[COOKIE_ACTION] = {"id": f"clear-{time.monotonic_ns()}", "method": "DELETE", "handoff": None}
 
 
 def flash(message: str, kind: FlashKind = "success") -> None:

@@ -1,14 +1,14 @@
-"""POST /auth/token: OAuth2 password flow for reviewers."""
+"""/auth: the OAuth2 password flow for reviewers, who the token names (``/me``) and logout (revocation)."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import SessionDep, SettingsDep
-from api.schemas import Token
+from api.deps import CurrentReviewer, SessionDep, SettingsDep, TokenClaimsDep
+from api.schemas import Me, Token
 from api.throttle import LOGIN_PER_IP, LOGIN_PER_USERNAME, client_address
-from model.core.accounts import authenticate
+from model.core.accounts import authenticate, revoke
 from model.core.security import create_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -29,3 +29,16 @@ def login_access_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], se
                                 minutes=settings.access_token_minutes)
     return Token(access_token=token, expires_in=settings.access_token_minutes * 60, username=user.username,
                  is_admin=user.is_admin)
+
+
+@router.get("/me", response_model=Me)
+def who_am_i(user: CurrentReviewer, claims: TokenClaimsDep) -> Me:
+    """The reviewer the bearer token names and its remaining lifetime (the UI restores a session with it)."""
+    return Me(username=user.username, is_admin=user.is_admin, expires_in=claims.seconds_left())
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def log_out(session: SessionDep, _user: CurrentReviewer, claims: TokenClaimsDep) -> Response:
+    """Revoke the bearer token: from now on the API refuses it, as if it had expired."""
+    revoke(session, claims)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

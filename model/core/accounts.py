@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import UTC, datetime
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import User
+from db.models import RevokedToken, User
 from model.core.errors import ConflictError, NotFoundError, SproutError
+from model.core.security import TokenClaims
 
 password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
 # Each argon2 hash takes 64 MiB: at most this many at once, however many logins arrive together.
@@ -91,3 +94,18 @@ def authenticate(session: Session, *, username: str, password: str) -> User | No
         user.password_hash = new_hash
         session.commit()
     return user
+
+
+def revoke(session: Session, claims: TokenClaims) -> None:
+    """End a token before its expiry (a logout); idempotent. Revocations of expired tokens are pruned."""
+    queries.prune_revoked_tokens(session, before=datetime.now(UTC))
+    if not queries.is_token_revoked(session, jti=claims.jti):
+        session.add(RevokedToken(jti=claims.jti, expires_at=claims.expires_at))
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent logout of the same token won: it is revoked all the same
+        session.rollback()
+
+
+def is_revoked(session: Session, claims: TokenClaims) -> bool:
+    return queries.is_token_revoked(session, jti=claims.jti)

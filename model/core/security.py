@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,15 +61,36 @@ def signing_key(settings: Settings) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a valid token says: who (``subject``), which token (``jti``, what a logout revokes) and until when."""
+
+    subject: str
+    jti: str
+    expires_at: datetime
+
+    def seconds_left(self, now: datetime | None = None) -> int:
+        return max(0, int((self.expires_at - (now or datetime.now(UTC))).total_seconds()))
+
+
 def create_access_token(*, subject: str, key: str, minutes: int, now: datetime | None = None) -> str:
+    """A signed token for ``subject`` valid ``minutes``, with a random id (``jti``) so that it can be revoked."""
     now = now or datetime.now(UTC)
-    return jwt.encode({"sub": subject, "iat": now, "exp": now + timedelta(minutes=minutes)}, key, algorithm=ALGORITHM)
+    claims = {"sub": subject, "iat": now, "exp": now + timedelta(minutes=minutes), "jti": secrets.token_urlsafe(16)}
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def read_access_token(token: str, *, key: str) -> TokenClaims:
+    """The claims of a token signed with ``key`` and not expired, or InvalidTokenError (revocation is the
+    caller's check: see ``model.core.accounts.is_revoked``)."""
+    try:
+        payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "jti"]})
+    except jwt.PyJWTError as exc:
+        raise InvalidTokenError(str(exc)) from exc
+    return TokenClaims(subject=str(payload["sub"]), jti=str(payload["jti"]),
+                       expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC))
 
 
 def decode_access_token(token: str, *, key: str) -> str:
     """The token's subject (user name), or InvalidTokenError."""
-    try:
-        payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]})
-    except jwt.PyJWTError as exc:
-        raise InvalidTokenError(str(exc)) from exc
-    return str(payload["sub"])
+    return read_access_token(token, key=key).subject

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from streamlit_app import client, state, ui
+from streamlit_app import client, session, state, ui
 from streamlit_app.client import ApiError
 
 
@@ -31,7 +31,7 @@ def login_form() -> None:
     except ApiError as err:
         ui.show_error(err)
         return
-    state.log_in(auth)
+    session.log_in(auth)
     state.flash(f"Logged in as {auth.get('username', username)}.")
     st.rerun()
 

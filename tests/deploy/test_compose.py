@@ -420,7 +420,8 @@ def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str,
         {f"SPROUT_{name}" for name in re.findall(r"_env\(\"([A-Z0-9_]+)\"", dag_source)}
     init_names = set(re.findall(r"(SPROUT_[A-Z0-9_]+)", (DOCKER / "sprout-init.sh").read_text()))
     postgres_names = {"SPROUT_DB_PASSWORD"}
-    ui_names = set(re.findall(r"(SPROUT_[A-Z0-9_]+)", (REPO_ROOT / "streamlit_app" / "client.py").read_text()))
+    ui_names = {name for module in ("client.py", "settings.py")
+                for name in re.findall(r"(SPROUT_[A-Z0-9_]+)", (REPO_ROOT / "streamlit_app" / module).read_text())}
     for name, service in resolved["services"].items():
         env = service.get("environment") or {}
         for key in env:

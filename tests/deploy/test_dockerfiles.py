@@ -209,7 +209,7 @@ def test_commands_refer_to_what_the_project_installs(name: str) -> None:
         assert "COPY --chmod=0755 docker/sprout-init.sh /usr/local/bin/sprout-init" in text
         assert "http://127.0.0.1:8000/healthz" in text
     if name == "streamlit":
-        assert (REPO_ROOT / "streamlit_app" / "app.py").is_file() and '"streamlit_app/app.py"' in text
+        assert (REPO_ROOT / "streamlit_app" / "server.py").is_file() and '"streamlit_app/server.py"' in text
         assert "/_stcore/health" in text
     if name == "trainer":
         assert '"sprout", "--help"' in text and "import torch, onnxruntime, model.cli" in text

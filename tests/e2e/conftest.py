@@ -28,14 +28,15 @@ START_TIMEOUT_S = 60
 
 @pytest.fixture(scope="session")
 def streamlit_url(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run streamlit_app/app.py`` on a free port, talking to the live API; its URL once healthy."""
+    """``streamlit run streamlit_app/server.py`` (the app and its ``/session`` route) on a free port, talking to
+    the live API; its URL once healthy."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     env = sprout_env(live_api.home, SPROUT_API_URL=live_api.url)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app" / "app.py"),
+            [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app" / "server.py"),
              "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)

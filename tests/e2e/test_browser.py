@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from model.core.security import create_access_token
 from tests.utils.images import dataset_images, near_copy
 from tests.utils.live_api import LiveApi, mislabelled_photos, unused_photo
 
@@ -168,3 +172,95 @@ def test_reviewer_sees_a_near_duplicate_approves_several_in_the_grid_and_an_admi
     settle(page)
     screenshot("5-relabelled")
     assert {s["id"]: s for s in live_api.samples("approved")}[target["id"]]["label"] == "grass"
+
+
+# --- sessions that survive a reload: the HttpOnly cookie set by the Streamlit server's /session route ---
+
+SESSION_COOKIES = {"sprout-session", "__Host-sprout-session"}
+
+
+def session_cookie(context: BrowserContext) -> dict[str, Any] | None:
+    return next((dict(c) for c in context.cookies() if c["name"] in SESSION_COOKIES), None)
+
+
+def wait_for_cookie(page: Page, *, present: bool, timeout_s: float = 20) -> dict[str, Any] | None:
+    """The session cookie once the page has set it (``present``), or None once the page has cleared it."""
+    deadline = time.monotonic() + timeout_s
+    while ((found := session_cookie(page.context)) is not None) != present:
+        assert time.monotonic() < deadline, f"the session cookie was not {'set' if present else 'cleared'}"
+        page.wait_for_timeout(200)
+    return found
+
+
+def expect_logged_out(page: Page) -> None:
+    expect(page.get_by_text("Log in to open the review queue.")).to_be_visible()
+    expect(page.get_by_text("Logged in as")).to_have_count(0)
+
+
+def test_a_login_survives_a_reload_until_the_reviewer_logs_out(page: Page, browser: Browser, streamlit_url: str,
+                                                               live_api: LiveApi, screenshot: Screenshot) -> None:
+    sample = live_api.submit(unused_photo("grass", 11).read_bytes(), name="kept.jpg")
+    log_in(page, f"{streamlit_url}/review", live_api.username, live_api.password)
+    cookie = wait_for_cookie(page, present=True)
+    assert cookie is not None
+    token = cookie["value"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert not cookie["secure"]  # served over plain http (auto mode)
+    assert 3500 <= cookie["expires"] - time.time() <= 3600  # the token's lifetime (60 min), a little less
+    assert httpx.get(f"{live_api.url}/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    page.reload()
+    expect(page.get_by_role("heading", name="Review")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"\d+ of \d+ new samples approved since the last training"))).to_be_visible()
+    expect(page.locator(f".st-key-sample-{sample['id']}")).to_be_visible()  # the queue
+    expect(page.get_by_text(f"Logged in as {live_api.username}")).to_be_visible()
+    assert token not in page.url
+    visible_to_scripts = page.evaluate("document.cookie")
+    assert "sprout-session" not in visible_to_scripts and token not in visible_to_scripts
+    settle(page)
+    screenshot("1-reloaded")
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_text("You are logged out.")).to_be_visible()
+    wait_for_cookie(page, present=False)
+    page.goto(f"{streamlit_url}/review")
+    expect_logged_out(page)
+    page.reload()
+    expect_logged_out(page)
+    screenshot("2-logged-out")
+
+    # The old cookie logs nobody in: the logout revoked its token at the API.
+    assert httpx.get(f"{live_api.url}/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    context = browser.new_context()
+    try:
+        context.add_cookies([{"name": cookie["name"], "value": token, "url": streamlit_url, "httpOnly": True,
+                              "sameSite": "Strict"}])
+        replay = context.new_page()
+        replay.goto(f"{streamlit_url}/review")
+        expect_logged_out(replay)
+        wait_for_cookie(replay, present=False)  # the refused cookie is cleared
+    finally:
+        context.close()
+
+
+def test_an_expired_session_is_not_restored(page: Page, streamlit_url: str, live_api: LiveApi) -> None:
+    key = (live_api.home / "secret_key").read_text().strip()
+    expired = create_access_token(subject=live_api.username, key=key, minutes=1,
+                                  now=datetime.now(UTC) - timedelta(hours=2))
+    page.context.add_cookies([{"name": "sprout-session", "value": expired, "url": streamlit_url, "httpOnly": True,
+                               "sameSite": "Strict"}])
+    page.goto(f"{streamlit_url}/review")
+    expect_logged_out(page)
+    wait_for_cookie(page, present=False)
+
+
+def test_the_session_route_sets_no_cookie_without_a_handoff(streamlit_url: str) -> None:
+    url = f"{streamlit_url}/session"
+    assert httpx.post(url, json={"handoff": "x"}).status_code == 403  # no X-Sprout-Session header
+    cross_site = {"X-Sprout-Session": "1", "Sec-Fetch-Site": "cross-site"}
+    assert httpx.post(url, json={"handoff": "x"}, headers=cross_site).status_code == 403
+    unknown = httpx.post(url, json={"handoff": "made-up"}, headers={"X-Sprout-Session": "1"})
+    assert unknown.status_code == 404 and "set-cookie" not in unknown.headers
+    cleared = httpx.delete(url, headers={"X-Sprout-Session": "1"})
+    assert cleared.status_code == 204 and "Max-Age=0" in cleared.headers["set-cookie"]
+    assert "HttpOnly" in cleared.headers["set-cookie"]

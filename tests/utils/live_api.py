@@ -129,22 +129,29 @@ def mislabelled_photos() -> list[Path]:
 
 
 def prepare_home(root: Path) -> Path:
-    """``root/home``: the small tree (plus two mislabelled photos) imported, version 1 trained and promoted,
-    a reviewer and an admin."""
+    """``root/home``: the small tree imported, version 1 trained and promoted, two mislabelled photos and a
+    candidate trained on them (not promoted), a reviewer and an admin."""
     require_dataset()
     tree = root / "tree"
     for label in ("dandelion", "grass"):
         (tree / label).mkdir(parents=True)
         for path in dataset_images(label, PER_LABEL):
             shutil.copyfile(path, tree / label / path.name)
-    for path in mislabelled_photos():  # two grass photos filed as dandelion: the suspects of the Review page
-        shutil.copyfile(path, tree / "dandelion" / path.name)
     home = root / "home"
     sprout(home, "db", "upgrade")
     imported = sprout(home, "import", str(tree))
-    assert imported["added"] == 2 * PER_LABEL + 2, imported
+    assert imported["added"] == 2 * PER_LABEL, imported
     trained = sprout(home, "train", "--force")
     assert trained["promoted"] and trained["version"] == "1", trained
+    # Two grass photos filed as dandelion, and a candidate trained on them that is never promoted: its
+    # out-of-fold probabilities give the Review page's suspects while version 1 (clean) keeps serving.
+    suspects = root / "suspects" / "dandelion"
+    suspects.mkdir(parents=True)
+    for path in mislabelled_photos():
+        shutil.copyfile(path, suspects / path.name)
+    assert sprout(home, "import", str(suspects.parent))["added"] == 2
+    candidate = sprout(home, "train-candidate", "--force", "--backbone", "efficientnet_lite0")
+    assert candidate["run_id"] and not candidate["promoted"], candidate
     add_reviewer(home)
     return home
 

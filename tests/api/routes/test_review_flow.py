@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 
@@ -36,7 +37,7 @@ def test_submit_sample_stores_pending_with_prediction_and_dedups(client: TestCli
 @pytest.mark.parametrize(
     ("method", "path"),
     [("get", "/admin/samples"), ("get", "/admin/samples/1/image"), ("post", "/admin/samples/1/review"),
-     ("get", "/admin/stats"), ("post", "/admin/models/1/promote")],
+     ("get", "/admin/stats"), ("post", "/admin/models/1/promote"), ("get", "/auth/me"), ("post", "/auth/logout")],
 )
 def test_admin_routes_refuse_missing_wrong_and_expired_tokens(client: TestClient, method: str, path: str) -> None:
     key = client.app.state.signing_key
@@ -58,6 +59,26 @@ def test_login_refuses_wrong_password_and_unknown_user(client: TestClient) -> No
         assert resp.status_code in (401, 422)
     ok = client.post("/auth/token", data={"username": REVIEWER, "password": PASSWORD}).json()
     assert ok["token_type"] == "bearer" and ok["expires_in"] == 3600 and ok["username"] == REVIEWER
+
+
+def test_me_names_the_reviewer_and_logout_revokes_only_that_token(client: TestClient) -> None:
+    def log_in() -> str:
+        return client.post("/auth/token", data={"username": REVIEWER, "password": PASSWORD}).json()["access_token"]
+
+    kept, ended = log_in(), log_in()
+    me = client.get("/auth/me", headers={"Authorization": f"Bearer {ended}"})
+    assert me.status_code == 200, me.text
+    assert me.json()["username"] == REVIEWER and me.json()["is_admin"] is False
+    assert 3590 <= me.json()["expires_in"] <= 3600
+    assert client.post("/auth/logout", headers={"Authorization": f"Bearer {ended}"}).status_code == 204
+    for path in ("/auth/me", "/admin/stats"):
+        assert client.get(path, headers={"Authorization": f"Bearer {ended}"}).status_code == 401
+    assert client.post("/auth/logout", headers={"Authorization": f"Bearer {ended}"}).status_code == 401
+    assert client.post("/auth/logout").status_code == 401
+    assert client.get("/auth/me", headers={"Authorization": f"Bearer {kept}"}).status_code == 200  # another login
+    key = client.app.state.signing_key
+    no_id = jwt.encode({"sub": REVIEWER, "exp": datetime.now(UTC) + timedelta(minutes=5)}, key, algorithm="HS256")
+    assert client.get("/auth/me", headers={"Authorization": f"Bearer {no_id}"}).status_code == 401  # not revocable
 
 
 def test_review_queue_least_confident_first_then_decisions(client: TestClient, reviewer_headers: dict) -> None:
