@@ -133,9 +133,14 @@ class NearDuplicateFinder:
         index.sync(session)
         close = index.nearest(embedding, k=4 * MAX_MATCHES, min_similarity=self.rule.min_similarity)
         rows = queries.samples_by_id(session, ids=[sid for sid, _ in close])
-        matches = [NearDuplicate(sid, sim) for sid, sim in close if sid in rows and self.rule.holds(
-            sim, phash_distance(phash, rows[sid].phash) if rows[sid].phash else None)]
+        matches = [NearDuplicate(sid, sim) for sid, sim in close
+                   if sid in rows and self.rule.holds(sim, _distance(phash, rows[sid].phash))]
         return matches[:MAX_MATCHES]
+
+
+def _distance(phash: str, other: str | None) -> int | None:
+    """pHash distance to a sample's hash (None when the sample has none yet: ``sprout dedup`` fills it in)."""
+    return phash_distance(phash, other) if other else None
 
 
 def group_of(sample: Sample) -> int:

@@ -132,11 +132,12 @@ def assess(reference: Reference | None, live: np.ndarray, confidences: np.ndarra
     """The report for live embeddings (rows) and their confidences against ``reference``."""
     n = len(live)
     mean_conf = float(np.mean(confidences)) if len(confidences) else None
-    base = {"n": n, "mean_confidence": mean_conf, "method": settings.drift_method,
-            "model_version": reference.version if reference else version,
-            "backbone": reference.backbone if reference else None,
-            "reference_mean_confidence": reference.mean_confidence if reference else None,
-            "reference_n": len(reference.embeddings) if reference else 0}
+    base: dict[str, Any] = {
+        "n": n, "mean_confidence": mean_conf, "method": settings.drift_method,
+        "model_version": reference.version if reference else version,
+        "backbone": reference.backbone if reference else None,
+        "reference_mean_confidence": reference.mean_confidence if reference else None,
+        "reference_n": len(reference.embeddings) if reference else 0}
     if reference is None or len(reference.embeddings) < 2:
         return DriftReport(drift_score=None, threshold=None, drifted=False, **base,
                            reason="no reference: the champion's training embeddings are not cached"
