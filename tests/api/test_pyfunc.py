@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from db.queries import expected_artifact
 from model.core.settings import Settings
-from tests.api.conftest import make_client, trained_home  # noqa: F401  (trained_home: the fixture)
+from tests.api.conftest import make_client
 from tests.utils.images import dataset_images, encode, random_image
 from tests.utils.paths import REPO_ROOT
 from tests.utils.services import migrated_services
