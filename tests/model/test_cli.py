@@ -154,4 +154,4 @@ def test_exit_codes_usage_is_2_and_a_refused_candidate_is_3(home: Path) -> None:
     refused = sprout(home, "train", "--force", "--backbone", "efficientnet_lite0", ok=False, code=3,
                      gate_min_accuracy="1.0")
     assert refused["gate"]["passed"] is False and refused["promoted"] is False
-    assert sprout(home, "status")["champion_version"] == refused["champion_version"]
+    assert sprout(home, "status")["champion"]["version"] == refused["champion_version"]
