@@ -94,25 +94,15 @@ class EmbeddingIndex:
             self._sample_ids = np.concatenate([self._sample_ids, ids])
             self._last_id = max(eid for eid, _, _ in fresh)
 
-    def nearest(self, vector: np.ndarray, *, k: int, min_similarity: float = -1.0,
-                exclude: set[int] | None = None) -> list[tuple[int, float]]:
+    def nearest(self, vector: np.ndarray, *, k: int, min_similarity: float = -1.0) -> list[tuple[int, float]]:
         """Up to ``k`` ``(sample_id, cosine)`` pairs, most similar first, at least ``min_similarity``."""
         with self._lock:
             matrix, ids = self._matrix, self._sample_ids
         if ids.size == 0:
             return []
         sims = matrix @ normalized(vector).reshape(-1)
-        order = np.argsort(-sims)[: k + len(exclude or ())]
-        found = [(int(ids[i]), float(sims[i])) for i in order if sims[i] >= min_similarity]
-        return [(sid, sim) for sid, sim in found if sid not in (exclude or set())][:k]
-
-    def similarities(self, vectors: np.ndarray) -> np.ndarray:
-        """Each row's highest cosine to any indexed sample (``-1`` when the index is empty)."""
-        with self._lock:
-            matrix = self._matrix
-        if matrix.size == 0:
-            return np.full(len(vectors), -1.0, dtype=np.float32)
-        return np.asarray((normalized(vectors) @ matrix.T).max(axis=1))
+        order = np.argsort(-sims)[:k]
+        return [(int(ids[i]), float(sims[i])) for i in order if sims[i] >= min_similarity]
 
 
 class NearDuplicateFinder:

@@ -123,10 +123,6 @@ class Predictor:
             model_version=self.version, embedding=embedding, backbone=self.backbone,
         )
 
-    def prediction(self, data: bytes) -> Prediction:
-        """The label, confidence, version and embedding to record with a submitted sample."""
-        return self.predict_bytes(data).as_prediction()
-
     def predict_bytes(self, data: bytes) -> PredictionResult:
         """Decode, preprocess and classify one image given as bytes."""
         proba, features = self.run(self.preprocess(data)[None])
