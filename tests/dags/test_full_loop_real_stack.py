@@ -41,6 +41,28 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PASSWORD = "loop-reviewer-password"
 
 
+def real_stack_env(tmp_path: Path, pg_url: str, s3_server: servers.S3Server, mlflow: servers.MlflowServer,
+                   monkeypatch: pytest.MonkeyPatch, *, bucket: str, model: str,
+                   **extra: str) -> tuple[dict[str, str], Settings]:
+    """The SPROUT_* environment of a home on the real servers, and its settings; the API, the DAG's tasks and
+    this process authenticate to MLflow (its client variables are set here too)."""
+    env = {
+        "SPROUT_HOME": str(tmp_path / "home"),
+        "SPROUT_DATABASE_URL": pg_url,
+        "SPROUT_S3_ENDPOINT": s3_server.endpoint,
+        "SPROUT_S3_ACCESS_KEY": s3_server.access_key,
+        "SPROUT_S3_SECRET_KEY": s3_server.secret_key,
+        "SPROUT_S3_BUCKET": bucket,
+        "SPROUT_MLFLOW_TRACKING_URI": mlflow.uri,
+        "SPROUT_MODEL_NAME": model,
+        **extra,
+    }
+    settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
+    for key, value in mlflow.client_env.items():
+        monkeypatch.setenv(key, value)
+    return env | mlflow.client_env, settings
+
+
 def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
     driver: Driver, fresh_pg_url: str, s3_server: servers.S3Server, mlflow: servers.MlflowServer, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -48,21 +70,9 @@ def test_upload_approve_retrain_dag_and_serve_the_new_model_live(
     started = time.monotonic()
     files = find_labeled_files(require_dataset())
     initial = [f for i, f in enumerate(files) if i % 2 == 0]  # 160 images for version 1
-    env = {
-        "SPROUT_HOME": str(tmp_path / "home"),
-        "SPROUT_DATABASE_URL": fresh_pg_url,
-        "SPROUT_S3_ENDPOINT": s3_server.endpoint,
-        "SPROUT_S3_ACCESS_KEY": s3_server.access_key,
-        "SPROUT_S3_SECRET_KEY": s3_server.secret_key,
-        "SPROUT_S3_BUCKET": f"loop-{uuid.uuid4().hex[:8]}",
-        "SPROUT_MLFLOW_TRACKING_URI": mlflow.uri,
-        "SPROUT_MODEL_NAME": f"sprout-loop-{uuid.uuid4().hex[:8]}",
-        "SPROUT_MODEL_POLL_SECONDS": "1",
-    }
-    settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
-    env |= mlflow.client_env  # the API, the DAG's tasks and this process authenticate to MLflow
-    for key, value in mlflow.client_env.items():
-        monkeypatch.setenv(key, value)
+    env, settings = real_stack_env(tmp_path, fresh_pg_url, s3_server, mlflow, monkeypatch,
+                                   bucket=f"loop-{uuid.uuid4().hex[:8]}", model=f"sprout-loop-{uuid.uuid4().hex[:8]}",
+                                   SPROUT_MODEL_POLL_SECONDS="1")
     svc = migrated_services(settings)
     with svc.session() as session:
         key = split_key(session)
@@ -122,20 +132,8 @@ def test_batch_predict_dag_scores_an_s3_prefix_into_s3_and_logs_the_report(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bucket = f"batch-{uuid.uuid4().hex[:8]}"
-    env = {
-        "SPROUT_HOME": str(tmp_path / "home"),
-        "SPROUT_DATABASE_URL": fresh_pg_url,
-        "SPROUT_S3_ENDPOINT": s3_server.endpoint,
-        "SPROUT_S3_ACCESS_KEY": s3_server.access_key,
-        "SPROUT_S3_SECRET_KEY": s3_server.secret_key,
-        "SPROUT_S3_BUCKET": f"{bucket}-store",
-        "SPROUT_MLFLOW_TRACKING_URI": mlflow.uri,
-        "SPROUT_MODEL_NAME": f"sprout-batch-{uuid.uuid4().hex[:8]}",
-    }
-    settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
-    env |= mlflow.client_env
-    for key, value in mlflow.client_env.items():
-        monkeypatch.setenv(key, value)
+    env, settings = real_stack_env(tmp_path, fresh_pg_url, s3_server, mlflow, monkeypatch,
+                                   bucket=f"{bucket}-store", model=f"sprout-batch-{uuid.uuid4().hex[:8]}")
     migrated_services(settings)
     version = register_random_champion(settings)
     s3 = boto3.client("s3", endpoint_url=s3_server.url, aws_access_key_id=s3_server.access_key,
