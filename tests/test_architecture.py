@@ -64,3 +64,15 @@ def test_routes_and_the_cli_build_no_queries() -> None:
         if any(token in text for token in ("select(", "session.execute(", "session.scalar(", "text(\"SELECT")):
             offenders.append(str(path.relative_to(REPO_ROOT)))
     assert offenders == [], f"queries belong in db/queries.py: {offenders}"
+
+
+def test_the_api_starts_without_the_training_and_statistics_libraries(tmp_path: Path) -> None:
+    """The API process imports none of them at startup (each costs resident memory in every API worker);
+    the admin routes that need scikit-learn or scipy import them when called."""
+    heavy = ("torch", "torchvision", "timm", "sklearn", "scipy", "pandas", "pyarrow", "cleanlab", "matplotlib",
+             "streamlit", "mlflow")
+    code = f"import sys, api.main; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", proc.stdout

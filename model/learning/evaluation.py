@@ -1,7 +1,8 @@
 """Evaluation: classification metrics from labels and probabilities (vectorised numpy), and the evidence about a
 candidate, all on cached embeddings: cross-validation, Wilson intervals, the paired comparison with the champion
 (McNemar's exact test), temperature scaling and its calibration error. Statistics from scipy, folds from
-scikit-learn, heads from ``model.learning.training``."""
+scikit-learn, both imported where used (the API imports this module and starts without them), heads from
+``model.learning.training``."""
 
 from __future__ import annotations
 
@@ -14,9 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.stats import binomtest
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from model.core.errors import NotEnoughDataError, SproutError
 from model.data.importer import find_labeled_files
@@ -97,6 +95,8 @@ ECE_BINS = 15
 
 def wilson_interval(successes: int, n: int) -> list[float] | None:
     """The 95% Wilson score interval of a proportion, ``[low, high]`` (JSON-ready; None without trials)."""
+    from scipy.stats import binomtest
+
     if n == 0:
         return None
     ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
@@ -118,6 +118,8 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = ECE
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """The temperature T > 0 that minimises the log loss of ``softmax(logits / T)`` (1.0 without data)."""
+    from scipy.optimize import minimize_scalar
+
     if len(y) == 0:
         return 1.0
 
@@ -162,6 +164,8 @@ def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, d
     """Stratified k-fold (seeded); in each fold the weight decay is chosen on an inner stratified split of the
     fold's training part, so the out-of-fold predictions never saw the choice. Every label needs two samples
     (a rarer one is missing from some held-out folds); fewer folds only when no label has ``folds`` samples."""
+    from sklearn.model_selection import StratifiedKFold
+
     smallest = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min()) if len(y) else 0
     if smallest < 2:
         raise NotEnoughDataError("Cross-validation needs at least two training samples of every label.")
@@ -186,6 +190,8 @@ def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, d
 
 def _inner_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of an inner 80/20 stratified split (no validation part when a label is too rare)."""
+    from sklearn.model_selection import train_test_split
+
     index = np.arange(len(y))
     classes = len(np.unique(y))
     held = math.ceil(0.2 * len(y))
@@ -212,6 +218,8 @@ class Paired:
     @property
     def mcnemar_p(self) -> float:
         """One-sided exact McNemar p-value of "the champion is better" (1.0 when they never disagree)."""
+        from scipy.stats import binomtest
+
         discordant = self.candidate_only + self.champion_only
         if discordant == 0:
             return 1.0

@@ -1,11 +1,19 @@
-"""Pure decisions behind the pipeline: is retraining due, and does a candidate pass the gate."""
+"""Pure decisions behind the pipeline: is retraining due, which labels can a run train, and does a candidate pass
+the gate (cheap to import: the API's reports use them)."""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from db.models import Sample, Split
+from model.core.errors import NotEnoughDataError
 from model.core.settings import Settings
+
+log = logging.getLogger(__name__)
+MIN_DEVELOPMENT_SAMPLES = 2  # train+val samples a label needs: two, so that cross-validation can hold one out
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,39 @@ class Decision:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def left_out_labels(per_split: dict[str, Counter[Split]]) -> tuple[list[str], list[str]]:
+    """Labels a run can train (each has at least ``MIN_DEVELOPMENT_SAMPLES`` train+val samples, as
+    cross-validation needs), and a warning for every other label."""
+    warnings = []
+    for label, counts in sorted(per_split.items()):
+        if counts[Split.TRAIN] + counts[Split.VAL] < MIN_DEVELOPMENT_SAMPLES:
+            found = ", ".join(f"{counts[split]} {split.value}" for split in Split if counts[split])
+            warnings.append(f"Label {label!r} was left out: it has fewer than {MIN_DEVELOPMENT_SAMPLES} training "
+                            f"samples ({sum(counts.values())} approved: {found}).")
+    kept = sorted(label for label, counts in per_split.items()
+                  if counts[Split.TRAIN] + counts[Split.VAL] >= MIN_DEVELOPMENT_SAMPLES)
+    return kept, warnings
+
+
+def select_trainable(samples: list[Sample]) -> tuple[list[Sample], list[str], list[str]]:
+    """The samples and labels a run can use, and a warning for every label left out.
+
+    A label without training samples (say, one approval of a new label that hashed into the test split)
+    is left out of the run with a warning instead of failing every run. NotEnoughDataError only when fewer
+    than two labels remain.
+    """
+    per_split: dict[str, Counter[Split]] = {}
+    for s in samples:
+        per_split.setdefault(s.label or "", Counter())[s.split] += 1
+    kept, warnings = left_out_labels(per_split)
+    if len(kept) < 2:
+        raise NotEnoughDataError(
+            f"Need at least two labels, each with training samples; have {dict(Counter(s.label for s in samples))}")
+    for warning in warnings:
+        log.warning("%s", warning)
+    return [s for s in samples if s.label in kept], kept, warnings
 
 
 def retrain_due(*, new_approved: int, min_new: int, force: bool = False) -> Decision:

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import traceback
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import RunStatus, Sample, Split, TrainingRun, TrainingRunSample, utcnow
-from model.core.errors import NotEnoughDataError
 from model.learning.embeddings import ImageRef, embed_images
 from model.learning.evaluation import (
     Calibration,
@@ -34,7 +32,7 @@ from model.learning.evaluation import (
     cv_log_loss,
     evaluate_probabilities,
 )
-from model.learning.gate import Decision, GateRule, gate, retrain_due
+from model.learning.gate import Decision, GateRule, gate, retrain_due, select_trainable
 from model.runtime.services import Services
 from model.serving.contract import META_BACKBONE, META_LABELS, META_TRAINING_RUN
 
@@ -45,7 +43,6 @@ if TYPE_CHECKING:
     from model.learning.training import Head
 
 log = logging.getLogger(__name__)
-MIN_DEVELOPMENT_SAMPLES = 2  # train+val samples a label needs: two, so that cross-validation can hold one out
 EVIDENCE_METRICS = ("cv_accuracy", "cv_log_loss", "cv_macro_f1", "mcnemar_p", "temperature", "ece_before",
                     "ece_after")
 
@@ -143,39 +140,6 @@ class Candidate:
         return {"backbone": self.name, "accuracy": self.cv.accuracy, "accuracy_ci": self.cv.accuracy_ci,
                 "log_loss": cv_log_loss(self.cv), "folds": self.cv.folds, "weight_decay": self.cv.weight_decay,
                 "n_embedded": self.data.n_embedded}
-
-
-def left_out_labels(per_split: dict[str, Counter[Split]]) -> tuple[list[str], list[str]]:
-    """Labels a run can train (each has at least ``MIN_DEVELOPMENT_SAMPLES`` train+val samples, as
-    cross-validation needs), and a warning for every other label."""
-    warnings = []
-    for label, counts in sorted(per_split.items()):
-        if counts[Split.TRAIN] + counts[Split.VAL] < MIN_DEVELOPMENT_SAMPLES:
-            found = ", ".join(f"{counts[split]} {split.value}" for split in Split if counts[split])
-            warnings.append(f"Label {label!r} was left out: it has fewer than {MIN_DEVELOPMENT_SAMPLES} training "
-                            f"samples ({sum(counts.values())} approved: {found}).")
-    kept = sorted(label for label, counts in per_split.items()
-                  if counts[Split.TRAIN] + counts[Split.VAL] >= MIN_DEVELOPMENT_SAMPLES)
-    return kept, warnings
-
-
-def select_trainable(samples: list[Sample]) -> tuple[list[Sample], list[str], list[str]]:
-    """The samples and labels a run can use, and a warning for every label left out.
-
-    A label without training samples (say, one approval of a new label that hashed into the test split)
-    is left out of the run with a warning instead of failing every run. NotEnoughDataError only when fewer
-    than two labels remain.
-    """
-    per_split: dict[str, Counter[Split]] = {}
-    for s in samples:
-        per_split.setdefault(s.label or "", Counter())[s.split] += 1
-    kept, warnings = left_out_labels(per_split)
-    if len(kept) < 2:
-        raise NotEnoughDataError(
-            f"Need at least two labels, each with training samples; have {dict(Counter(s.label for s in samples))}")
-    for warning in warnings:
-        log.warning("%s", warning)
-    return [s for s in samples if s.label in kept], kept, warnings
 
 
 def embed_samples(svc: Services, session: Session, backbone: LoadedBackbone, samples: list[Sample],

@@ -9,7 +9,7 @@ from typing import Any
 
 from db import queries
 from db.models import Split, TrainingRun
-from model.learning.pipeline import left_out_labels
+from model.learning.gate import left_out_labels
 from model.runtime.services import Services
 
 SUMMARY_METRICS = ("accuracy", "macro_f1", "log_loss", "n")
