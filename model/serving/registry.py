@@ -22,9 +22,12 @@ log = logging.getLogger(__name__)
 
 # MLflow's HTTP client retries for minutes by default; a server that answers a user should fail fast
 # (503) instead. MLflow reads these only from the environment; ``Registry.from_settings`` sets them
-# (never an import). Explicit MLFLOW_* settings in the environment still win.
+# (never an import). Explicit MLFLOW_* settings in the environment still win. MLflow's usage telemetry (sent to
+# its makers over the internet, and flushed at exit: about a second per CLI call offline) is off unless the
+# operator turns it on (MLFLOW_DISABLE_TELEMETRY=false).
 MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                          "MLFLOW_HTTP_REQUEST_TIMEOUT": "8", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+                          "MLFLOW_HTTP_REQUEST_TIMEOUT": "8", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                          "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"

@@ -52,7 +52,7 @@ def run(shared: dict[str, np.ndarray], idx: np.ndarray, key: str, *, y: np.ndarr
     split = np.array([split_for(sha, key=key) for sha in shared["sha"][idx]])
     dev, test = split != Split.TEST, split == Split.TEST
     cv = cross_validate(x[dev], labels[dev], n_classes=2, seed=0)
-    head, calibration = final_head(cv, x[dev], labels[dev], n_classes=2, seed=0)
+    head, calibration = final_head(cv, x[dev], labels[dev], n_classes=2)
     y_test = [LABELS[i] for i in labels[test]]
     versus: tuple[str | None, dict | None, np.ndarray | None] = (None, None, None)
     if champion is not None:
