@@ -74,6 +74,7 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         app.state.signing_key = signing_key(settings)
         app.state.throttle = Throttle()
         app.state.capture = capturer(services)
+        app.state.prediction_limiter = anyio.CapacityLimiter(predict.predict_threads(settings.predict_threads))
         watcher.start()
         app.state.capture.start()
         recorder.start()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -15,6 +17,13 @@ from tests.utils.live_api import live_api  # noqa: F401  (session fixture shared
 # more; the product default, every EfficientNet-Lite, is what the CLI, UI and DAG tests run in subprocesses
 # (their environments start without SPROUT_* settings).
 os.environ.setdefault("SPROUT_CANDIDATE_BACKBONES", "efficientnet_lite0")
+# One directory of exported backbone graphs for the session (named by the weights' digest, as homes and workers may
+# share one in production): each backbone is exported from torch once, not once per test home.
+if "SPROUT_BACKBONE_GRAPHS" not in os.environ:
+    os.environ["SPROUT_BACKBONE_GRAPHS"] = _GRAPHS = tempfile.mkdtemp(prefix="sprout-graphs-")
+
+    def pytest_sessionfinish() -> None:
+        shutil.rmtree(_GRAPHS, ignore_errors=True)
 
 # --- real servers ---
 # Started lazily (only when a test asks for them), once per session, torn down at the end.

@@ -1,6 +1,6 @@
 """POST /predict: classify one image with the champion model."""
 
-from functools import cache
+import os
 from typing import Annotated
 
 import anyio
@@ -12,13 +12,18 @@ from api.schemas import PredictionPublic
 from api.uploads import read_upload
 
 router = APIRouter(tags=["predict"])
-PREDICT_THREADS = 8
 
 
-@cache
-def prediction_limiter() -> anyio.CapacityLimiter:
-    """The predictions' own worker threads (made in the event loop's thread, on first use)."""
-    return anyio.CapacityLimiter(PREDICT_THREADS)
+def predict_threads(setting: int | None) -> int:
+    """How many predictions run at once: ``SPROUT_PREDICT_THREADS``, else one per CPU this process may use (more
+    threads than cores only make each one slower and hold more buffers)."""
+    return setting or len(os.sched_getaffinity(0))
+
+
+def prediction_limiter(request: Request) -> anyio.CapacityLimiter:
+    """The predictions' own worker threads (``predict_threads`` of them, made at start-up)."""
+    limiter: anyio.CapacityLimiter = request.app.state.prediction_limiter
+    return limiter
 
 IMAGE_BODY = {"content": {"multipart/form-data": {"example": {"file": "(binary JPEG/PNG/WebP/TIFF/BMP/GIF)"}}}}
 
@@ -31,12 +36,12 @@ async def predict_image(file: Annotated[UploadFile, File(description="The image 
                         request: Request) -> PredictionPublic:
     """Classify an image: label, confidence and every label's probability.
 
-    Inference runs on threads of its own (``PREDICT_THREADS``), never queued behind uploads or reviews that
+    Inference runs on threads of its own (``SPROUT_PREDICT_THREADS``), never queued behind uploads or reviews that
     wait on storage or the database: predictions keep their latency while a dependency hangs. With capture on
     (``SPROUT_CAPTURE_BELOW``), a low-confidence image is handed to the background capture queue.
     """
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))  # spooled: small reads, no blocking
-    result = await anyio.to_thread.run_sync(predictor.predict_bytes, data, limiter=prediction_limiter())
+    result = await anyio.to_thread.run_sync(predictor.predict_bytes, data, limiter=prediction_limiter(request))
     PREDICTIONS.labels(result.label).inc()
     CONFIDENCE.observe(result.confidence)
     request.app.state.capture.offer(data, result)

@@ -117,7 +117,8 @@ async def _infer(name: str, version: str | None, request: Request, settings: Set
         return parsed, inference, protocol.encode_response(parsed, inference, model_name=name,
                                                            model_version=predictor.version)
 
-    parsed, inference, (content, json_length) = await anyio.to_thread.run_sync(work, limiter=prediction_limiter())
+    limiter = prediction_limiter(request)
+    parsed, inference, (content, json_length) = await anyio.to_thread.run_sync(work, limiter=limiter)
     for i, result in enumerate(inference.results):
         PREDICTIONS.labels(result.label).inc()
         CONFIDENCE.observe(result.confidence)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     model_name: str = "sprout-classifier"
 
     backbone: str = "efficientnet_lite0"
+    backbone_graphs: Path | None = Field(
+        default=None, description="Directory of the backbones' exported ONNX graphs (default: home/cache/backbones); "
+                                  "named by the weights' digest, so homes and workers may share one.")
     dinov2_model: str = Field(default="facebook/dinov2-small", description="Hub id or local dir.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(default=32, ge=1)
@@ -103,6 +106,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(default=None, description="Signs login tokens; generated in home if unset.")
     access_token_minutes: int = Field(default=60, ge=1)
     model_poll_seconds: float = Field(default=10.0, gt=0)
+    predict_threads: int | None = Field(
+        default=None, ge=1, le=64,
+        description="Predictions the API runs at once, one ONNX Runtime thread each (default: the CPUs it may use); "
+                    "more wait their turn.")
 
     airflow_url: str | None = Field(default=None, description="Airflow API server, for POST /admin/retrain.")
     airflow_username: str | None = None
@@ -150,6 +157,11 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Local cache (exported backbone graphs, downloaded models)."""
         return (self.home / "cache").resolve()
+
+    @property
+    def backbone_graphs_dir(self) -> Path:
+        """Where the backbones' exported ONNX graphs are cached (``backbone_graphs`` or home/cache/backbones)."""
+        return (self.backbone_graphs or self.cache_dir / "backbones").resolve()
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:

@@ -72,7 +72,7 @@ class LoadedBackbone:
     def dim(self) -> int:
         """Embedding size: from the cached ONNX graph when there is one, else from the module."""
         if self._dim is None:
-            graph = self.onnx_path(self.settings.cache_dir)
+            graph = self.onnx_path(self.settings.backbone_graphs_dir)
             if graph.is_file():
                 import onnx
 
@@ -83,9 +83,9 @@ class LoadedBackbone:
         assert self._dim is not None
         return self._dim
 
-    def onnx_path(self, cache_dir: Path) -> Path:
-        """Where this backbone's exported ONNX graph is cached: named by its weights' identity."""
-        return cache_dir / "backbones" / f"{self.name}-{self.weights_id}.onnx"
+    def onnx_path(self, graphs_dir: Path) -> Path:
+        """Where this backbone's exported ONNX graph is cached in ``graphs_dir``: named by its weights' identity."""
+        return graphs_dir / f"{self.name}-{self.weights_id}.onnx"
 
     @cached_property
     def weights_id(self) -> str:

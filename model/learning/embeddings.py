@@ -49,10 +49,10 @@ def embed_batch(backbone: LoadedBackbone, batch: np.ndarray) -> np.ndarray:
     return out.float().cpu().numpy()
 
 
-def batch_embedder(backbone: LoadedBackbone, cache_dir: Path | None) -> Callable[[np.ndarray], np.ndarray]:
+def batch_embedder(backbone: LoadedBackbone, graphs_dir: Path | None) -> Callable[[np.ndarray], np.ndarray]:
     """How to embed a batch: ONNX Runtime on the backbone's exported graph on a CPU (about 4 times faster than
     torch here, equal to 1e-5), torch on a GPU or without a cache directory."""
-    if backbone.device != "cpu" or cache_dir is None:
+    if backbone.device != "cpu" or graphs_dir is None:
         return lambda batch: embed_batch(backbone, batch)
     import onnxruntime as ort
 
@@ -61,7 +61,7 @@ def batch_embedder(backbone: LoadedBackbone, cache_dir: Path | None) -> Callable
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(cached_backbone_path(backbone, cache_dir)), sess_options=options,
+    session = ort.InferenceSession(str(cached_backbone_path(backbone, graphs_dir)), sess_options=options,
                                    providers=["CPUExecutionProvider"])
 
     def run(batch: np.ndarray) -> np.ndarray:
@@ -79,9 +79,9 @@ def embed_images(
     *,
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
-    cache_dir: Path | None = None,
+    graphs_dir: Path | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Embeddings for ``refs`` in order, computing and caching only the missing ones (with ``cache_dir``, on a
+    """Embeddings for ``refs`` in order, computing and caching only the missing ones (with ``graphs_dir``, on a
     CPU, through ONNX Runtime: ``batch_embedder``).
 
     Returns ``(matrix, n_computed)``.
@@ -95,7 +95,7 @@ def embed_images(
     def prepare(ref: ImageRef) -> np.ndarray:
         return load_and_preprocess(store.get(ref.object_key), backbone.spec, max_pixels=MAX_PIXELS)  # stored: trusted
 
-    embed = batch_embedder(backbone, cache_dir) if missing else None
+    embed = batch_embedder(backbone, graphs_dir) if missing else None
     with ThreadPoolExecutor(max_workers=4) as pool:
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]

@@ -7,6 +7,7 @@ appended by ``model.serving.onnx_graph.fuse_head``, so a retrain does not pay fo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,20 +36,20 @@ def export_backbone(backbone: LoadedBackbone, path: Path) -> None:
     module = copy.deepcopy(backbone.module).to("cpu").eval()
     dummy = torch.zeros(2, 3, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")  # a shared directory: own file
     with torch.no_grad():
         torch.onnx.export(
             module, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[FEATURES_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, FEATURES_NAME: {0: "batch"}},
             opset_version=OPSET, dynamo=False,
         )
-    tmp.replace(path)
+    tmp.replace(path)  # atomic: another process sees no graph or a whole one
 
 
-def cached_backbone_path(backbone: LoadedBackbone, cache_dir: Path) -> Path:
-    """Where the backbone's ONNX graph lies in ``cache_dir`` (named by its weights' identity), exported there on
+def cached_backbone_path(backbone: LoadedBackbone, graphs_dir: Path) -> Path:
+    """Where the backbone's ONNX graph lies in ``graphs_dir`` (named by its weights' identity), exported there on
     first use (the only time this needs torch)."""
-    path = backbone.onnx_path(cache_dir)
+    path = backbone.onnx_path(graphs_dir)
     with _lock:
         if not path.exists():
             log.info("exporting backbone %s to ONNX (once)", backbone.name)
@@ -56,9 +57,9 @@ def cached_backbone_path(backbone: LoadedBackbone, cache_dir: Path) -> Path:
     return path
 
 
-def cached_backbone_graph(backbone: LoadedBackbone, cache_dir: Path) -> onnx.ModelProto:
-    """The backbone's ONNX graph, exported on first use and reused from ``cache_dir``."""
-    return onnx.load(str(cached_backbone_path(backbone, cache_dir)))
+def cached_backbone_graph(backbone: LoadedBackbone, graphs_dir: Path) -> onnx.ModelProto:
+    """The backbone's ONNX graph, exported on first use and reused from ``graphs_dir``."""
+    return onnx.load(str(cached_backbone_path(backbone, graphs_dir)))
 
 
 def build_classifier(
@@ -67,10 +68,10 @@ def build_classifier(
     weight: np.ndarray,
     bias: np.ndarray,
     labels: list[str],
-    cache_dir: Path,
+    graphs_dir: Path,
     metadata: dict[str, str] | None = None,
 ) -> onnx.ModelProto:
     """The served artifact: one fused ONNX graph for this backbone and head."""
     meta = {META_BACKBONE: backbone.name, **(metadata or {})}
-    return fuse_head(cached_backbone_graph(backbone, cache_dir), weight=weight, bias=bias, labels=labels,
+    return fuse_head(cached_backbone_graph(backbone, graphs_dir), weight=weight, bias=bias, labels=labels,
                      spec=backbone.spec, metadata=meta)

@@ -145,7 +145,7 @@ def embed_samples(svc: Services, session: Session, backbone: LoadedBackbone, sam
                   labels: list[str]) -> TrainingData:
     """Embed the samples (cached per backbone: only new images are computed)."""
     x, n_new = embed_images(session, svc.store, backbone, [ImageRef(s.sha256, s.object_key) for s in samples],
-                            batch_size=svc.settings.batch_size, cache_dir=svc.settings.cache_dir)
+                            batch_size=svc.settings.batch_size, graphs_dir=svc.settings.backbone_graphs_dir)
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[s.label or ""] for s in samples], dtype=np.int64)
     masks = {split: np.array([s.split is split for s in samples], dtype=bool) for split in Split}
@@ -387,7 +387,8 @@ def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Samp
     head, calibration = fit_head(winner)
     evaluation = evaluate_candidate(svc, session, winner, head, calibration)
     onnx_model = build_classifier(winner.backbone, weight=head.weight, bias=head.bias, labels=labels,
-                                  cache_dir=svc.settings.cache_dir, metadata={META_TRAINING_RUN: str(run.id)})
+                                  graphs_dir=svc.settings.backbone_graphs_dir,
+                                  metadata={META_TRAINING_RUN: str(run.id)})
     mlflow_run_id, model_uri = log_to_mlflow(svc, run, winner.data, head, evaluation, onnx_model, summaries)
     record_run(session, run, winner, head, evaluation, seed=svc.settings.seed, mlflow_run_id=mlflow_run_id,
                model_uri=model_uri, artifact_sha256=hashlib.sha256(onnx_model.SerializeToString()).hexdigest(),

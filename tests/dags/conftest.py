@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.dags.dag_runs import Driver
-from tests.utils.paths import REPO_ROOT
+from tests.utils.paths import REPO_ROOT, shared_graphs
 
 AIRFLOW_VENV = REPO_ROOT / ".venv-airflow"
 DRIVER = Path(__file__).with_name("airflow_driver.py")
@@ -47,6 +47,7 @@ def airflow_env(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) 
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "SPROUT_CLI": str(SPROUT_CLI),
+        **shared_graphs(),  # backbone graphs exported once per session, not once per home
         # The tasks' CLI imports this checkout's code, also where the venv's editable install is another
         # checkout's (a git worktree); Airflow's own imports are unaffected (no name here clashes with its).
         "PYTHONPATH": str(REPO_ROOT),

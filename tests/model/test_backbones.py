@@ -174,7 +174,7 @@ def test_dinov2_fused_onnx_matches_torch(tiny_dino: LoadedBackbone, tmp_path: Pa
     rng = np.random.default_rng(0)
     weight = rng.normal(0, 0.3, (3, DINO_DIM)).astype(np.float32)
     bias = rng.normal(0, 0.1, 3).astype(np.float32)
-    model = build_classifier(tiny_dino, weight=weight, bias=bias, labels=["a", "b", "c"], cache_dir=tmp_path)
+    model = build_classifier(tiny_dino, weight=weight, bias=bias, labels=["a", "b", "c"], graphs_dir=tmp_path)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     for n in (1, 4):
         batch = _dino_batch(tiny_dino.spec, n)

@@ -217,7 +217,7 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     backbone = load_backbone("efficientnet_lite0", settings)
     rng = np.random.default_rng(3)
     model = build_classifier(backbone, weight=rng.normal(0, 0.05, (2, backbone.dim)).astype(np.float32),
-                             bias=np.zeros(2, np.float32), labels=LABELS, cache_dir=settings.cache_dir)
+                             bias=np.zeros(2, np.float32), labels=LABELS, graphs_dir=settings.backbone_graphs_dir)
     path = settings.home / "model.onnx"
     onnx.save(model, str(path))
     return path

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, select
 
 from db.models import Sample, Split, User
 from tests.utils.datasets import consistent_with_accuracy
-from tests.utils.paths import require_dataset
+from tests.utils.paths import require_dataset, shared_graphs
 from tests.utils.services import TEST_SPLIT_KEY
 
 pytestmark = pytest.mark.slow
@@ -25,8 +25,8 @@ def sprout(home: Path, *args: str, stdin: str | None = None, ok: bool = True, js
            code: int | None = None, **settings: str) -> dict:
     """Run `sprout --json ARGS` (``json_last``: `sprout ARGS --json`) with an embedded home; return its single
     JSON object. ``code``: the exit code expected (else 0 when ``ok``); ``settings``: more SPROUT_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | {"SPROUT_HOME": str(home),
-                                                                               "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | shared_graphs() | {
+        "SPROUT_HOME": str(home), "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY}
     env |= {f"SPROUT_{key.upper()}": value for key, value in settings.items()}
     argv = [*args, "--json"] if json_last else ["--json", *args]
     proc = subprocess.run([SPROUT, *argv], input=stdin, capture_output=True, text=True, env=env,

@@ -37,13 +37,14 @@ def head() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+    """A directory of backbone graphs of this module's own (the export happens here, once)."""
+    return tmp_path_factory.mktemp("graphs")
 
 
 @pytest.fixture(scope="module")
 def fused(lite0: LoadedBackbone, head: tuple[np.ndarray, np.ndarray], cache_dir: Path) -> onnx.ModelProto:
     weight, bias = head
-    return build_classifier(lite0, weight=weight, bias=bias, labels=LABELS, cache_dir=cache_dir,
+    return build_classifier(lite0, weight=weight, bias=bias, labels=LABELS, graphs_dir=cache_dir,
                             metadata={"sprout.run_id": "run-123"})
 
 
@@ -111,7 +112,7 @@ def test_metadata(fused: onnx.ModelProto, session: ort.InferenceSession, lite0: 
 
 def test_backbone_graph_is_cached(lite0: LoadedBackbone, fused: onnx.ModelProto, cache_dir: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    (cached,) = (cache_dir / "backbones").glob("*.onnx")
+    (cached,) = cache_dir.glob("*.onnx")
     assert cached.name.startswith("efficientnet_lite0-")
     mtime = cached.stat().st_mtime_ns
 
@@ -120,8 +121,8 @@ def test_backbone_graph_is_cached(lite0: LoadedBackbone, fused: onnx.ModelProto,
 
     monkeypatch.setattr(export, "export_backbone", no_export)
     again = build_classifier(lite0, weight=np.zeros((2, 1280), np.float32), bias=np.array([0.0, 1.0], np.float32),
-                             labels=["x", "y"], cache_dir=cache_dir)
-    assert [p.name for p in (cache_dir / "backbones").iterdir()] == [cached.name]
+                             labels=["x", "y"], graphs_dir=cache_dir)
+    assert [p.name for p in cache_dir.iterdir()] == [cached.name]
     assert cached.stat().st_mtime_ns == mtime
     assert {p.key: p.value for p in again.metadata_props}["sprout.labels"] == '["x", "y"]'
     # Same backbone nodes as the first build; only the head differs.

@@ -35,7 +35,7 @@ def exported(settings: Settings) -> Path:
     rng = np.random.default_rng(1)
     model = build_classifier(
         backbone, weight=rng.normal(0, 0.05, (len(LABELS), 1280)).astype(np.float32),
-        bias=rng.normal(0, 0.1, len(LABELS)).astype(np.float32), labels=LABELS, cache_dir=settings.cache_dir,
+        bias=rng.normal(0, 0.1, len(LABELS)).astype(np.float32), labels=LABELS, graphs_dir=settings.backbone_graphs_dir,
     )
     path = settings.home / "model.onnx"
     onnx.save(model, str(path))
@@ -105,7 +105,7 @@ def test_head_decides_the_label(settings: Settings, exported: Path) -> None:
     """With a zero weight the bias alone decides: softmax([0, 5, 0]) → "grass"."""
     assert exported.exists()  # the backbone graph is in the cache by now
     backbone = load_backbone("efficientnet_lite0", settings)
-    graph = cached_backbone_graph(backbone, settings.cache_dir)
+    graph = cached_backbone_graph(backbone, settings.backbone_graphs_dir)
     model = fuse_head(graph, weight=np.zeros((3, 1280), np.float32), bias=np.array([0.0, 5.0, 0.0], np.float32),
                       labels=LABELS, spec=backbone.spec)
     result = Predictor.load(model.SerializeToString(), threads=1).predict_bytes(random_image_bytes("JPEG"))

@@ -22,7 +22,8 @@ def register_random_champion(settings: Settings, *, labels: list[str] = LABELS, 
     backbone = load_backbone("efficientnet_lite0", settings)
     rng = np.random.default_rng(seed)
     model = build_classifier(backbone, weight=rng.normal(0, 0.05, (len(labels), backbone.dim)).astype(np.float32),
-                             bias=np.zeros(len(labels), np.float32), labels=labels, cache_dir=settings.cache_dir)
+                             bias=np.zeros(len(labels), np.float32), labels=labels,
+                             graphs_dir=settings.backbone_graphs_dir)
     registry = Registry.from_settings(settings)
     with registry.start_run("test-champion") as run:
         uri = run.log_onnx(model)

@@ -30,7 +30,7 @@ import pytest
 from db.models import Split
 from model.data.samples import split_for
 from tests.utils.images import dataset_images
-from tests.utils.paths import REPO_ROOT, require_dataset
+from tests.utils.paths import REPO_ROOT, require_dataset, shared_graphs
 from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
 from tests.utils.services import TEST_SPLIT_KEY
 
@@ -108,8 +108,8 @@ def sprout_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment without anybody's ``SPROUT_*`` settings, plus the embedded home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")}
     # A small model (20 photos per label), not a good one: the gate's floor is lowered as for the API tests.
-    return env | {"SPROUT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT), "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY,
-                  "SPROUT_GATE_MIN_ACCURACY": "0.5"} | extra
+    return env | shared_graphs() | {"SPROUT_HOME": str(home), "PYTHONPATH": str(REPO_ROOT),
+                                    "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY, "SPROUT_GATE_MIN_ACCURACY": "0.5"} | extra
 
 
 def sprout(home: Path, *args: str, stdin: str | None = None) -> dict[str, Any]:
