@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -303,6 +303,13 @@ def latest_prediction_id(session: Session) -> int:
 
 def count_recent_predictions(session: Session) -> int:
     return int(session.scalar(select(func.count(RecentPrediction.id))) or 0)
+
+
+def add_recent_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert served predictions (``created_at``, ``model_version``, ``backbone``, ``label``, ``confidence``,
+    ``embedding``) in one executemany, without building ORM objects."""
+    if rows:
+        session.execute(insert(RecentPrediction), list(rows))
 
 
 def prune_recent_predictions(session: Session, *, keep: int) -> int:

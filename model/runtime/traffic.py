@@ -11,12 +11,13 @@ import logging
 import threading
 import time
 from collections import deque
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queries
-from db.models import RecentPrediction
+from db.models import utcnow
 from model.core.settings import Settings
 from model.serving.predictor import PredictionResult
 
@@ -33,7 +34,7 @@ class PredictionRecorder:
         self.flush_seconds, self.batch_size = flush_seconds, batch_size
         self.dropped = 0  # full buffer or failed flush
         self.written = 0
-        self._buffer: deque[RecentPrediction] = deque()
+        self._buffer: deque[tuple[datetime, PredictionResult]] = deque()  # rows are built by the writer
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -47,16 +48,14 @@ class PredictionRecorder:
                    flush_seconds=settings.drift_flush_seconds)
 
     def record(self, result: PredictionResult) -> None:
-        """Queue one prediction for the window (dropped, counted, when the buffer is full). Never raises."""
+        """Queue one prediction for the window (dropped, counted, when the buffer is full). Never raises, and does
+        no more than an append: the request's thread holds the interpreter for as little as it can."""
         try:
-            vector = None if result.embedding is None else np.ascontiguousarray(result.embedding, np.float32).tobytes()
-            row = RecentPrediction(model_version=result.model_version, backbone=result.backbone, label=result.label,
-                                   confidence=float(result.confidence), embedding=vector)
             with self._lock:
                 if len(self._buffer) >= self.capacity:
                     self.dropped += 1
                     return
-                self._buffer.append(row)
+                self._buffer.append((utcnow(), result))
                 full = len(self._buffer) >= self.batch_size
             if full:
                 self._wake.set()
@@ -79,9 +78,9 @@ class PredictionRecorder:
             if not batch:
                 return 0
             try:
+                rows = [row(served_at, result) for served_at, result in batch]
                 with self.sessions() as session:
-                    session.add_all(batch)
-                    session.flush()
+                    queries.add_recent_predictions(session, rows)
                     queries.prune_recent_predictions(session, keep=self.keep)
                     session.commit()
             except Exception as exc:  # database down or slow: drop, count, say so now and then
@@ -115,3 +114,10 @@ class PredictionRecorder:
             self._thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():
             self.flush()
+
+
+def row(served_at: datetime, result: PredictionResult) -> dict[str, object]:
+    """The ``recent_predictions`` row of one served prediction."""
+    vector = None if result.embedding is None else np.ascontiguousarray(result.embedding, np.float32).tobytes()
+    return {"created_at": served_at, "model_version": result.model_version, "backbone": result.backbone,
+            "label": result.label, "confidence": float(result.confidence), "embedding": vector}
