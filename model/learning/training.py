@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2)
 MAX_ITERATIONS = 200
@@ -45,7 +50,6 @@ def _fit(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float,
     scipy's L-BFGS-B from zero or from ``start`` (a nearby solution: fewer steps), the objective and its gradient
     in numpy; deterministic."""
     from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
 
     n, dim = x.shape
     sample_weight = class_weights(y, n_classes)[y].astype(np.float64)
@@ -65,7 +69,7 @@ def _fit(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float,
         grad_weight = (residual.astype(np.float32).T @ x).astype(np.float64) + weight_decay * weight
         return loss, np.concatenate([grad_weight.ravel(), residual.sum(axis=0)])
 
-    with threadpool_limits(limits=1, user_api="blas"):  # these small products are ~8x slower on BLAS threads
+    with _blas().limit(limits=1, user_api="blas"):  # these small products are ~8x slower on BLAS threads
         theta0 = (np.zeros(n_classes * dim + n_classes) if start is None else
                   np.concatenate([start.weight.ravel(), start.bias]).astype(np.float64))
         result = minimize(objective, theta0, jac=True, method="L-BFGS-B",
@@ -73,6 +77,14 @@ def _fit(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float,
     theta = result.x
     return (theta[: n_classes * dim].reshape(n_classes, dim).astype(np.float32),
             theta[n_classes * dim :].astype(np.float32))
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded once numpy and scipy's optimiser are (inspected once: ~2 ms a time)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _weighted_log_loss(head: Head, x: np.ndarray, y: np.ndarray, n_classes: int) -> float:
