@@ -6,8 +6,10 @@ nothing but the model file; it shares ``model.data.images`` with training.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +63,12 @@ class Predictor:
     metadata: dict[str, str] = field(default_factory=dict)
     max_pixels: int = DEFAULT_MAX_PIXELS  # decode limit of an image to classify
     outputs: list[str] = field(default_factory=lambda: [OUTPUT_NAME])  # + FEATURES_NAME when the graph has it
+    # At most this many decodes and graph runs at once, whichever threads ask (None: no bound). Uploads run on
+    # the API's many worker threads; unbounded, 60 of them decode and run at once and starve the event loop.
+    slots: threading.Semaphore | None = field(default=None, repr=False, compare=False)
+
+    def _slot(self) -> contextlib.AbstractContextManager[object]:
+        return self.slots if self.slots is not None else contextlib.nullcontext()
 
     @property
     def backbone(self) -> str | None:
@@ -74,8 +82,8 @@ class Predictor:
 
     @classmethod
     def load(cls, model: Path | bytes, *, version: str | None = None, threads: int | None = None,
-             max_pixels: int = DEFAULT_MAX_PIXELS) -> Predictor:
-        """Load an exported Sprout ONNX model from a path or bytes."""
+             max_pixels: int = DEFAULT_MAX_PIXELS, slots: threading.Semaphore | None = None) -> Predictor:
+        """Load an exported Sprout ONNX model from a path or bytes (``slots``: see the field)."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
@@ -87,7 +95,7 @@ class Predictor:
         return cls(outputs=[OUTPUT_NAME, FEATURES_NAME] if FEATURES_NAME in outputs else [OUTPUT_NAME],
                    session=session, labels=json.loads(meta[META_LABELS]),
                    spec=PreprocessSpec.from_json(meta[META_PREPROCESS]), version=version, metadata=meta,
-                   max_pixels=max_pixels)
+                   max_pixels=max_pixels, slots=slots)
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for a preprocessed float32 NCHW batch."""
@@ -95,16 +103,20 @@ class Predictor:
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (N, classes) and embeddings (N, dim) or None, in one pass."""
-        found = self.session.run(self.outputs, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+        feed = {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)}
+        with self._slot():
+            found = self.session.run(self.outputs, feed)
         proba = np.asarray(found[0])
         return proba, (np.asarray(found[1], dtype=np.float32) if len(found) > 1 else None)
 
     def preprocess(self, data: bytes) -> np.ndarray:
-        return load_and_preprocess(data, self.spec, max_pixels=self.max_pixels)
+        with self._slot():
+            return load_and_preprocess(data, self.spec, max_pixels=self.max_pixels)
 
     def decode(self, data: bytes) -> DecodedImage:
         """Decode an image once, no larger than this model needs (``predict_decoded`` classifies it)."""
-        return decode_for(data, self.spec, max_pixels=self.max_pixels)
+        with self._slot():
+            return decode_for(data, self.spec, max_pixels=self.max_pixels)
 
     def predict_decoded(self, decoded: DecodedImage) -> PredictionResult:
         """Classify an image ``decode`` decoded."""

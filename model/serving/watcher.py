@@ -24,9 +24,10 @@ class ChampionWatcher:
 
     def __init__(self, registry: Registry, *, poll_seconds: float, threads: int = 1,
                  max_pixels: int = DEFAULT_MAX_PIXELS, verify: Callable[[str, Path], None] | None = None,
-                 on_reject: Callable[[str, str], None] | None = None) -> None:
+                 on_reject: Callable[[str, str], None] | None = None, concurrency: int | None = None) -> None:
         """``verify(version, path)`` raises ArtifactRejectedError for an artifact that must not be served;
-        ``on_reject(version, reason)`` is told once per rejected version (e.g. to count it in a metric)."""
+        ``on_reject(version, reason)`` is told once per rejected version (e.g. to count it in a metric);
+        ``concurrency``: at most this many decodes and graph runs at once, over every model it serves."""
         self.registry = registry
         self.verify = verify
         self.on_reject = on_reject
@@ -34,6 +35,7 @@ class ChampionWatcher:
         self.max_pixels = max_pixels
         self.poll_seconds = poll_seconds
         self.threads = threads
+        self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self._predictor: Predictor | None = None
         self._stop = threading.Event()
         self._refresh_lock = threading.Lock()
@@ -68,7 +70,7 @@ class ChampionWatcher:
                 if self.verify is not None:
                     self.verify(info.version, path)
                 predictor = Predictor.load(path, version=info.version, threads=self.threads,
-                                           max_pixels=self.max_pixels)
+                                           max_pixels=self.max_pixels, slots=self.slots)
             except ArtifactRejectedError as exc:  # keep serving the current model; say why, once per version
                 self.last_error = str(exc)
                 version = info.version

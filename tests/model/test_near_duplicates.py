@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import imagehash
 import numpy as np
+from PIL import Image
 
 from db.models import SampleSource
 from model.core.settings import Settings
-from model.data.near_duplicates import NearDuplicateFinder, NearDuplicateRule, phash_distance
+from model.data.near_duplicates import NearDuplicateFinder, NearDuplicateRule, phash_distance, phash_of
 from model.data.samples import Prediction, add_sample
 from tests.utils.images import dataset_images, near_copy
+from tests.utils.paths import REPO_ROOT
 from tests.utils.services import migrated_services
 
 RULE = NearDuplicateRule(min_similarity=0.70, max_hash_distance=18)
@@ -47,3 +52,18 @@ def test_a_sample_one_worker_adds_is_found_by_another_and_after_a_restart(tmp_pa
                                       phash=f"{int(first.phash or '0', 16) ^ (2**64 - 1):016x}")
     finally:
         svc.close()
+
+
+def test_the_perceptual_hash_has_imagehash_bits_without_importing_scipy() -> None:
+    """Hashes stored before stay comparable; and the first upload of an API process imports no scipy.fft
+    (it took 0.4 s under the import lock, which stalled every upload in flight and /readyz with them)."""
+    rng = np.random.default_rng(7)
+    images = [Image.open(path).convert("RGB") for label in ("dandelion", "grass")
+              for path in dataset_images(label, 40)]
+    images += [Image.fromarray(rng.integers(0, 256, (40 + 7 * i, 90, 3), dtype=np.uint8)) for i in range(40)]
+    assert [phash_of(im) for im in images] == [str(imagehash.phash(im)) for im in images]
+    code = ("import sys; from PIL import Image; from model.data.near_duplicates import phash_of; "
+            "phash_of(Image.new('RGB', (64, 48), 'green')); "
+            "print(sorted(m for m in sys.modules if m.startswith('scipy')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:] or proc.stdout

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -99,6 +104,42 @@ def test_load_from_bytes(exported: Path, predictor: Predictor, images: list[byte
     a, b = predictor.predict_bytes(images[1]), from_bytes.predict_bytes(images[1])
     assert b.model_version is None
     assert a.label == b.label and a.confidence == pytest.approx(b.confidence, abs=1e-6)
+
+
+class CountingSession:
+    """An ONNX Runtime session that records how many runs are in progress at once."""
+
+    def __init__(self, session: Any) -> None:
+        self.session, self.lock, self.now, self.most = session, threading.Lock(), 0, 0
+
+    def run(self, *args: Any) -> Any:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.01)  # widen the window in which runs could overlap
+            return self.session.run(*args)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+@pytest.mark.parametrize("slots", [None, 2])
+def test_slots_bound_the_runs_in_progress_over_all_threads(exported: Path, images: list[bytes],
+                                                           slots: int | None) -> None:
+    """The API's upload threads (up to 100) all predict; only ``slots`` runs may be in progress at once."""
+    loaded = Predictor.load(exported, threads=1, slots=threading.BoundedSemaphore(slots) if slots else None)
+    counting = CountingSession(loaded.session)
+    predictor = dataclasses.replace(loaded, session=counting)
+    work = [lambda d=d: predictor.prediction_of(predictor.decode(d)) for d in images * 4]
+    work += [lambda d=d: predictor.predict_bytes(d) for d in images * 4]
+    with ThreadPoolExecutor(len(work)) as pool:
+        results = list(pool.map(lambda job: job(), work))
+    assert len(results) == len(work)
+    if slots is None:
+        assert counting.most > 2  # the threads really overlap: the bound below is the slots' doing
+    else:
+        assert counting.most == slots
 
 
 def test_head_decides_the_label(settings: Settings, exported: Path) -> None:
