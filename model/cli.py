@@ -350,9 +350,11 @@ def evaluate(
 ) -> None:
     """Evaluate a registered model on a folder-per-label tree."""
     from model.learning.evaluation import evaluate_directory
+    from model.serving.predictor import Predictor
 
     with _command():
-        predictor = _services().registry.load_predictor(model)
+        info, path = _services().model_file(model)
+        predictor = Predictor.load(path, version=info.version)
         _emit(evaluate_directory(predictor, directory), lambda d: err.print(
             f"model v{d['model_version']}: accuracy {d['accuracy']} on {d['n']} images, log loss {d['log_loss']}"))
 
@@ -411,7 +413,7 @@ def predict(
             raise SproutError("--shard writes into a folder or S3 prefix: give --output one, not a file.")
         paths = [p for p in list_images(sources, svc.settings, skip=out.owns if out else lambda _p: False)
                  if part is None or part.holds(p)]
-        info, model_file = svc.registry.model_file(model)
+        info, model_file = svc.model_file(model)
         with _progress("scoring") as bar:
             task = bar.add_task("scoring", total=len(paths))
             rows = score_paths(paths, model=model_file, version=info.version, settings=svc.settings,
@@ -505,7 +507,7 @@ def export(
     import shutil
 
     with _command():
-        info, path = _services().registry.model_file(model)
+        info, path = _services().model_file(model)
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, output)
         _emit({"version": info.version, "output": str(output), "bytes": output.stat().st_size},

@@ -22,7 +22,7 @@ from model.core.security import secure_state_dir
 from model.core.settings import Settings
 from model.data.near_duplicates import NearDuplicateFinder, NearDuplicateRule
 from model.data.storage import ObjectStore, make_store
-from model.serving.registry import Registry
+from model.serving.registry import Registry, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,13 @@ class Services:
             raise ArtifactRejectedError(f"version {version}: the artifact's sha256 {actual[:12]}… differs from "
                                         f"the {expected[:12]}… recorded when it was trained")
         marker.write_text(actual)
+
+    def model_file(self, version: str | None = None) -> tuple[VersionInfo, Path]:
+        """The ONNX file of the champion (default) or ``version``, verified as the API verifies what it serves:
+        ArtifactRejectedError for a version Sprout did not train or whose artifact changed since."""
+        info, path = self.registry.model_file(version)
+        self.verify_artifact(info.version, path)
+        return info, path
 
     def check(self, *, timeout: float = 1.5) -> dict[str, str]:
         """``{"database": ..., "storage": ...}``: "ok", "unavailable: <error>" or "no answer within N s".

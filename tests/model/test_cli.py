@@ -155,3 +155,29 @@ def test_exit_codes_usage_is_2_and_a_refused_candidate_is_3(home: Path) -> None:
                      gate_min_accuracy="1.0")
     assert refused["gate"]["passed"] is False and refused["promoted"] is False
     assert sprout(home, "status")["champion"]["version"] == refused["champion_version"]
+
+
+def test_scoring_evaluating_and_exporting_refuse_an_artifact_sprout_did_not_train(home: Path, tmp_path: Path) -> None:
+    """What the API refuses to serve, batch scoring (and the batch DAG, which runs it) refuses to use too."""
+    from model.core.settings import Settings
+    from model.runtime.services import Services
+    from tests.api.conftest import register_version
+    from tests.api.test_model_integrity import evil_twin
+
+    svc = Services.from_settings(Settings(_env_file=None, home=home))  # type: ignore[call-arg]
+    try:
+        _, champion = svc.model_file()
+        rogue = register_version(svc, evil_twin(champion), recorded=False)  # behind Sprout's back
+        swapped = register_version(svc, evil_twin(champion), digest="0" * 64)  # its artifact changed since
+    finally:
+        svc.close()
+    photo = next((require_dataset() / "dandelion").iterdir())
+    exported = tmp_path / "m.onnx"
+    for version, reason in ((rogue, "not registered by a Sprout training run"), (swapped, "differs from")):
+        for args in (("predict", str(photo), "--model", version), ("export", "-o", str(exported), "--model", version)):
+            refused = sprout(home, *args, ok=False)
+            assert refused["type"] == "ArtifactRejectedError" and reason in refused["error"], refused
+    refused = sprout(home, "evaluate", str(require_dataset()), "--model", swapped, ok=False)
+    assert refused["type"] == "ArtifactRejectedError"
+    assert not exported.exists()
+    assert sprout(home, "predict", str(photo))["predictions"][0]["label"] == "dandelion"  # the champion still works
