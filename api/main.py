@@ -61,10 +61,12 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         """Connect the services, load the champion and follow its alias, record predictions for the drift window
         and refresh the drift report until shutdown."""
         # Uploads and reviews that wait on a hung store or database hold a worker thread for up to ~10 s
-        # (their timeouts); more threads keep the queue short. Predictions have threads of their own.
+        # (their timeouts); more threads keep the queue short. Predictions have threads of their own, and the
+        # decodes and model runs of every request (uploads' too) share the champion's predict_threads slots.
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         # The event loop asks for the GIL after every socket call; with worker threads running Python (uploads,
         # reviews) it waited up to 5 ms a time for it, so /readyz under a burst of uploads took 1.7 s, not 1.1.
+        switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         services = connect(settings)
         threads = predict.predict_threads(settings.predict_threads)
@@ -93,6 +95,7 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             watcher.stop()
             app.state.capture.stop()
             services.close()
+            sys.setswitchinterval(switch_interval)
 
     return lifespan
 

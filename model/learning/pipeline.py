@@ -218,7 +218,7 @@ def evaluate_champion(
 
     if svc.registry.champion() is None or not test:
         return None, None, None
-    info, path = svc.registry.model_file()
+    info, path = svc.model_file()  # a champion Sprout did not train is no baseline: ArtifactRejectedError
     meta, weight, bias = read_head(path)
     labels = json.loads(meta[META_LABELS])
     champion_backbone = meta.get(META_BACKBONE)

@@ -63,8 +63,10 @@ class Predictor:
     metadata: dict[str, str] = field(default_factory=dict)
     max_pixels: int = DEFAULT_MAX_PIXELS  # decode limit of an image to classify
     outputs: list[str] = field(default_factory=lambda: [OUTPUT_NAME])  # + FEATURES_NAME when the graph has it
-    # At most this many decodes and graph runs at once, whichever threads ask (None: no bound). Uploads run on
-    # the API's many worker threads; unbounded, 60 of them decode and run at once and starve the event loop.
+    # At most this many decodes, preprocessings and graph runs at once, whichever threads ask (None: no bound).
+    # Uploads run on the API's many worker threads; unbounded, 60 of them decode and run at once and starve the
+    # event loop. Each step takes and returns a slot on its own: never call one of them while holding a slot
+    # (the semaphore is not reentrant, and with one CPU there is one slot).
     slots: threading.Semaphore | None = field(default=None, repr=False, compare=False)
 
     def _slot(self) -> contextlib.AbstractContextManager[object]:
@@ -120,7 +122,9 @@ class Predictor:
 
     def predict_decoded(self, decoded: DecodedImage) -> PredictionResult:
         """Classify an image ``decode`` decoded."""
-        proba, features = self.run(preprocess_decoded(decoded, self.spec)[None])
+        with self._slot():
+            batch = preprocess_decoded(decoded, self.spec)[None]
+        proba, features = self.run(batch)
         return self.result(proba[0], None if features is None else features[0])
 
     def prediction_of(self, decoded: DecodedImage) -> Prediction:

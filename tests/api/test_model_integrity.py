@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -10,7 +11,11 @@ import onnx
 from fastapi.testclient import TestClient
 from onnx import numpy_helper
 
+from db.models import RunStatus, TrainingRun
+from model.core.errors import ArtifactRejectedError
 from model.core.settings import Settings
+from model.data.importer import import_directory
+from model.learning.promotion import train
 from model.serving.contract import HEAD_BIAS, HEAD_WEIGHT
 from tests.api.conftest import register_version
 from tests.utils.images import dataset_images
@@ -60,6 +65,32 @@ def test_a_version_registered_behind_sprouts_back_is_not_served(client: TestClie
         assert rejections(client) == start + 2
     finally:
         svc.registry.set_champion(before)
+        svc.close()
+
+
+def test_a_champion_sprout_did_not_train_is_no_baseline_for_the_gate(tmp_path: Path) -> None:
+    """Retraining against a rogue champion would gate candidates on the attacker's model: the run fails, saying why."""
+    tree = tmp_path / "tree"
+    for label in ("dandelion", "grass"):
+        (tree / label).mkdir(parents=True)
+        for path in dataset_images(label, 12):
+            shutil.copyfile(path, tree / label / path.name)
+    svc = migrated_services(Settings(_env_file=None, home=tmp_path / "home", gate_min_accuracy=0.5))  # type: ignore[call-arg]
+    try:
+        with svc.session() as session:
+            import_directory(session, svc.store, tree)
+        assert train(svc, force=True).promoted
+        _, path = svc.registry.model_file()
+        svc.registry.set_champion(register_version(svc, evil_twin(path), recorded=False))
+        try:
+            train(svc, force=True)
+            raise AssertionError("a retrain gated its candidate on a version Sprout did not train")
+        except ArtifactRejectedError as exc:
+            assert "not registered by a Sprout training run" in str(exc)
+        with svc.session() as session:
+            last = session.query(TrainingRun).order_by(TrainingRun.id.desc()).first()
+            assert last is not None and last.status == RunStatus.FAILED and "not registered" in (last.error or "")
+    finally:
         svc.close()
 
 

@@ -55,15 +55,25 @@ def test_a_sample_one_worker_adds_is_found_by_another_and_after_a_restart(tmp_pa
 
 
 def test_the_perceptual_hash_has_imagehash_bits_without_importing_scipy() -> None:
-    """Hashes stored before stay comparable; and the first upload of an API process imports no scipy.fft
+    """Hashes stored before stay comparable; and the first photo an API process hashes imports no scipy.fft
     (it took 0.4 s under the import lock, which stalled every upload in flight and /readyz with them)."""
     rng = np.random.default_rng(7)
     images = [Image.open(path).convert("RGB") for label in ("dandelion", "grass")
               for path in dataset_images(label, 40)]
     images += [Image.fromarray(rng.integers(0, 256, (40 + 7 * i, 90, 3), dtype=np.uint8)) for i in range(40)]
+    # Ties with the median: blank, one-pixel, thin, gradient, checkerboard, diagonally symmetric, 16-bit images.
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (64, 1))
+    noise = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    images += [Image.new(mode, size, colour) for mode, size, colour in (
+        ("RGB", (64, 48), "green"), ("L", (64, 48), 0), ("L", (64, 48), 128), ("RGBA", (30, 30), (1, 2, 3, 4)),
+        ("RGB", (1, 1), "red"), ("L", (2, 500), 7), ("P", (500, 2), 3))]
+    images += [Image.fromarray(ramp), Image.fromarray(ramp.T.copy()), Image.fromarray(np.maximum(noise, noise.T)),
+               Image.fromarray((np.indices((64, 64)).sum(axis=0) % 2 * 255).astype(np.uint8)),
+               Image.fromarray(rng.integers(0, 65535, (40, 50)).astype(np.uint16))]
     assert [phash_of(im) for im in images] == [str(imagehash.phash(im)) for im in images]
+    photo = dataset_images("grass", 1)[0]
     code = ("import sys; from PIL import Image; from model.data.near_duplicates import phash_of; "
-            "phash_of(Image.new('RGB', (64, 48), 'green')); "
+            f"phash_of(Image.open({str(photo)!r}).convert('RGB')); "
             "print(sorted(m for m in sys.modules if m.startswith('scipy')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:] or proc.stdout

@@ -94,6 +94,29 @@ def test_oversized_upload_is_413(monkeypatch: pytest.MonkeyPatch, trained_home: 
         assert just_over.status_code == 413
 
 
+def test_the_served_model_runs_on_predict_threads_slots_shared_by_every_request(
+    monkeypatch: pytest.MonkeyPatch, trained_home: Path
+) -> None:
+    """Uploads (on up to 100 worker threads) and predictions decode and run on the same 3 slots."""
+    import sys
+    import time
+
+    before = sys.getswitchinterval()
+    with make_client(monkeypatch, trained_home, predict_threads="3") as client:
+        for _ in range(100):
+            if client.app.state.watcher.current is not None:  # type: ignore[attr-defined]
+                break
+            time.sleep(0.1)
+        slots = client.app.state.watcher.current.slots  # type: ignore[attr-defined]
+        taken = [slots.acquire(blocking=False) for _ in range(4)]
+        for _ in range(sum(taken)):
+            slots.release()
+        assert taken == [True, True, True, False]
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+        assert post(client, dataset_images("grass", 1)[0].read_bytes()).status_code == 200
+    assert sys.getswitchinterval() == before  # the lifespan gives the interpreter's setting back
+
+
 def test_missing_file_field_is_422(client: TestClient) -> None:
     resp = client.post("/predict", data={"nothing": "here"})
     assert resp.status_code == 422
