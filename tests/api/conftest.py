@@ -80,18 +80,12 @@ def register_version(svc: Services, model: Any, *, recorded: bool = True, digest
     ``recorded``: also write the run row Sprout keeps (with the artifact's sha256, or ``digest``); without
     it the version is one that someone registered in MLflow behind Sprout's back.
     """
-    import hashlib
-
-    from db.models import RunStatus, TrainingRun
+    from tests.utils.champion import record_training_run
 
     with svc.registry.start_run("test-version") as run:
         uri = run.log_onnx(model)
     version = svc.registry.register(uri, run.run_id)
     if recorded:
         with svc.session() as session:
-            session.add(TrainingRun(backbone="efficientnet_lite0", labels=["dandelion", "grass"],
-                                    status=RunStatus.SUCCEEDED, registered_version=version, promoted=True,
-                                    artifact_sha256=digest or hashlib.sha256(model.SerializeToString()).hexdigest(),
-                                    gate_passed=True, gate_reason="test"))
-            session.commit()
+            record_training_run(session, version, model, digest=digest)
     return version

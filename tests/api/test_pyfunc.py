@@ -135,9 +135,11 @@ def served(settings: Settings, champion_uri: str, tmp_path: Path) -> Iterator[st
     """``mlflow models serve -m models:/...@champion --env-manager local`` as a subprocess; its base URL."""
     port = free_port()
     bin_dir = str(Path(sys.executable).parent)  # `mlflow` and the `uvicorn` it runs
-    env = os.environ | {"MLFLOW_TRACKING_URI": settings.resolved_mlflow_uri,
-                        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-                        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
+    # Only the tracking URI, as a user sets it: not a registry URI that an earlier in-process run exported
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"} | {
+        "MLFLOW_TRACKING_URI": settings.resolved_mlflow_uri,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", champion_uri,
                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
