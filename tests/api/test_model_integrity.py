@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from model.data.importer import import_directory
 from model.learning.promotion import train
 from model.serving.contract import HEAD_BIAS, HEAD_WEIGHT
 from tests.api.conftest import register_version
-from tests.utils.images import dataset_images
+from tests.utils.images import dataset_images, dataset_tree
 from tests.utils.services import migrated_services
 
 
@@ -70,11 +69,7 @@ def test_a_version_registered_behind_sprouts_back_is_not_served(client: TestClie
 
 def test_a_champion_sprout_did_not_train_is_no_baseline_for_the_gate(tmp_path: Path) -> None:
     """Retraining against a rogue champion would gate candidates on the attacker's model: the run fails, saying why."""
-    tree = tmp_path / "tree"
-    for label in ("dandelion", "grass"):
-        (tree / label).mkdir(parents=True)
-        for path in dataset_images(label, 12):
-            shutil.copyfile(path, tree / label / path.name)
+    tree = dataset_tree(tmp_path, 12)
     svc = migrated_services(Settings(_env_file=None, home=tmp_path / "home", gate_min_accuracy=0.5))  # type: ignore[call-arg]
     try:
         with svc.session() as session:

@@ -3,7 +3,6 @@ weights, registered for this test only) loses on cross-validated log loss, and o
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from model.learning.evaluation import evaluate_probabilities
 from model.learning.pipeline import train_candidate
 from model.learning.promotion import train
 from model.serving.predictor import Predictor
-from tests.utils.images import dataset_images
+from tests.utils.images import dataset_tree
 from tests.utils.services import migrated_services
 
 pytestmark = pytest.mark.slow
@@ -47,17 +46,9 @@ def weak_backbone() -> Iterator[str]:
         backbones.BACKBONES.pop(WEAK, None)
 
 
-def _small_tree(root: Path) -> Path:
-    tree = root / "tree"
-    for label in ("dandelion", "grass"):
-        (tree / label).mkdir(parents=True)
-        for path in dataset_images(label, 40):
-            shutil.copyfile(path, tree / label / path.name)
-    return tree
-
 
 def test_the_candidate_with_the_best_cross_validated_log_loss_wins(weak_backbone: str, tmp_path: Path) -> None:
-    tree = _small_tree(tmp_path)
+    tree = dataset_tree(tmp_path, 40)
     settings = Settings(_env_file=None, home=tmp_path / "home",  # type: ignore[call-arg]
                         candidate_backbones=f"{weak_backbone},efficientnet_lite0", gate_min_accuracy=0.5)
     svc = migrated_services(settings)
@@ -81,7 +72,7 @@ def test_a_champion_of_another_backbone_is_judged_on_its_cached_embeddings_as_it
                         candidate_backbones="efficientnet_lite0", gate_min_accuracy=0.5)
     svc = migrated_services(settings)
     with svc.session() as session:
-        import_directory(session, svc.store, _small_tree(tmp_path))
+        import_directory(session, svc.store, dataset_tree(tmp_path, 40))
     assert train(svc, force=True).version == "1"
 
     def no_model_load(*_args: object, **_kwargs: object) -> Predictor:
