@@ -82,7 +82,7 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         app.state.signing_key = signing_key(settings)
         app.state.throttle = Throttle()
         app.state.capture = capturer(services)
-        app.state.prediction_limiter = anyio.CapacityLimiter(threads)
+        app.state.prediction_pool = predict.prediction_pool(threads)
         watcher.start()
         app.state.capture.start()
         recorder.start()
@@ -94,6 +94,7 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             recorder.stop()
             watcher.stop()
             app.state.capture.stop()
+            app.state.prediction_pool.shutdown(cancel_futures=True)
             services.close()
             sys.setswitchinterval(switch_interval)
 

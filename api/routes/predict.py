@@ -1,9 +1,11 @@
 """POST /predict: classify one image with the champion model."""
 
+import asyncio
 import os
-from typing import Annotated
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, TypeVar
 
-import anyio
 from fastapi import APIRouter, File, Request, UploadFile
 
 from api.deps import PredictorDep, RecorderDep, SettingsDep
@@ -20,10 +22,23 @@ def predict_threads(setting: int | None) -> int:
     return setting or len(os.sched_getaffinity(0))
 
 
-def prediction_limiter(request: Request) -> anyio.CapacityLimiter:
-    """The predictions' own worker threads (``predict_threads`` of them, made at start-up)."""
-    limiter: anyio.CapacityLimiter = request.app.state.prediction_limiter
-    return limiter
+_T = TypeVar("_T")
+
+
+def prediction_pool(threads: int) -> ThreadPoolExecutor:
+    """The predictions' own worker threads (``predict_threads`` of them, made at start-up).
+
+    A plain executor, not anyio's shared workers behind a capacity limiter: a thread that finishes a prediction
+    takes the next queued one at once, where the limiter handed each token back through the event loop first
+    (a core idled while the loop, or the GIL it waited for, was busy).
+    """
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sprout-predict")
+
+
+async def run_prediction(request: Request, fn: Callable[..., _T], *args: object) -> _T:
+    """``fn(*args)`` on a prediction thread; waits without blocking the event loop."""
+    pool: ThreadPoolExecutor = request.app.state.prediction_pool
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 IMAGE_BODY = {"content": {"multipart/form-data": {"example": {"file": "(binary JPEG/PNG/WebP/TIFF/BMP/GIF)"}}}}
 
@@ -41,7 +56,7 @@ async def predict_image(file: Annotated[UploadFile, File(description="The image 
     (``SPROUT_CAPTURE_BELOW``), a low-confidence image is handed to the background capture queue.
     """
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))  # spooled: small reads, no blocking
-    result = await anyio.to_thread.run_sync(predictor.predict_bytes, data, limiter=prediction_limiter(request))
+    result = await run_prediction(request, predictor.predict_bytes, data)
     PREDICTIONS.labels(result.label).inc()
     CONFIDENCE.observe(result.confidence)
     request.app.state.capture.offer(data, result)

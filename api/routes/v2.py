@@ -4,7 +4,6 @@ classify with the champion. Parsing and encoding live in ``api.inference_protoco
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -13,7 +12,7 @@ from api import inference_protocol as protocol
 from api.deps import RecorderDep, SettingsDep, WatcherDep
 from api.errors import status_for
 from api.metrics import CONFIDENCE, PREDICTIONS
-from api.routes.predict import prediction_limiter
+from api.routes.predict import run_prediction
 from model.core.errors import NoChampionError, SproutError
 from model.core.settings import Settings
 from model.runtime.traffic import PredictionRecorder
@@ -117,8 +116,7 @@ async def _infer(name: str, version: str | None, request: Request, settings: Set
         return parsed, inference, protocol.encode_response(parsed, inference, model_name=name,
                                                            model_version=predictor.version)
 
-    limiter = prediction_limiter(request)
-    parsed, inference, (content, json_length) = await anyio.to_thread.run_sync(work, limiter=limiter)
+    parsed, inference, (content, json_length) = await run_prediction(request, work)
     for i, result in enumerate(inference.results):
         PREDICTIONS.labels(result.label).inc()
         CONFIDENCE.observe(result.confidence)

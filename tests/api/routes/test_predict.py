@@ -99,6 +99,7 @@ def test_the_served_model_runs_on_predict_threads_slots_shared_by_every_request(
 ) -> None:
     """Uploads (on up to 100 worker threads) and predictions decode and run on the same 3 slots."""
     import sys
+    import threading
     import time
 
     before = sys.getswitchinterval()
@@ -114,6 +115,8 @@ def test_the_served_model_runs_on_predict_threads_slots_shared_by_every_request(
         assert taken == [True, True, True, False]
         assert sys.getswitchinterval() == pytest.approx(0.001)
         assert post(client, dataset_images("grass", 1)[0].read_bytes()).status_code == 200
+        predicting = [t.name for t in threading.enumerate() if t.name.startswith("sprout-predict")]
+        assert 1 <= len(predicting) <= 3  # the prediction ran on the pool of predict_threads threads
     assert sys.getswitchinterval() == before  # the lifespan gives the interpreter's setting back
 
 
