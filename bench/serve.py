@@ -3,15 +3,16 @@
 Ceiling: decode + preprocess + ONNX Runtime at batch size 1, one single-thread session per core, each in
 its own process, on the same exported model and the same JPEGs. Server: the real API (`uvicorn
 api.main:app`) loaded by `wrk` (Debian package) with multipart uploads of those JPEGs. The two are measured in
-alternated rounds (ceiling, load, ceiling, load, ...; the server stays up), so a machine whose speed drifts
-during the run (shared cloud cores: ±10% within a minute) weighs on both sides of the ratio alike.
+short alternated rounds (ceiling, load, ceiling, load, ...; the server and the ceiling's processes stay up), so
+a machine whose speed drifts during the run (shared cloud cores: ±10% within a minute) weighs on both sides of
+the ratio alike.
 Prints both throughputs, their ratio (target >= 0.9), the server's p50/p99 latency and its resident memory after
 the load, then the p50 of sequential /predict calls with a 12-megapixel phone-sized JPEG against a small one (the
 shared set's photos; target <= 2.5). With --capture, the
 API is loaded again with production capture on for every prediction (SPROUT_CAPTURE_BELOW=1, into a copy of
 the home) and the p50s are compared (target: capture on within 10% of off).
 
-    python bench/serve.py [--seconds 20] [--rounds 3] [--concurrency 16] [--home DIR] [--capture]
+    python bench/serve.py [--seconds 10] [--rounds 6] [--concurrency 16] [--home DIR] [--capture]
 
 Without --home it builds a fresh embedded home (imports the shared set and trains; about a minute).
 """
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -63,30 +64,47 @@ end
 """
 
 
-def _worker(model: str, images: list[bytes], seconds: float, out: mp.Queue) -> None:
+def _worker(model: str, images: list[bytes], commands: mp.Queue, out: mp.Queue) -> None:
+    """A ceiling process: for each number of seconds it is sent, classify the images in a loop and put its rate."""
     from model.serving.predictor import Predictor
 
     predictor = Predictor.load(Path(model), threads=1)
     for data in images[:4]:  # warm-up
         predictor.predict_bytes(data)
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        predictor.predict_bytes(images[done % len(images)])
-        done += 1
-    out.put(done / (time.perf_counter() - start))
+    out.put(0.0)  # ready
+    while (seconds := commands.get()) is not None:
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            predictor.predict_bytes(images[done % len(images)])
+            done += 1
+        out.put(done / (time.perf_counter() - start))
 
 
-def ceiling(model: Path, images: list[bytes], seconds: float, cores: int) -> float:
-    """Images/s of `cores` processes, each with one single-thread session, decode + preprocess + infer."""
+@contextmanager
+def ceiling(model: Path, images: list[bytes], cores: int) -> Iterator[Callable[[float], float]]:
+    """``measure(seconds)``: images/s of ``cores`` processes, each with one single-thread session, decode +
+    preprocess + infer. The processes stay up between rounds (idle: blocked on their queue)."""
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(str(model), images, seconds, out)) for _ in range(cores)]
+    commands = [ctx.Queue() for _ in range(cores)]
+    procs = [ctx.Process(target=_worker, args=(str(model), images, q, out)) for q in commands]
     for p in procs:
         p.start()
-    rates = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    return sum(rates)
+    for _ in procs:
+        out.get()
+
+    def measure(seconds: float) -> float:
+        for q in commands:
+            q.put(seconds)
+        return sum(out.get() for _ in procs)
+
+    try:
+        yield measure
+    finally:
+        for q in commands:
+            q.put(None)
+        for p in procs:
+            p.join()
 
 
 def prepare_home(home: Path) -> None:
@@ -158,8 +176,8 @@ def photo_latencies(url: str, files: list[Path], rounds: int = 20) -> tuple[floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20, help="Length of each ceiling and each load round.")
-    parser.add_argument("--rounds", type=int, default=3, help="Ceiling and API rounds, alternated.")
+    parser.add_argument("--seconds", type=float, default=10, help="Length of each ceiling and each load round.")
+    parser.add_argument("--rounds", type=int, default=6, help="Ceiling and API rounds, alternated.")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--home", type=Path, help="An embedded home with a champion (default: build one).")
     parser.add_argument("--capture", action="store_true", help="Also compare p50 with production capture on.")
@@ -181,10 +199,10 @@ def main() -> None:
             subprocess.run([str(Path(sys.executable).with_name("sprout")), "export", "--output",
                             str(Path(tmp) / "model.onnx")], env={**os.environ, "SPROUT_HOME": str(home)}, check=True)
             model = Path(tmp) / "model.onnx"
-        with running_api(home) as (url, pid):
+        with running_api(home) as (url, pid), ceiling(model, images, cores) as measure_ceiling:
             load(url, files, 3, args.concurrency)  # warm-up
             for r in range(args.rounds):  # alternated: a machine that speeds up or slows down weighs on both
-                ceilings.append(ceiling(model, images, args.seconds, cores))
+                ceilings.append(measure_ceiling(args.seconds))
                 rounds.append(load(url, files, args.seconds, args.concurrency))
                 print(f"round {r + 1}: ceiling {ceilings[-1]:6.1f} img/s, API {rounds[-1]['rps']:6.1f} img/s, "
                       f"ratio {rounds[-1]['rps'] / ceilings[-1]:.3f}", flush=True)
