@@ -131,14 +131,11 @@ def running_api(home: Path, extra_env: dict[str, str] | None = None) -> Iterator
         server.wait(timeout=30)
 
 
-def load(url: str, files: list[Path], seconds: float, concurrency: int) -> dict[str, float]:
-    """``wrk`` with multipart uploads of ``files`` for ``seconds``: requests/s, errors, p50 and p99 (ms)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
-        lua.write(LUA)
-    base = ["wrk", "-t", "1", "-c", str(concurrency), "--latency", "-s", lua.name, url]
-    proc = subprocess.run([*base[:1], "-d", f"{seconds:g}s", *base[1:], "--", *map(str, files)],
-                          capture_output=True, text=True, check=True)
-    os.unlink(lua.name)
+def load(url: str, script: Path, files: list[Path], seconds: float, concurrency: int) -> dict[str, float]:
+    """``wrk`` running ``script`` (``LUA``: multipart uploads of ``files``) for ``seconds``: requests/s, errors,
+    p50 and p99 (ms)."""
+    proc = subprocess.run(["wrk", "-d", f"{seconds:g}s", "-t", "1", "-c", str(concurrency), "--latency", "-s",
+                           str(script), url, "--", *map(str, files)], capture_output=True, text=True, check=True)
     match = re.search(r"SPROUT requests=(\d+) errors=(\d+) p50=([\d.]+) p99=([\d.]+) duration=([\d.]+)", proc.stdout)
     assert match, proc.stdout + proc.stderr
     requests, errors, p50, p99, duration = (float(g) for g in match.groups())
@@ -199,11 +196,13 @@ def main() -> None:
             subprocess.run([str(Path(sys.executable).with_name("sprout")), "export", "--output",
                             str(Path(tmp) / "model.onnx")], env={**os.environ, "SPROUT_HOME": str(home)}, check=True)
             model = Path(tmp) / "model.onnx"
+        script = Path(tmp) / "predict.lua"
+        script.write_text(LUA)
         with running_api(home) as (url, pid), ceiling(model, images, cores) as measure_ceiling:
-            load(url, files, 3, args.concurrency)  # warm-up
+            load(url, script, files, 3, args.concurrency)  # warm-up
             for r in range(args.rounds):  # alternated: a machine that speeds up or slows down weighs on both
                 ceilings.append(measure_ceiling(args.seconds))
-                rounds.append(load(url, files, args.seconds, args.concurrency))
+                rounds.append(load(url, script, files, args.seconds, args.concurrency))
                 print(f"round {r + 1}: ceiling {ceilings[-1]:6.1f} img/s, API {rounds[-1]['rps']:6.1f} img/s, "
                       f"ratio {rounds[-1]['rps'] / ceilings[-1]:.3f}", flush=True)
             rss = resident_mb(pid)
@@ -214,8 +213,8 @@ def main() -> None:
             shutil.copytree(home, copy)
             with running_api(copy, {"SPROUT_CAPTURE_BELOW": "1", "SPROUT_CAPTURE_PER_HOUR": "100000",
                                     "SPROUT_CAPTURE_PER_DAY": "100000"}) as (capture_url, _):
-                load(capture_url, files, 3, args.concurrency)
-                captured = load(capture_url, files, args.seconds, args.concurrency)
+                load(capture_url, script, files, 3, args.concurrency)
+                captured = load(capture_url, script, files, args.seconds, args.concurrency)
     ceil = sum(ceilings) / len(ceilings)
     api = sum(r["requests"] for r in rounds) / sum(r["duration"] for r in rounds)
     last = rounds[-1]
