@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from model.core.settings import Settings
 from model.data.importer import import_directory
 from model.learning.promotion import train
 from model.runtime.services import Services
-from tests.utils.images import dataset_images
+from tests.utils.datasets import dataset_tree
 from tests.utils.services import migrated_services
 
 REVIEWER, PASSWORD = "reviewer", "reviewer-password-1"
@@ -26,11 +25,7 @@ ADMIN, ADMIN_PASSWORD = "admin", "admin-password-12"
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An embedded home with version 1 trained on 40 + 40 shared images and one reviewer account."""
-    tree = tmp_path_factory.mktemp("small-set")
-    for label in ("dandelion", "grass"):
-        (tree / label).mkdir()
-        for path in dataset_images(label, 40):
-            shutil.copyfile(path, tree / label / path.name)
+    tree = dataset_tree(tmp_path_factory.mktemp("small-set"), 40)
     home = tmp_path_factory.mktemp("api-home")
     svc = migrated_services(Settings(home=home, gate_min_accuracy=0.5))  # a small model, not a good one
     with svc.session() as session:

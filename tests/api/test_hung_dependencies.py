@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ from model.data.importer import import_directory
 from model.learning.promotion import train
 from model.runtime.services import Services
 from tests import servers
+from tests.utils.datasets import dataset_tree
 from tests.utils.images import dataset_images, random_image_bytes
 from tests.utils.paths import REPO_ROOT
 from tests.utils.readiness import http_ok, wait_until_ready
@@ -95,11 +95,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         settings = Settings(_env_file=None, **{k.removeprefix("SPROUT_").lower(): v  # type: ignore[arg-type]
                                                for k, v in env.items()})
         svc = migrated_services(settings)
-        tree = tmp / "tree"
-        for label in ("dandelion", "grass"):
-            (tree / label).mkdir(parents=True)
-            for path in dataset_images(label, 12):
-                shutil.copyfile(path, tree / label / path.name)
+        tree = dataset_tree(tmp, 12)
         with svc.session() as session:
             import_directory(session, svc.store, tree)
             create_user(session, username="hung-reviewer", password="hung-reviewer-password")

@@ -17,7 +17,8 @@ from model.data.importer import import_directory
 from model.learning.promotion import train
 from model.serving.contract import HEAD_BIAS, HEAD_WEIGHT
 from tests.api.conftest import register_version
-from tests.utils.images import dataset_images, dataset_tree
+from tests.utils.datasets import dataset_tree
+from tests.utils.images import dataset_images
 from tests.utils.services import migrated_services
 
 

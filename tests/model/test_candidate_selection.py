@@ -18,7 +18,7 @@ from model.learning.evaluation import evaluate_probabilities
 from model.learning.pipeline import train_candidate
 from model.learning.promotion import train
 from model.serving.predictor import Predictor
-from tests.utils.images import dataset_tree
+from tests.utils.datasets import dataset_tree
 from tests.utils.services import migrated_services
 
 pytestmark = pytest.mark.slow

@@ -23,9 +23,10 @@ from model.serving.registry import Registry
 LABELS = ["dandelion", "grass"]
 
 
-def record_training_run(session: Session, version: str, model: onnx.ModelProto, *, digest: str | None = None) -> None:
+def record_training_run(session: Session, version: str, model: onnx.ModelProto, *, digest: str | None = None,
+                        labels: list[str] = LABELS) -> None:
     """The run row a promotion writes for ``version``: its artifact's sha256 (or ``digest``, to fake a swap)."""
-    session.add(TrainingRun(backbone="efficientnet_lite0", labels=LABELS, status=RunStatus.SUCCEEDED,
+    session.add(TrainingRun(backbone="efficientnet_lite0", labels=labels, status=RunStatus.SUCCEEDED,
                             registered_version=version, promoted=True, gate_passed=True, gate_reason="test",
                             artifact_sha256=digest or hashlib.sha256(model.SerializeToString()).hexdigest()))
     session.commit()
@@ -45,7 +46,7 @@ def register_random_champion(settings: Settings, *, labels: list[str] = LABELS, 
     svc = Services.from_settings(settings)
     try:
         with svc.session() as session:
-            record_training_run(session, version, model)
+            record_training_run(session, version, model, labels=labels)
     finally:
         svc.close()
     registry.set_champion(version)

@@ -15,6 +15,7 @@ from db.models import Sample, SampleSource, SampleStatus, Split
 from model.data.importer import find_labeled_files
 from model.data.samples import add_sample, sha256_of, split_for, split_key
 from model.runtime.services import Services
+from tests.utils.images import dataset_images
 
 
 def split_files(root: Path, held_out: int) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
@@ -31,6 +32,12 @@ def write_tree(files: list[tuple[str, Path]], dest: Path) -> Path:
         (dest / label).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest / label / path.name)
     return dest
+
+
+def dataset_tree(root: Path, n: int) -> Path:
+    """``root/tree/<label>/``: copies of the first ``n`` shared photos of each label, a tree to import."""
+    return write_tree([(label, path) for label in ("dandelion", "grass") for path in dataset_images(label, n)],
+                      root / "tree")
 
 
 def colour_dataset(dest: Path, per_label: int = 24, seed: int = 0) -> Path:

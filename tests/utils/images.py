@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -101,16 +100,6 @@ def dataset_images(label: str, n: int) -> list[Path]:
     files = sorted((DATASET_DIR / label).glob("*.jpg"))[:n]
     assert len(files) == n, f"the shared data set must have {n} {label} photos in {DATASET_DIR}"  # fail, never skip
     return files
-
-
-def dataset_tree(root: Path, n: int) -> Path:
-    """``root/tree/<label>/``: copies of the first ``n`` shared photos of each label, a tree to import."""
-    tree = root / "tree"
-    for label in ("dandelion", "grass"):
-        (tree / label).mkdir(parents=True)
-        for path in dataset_images(label, n):
-            shutil.copyfile(path, tree / label / path.name)
-    return tree
 
 
 def gradient_png(width: int, height: int, *, bit_depth: int = 8, grey: bool = False) -> bytes:

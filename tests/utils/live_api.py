@@ -29,6 +29,7 @@ import pytest
 
 from db.models import Split
 from model.data.samples import split_for
+from tests.utils.datasets import dataset_tree
 from tests.utils.images import dataset_images
 from tests.utils.paths import REPO_ROOT, require_dataset, shared_graphs
 from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
@@ -132,11 +133,7 @@ def prepare_home(root: Path) -> Path:
     """``root/home``: the small tree imported, version 1 trained and promoted, two mislabelled photos and a
     candidate trained on them (not promoted), a reviewer and an admin."""
     require_dataset()
-    tree = root / "tree"
-    for label in ("dandelion", "grass"):
-        (tree / label).mkdir(parents=True)
-        for path in dataset_images(label, PER_LABEL):
-            shutil.copyfile(path, tree / label / path.name)
+    tree = dataset_tree(root, PER_LABEL)
     home = root / "home"
     sprout(home, "db", "upgrade")
     imported = sprout(home, "import", str(tree))
