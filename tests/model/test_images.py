@@ -19,6 +19,7 @@ from model.core.errors import ImageTooLargeError, InvalidImageError, Unsupported
 from model.core.settings import Settings
 from model.data.images import (
     DEFAULT_MAX_PIXELS,
+    INLINE_DECODE_PIXELS,
     MAX_CONCURRENT_DECODES,
     MAX_PIXELS,
     PreprocessSpec,
@@ -561,18 +562,35 @@ def test_concurrent_decodes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
                 active -= 1
 
     monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", counting_load)
-    data = random_image_bytes("PNG", size=(120, 80))
+    data = random_image_bytes("PNG", size=(640, 480))  # over INLINE_DECODE_PIXELS
     set_max_concurrent_decodes(2)
     try:
         with ThreadPoolExecutor(max_workers=8) as callers:
             sizes = list(callers.map(lambda _: decode_image(data).size, range(16)))
     finally:
         set_max_concurrent_decodes(MAX_CONCURRENT_DECODES)
-    assert sizes == [(120, 80)] * 16
+    assert sizes == [(640, 480)] * 16
     assert peak <= 2  # the bound (a loaded machine may run them one at a time)
     assert all(name.startswith("sprout-decode") for name in threads)  # on the decode threads, not the callers'
     with pytest.raises(ValueError):
         set_max_concurrent_decodes(0)
+
+
+def test_small_pictures_decode_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[str] = []
+    real_load = PngImagePlugin.PngImageFile.load
+
+    def recording_load(self: PngImagePlugin.PngImageFile) -> object:
+        threads.append(threading.current_thread().name)
+        return real_load(self)
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", recording_load)
+    side = int(INLINE_DECODE_PIXELS**0.5)
+    assert decode_image(random_image_bytes("PNG", size=(side, side))).size == (side, side)
+    assert set(threads) == {threading.current_thread().name}  # no hand-off for a small picture
+    threads.clear()
+    assert decode_image(random_image_bytes("PNG", size=(side + 1, side))).size == (side + 1, side)
+    assert threads and all(name.startswith("sprout-decode") for name in threads)  # one pixel more: the pool
 
 
 _MEMORY_SCRIPT = r"""
