@@ -17,9 +17,11 @@ router = APIRouter(tags=["predict"])
 
 
 def predict_threads(setting: int | None) -> int:
-    """How many predictions run at once: ``SPROUT_PREDICT_THREADS``, else one per CPU this process may use (more
-    threads than cores only make each one slower and hold more buffers)."""
-    return setting or len(os.sched_getaffinity(0))
+    """How many predictions run at once: ``SPROUT_PREDICT_THREADS``, else one more than the CPUs this process may
+    use. With one per CPU, about a tenth of the cores sat idle under load (`bench/serve.py`): a prediction thread
+    waits for the GIL each time it hands its result to the event loop or picks up the next request, and the
+    spare thread runs its model meanwhile (+20 MB of buffers)."""
+    return setting or len(os.sched_getaffinity(0)) + 1
 
 
 _T = TypeVar("_T")

@@ -108,8 +108,8 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(default=10.0, gt=0)
     predict_threads: int | None = Field(
         default=None, ge=1, le=64,
-        description="Predictions the API runs at once, one ONNX Runtime thread each (default: the CPUs it may use); "
-                    "more wait their turn.")
+        description="Predictions the API runs at once, one ONNX Runtime thread each (default: one more than the "
+                    "CPUs it may use); more wait their turn.")
 
     airflow_url: str | None = Field(default=None, description="Airflow API server, for POST /admin/retrain.")
     airflow_username: str | None = None
