@@ -14,8 +14,10 @@ with ``label``, ``confidence`` and ``probabilities`` (label → probability, as 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,11 +104,35 @@ class SproutPyfunc(PythonModel):
                              "probabilities": [r.probabilities for r in results]}, columns=list(OUTPUT_COLUMNS))
 
 
+@contextlib.contextmanager
+def without_module_scan() -> Iterator[None]:
+    """MLflow's check of a model's requirements against this environment, without its module-to-distribution scan.
+
+    Logging (and the input example's trial load) warns when a requirement does not match what is installed. To
+    do so MLflow first maps every module of every installed distribution to its distribution
+    (``importlib_metadata.packages_distributions()``, reading the RECORD of each one without ``top_level.txt``:
+    about 1.5 s of a 10 s retrain here; torch's alone lists 14,701 files). That map serves requirement
+    *inference*, which Sprout never asks for, and a fallback from a distribution's name to a module's
+    ``__version__``; Sprout's requirements are distributions pinned from this very environment, so with an empty
+    map the check still reads each one's installed version, from its own metadata. The map is restored after.
+    """
+    from mlflow.utils import requirements_utils as reqs
+
+    if getattr(reqs, "_MODULES_TO_PACKAGES", ()) is not None:  # built already, or MLflow changed: leave it
+        yield
+        return
+    reqs._MODULES_TO_PACKAGES = {}
+    try:
+        yield
+    finally:
+        reqs._MODULES_TO_PACKAGES, reqs._PACKAGES_TO_MODULES = None, None
+
+
 def log_pyfunc(onnx_bytes: bytes, *, name: str, metadata: dict[str, str]) -> str:
     """Log the serialized graph as Sprout's pyfunc in the active MLflow run; returns its model URI."""
     import mlflow.pyfunc
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, without_module_scan():
         graph, loader = Path(tmp) / ONNX_FILE, Path(tmp) / LOADER_FILE
         graph.write_bytes(onnx_bytes)
         loader.write_text(LOADER_CODE)

@@ -180,3 +180,26 @@ def test_mlflow_models_serve_answers_invocations_as_predict(served: str, photos:
     bad = httpx.post(f"{served}/invocations", timeout=60,
                      json={"dataframe_records": [{"image": base64.b64encode(b"not an image").decode()}]})
     assert bad.status_code == 400 and "not an image" in bad.text, bad.text
+
+
+def test_logging_skips_the_module_scan_but_still_checks_requirements(monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import importlib_metadata
+    from mlflow.utils import requirements_utils as reqs
+
+    from model.serving.pyfunc import pip_requirements, without_module_scan
+
+    scans: list[int] = []
+    real = importlib_metadata.packages_distributions
+    monkeypatch.setattr(importlib_metadata, "packages_distributions", lambda: scans.append(1) or real())
+    monkeypatch.setattr(reqs, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(reqs, "_PACKAGES_TO_MODULES", None)
+    with without_module_scan(), caplog.at_level("WARNING"):
+        reqs.warn_dependency_requirement_mismatches(pip_requirements())  # pinned here: nothing to say
+        assert "mismatches" not in caplog.text
+        reqs.warn_dependency_requirement_mismatches(["numpy==0.0.1"])  # still checked, from numpy's metadata
+    assert "numpy (current: " in caplog.text
+    assert scans == []  # the whole environment was never scanned
+    assert reqs._MODULES_TO_PACKAGES is None  # restored: a later inference in this process builds the map
+    reqs.warn_dependency_requirement_mismatches(["numpy==0.0.1"])
+    assert scans == [1]
