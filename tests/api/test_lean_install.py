@@ -29,6 +29,16 @@ def source_tree(dest: Path) -> Path:
     return dest
 
 
+def same_versions(dest: Path) -> Path:
+    """A pip constraints file of this environment's versions: the lean install resolves to the versions the rest
+    of the suite runs (a release published since this venv was built, e.g. an MLflow whose client migrates the
+    shared home's tracking database, would otherwise land in the lean venv alone)."""
+    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], check=True,
+                            capture_output=True, text=True).stdout.splitlines()
+    dest.write_text("\n".join(line for line in frozen if "==" in line and " @ " not in line) + "\n")
+    return dest
+
+
 def size_mb(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) // 2**20
 
@@ -38,7 +48,8 @@ def test_the_api_extra_installs_without_torch_or_streamlit_and_serves(tmp_path: 
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     src = source_tree(tmp_path / "src")
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-compile", f"{src}[api]"],
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-compile", "-c",
+                              str(same_versions(tmp_path / "constraints.txt")), f"{src}[api]"],
                              capture_output=True, text=True, timeout=1500)
     assert install.returncode == 0, install.stderr[-3000:]
     absent = subprocess.run([str(python), "-c", "import importlib.util as u; print([m for m in "

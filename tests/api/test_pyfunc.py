@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -158,7 +159,8 @@ def served(settings: Settings, champion_uri: str, tmp_path: Path) -> Iterator[st
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the mlflow CLI and the uvicorn it started
+        with contextlib.suppress(ProcessLookupError):  # already gone: the assertion above says why
+            os.killpg(proc.pid, signal.SIGTERM)  # the mlflow CLI and the uvicorn it started
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
