@@ -590,7 +590,7 @@ def test_small_pictures_decode_on_the_calling_thread(monkeypatch: pytest.MonkeyP
     assert set(threads) == {threading.current_thread().name}  # no hand-off for a small picture
     threads.clear()
     assert decode_image(random_image_bytes("PNG", size=(side + 1, side))).size == (side + 1, side)
-    assert threads and all(name.startswith("sprout-decode") for name in threads)  # one pixel more: the pool
+    assert threads and all(name.startswith("sprout-decode") for name in threads)  # one column more: the pool
 
 
 _MEMORY_SCRIPT = r"""
