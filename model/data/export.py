@@ -5,6 +5,9 @@ Layout under the destination (a directory or ``s3://bucket/prefix``, written thr
 ``<label>/<sha256>.<ext>`` (the stored, metadata-free bytes, named like the stored object), ``manifest.csv``
 and, on request, ``embeddings.parquet``. The importer reads label folders only, so the two files at the root
 are never taken for samples. The manifest is written last: a tree with a manifest is a complete export.
+``--overwrite`` deletes only the files an earlier export's manifest lists (and its ``embeddings.parquet``), and
+only once the new export is complete; other files in the destination stay. A destination that overlaps
+Sprout's own object store is refused.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ from db.models import Review, Sample, SampleSource, Split, TrainingRun
 from model.core.errors import ConflictError, NotFoundError, StorageUnavailableError
 from model.core.settings import Settings
 from model.data.importer import S3Prefix, is_s3
-from model.data.storage import LocalStore, ObjectStore, s3_store
+from model.data.storage import LocalStore, ObjectStore, check_outside_store, s3_store
 
 MANIFEST = "manifest.csv"
 EMBEDDINGS = "embeddings.parquet"
 MANIFEST_COLUMNS = ("sha256", "file", "label", "split", "source", "reviewer", "approved_at", "near_duplicate_group")
 
-# What an export writes, and so all that ``--overwrite`` may delete.
+# The sample files an export writes, and so all that ``--overwrite`` may delete (with the two files at the root).
 _EXPORT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/[0-9a-f]{64}\.[A-Za-z0-9]+$")
 
 Progress = Callable[[Iterable["ExportRow"], int], Iterable["ExportRow"]]
@@ -168,7 +171,9 @@ def manifest_csv(rows: Iterable[ExportRow]) -> bytes:
 
 def open_destination(dest: str | Path, settings: Settings) -> tuple[ObjectStore, str]:
     """The store to write an export to and its name: a local directory, or an S3 prefix on Sprout's S3
-    endpoint with its credentials (``SPROUT_S3_*``)."""
+    endpoint with its credentials (``SPROUT_S3_*``). A destination that overlaps Sprout's own object store
+    is refused (ConflictError)."""
+    check_outside_store(dest, settings)
     if is_s3(dest):
         prefix = S3Prefix.parse(str(dest))
         if not settings.s3_endpoint:
@@ -181,22 +186,42 @@ def open_destination(dest: str | Path, settings: Settings) -> tuple[ObjectStore,
     return LocalStore(path), str(path)
 
 
-def clear_destination(store: ObjectStore, name: str, *, overwrite: bool) -> int:
-    """Refuse a non-empty destination unless ``overwrite``, and then only one that holds nothing but a
-    previous export's files, which are deleted; returns how many."""
-    keys = list(store.list())
+def _listed_files(manifest: bytes, name: str) -> list[str]:
+    """The ``file`` column of an earlier export's manifest; refused if it names a file no export writes."""
+    rows = list(csv.DictReader(io.StringIO(manifest.decode("utf-8", errors="replace"))))
+    files = [row.get("file") or "" for row in rows]
+    foreign = next((f for f in files if not _EXPORT_FILE.match(f)), None)
+    if foreign is not None:
+        raise ConflictError(f"{name}/{MANIFEST} lists {foreign!r}, which no export writes: it is no previous "
+                            "export, and --overwrite replaces only one; choose an empty destination.")
+    return files
+
+
+def previous_export(store: ObjectStore, name: str, *, overwrite: bool) -> list[str]:
+    """The files of the earlier export at the destination, which ``--overwrite`` replaces: those its
+    ``manifest.csv`` lists, its ``embeddings.parquet`` and the manifest. Nothing for an empty destination;
+    a non-empty one is refused without ``overwrite``, and one without a manifest always."""
+    keys = set(store.list())
     if not keys:
-        return 0
+        return []
     if not overwrite:
         raise ConflictError(f"{name} is not empty ({len(keys)} files): choose an empty destination, or pass "
                             "--overwrite to replace a previous export.")
-    foreign = [k for k in keys if k not in (MANIFEST, EMBEDDINGS) and not _EXPORT_FILE.match(k)]
-    if foreign:
-        raise ConflictError(f"{name} holds files that no export wrote (e.g. {foreign[0]!r}); --overwrite replaces "
-                            "only a previous export: choose an empty destination.")
-    for key in keys:
-        store.delete(key)
-    return len(keys)
+    if MANIFEST not in keys:
+        raise ConflictError(f"{name} holds no {MANIFEST}, so it is no previous export, and --overwrite replaces "
+                            "only one: choose an empty destination.")
+    return [*_listed_files(store.get(MANIFEST), name), *(k for k in (EMBEDDINGS, MANIFEST) if k in keys)]
+
+
+def check_label_folders(store: ObjectStore, name: str, files: Iterable[str]) -> None:
+    """Refuse a local destination whose label folders link elsewhere: writes and deletes would land there."""
+    if not isinstance(store, LocalStore):
+        return
+    root = store.root.resolve()
+    for folder in sorted({f.split("/", 1)[0] for f in files if "/" in f}):
+        target = (store.root / folder).resolve()
+        if target != root / folder:
+            raise ConflictError(f"{name}/{folder} is a link to {target}: an export writes only inside {name}.")
 
 
 def export_dataset(
@@ -225,11 +250,18 @@ def export_dataset(
         summary.embeddings = {"file": EMBEDDINGS, "backbone": backbone, "rows": parquet[1],
                               "missing": len(rows) - parquet[1]}
     session.commit()  # end the read transaction: no database connection is held while files are copied
-    summary.replaced = clear_destination(dest, dest_name, overwrite=overwrite)
+    earlier = previous_export(dest, dest_name, overwrite=overwrite)
+    check_label_folders(dest, dest_name, [*earlier, *(r.file for r in rows)])
     for row in progress(rows, len(rows)) if progress else rows:
         dest.put(row.file, source.get(row.object_key), row.content_type)
         summary.by_label[row.label] += 1
     if parquet is not None:
         dest.put(EMBEDDINGS, parquet[0], "application/vnd.apache.parquet")
     dest.put(MANIFEST, manifest_csv(rows), "text/csv")
+    # Only now, with the new export complete, the earlier one's files that it did not rewrite go.
+    written = {r.file for r in rows} | {MANIFEST} | ({EMBEDDINGS} if parquet is not None else set())
+    for key in earlier:
+        if key not in written:
+            dest.delete(key)
+    summary.replaced = len(earlier)
     return summary

@@ -25,7 +25,7 @@ from db.models import SampleSource
 from model.core.errors import InvalidLabelError, NotFoundError, SproutError, StorageUnavailableError
 from model.core.settings import Settings
 from model.data.samples import add_sample
-from model.data.storage import ObjectStore, check_label
+from model.data.storage import ObjectStore, check_label, check_not_in_store, check_outside_store
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,12 @@ def is_s3(source: str | Path) -> bool:
 @contextlib.contextmanager
 def local_tree(source: str | Path, settings: Settings) -> Iterator[Path]:
     """A local folder-per-label tree for ``source``: the folder itself, or an S3 prefix downloaded to a
-    temporary directory that is deleted afterwards."""
+    temporary directory that is deleted afterwards. A source that overlaps Sprout's own object store (or a file
+    in the tree that leads into it) is refused: its unreviewed uploads would be imported as approved."""
+    check_outside_store(source, settings)
     if not is_s3(source):
+        for _, path in find_labeled_files(Path(source)):
+            check_not_in_store(path, settings)
         yield Path(source)
         return
     with tempfile.TemporaryDirectory(prefix="sprout-import-") as tmp:

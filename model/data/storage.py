@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from model.core.errors import InvalidLabelError, NotFoundError, StorageUnavailableError
+from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, StorageUnavailableError
 from model.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -305,6 +305,48 @@ def s3_store(settings: Settings, *, bucket: str, prefix: str) -> S3Store:
         region=settings.s3_region,
         prefix=prefix,
     )
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _local_overlap(path: Path, root: Path) -> str | None:
+    """How ``path`` meets the directory ``root`` (symlinks and ``..`` resolved; a bind mount of it counts)."""
+    path, root = path.resolve(), root.resolve()
+    if path.is_relative_to(root) or any(_same_dir(p, root) for p in (path, *path.parents)):
+        return "is or lies inside"
+    if root.is_relative_to(path) or any(_same_dir(path, p) for p in root.parents):
+        return "contains"
+    return None
+
+
+def check_outside_store(location: str | Path, settings: Settings) -> None:
+    """Refuse a data set location (a directory, or ``s3://bucket/prefix``) that overlaps the live object store:
+    with S3, any prefix of ``SPROUT_S3_BUCKET`` (exports and imports use ``SPROUT_S3_ENDPOINT`` too); locally,
+    the objects directory, a folder inside it or one that contains it. Raises ConflictError."""
+    where = str(location)
+    if where.startswith("s3://"):
+        bucket = where[len("s3://"):].partition("/")[0]
+        if settings.s3_endpoint and bucket.lower() == settings.s3_bucket.lower():
+            raise ConflictError(f"{where} is in s3://{settings.s3_bucket}, the bucket of Sprout's object store: "
+                                "choose another bucket.")
+        return
+    if settings.s3_endpoint:
+        return
+    how = _local_overlap(Path(location), settings.objects_dir)
+    if how:
+        raise ConflictError(f"{where} {how} Sprout's object store ({settings.objects_dir}): choose a folder "
+                            "outside it.")
+
+
+def check_not_in_store(path: Path, settings: Settings) -> None:
+    """Refuse a file or folder that leads into the live local object store (e.g. a symlinked label folder)."""
+    if not settings.s3_endpoint and _local_overlap(path, settings.objects_dir) == "is or lies inside":
+        raise ConflictError(f"{path} leads into Sprout's object store ({settings.objects_dir}): it is refused.")
 
 
 def make_store(settings: Settings) -> ObjectStore:

@@ -11,22 +11,26 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import func, select
 
-from db.models import Embedding, RunStatus, SampleSource, TrainingRun, TrainingRunSample
+from db.models import Embedding, RunStatus, Sample, SampleSource, TrainingRun, TrainingRunSample
 from model.core.errors import ConflictError, NotFoundError
 from model.core.settings import Settings
 from model.data.export import EMBEDDINGS, MANIFEST, MANIFEST_COLUMNS, export_dataset, open_destination
 from model.data.importer import find_labeled_files, import_directory, local_tree
 from model.data.samples import Prediction, add_sample, get_sample, relabel_sample, review_sample
+from model.data.storage import s3_store
 from model.runtime.services import Services
 from tests import servers
 from tests.utils.images import dataset_images
@@ -168,26 +172,141 @@ def test_a_destination_is_never_mixed(world: World, tmp_path: Path) -> None:
     export(world, dest, embeddings=True)
     with pytest.raises(ConflictError, match="--overwrite"):
         export(world, dest)
+    (dest / "notes.txt").write_text("mine")  # a file of the user's, which no manifest lists
+    (dest / "grass" / "mine.jpg").write_bytes(b"also mine")
+    with world.svc.session() as session:
+        old_file = dest / "dandelion" / f"{get_sample(session, world.ids[0]).sha256}.jpg"
+    assert old_file.is_file()
     change_after_the_run(world)  # the first dandelion moves to grass: its old file must not stay behind
     replaced = export(world, dest, overwrite=True)
     assert replaced["replaced"] == 7 and replaced["by_label"] == {"dandelion": 2, "grass": 4}
-    assert Counter(label for label, _ in find_labeled_files(dest)) == {"dandelion": 2, "grass": 4}
-    assert not (dest / EMBEDDINGS).exists()
-    (dest / "notes.txt").write_text("mine")
-    with pytest.raises(ConflictError, match="notes.txt"):
+    assert not old_file.exists() and not (dest / EMBEDDINGS).exists()
+    assert (dest / "notes.txt").read_text() == "mine" and (dest / "grass" / "mine.jpg").read_bytes() == b"also mine"
+    listed = {r["file"] for r in read_manifest((dest / MANIFEST).read_text())}
+    exported = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+    assert exported == listed | {MANIFEST, "notes.txt", "grass/mine.jpg"}
+
+
+def test_overwrite_deletes_nothing_until_the_new_copy_is_complete(world: World, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    export(world, dest, embeddings=True)
+    before = {p.relative_to(dest).as_posix(): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    change_after_the_run(world)
+
+    def fails_midway(rows: Iterable[Any], _total: int) -> Iterator[Any]:
+        for i, row in enumerate(rows):
+            if i == 3:
+                raise OSError("disk full")
+            yield row
+
+    with pytest.raises(OSError, match="disk full"):
+        export(world, dest, overwrite=True, progress=fails_midway)
+    after = {p.relative_to(dest).as_posix(): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+    assert {k: v for k, v in after.items() if k in before} == before  # the earlier export is whole
+    assert after[MANIFEST] == before[MANIFEST]
+
+
+def test_overwrite_refuses_what_no_export_wrote(world: World, tmp_path: Path) -> None:
+    """A folder-per-label tree named like an export (as the store's labeled/ is) without manifest.csv, or with
+    one that lists files no export writes, is no previous export: nothing is deleted."""
+    tree = tmp_path / "tree"
+    (tree / "grass").mkdir(parents=True)
+    (tree / "grass" / f"{'a' * 64}.jpg").write_bytes(b"precious")
+    with pytest.raises(ConflictError, match=MANIFEST):
+        export(world, tree, overwrite=True)
+    assert (tree / "grass" / f"{'a' * 64}.jpg").read_bytes() == b"precious"
+    (tree / "keep.txt").write_text("precious")
+    (tree / MANIFEST).write_text(",".join(MANIFEST_COLUMNS) + "\n" + f"{'b' * 64},keep.txt,grass,,,,,\n")
+    with pytest.raises(ConflictError, match="keep.txt"):
+        export(world, tree, overwrite=True)
+    assert (tree / "keep.txt").read_text() == "precious" and len(list(tree.rglob("*.jpg"))) == 1
+
+
+def test_overwrite_does_not_follow_a_linked_label_folder(world: World, tmp_path: Path) -> None:
+    dest, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    export(world, dest)
+    (dest / "grass").rename(elsewhere)
+    (dest / "grass").symlink_to(elsewhere, target_is_directory=True)
+    kept = sorted(p.name for p in elsewhere.iterdir())
+    change_after_the_run(world)
+    with pytest.raises(ConflictError, match="link"):
         export(world, dest, overwrite=True)
-    assert (dest / "notes.txt").read_text() == "mine" and (dest / MANIFEST).is_file()
+    assert sorted(p.name for p in elsewhere.iterdir()) == kept
+
+
+def object_files(settings: Settings) -> list[str]:
+    """Every file in the local object store."""
+    root = settings.objects_dir
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def add_pending_upload(world: World) -> None:
+    svc = world.svc
+    with svc.session() as session:
+        add_sample(session, svc.store, data=dataset_images("grass", 4)[3].read_bytes(), source=SampleSource.UPLOAD,
+                   prediction=Prediction("grass", 0.9, "1"))
+
+
+def sample_count(world: World) -> int:
+    with world.svc.session() as session:
+        return session.scalar(select(func.count(Sample.id))) or 0
+
+
+@pytest.mark.parametrize("where", ["labeled", "labeled/grass", ".", "..", "pending/../labeled", "inside/new", "link"])
+def test_export_into_the_live_store_is_refused(world: World, tmp_path: Path, where: str) -> None:
+    add_pending_upload(world)
+    objects = world.svc.settings.objects_dir
+    (tmp_path / "link").symlink_to(objects / "labeled", target_is_directory=True)
+    dest = tmp_path / "link" if where == "link" else objects / where
+    before = object_files(world.svc.settings)
+    assert len(before) == 6
+    with pytest.raises(ConflictError, match="Sprout's object store"):
+        export(world, dest, overwrite=True)
+    assert object_files(world.svc.settings) == before
+
+
+@pytest.mark.parametrize("where", [".", "pending", "labeled", "..", "linked-label"])
+def test_import_from_the_live_store_is_refused(world: World, tmp_path: Path, where: str) -> None:
+    add_pending_upload(world)
+    objects = world.svc.settings.objects_dir
+    source = objects / where
+    if where == "linked-label":  # an outside tree whose label folder leads into pending/
+        source = tmp_path / "tree"
+        source.mkdir()
+        (source / "grass").symlink_to(objects / "pending", target_is_directory=True)
+    before, count = object_files(world.svc.settings), sample_count(world)
+    with pytest.raises(ConflictError, match="Sprout's object store"):  # noqa: PT012
+        with local_tree(source, world.svc.settings) as tree, world.svc.session() as session:
+            import_directory(session, world.svc.store, tree)
+    assert sample_count(world) == count and object_files(world.svc.settings) == before
+
+
+def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | {
+        "SPROUT_HOME": str(home), "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY}
+    return subprocess.run([SPROUT, "--json", *args], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=home.parent)
 
 
 def _cli(home: Path, *args: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | {
-        "SPROUT_HOME": str(home), "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY}
-    proc = subprocess.run([SPROUT, "--json", *args], capture_output=True, text=True, env=env, timeout=300,
-                          cwd=home.parent)
+    proc = _run(home, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stdout[:2000]
     return json.loads(lines[0])
+
+
+def test_cli_refuses_the_live_store(world: World) -> None:
+    """The reported commands: export into <home>/objects/labeled --overwrite, import <home>/objects."""
+    add_pending_upload(world)
+    home, objects = world.svc.settings.home, world.svc.settings.objects_dir
+    before, count = object_files(world.svc.settings), sample_count(world)
+    for args in (["export-dataset", str(objects / "labeled"), "--overwrite"], ["import", str(objects)]):
+        proc = _run(home, *args)
+        assert proc.returncode == 1, proc.stdout
+        answer = json.loads(proc.stdout)
+        assert answer["type"] == "ConflictError" and "Sprout's object store" in answer["error"], answer
+    assert object_files(world.svc.settings) == before and sample_count(world) == count
 
 
 def test_cli_round_trip_imports_back_to_the_same_counts(world: World, tmp_path: Path) -> None:
@@ -227,3 +346,25 @@ def test_s3_destination_round_trip(s3_server: servers.S3Server, tmp_path: Path) 
     with local_tree(dest, fresh.settings) as tree, fresh.session() as session:
         imported = import_directory(session, fresh.store, tree)
     assert imported.added == Counter(summary["by_label"]) and imported.errors == []
+
+
+@pytest.mark.integration
+def test_s3_store_bucket_is_refused(s3_server: servers.S3Server, tmp_path: Path) -> None:
+    """With the store on S3, any destination or source in its bucket is refused: nothing moves."""
+    prefix = f"live-{uuid.uuid4().hex[:12]}"
+    world = make_world(Settings(_env_file=None, home=tmp_path / "home", s3_prefix=prefix,  # type: ignore[call-arg]
+                                s3_endpoint=s3_server.endpoint, s3_access_key=s3_server.access_key,
+                                s3_secret_key=SecretStr(s3_server.secret_key)))
+    add_pending_upload(world)
+    settings = world.svc.settings
+    bucket_keys = s3_store(settings, bucket=settings.s3_bucket, prefix=prefix).list
+    before, count = list(bucket_keys()), sample_count(world)
+    assert len(before) == 6
+    for dest in (f"s3://{settings.s3_bucket}/{prefix}/labeled", f"s3://{settings.s3_bucket}/exports-{prefix}"):
+        with pytest.raises(ConflictError, match="Sprout's object store"):
+            export(world, dest, overwrite=True)
+    with pytest.raises(ConflictError, match="Sprout's object store"):  # noqa: PT012
+        with local_tree(f"s3://{settings.s3_bucket}/{prefix}", settings) as tree, world.svc.session() as session:
+            import_directory(session, world.svc.store, tree)
+    assert list(bucket_keys()) == before and sample_count(world) == count
+    assert not list(s3_store(settings, bucket=settings.s3_bucket, prefix=f"exports-{prefix}").list())
