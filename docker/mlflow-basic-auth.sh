@@ -11,7 +11,9 @@
 #   MLFLOW_AUTH_ADMIN_PASSWORD      its password, at least 12 characters (required; MLflow itself reads it, and
 #                                   only while that user does not exist yet)
 #   MLFLOW_FLASK_SERVER_SECRET_KEY  the auth app's CSRF key (required; the same in every replica)
-#   MLFLOW_AUTH_DEFAULT_PERMISSION  what a logged-in user may do where nothing else is granted (default: READ)
+#   MLFLOW_AUTH_DEFAULT_PERMISSION  what a logged-in user may do where nothing else is granted (default:
+#                                   NO_PERMISSIONS: the API's login gets grants of its own, `sprout mlflow
+#                                   serving-login`, and no more)
 #   MLFLOW_AUTH_CONFIG_PATH         where the file goes (default: /tmp/mlflow-auth/basic_auth.ini), mode 600
 #   MLFLOW_SERVER_ENABLE_JOB_EXECUTION  MLflow's background job workers (GenAI evaluation jobs; Sprout runs none):
 #                                   default false here, which halves an idle server's memory (about 1 GB less)
@@ -27,7 +29,7 @@ database=${MLFLOW_AUTH_DATABASE_URI:-${MLFLOW_BACKEND_STORE_URI:-}}
 export MLFLOW_AUTH_ADMIN_USERNAME="${MLFLOW_AUTH_ADMIN_USERNAME:-admin}"
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
-permission=${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}
+permission=${MLFLOW_AUTH_DEFAULT_PERMISSION:-NO_PERMISSIONS}
 case "$permission" in READ|EDIT|MANAGE|NO_PERMISSIONS) ;; *) fail "unknown default permission $permission" ;; esac
 case "$database" in *"
 "*) fail "the user store URL has a line break" ;; esac

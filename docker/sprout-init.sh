@@ -1,7 +1,9 @@
 #!/bin/sh
 # One-shot set-up of a Sprout deployment (docker compose `sprout-init`, Helm's init Job): apply the database
-# migrations and create the first reviewer (an admin) from SPROUT_REVIEWER_USERNAME / SPROUT_REVIEWER_PASSWORD.
-# Idempotent: an existing reviewer is kept as it is (its password is not changed).
+# migrations, create the first reviewer (an admin) from SPROUT_REVIEWER_USERNAME / SPROUT_REVIEWER_PASSWORD and,
+# with MLflow's admin login, the API's own MLflow login from MLFLOW_API_USERNAME / MLFLOW_API_PASSWORD (serving's
+# grants only). Idempotent: an existing reviewer is kept as it is (its password is not changed); the API's MLflow
+# password is set to the given one.
 set -eu
 sprout --json db upgrade
 if [ -n "${SPROUT_REVIEWER_USERNAME:-}" ]; then
@@ -14,4 +16,8 @@ if [ -n "${SPROUT_REVIEWER_USERNAME:-}" ]; then
     echo "$answer" >&2
     exit 1
   fi
+fi
+if [ -n "${MLFLOW_API_USERNAME:-}" ]; then
+  : "${MLFLOW_API_PASSWORD:?MLFLOW_API_PASSWORD is required with MLFLOW_API_USERNAME}"
+  printf '%s\n' "$MLFLOW_API_PASSWORD" | sprout --json mlflow serving-login "$MLFLOW_API_USERNAME"
 fi

@@ -61,6 +61,8 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 users_app = typer.Typer(help="Reviewer accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+mlflow_app = typer.Typer(help="Logins on the MLflow server (run with MLflow's admin login).", no_args_is_help=True)
+app.add_typer(mlflow_app, name="mlflow")
 
 err = Console(stderr=True)
 
@@ -727,6 +729,17 @@ def users_set_admin(
 
     _change_user(lambda session: set_admin(session, username=name, admin=not revoke),
                  lambda d: f"{d['username']} is {'an admin' if d['is_admin'] else 'a reviewer'}")
+
+
+@mlflow_app.command("serving-login")
+def mlflow_serving_login(name: UserArg) -> None:
+    """Create (or reset) the API's MLflow user, with serving's permissions only; password from a prompt or stdin."""
+    from model.serving.mlflow_access import grant_serving_access
+
+    with _command():
+        password = _read_password()
+        granted = grant_serving_access(get_settings(), name, password)
+        _emit(granted, lambda d: err.print(f"MLflow user {d['username']}: {d['experiment']}, {d['registered_model']}"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -59,3 +59,7 @@ class RegistryUnavailableError(SproutError):
 
 class OrchestratorUnavailableError(SproutError):
     """Airflow is not configured or cannot be reached (HTTP 503)."""
+
+
+class ConfigurationError(SproutError):
+    """A setting or login the command needs is missing, or the service it names refuses it."""

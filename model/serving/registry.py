@@ -204,9 +204,8 @@ class Registry:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
 
-    def register(self, model_uri: str, run_id: str) -> str:
-        """Register a logged model as a new version of the classifier; returns the version."""
-        import mlflow
+    def ensure_registered_model(self) -> None:
+        """Create the classifier's registered model unless it exists."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -215,6 +214,12 @@ class Registry:
             _raise_unless_missing(exc)
             with _mlflow_errors():
                 self.client.create_registered_model(self.model_name)
+
+    def register(self, model_uri: str, run_id: str) -> str:
+        """Register a logged model as a new version of the classifier; returns the version."""
+        import mlflow
+
+        self.ensure_registered_model()
         for existing in self.versions():
             if existing.run_id == run_id:  # a retried promotion never registers twice
                 return existing.version

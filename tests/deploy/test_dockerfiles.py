@@ -222,7 +222,8 @@ def test_commands_refer_to_what_the_project_installs(name: str) -> None:
 
 def test_shell_scripts_parse() -> None:
     for script in ("docker/sprout-init.sh", "docker/airflow-healthcheck.sh", "docker/postgres/init-databases.sh",
-                   "docker/mlflow-basic-auth.sh", "scripts/gen-env.sh", "scripts/real-stack.sh"):
+                   "docker/mlflow-basic-auth.sh", "scripts/gen-env.sh", "scripts/real-stack.sh",
+                   "scripts/mlflow-auth.sh", "scripts/up.sh"):
         path = REPO_ROOT / script
         assert os.access(path, os.X_OK), f"{script} is not executable"
         shell = "sh" if path.read_text().startswith("#!/bin/sh") else "bash"
@@ -263,7 +264,7 @@ def test_mlflow_basic_auth_wrapper_writes_the_auth_config(tmp_path: Path, monkey
     auth = reader.read_auth_config()
     assert auth.database_uri == env["MLFLOW_BACKEND_STORE_URI"]
     assert (auth.admin_username, auth.admin_password) == ("admin", "a" * 24)
-    assert auth.default_permission == "READ"
+    assert auth.default_permission == "NO_PERMISSIONS"  # other users get their own grants, no more
     assert auth.authorization_function == "mlflow.server.auth:authenticate_request_basic_auth"
     for missing in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY", "MLFLOW_BACKEND_STORE_URI"):
         proc = run([script, "true"], env={k: v for k, v in env.items() if k != missing}, check=False)
@@ -278,10 +279,11 @@ def test_the_real_stack_runs_mlflow_behind_its_login() -> None:
     admin's password and the CSRF key generated into the stack's secrets file, its login exported to the
     processes up.sh starts, and the start checks that anonymous calls get 401."""
     text = (REPO_ROOT / "scripts" / "real-stack.sh").read_text()
-    assert "docker/mlflow-basic-auth.sh" in text and "server --app-name basic-auth" in text
+    starter = (REPO_ROOT / "scripts" / "mlflow-auth.sh").read_text()  # shared with the embedded stack
+    assert "docker/mlflow-basic-auth.sh" in starter and "server --app-name sprout-basic-auth" in starter
     assert "stack_secret MLFLOW_ADMIN_PASSWORD" in text and "stack_secret MLFLOW_FLASK_SECRET_KEY" in text
-    assert "MLFLOW_AUTH_ADMIN_PASSWORD=$MLFLOW_ADMIN_PASSWORD" in text
+    assert 'MLFLOW_AUTH_ADMIN_PASSWORD="$MLFLOW_ADMIN_PASSWORD"' in starter and "start_mlflow " in text
     assert "export MLFLOW_TRACKING_USERNAME=$MLFLOW_ADMIN_USERNAME " \
            "MLFLOW_TRACKING_PASSWORD=$MLFLOW_ADMIN_PASSWORD" in text
-    assert "= 401 ]" in text and "--host 127.0.0.1" in text
-    assert "--backend-store-uri" not in text  # the URL with its password is not on a command line
+    assert "= 401 ]" in starter and "--host 127.0.0.1" in starter
+    assert "--backend-store-uri" not in text + starter  # the URL with its password is not on a command line

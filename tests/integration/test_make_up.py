@@ -1,0 +1,98 @@
+"""`make up` (scripts/up.sh, the embedded default most people run) as another account on a shared machine meets it:
+its MLflow answers nobody without a login, and even the operator's login cannot point an experiment's artifacts
+outside the state directory. One start of the whole stack (no seed set: nothing to train), then ``make down``."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import servers
+from tests.utils.paths import REPO_ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+UP_TIMEOUT_S = 480
+
+
+@dataclass(frozen=True)
+class Stack:
+    home: Path
+    mlflow: str
+    output: str
+
+    def credentials(self) -> dict[str, str]:
+        lines = (self.home / "credentials.txt").read_text().splitlines()
+        return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("make-up") / "home"
+    api, ui, mlflow, airflow = (servers.free_port() for _ in range(4))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPROUT_", "MLFLOW_", "AIRFLOW_"))} | {
+        "SPROUT_HOME": str(home), "SPROUT_SEED_DATASET": str(home / "no-seed"),
+        "SPROUT_API_PORT": str(api), "SPROUT_UI_PORT": str(ui), "SPROUT_MLFLOW_PORT": str(mlflow),
+        "SPROUT_AIRFLOW_PORT": str(airflow)}
+    try:
+        up = subprocess.run([str(REPO_ROOT / "scripts" / "up.sh")], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=UP_TIMEOUT_S)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted((home / "run").glob("*.log")))
+        assert up.returncode == 0, f"{up.stdout[-3000:]}\n{up.stderr[-3000:]}\n{logs}"
+        yield Stack(home=home, mlflow=f"http://127.0.0.1:{mlflow}", output=up.stdout)
+    finally:
+        subprocess.run([str(REPO_ROOT / "scripts" / "down.sh")], cwd=REPO_ROOT, env=env, capture_output=True,
+                       timeout=180)
+
+
+def test_mlflow_refuses_anonymous_calls(stack: Stack) -> None:
+    """Another local account can neither move `champion` (a rollback only admins may do) nor create an experiment
+    whose artifacts go anywhere it likes (the DAGs folder, which Airflow imports as the stack's owner)."""
+    alias = httpx.post(f"{stack.mlflow}/api/2.0/mlflow/registered-models/alias", timeout=10,
+                       json={"name": "sprout-classifier", "alias": "champion", "version": "1"})
+    assert alias.status_code == 401, alias.text
+    experiment = httpx.post(f"{stack.mlflow}/api/2.0/mlflow/experiments/create", timeout=10,
+                            json={"name": "planted", "artifact_location": (REPO_ROOT / "dags").as_uri()})
+    assert experiment.status_code == 401, experiment.text
+    listing = httpx.get(f"{stack.mlflow}/api/2.0/mlflow/registered-models/search", timeout=10)
+    assert listing.status_code == 401, listing.text
+
+
+def test_the_credentials_file_lists_the_mlflow_login(stack: Stack) -> None:
+    creds = stack.credentials()
+    assert creds["mlflow user"] == "admin" and len(creds["mlflow password"]) >= 12
+    assert stat.S_IMODE((stack.home / "credentials.txt").stat().st_mode) == 0o600
+    assert creds["mlflow password"] in stack.output  # printed with the other credentials
+    resp = httpx.get(f"{stack.mlflow}/api/2.0/mlflow/registered-models/search", timeout=10,
+                     auth=(creds["mlflow user"], creds["mlflow password"]))
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize("where", ["dags", "outside", "dotdot"])
+def test_artifact_locations_outside_the_state_directory_are_refused(stack: Stack, where: str) -> None:
+    creds = stack.credentials()
+    location = {"dags": (REPO_ROOT / "dags").as_uri(), "outside": "file:///tmp/sprout-planted",
+                "dotdot": f"file://{stack.home}/mlartifacts/../../planted"}[where]
+    resp = httpx.post(f"{stack.mlflow}/api/2.0/mlflow/experiments/create", timeout=10,
+                      auth=(creds["mlflow user"], creds["mlflow password"]),
+                      json={"name": f"planted-{where}", "artifact_location": location})
+    assert resp.status_code == 400, resp.text
+    assert "artifact destination" in resp.json()["message"]
+    found = httpx.get(f"{stack.mlflow}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name":
+                      f"planted-{where}"}, auth=(creds["mlflow user"], creds["mlflow password"]), timeout=10)
+    assert found.status_code == 404, found.text
+
+
+def test_artifact_locations_inside_the_state_directory_are_accepted(stack: Stack) -> None:
+    creds = stack.credentials()
+    inside = (stack.home.resolve() / "mlartifacts" / "mine").as_uri()
+    resp = httpx.post(f"{stack.mlflow}/api/2.0/mlflow/experiments/create", timeout=10,
+                      auth=(creds["mlflow user"], creds["mlflow password"]),
+                      json={"name": "inside", "artifact_location": inside})
+    assert resp.status_code == 200, resp.text
