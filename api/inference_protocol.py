@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ PROBABILITIES, LABEL = OUTPUT_NAME, "label"
 OUTPUTS = (PROBABILITIES, LABEL)
 MAX_BATCH = 32  # images (or tensors) per request; the whole body is capped by SPROUT_MAX_UPLOAD_MB as well
 UNSUPPORTED_PARAMETERS = ("shared_memory_region", "classification")
+DIGITS = re.compile(r"[0-9]{1,12}")  # the header length: int() alone would take "1_3", "+13", " 13" or "١٣"
 
 
 class ProtocolError(Exception):
@@ -106,15 +108,16 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], 
     if header_length is None:
         json_part, binary = body, b""
     else:
-        try:
-            length = int(header_length)
-        except ValueError:
-            raise ProtocolError(f"{HEADER_LENGTH} must be an integer, not {header_length[:40]!r}.") from None
+        if not DIGITS.fullmatch(header_length):
+            raise ProtocolError(f"{HEADER_LENGTH} must be a decimal integer, not {header_length[:40]!r}.")
+        length = int(header_length)
         if not 0 < length <= len(body):
             raise ProtocolError(f"{HEADER_LENGTH} is {length}, but the body has {len(body)} bytes.")
         json_part, binary = body[:length], body[length:]
     try:
         header = json.loads(json_part)
+    except RecursionError:
+        raise ProtocolError("The inference request's JSON is nested too deeply.") from None
     except (UnicodeDecodeError, ValueError):
         hint = "" if header_length is not None else f" (binary tensors need the {HEADER_LENGTH} header)"
         raise ProtocolError(f"The inference request is not valid JSON{hint}.") from None
@@ -211,9 +214,11 @@ def _pixels(spec: dict[str, Any], raw: bytes | None, input_size: int) -> np.ndar
             array = np.asarray([])
         if array.dtype.kind not in "fiu" or array.size != count:
             raise ProtocolError(f"Input 'pixels' of shape {shape} needs {count} numbers.")
+    with np.errstate(over="ignore"):  # JSON numbers beyond FP32's range (1e39) become infinite here
+        array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
-        raise ProtocolError("Input 'pixels' must hold finite numbers only.")
-    return array.astype(np.float32, copy=False).reshape(shape)
+        raise ProtocolError("Input 'pixels' must hold finite FP32 numbers only.")
+    return array.reshape(shape)
 
 
 def _outputs(header: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -278,11 +283,16 @@ def infer(predictor: Predictor, request: InferRequest) -> Inference:
     """Run the request through the predictor (sync: call it on a prediction thread).
 
     Encoded images go through ``Predictor.preprocess`` (its decode limits included), exactly as ``/predict``.
+    A non-finite output (finite pixels can overflow inside the network) is a ProtocolError: never answered
+    (NaN is not JSON), counted or recorded.
     """
     batch = request.pixels if request.pixels is not None else np.stack(
         [_preprocess(predictor, data, i) for i, data in enumerate(request.images or [])])
     proba, features = predictor.run(batch)
     proba = np.asarray(proba, dtype=np.float32)
+    if not np.isfinite(proba).all() or (features is not None and not np.isfinite(features).all()):
+        raise ProtocolError("The model's output is not finite for this input: 'pixels' far outside the range "
+                            "the metadata's 'preprocess' gives overflow inside the network.")
     results = [predictor.result(p, None if features is None else features[i]) for i, p in enumerate(proba)]
     return Inference(probabilities=proba, results=results)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from model.reports.drift import DriftMonitor
     from model.runtime.services import Services
     from model.runtime.traffic import PredictionRecorder
+    from model.serving.predictor import PredictionResult
 
 REQUESTS = Counter("sprout_api_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(
@@ -47,6 +49,14 @@ for _action in ("approve", "correct", "reject", "relabel", "unapprove"):
     REVIEWS.labels(_action)
 for _page in UiPage:
     UI_PAGE_VIEWS.labels(_page.value)
+
+
+def observe_prediction(result: PredictionResult) -> None:
+    """Count a served prediction by label and observe its confidence; a non-finite confidence is not observed
+    (it would make the histogram's sum NaN for the life of the process)."""
+    PREDICTIONS.labels(result.label).inc()
+    if math.isfinite(result.confidence):
+        CONFIDENCE.observe(result.confidence)
 
 
 def observe_served_model(version: str | None, labels: list[str]) -> None:
@@ -152,7 +162,7 @@ class DriftCollector(Collector):
             yield CounterMetricFamily("sprout_drift_window_recorded", "Predictions written to the drift window",
                                       value=self.recorder.written)
             yield CounterMetricFamily("sprout_drift_window_dropped",
-                                      "Predictions not recorded (buffer full or database unavailable)",
+                                      "Predictions not recorded (buffer full, database unavailable, or not finite)",
                                       value=self.recorder.dropped)
         report = self.monitor.latest if self.monitor is not None else None
         if report is None:

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, File, Request, UploadFile
 
 from api.deps import PredictorDep, RecorderDep, SettingsDep
-from api.metrics import CONFIDENCE, PREDICTIONS
+from api.metrics import observe_prediction
 from api.schemas import PredictionPublic
 from api.uploads import read_upload
 
@@ -59,8 +59,7 @@ async def predict_image(file: Annotated[UploadFile, File(description="The image 
     """
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))  # spooled: small reads, no blocking
     result = await run_prediction(request, predictor.predict_bytes, data)
-    PREDICTIONS.labels(result.label).inc()
-    CONFIDENCE.observe(result.confidence)
+    observe_prediction(result)
     request.app.state.capture.offer(data, result)
     recorder.record(result)  # the drift window: buffered, written off the request path
     return PredictionPublic(label=result.label, confidence=result.confidence, probabilities=result.probabilities,

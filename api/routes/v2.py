@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from api import inference_protocol as protocol
 from api.deps import RecorderDep, SettingsDep, WatcherDep
 from api.errors import status_for
-from api.metrics import CONFIDENCE, PREDICTIONS
+from api.metrics import observe_prediction
 from api.routes.predict import run_prediction
 from model.core.errors import NoChampionError, SproutError
 from model.core.settings import Settings
@@ -105,7 +105,8 @@ async def read_model_version_metadata(name: str, version: str, settings: Setting
 
 async def _infer(name: str, version: str | None, request: Request, settings: Settings, watcher: ChampionWatcher,
                  recorder: PredictionRecorder) -> Response:
-    """Parse, run and encode on a prediction thread; count and record each prediction as ``/predict`` does."""
+    """Parse, run and encode on a prediction thread; count each prediction as ``/predict`` does. Only encoded
+    images enter the drift window and capture: ``pixels`` are whatever the client says (any embedding)."""
     predictor = protocol.served_predictor(name, version, model_name=settings.model_name, watcher=watcher)
     body, headers = await request.body(), request.headers
 
@@ -118,10 +119,9 @@ async def _infer(name: str, version: str | None, request: Request, settings: Set
 
     parsed, inference, (content, json_length) = await run_prediction(request, work)
     for i, result in enumerate(inference.results):
-        PREDICTIONS.labels(result.label).inc()
-        CONFIDENCE.observe(result.confidence)
-        recorder.record(result)
+        observe_prediction(result)
         if parsed.images is not None:
+            recorder.record(result)
             request.app.state.capture.offer(parsed.images[i], result)
     if json_length is None:
         return Response(content, media_type="application/json")

@@ -191,14 +191,17 @@ def test_mean_confidence(svc: Services, version: str, backbone: str, vectors: li
 
 
 def live_window(svc: Services, version: str, backbone: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings (rows) and confidences of the newest predictions ``version`` served (with an embedding)."""
+    """Embeddings (rows) and confidences of the newest predictions ``version`` served (with an embedding); rows
+    that are not finite (stored before the recorder refused them) are left out."""
     with svc.session() as session:
         rows = queries.recent_predictions(session, model_version=version, limit=svc.settings.drift_window)
     rows = [r for r in rows if r.embedding is not None and (backbone is None or r.backbone in (None, backbone))]
     if not rows:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0)
-    return (np.stack([np.frombuffer(r.embedding or b"", dtype=np.float32) for r in rows]),
-            np.array([r.confidence for r in rows], dtype=np.float64))
+    live = np.stack([np.frombuffer(r.embedding or b"", dtype=np.float32) for r in rows])
+    confidences = np.array([r.confidence for r in rows], dtype=np.float64)
+    finite = np.isfinite(live).all(axis=1) & np.isfinite(confidences)
+    return live[finite], confidences[finite]
 
 
 def drift_report(svc: Services, version: str | None, *, reference: Reference | None = None) -> DriftReport:

@@ -1,13 +1,16 @@
 """The window of recent predictions: buffered in memory, written in batches by a background thread.
 
 ``record`` never blocks and never raises, so ``/predict`` keeps its latency whatever the database does: when
-the buffer is full, or a flush fails (database down), the predictions are dropped and counted. The table is
-shared by every API worker and survives a restart; each flush prunes it to the newest ``keep`` rows.
+the buffer is full, or a flush fails (database down), the predictions are dropped and counted. A prediction with
+a non-finite confidence or embedding is dropped alone (it would fail its whole batch on SQLite, and make the drift
+report NaN on PostgreSQL). The table is shared by every API worker and survives a restart; each flush prunes it to
+the newest ``keep`` rows.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -32,7 +35,7 @@ class PredictionRecorder:
                  flush_seconds: float = 2.0, batch_size: int = 200) -> None:
         self.sessions, self.keep, self.capacity = sessions, keep, capacity
         self.flush_seconds, self.batch_size = flush_seconds, batch_size
-        self.dropped = 0  # full buffer or failed flush
+        self.dropped = 0  # full buffer, failed flush or not finite
         self.written = 0
         self._buffer: deque[tuple[datetime, PredictionResult]] = deque()  # rows are built by the writer
         self._lock = threading.Lock()
@@ -70,30 +73,34 @@ class PredictionRecorder:
         return len(self._buffer)
 
     def flush(self) -> int:
-        """Write what is buffered now and prune the table; how many rows were written (0 when it failed)."""
+        """Write what is buffered now and prune the table; how many rows were written (0 when it failed).
+        Non-finite predictions are dropped (counted) before the write: they never fail the batch."""
         with self._flush_lock:
             with self._lock:
                 batch = list(self._buffer)
                 self._buffer.clear()
-            if not batch:
+            rows = recordable(batch)
+            if len(rows) < len(batch):
+                with self._lock:
+                    self.dropped += len(batch) - len(rows)
+            if not rows:
                 return 0
             try:
-                rows = [row(served_at, result) for served_at, result in batch]
                 with self.sessions() as session:
                     queries.add_recent_predictions(session, rows)
                     queries.prune_recent_predictions(session, keep=self.keep)
                     session.commit()
             except Exception as exc:  # database down or slow: drop, count, say so now and then
                 with self._lock:
-                    self.dropped += len(batch)
+                    self.dropped += len(rows)
                 now = time.monotonic()
                 if now - self._last_warning > WARN_EVERY_S:
                     self._last_warning = now
-                    log.warning("drift window: dropped %d predictions (%s: %s)", len(batch), type(exc).__name__,
+                    log.warning("drift window: dropped %d predictions (%s: %s)", len(rows), type(exc).__name__,
                                 exc)
                 return 0
-            self.written += len(batch)
-            return len(batch)
+            self.written += len(rows)
+            return len(rows)
 
     def run_forever(self) -> None:
         while not self._stop.is_set():
@@ -114,6 +121,23 @@ class PredictionRecorder:
             self._thread.join(timeout)
         if self._thread is None or not self._thread.is_alive():
             self.flush()
+
+
+def recordable(batch: list[tuple[datetime, PredictionResult]]) -> list[dict[str, object]]:
+    """The rows of the batch's finite predictions: one bad prediction never fails the others."""
+    rows = []
+    for served_at, result in batch:
+        try:
+            if is_finite(result):
+                rows.append(row(served_at, result))
+        except Exception:  # not a number at all: dropped like a non-finite one
+            log.exception("drift window: a prediction could not be recorded")
+    return rows
+
+
+def is_finite(result: PredictionResult) -> bool:
+    """Whether the confidence and the embedding (when there is one) are finite numbers."""
+    return math.isfinite(result.confidence) and (result.embedding is None or bool(np.isfinite(result.embedding).all()))
 
 
 def row(served_at: datetime, result: PredictionResult) -> dict[str, object]:

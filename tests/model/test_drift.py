@@ -7,17 +7,19 @@ The end-to-end acceptance (a real model, shared-set photos vs generated textures
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from db import queries
+from db.models import utcnow
 from db.session import make_engine, make_sessionmaker
 from model.core.settings import Settings
-from model.reports.drift import Reference, assess, domain_auc, mmd_test, novel_share
+from model.reports.drift import Reference, assess, domain_auc, live_window, mmd_test, novel_share
 from model.runtime.services import Services
-from model.runtime.traffic import PredictionRecorder
+from model.runtime.traffic import PredictionRecorder, row
 from model.serving.predictor import PredictionResult
 from tests.utils.services import migrated_services
 
@@ -41,6 +43,16 @@ def result(i: int, *, version: str = "1", embedding: bool = True) -> PredictionR
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[Services]:
     services = migrated_services(Settings(_env_file=None, home=tmp_path / "home"))  # type: ignore[call-arg]
+    yield services
+    services.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    """Services on a migrated SQLite or PostgreSQL database."""
+    url = request.getfixturevalue("fresh_pg_url") if request.param == "postgresql" else None
+    services = migrated_services(Settings(_env_file=None, home=tmp_path / "home",  # type: ignore[call-arg]
+                                          database_url=url))
     yield services
     services.close()
 
@@ -117,3 +129,36 @@ def test_the_background_thread_flushes_and_stop_writes_the_rest(svc: Services) -
         rows = queries.recent_predictions(session, model_version=None, limit=10)
     assert [r.embedding is None for r in rows] == [False, True, False]
     assert rows[0].backbone == "efficientnet_lite0" and rows[0].label == "grass" and rows[0].confidence == 0.9
+
+
+def test_a_non_finite_prediction_is_not_recorded_and_its_batch_is(any_db: Services) -> None:
+    """A NaN confidence (NULL in SQLite's NOT NULL column) failed the whole flush; on PostgreSQL it was stored
+    and the drift report became NaN (500)."""
+    recorder = PredictionRecorder(any_db.sessions, keep=100)
+    infinite = np.full(DIM, np.inf, dtype=np.float32)
+    for item in (result(0), replace(result(1), confidence=float("nan")), result(2),
+                 replace(result(3), embedding=infinite), result(4)):
+        recorder.record(item)
+    assert recorder.flush() == 3 and recorder.written == 3 and recorder.dropped == 2
+    with any_db.session() as session:
+        rows = queries.recent_predictions(session, model_version="1", limit=10)
+    assert sorted(int(np.frombuffer(r.embedding or b"", dtype=np.float32)[0]) for r in rows) == [0, 2, 4]
+
+
+def test_the_window_skips_non_finite_rows_already_stored(any_db: Services) -> None:
+    """Rows written before non-finite results were refused do not make the report NaN."""
+    good = [recorder_row(i) for i in range(3)]
+    bad = [recorder_row(9, embedding=np.full(DIM, np.inf, dtype=np.float32))]
+    if any_db.settings.resolved_database_url.startswith("postgresql"):  # SQLite cannot store a NaN REAL
+        bad.append(recorder_row(8) | {"confidence": float("nan")})
+    with any_db.session() as session:
+        queries.add_recent_predictions(session, good + bad)
+        session.commit()
+    live, confidences = live_window(any_db, "1", None)
+    assert len(live) == 3 and np.isfinite(live).all() and np.isfinite(confidences).all()
+
+
+def recorder_row(i: int, *, embedding: np.ndarray | None = None) -> dict[str, object]:
+    """The table row of ``result(i)``, as the recorder writes it."""
+    item = result(i) if embedding is None else replace(result(i), embedding=embedding)
+    return row(utcnow(), item)

@@ -6,6 +6,7 @@ the database's: shared by two app instances on one home, there after a restart; 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -20,11 +21,13 @@ from fastapi.testclient import TestClient
 from db import queries
 from db.models import RecentPrediction
 from model.core.settings import Settings
+from model.data.images import PreprocessSpec, load_and_preprocess
 from model.runtime.services import Services
 from tests.api.conftest import PASSWORD, REVIEWER, make_client
 from tests.utils.images import dataset_images, out_of_domain_images
 
 KEYS = {"drift_score", "threshold", "drifted", "n", "mean_confidence", "reference_mean_confidence"}
+MODEL = Settings.model_fields["model_name"].default
 SPROUT = str(Path(sys.executable).with_name("sprout"))
 
 
@@ -129,6 +132,23 @@ def test_predict_does_not_wait_for_the_window_database(monkeypatch: pytest.Monke
         while recorder.written + recorder.dropped < len(images) + 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert recorder.written + recorder.dropped == len(images) + 2
+
+
+def test_v2_pixels_do_not_enter_the_window(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Anybody can send any ``pixels`` (an embedding of their choosing): only encoded images are recorded."""
+    photo = held_back(1)[0]
+    with make_client(monkeypatch, home) as client:
+        infer = f"/v2/models/{MODEL}/infer"
+        spec = PreprocessSpec.from_json(json.dumps(client.get(f"/v2/models/{MODEL}").json()["preprocess"]))
+        pixels = load_and_preprocess(photo, spec)[None]
+        resp = client.post(infer, json={"inputs": [{"name": "pixels", "datatype": "FP32", "shape": list(pixels.shape),
+                                                    "data": pixels.ravel().tolist()}]})
+        assert resp.status_code == 200, resp.text
+        resp = client.post(infer, json={"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
+                                                    "data": [base64.b64encode(photo).decode()]}]})
+        assert resp.status_code == 200, resp.text
+        client.app.state.recorder.flush()  # type: ignore[attr-defined]
+        assert drift(client)["n"] == 1  # the image, not the pixels
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,6 +193,48 @@ def test_binary_framing_errors_and_limits(live: LiveApi, photos: list[bytes]) ->
     big = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1], "data": ["A" * (11 * 1024 * 1024)]}]}
     resp = post_infer(live, big)  # over SPROUT_MAX_UPLOAD_MB (10)
     assert resp.status_code == 413 and "MB limit" in resp.json()["error"]
+
+
+def pixels_request(live: LiveApi, value: float, *, binary: bool) -> tuple[bytes, dict[str, str]]:
+    """A ``pixels`` request of one picture holding ``value`` everywhere: the body and its headers."""
+    size = live.get(f"/v2/models/{MODEL}")["preprocess"]["input_size"]
+    spec: dict[str, Any] = {"name": "pixels", "datatype": "FP32", "shape": [1, 3, size, size]}
+    if not binary:
+        return json.dumps({"inputs": [spec | {"data": [value] * (3 * size * size)}]}).encode(), {}
+    raw = np.full((1, 3, size, size), value, dtype="<f4").tobytes()
+    header = json.dumps({"inputs": [spec | {"parameters": {"binary_data_size": len(raw)}}]}).encode()
+    return header + raw, {protocol.HEADER_LENGTH: str(len(header))}
+
+
+@pytest.mark.parametrize(("value", "binary"), [(1e39, False), (3e38, True)], ids=["json-1e39", "binary-3e38"])
+def test_pixels_beyond_float32_are_400_and_the_confidence_histogram_stays_finite(live: LiveApi, value: float,
+                                                                                 binary: bool) -> None:
+    """JSON 1e39 is infinite as FP32; a binary 3e38 is finite but overflows inside the network: both refused,
+    neither counted (one NaN would make the histogram's sum NaN for the life of the process)."""
+    body, headers = pixels_request(live, value, binary=binary)
+    resp = post_infer(live, body, headers=headers)
+    assert resp.status_code == 400 and "finite" in resp.json()["error"], resp.text[:300]
+    assert math.isfinite(live.metric("sprout_prediction_confidence_sum"))
+
+
+@pytest.mark.parametrize("value", ["1_3", "underscored", "+signed"])
+def test_a_malformed_header_length_is_400(live: LiveApi, photos: list[bytes], value: str) -> None:
+    """Only ASCII digits: ``int()`` would also take ``1_3`` and a sign."""
+    raw = serialize_byte_tensor(np.array(photos[:1], dtype=np.object_)).item()
+    header = json.dumps({"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
+                                     "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    length = str(len(header))
+    value = {"underscored": f"{length[0]}_{length[1:]}", "+signed": f"+{length}"}.get(value, value)
+    resp = post_infer(live, header + raw, headers={protocol.HEADER_LENGTH: value})
+    assert resp.status_code == 400 and "must be" in resp.json()["error"], resp.text
+
+
+def test_json_nested_too_deeply_is_400(live: LiveApi) -> None:
+    """Nesting beyond what the parser can recurse into: 400, not 500 (RecursionError)."""
+    nested = "[" * 10_000 + '"eA=="' + "]" * 10_000
+    body = f'{{"inputs": [{{"name": "images", "datatype": "BYTES", "shape": [1], "data": {nested}}}]}}'.encode()
+    resp = post_infer(live, body)
+    assert resp.status_code == 400 and "deeply" in resp.json()["error"], resp.text[:300]
 
 
 def test_unknown_model_and_version_are_404(live: LiveApi) -> None:
