@@ -121,7 +121,8 @@ def test_build_context_leaves_out_state_venvs_and_secrets() -> None:
                 "tests/deploy/grafana/node_modules/typescript/package.json"):
         assert not in_build_context(rel), f"{rel} would be sent to the Docker daemon"
     top = {f.split("/")[0] for f in context}
-    assert top <= {"pyproject.toml", "README.md", "model", "db", "api", "streamlit_app", "dags", "docker"}, top
+    assert top <= {"pyproject.toml", "README.md", "model", "db", "api", "streamlit_app", "dags", "airflow_plugins",
+                   "docker"}, top
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -168,10 +169,13 @@ def test_serving_images_install_their_role_extra_only(name: str) -> None:
     assert "mlflow-skinny" in " ".join(extras["api"]) and "mlflow[" not in " ".join(extras["api"])
 
 
-def test_the_mlflow_image_installs_mlflow_with_its_login_not_sprout() -> None:
+def test_the_mlflow_image_installs_mlflow_with_its_login_and_only_sprouts_app() -> None:
+    """MLflow with its auth extra, and Sprout's package without any of its dependencies (no ONNX Runtime, no
+    FastAPI): only for the `sprout-basic-auth` app, which the image's default command runs."""
     text = DOCKERFILES["mlflow"].read_text()
     assert '"mlflow[auth]' in text and "COPY --chmod=0755 docker/mlflow-basic-auth.sh" in text
-    assert "COPY model/" not in text and ".[api]" not in text
+    assert "pip install --no-cache-dir --no-deps ." in text and ".[api]" not in text
+    assert "model.serving.mlflow_app" in text and '"--app-name", "sprout-basic-auth"' in text
 
 
 def test_trainer_installs_the_train_extra_with_a_cpu_or_cuda_torch() -> None:
@@ -196,6 +200,10 @@ def test_airflow_image_extends_the_official_one_with_the_dags_and_the_cli() -> N
     text = DOCKERFILES["airflow"].read_text()
     assert "COPY --chown=50000:0 dags/ /opt/airflow/dags/" in text
     assert (REPO_ROOT / "dags" / ".airflowignore").is_file()
+    # Sprout's auth manager, importable by every component (the plugins folder is on sys.path), not a plugin
+    assert "COPY --chown=50000:0 airflow_plugins/ /opt/airflow/plugins/" in text
+    assert "AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/plugins" in text
+    assert "sprout_auth_manager.py" in (REPO_ROOT / "airflow_plugins" / ".airflowignore").read_text().splitlines()
     assert "SPROUT_CLI=/opt/airflow/sprout-venv/bin/sprout" in text and "PIP_USER=false" in text
 
 
