@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import User
-from model.core.accounts import is_revoked
+from model.core.accounts import is_current, is_revoked
 from model.core.security import InvalidTokenError, TokenClaims, read_access_token
 from model.core.settings import Settings
 from model.data.storage import ObjectStore
@@ -111,9 +111,10 @@ TokenClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]
 
 
 def get_current_reviewer(session: SessionDep, claims: TokenClaimsDep) -> User:
-    """The active reviewer the valid bearer token names; 401 otherwise."""
+    """The active reviewer the valid bearer token names, if issued since the account's last new password or
+    disabling; 401 otherwise."""
     user = queries.get_user(session, username=claims.subject)
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or not is_current(user, claims):
         raise UNAUTHORIZED
     return user
 

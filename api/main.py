@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 from sqlalchemy.exc import InterfaceError, OperationalError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
@@ -80,7 +81,8 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         TRAINING.services = services
         DRIFT.recorder, DRIFT.monitor = recorder, drift
         app.state.signing_key = signing_key(settings)
-        app.state.throttle = Throttle()
+        storage = settings.rate_limit_storage
+        app.state.throttle = Throttle.from_uri(storage.get_secret_value() if storage else None)
         app.state.capture = capturer(services)
         app.state.prediction_pool = predict.prediction_pool(threads)
         watcher.start()
@@ -117,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    if settings.trusted_proxy_list:  # outermost: every route and the throttle see the forwarded client address
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     return app
 
 

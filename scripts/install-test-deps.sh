@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the test suite needs (Debian/Ubuntu): PostgreSQL, Chromium + ChromeDriver, Prometheus/promtool,
-# docker-compose (compose file validation), Node.js/npm (Grafana dashboard type check). Idempotent: installs only
-# what is missing, so a second run costs a few milliseconds. Needs root, or sudo for apt-get.
+# docker-compose (compose file validation), Node.js/npm (Grafana dashboard type check), Redis (the shared
+# rate-limit store). Idempotent: installs only what is missing, so a second run costs a few milliseconds. Needs
+# root, or sudo for apt-get.
 # `make test` runs it; `make up` does not (running Sprout needs none of these).
 set -euo pipefail
 
@@ -15,6 +16,7 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then missing+=(
 if [ ! -x /usr/bin/promtool ] || [ ! -x /usr/bin/prometheus ]; then missing+=(prometheus); fi
 if ! command -v docker-compose >/dev/null 2>&1; then missing+=(docker-compose); fi
 if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if ! command -v redis-server >/dev/null 2>&1; then missing+=(redis-server); fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -58,11 +58,20 @@ def _detail(resp: httpx.Response) -> str:
     return f"The Sprout API answered {resp.status_code} {resp.reason_phrase}."
 
 
+def _browser_address() -> dict[str, str]:
+    """``X-Forwarded-For``: the address of the browser this script run serves (as this server's uvicorn saw it),
+    so that the API throttles each browser, not the Streamlit server. The API believes it only from the addresses
+    in its SPROUT_TRUSTED_PROXIES; none for a browser on this host (Streamlit gives no address then)."""
+    address = st.context.ip_address
+    return {"X-Forwarded-For": address} if address else {}
+
+
 def _request(method: str, path: str, *, token: str | None = None, base_url: str | None = None,
              timeout: float | None = None, **kwargs: Any) -> httpx.Response:
     settings = UiSettings()
     base = base_url or settings.api_url.rstrip("/")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers |= _browser_address()
     if timeout is not None:
         kwargs["timeout"] = timeout
     try:

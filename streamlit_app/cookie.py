@@ -12,6 +12,7 @@ that this server never grants, and refuse requests the browser marks as cross-si
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -69,19 +70,27 @@ def path() -> str:
     return f"/{base}/session" if base else "/session"
 
 
-def read(cookies: Mapping[str, str]) -> str | None:
-    """The token in the browser's session cookie, if it sent one."""
-    return cookies.get(SECURE_NAME) or cookies.get(PLAIN_NAME) or None
+def read(cookies: Mapping[str, str], *, secure: bool) -> str | None:
+    """The token in the browser's session cookie, if it sent one. Over HTTPS (``secure``) only the ``__Host-``
+    cookie, which only this host can have set: a plain-named one there may have been planted by a sibling host or
+    over plain HTTP (logging the victim in as the planter). Over HTTP only the plain one."""
+    return cookies.get(SECURE_NAME if secure else PLAIN_NAME) or None
 
 
-def is_secure(request: Request) -> bool:
-    """Mark the cookie ``Secure``: ``SPROUT_UI_COOKIE_SECURE`` true/false, or (auto) when served over HTTPS,
-    directly or behind a proxy that says so in ``X-Forwarded-Proto``."""
+def served_securely(scheme: str | None, headers: Mapping[str, str]) -> bool:
+    """Whether the page is HTTPS: ``SPROUT_UI_COOKIE_SECURE`` true/false, or (auto) the ``scheme`` it came by, or a
+    proxy's ``X-Forwarded-Proto``."""
     mode = UiSettings().ui_cookie_secure
     if mode != "auto":
         return mode == "true"
-    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return request.url.scheme == "https" or forwarded == "https"
+    forwarded = next((value for name, value in headers.items() if name.lower() == "x-forwarded-proto"), "")
+    forwarded = forwarded.split(",")[0].strip().lower()
+    return (scheme or "").lower() == "https" or forwarded == "https"
+
+
+def is_secure(request: Request) -> bool:
+    """Mark the cookie ``Secure`` (and name it ``__Host-``): see ``served_securely``."""
+    return served_securely(request.url.scheme, request.headers)
 
 
 def _refused(request: Request) -> Response | None:
@@ -89,9 +98,18 @@ def _refused(request: Request) -> Response | None:
         return JSONResponse({"detail": f"The {CSRF_HEADER} header is missing."}, status_code=403)
     if request.headers.get("sec-fetch-site", "same-origin") != "same-origin":
         return JSONResponse({"detail": "Cross-site requests are refused."}, status_code=403)
-    if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-        return JSONResponse({"detail": "The request is too large."}, status_code=413)
     return None
+
+
+async def _small_body(request: Request) -> bytes | None:
+    """The request body, or None once it passes MAX_BODY_BYTES: the rest is never read (a chunked body has no
+    Content-Length to refuse it by)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return None
+    return bytes(body)
 
 
 def _no_store(status_code: int = 204) -> Response:
@@ -102,8 +120,10 @@ async def save(request: Request) -> Response:
     """``POST /session`` ``{"handoff": id}``: set the session cookie to the token offered under that id."""
     if (refused := _refused(request)) is not None:
         return refused
+    if (raw := await _small_body(request)) is None:
+        return JSONResponse({"detail": "The request is too large."}, status_code=413)
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except ValueError:
         body = None
     offered = HANDOFFS.take(body.get("handoff") if isinstance(body, dict) else None)

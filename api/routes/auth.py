@@ -7,26 +7,27 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import CurrentReviewer, SessionDep, SettingsDep, TokenClaimsDep
 from api.schemas import Me, Token
-from api.throttle import LOGIN_PER_IP, LOGIN_PER_USERNAME, client_address
+from api.throttle import login_attempt
 from model.core.accounts import authenticate, revoke
 from model.core.security import create_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=Token, responses={429: {"description": "Too many attempts"}})
+@router.post("/token", response_model=Token, responses={429: {"description": "Too many failed attempts"},
+                                                       503: {"description": "The rate-limit store is unreachable"}})
 def login_access_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
                        settings: SettingsDep, request: Request) -> Token:
-    """Exchange a reviewer's user name and password for a bearer token (throttled per address and per name)."""
-    throttle = request.app.state.throttle
-    throttle.hit(LOGIN_PER_IP, "login-ip", client_address(request))
-    throttle.hit(LOGIN_PER_USERNAME, "login-user", form.username.lower())
+    """Exchange a reviewer's user name and password for a bearer token. Failures are throttled per (name, address)
+    and per address (``SPROUT_LOGIN_FAILURES_PER_*``); a right password never counts."""
+    succeeded = login_attempt(request, settings, form.username)
     user = authenticate(session, username=form.username, password=form.password)
     if user is None:
         raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED, detail="Incorrect user name or password.",
                             headers={"WWW-Authenticate": "Bearer"})
+    succeeded()
     token = create_access_token(subject=user.username, key=request.app.state.signing_key,
-                                minutes=settings.access_token_minutes)
+                                minutes=settings.access_token_minutes, generation=user.session_generation)
     return Token(access_token=token, expires_in=settings.access_token_minutes * 60, username=user.username,
                  is_admin=user.is_admin)
 

@@ -56,19 +56,33 @@ def list_users(session: Session) -> list[User]:
 
 
 def set_active(session: Session, *, username: str, active: bool) -> User:
-    """Disable (or re-enable) an account; the API checks this on every request, so its tokens stop at once."""
+    """Disable (or re-enable) an account. Disabling ends its sessions: the API checks the account on every request,
+    and the tokens issued so far stay refused after a re-enabling (``is_current``)."""
     user = _existing(session, username)
     user.is_active = active
+    if not active:
+        _end_sessions(user)
     session.commit()
     return user
 
 
 def set_password(session: Session, *, username: str, password: str) -> User:
+    """A new password; the tokens issued so far are refused from now on (``is_current``)."""
     check_password(password)
     user = _existing(session, username)
     user.password_hash = password_hash.hash(password)
+    _end_sessions(user)
     session.commit()
     return user
+
+
+def _end_sessions(user: User) -> None:
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+def is_current(user: User, claims: TokenClaims) -> bool:
+    """Whether the token was issued since the user's last new password or disabling."""
+    return claims.generation == user.session_generation
 
 
 def set_admin(session: Session, *, username: str, admin: bool) -> User:

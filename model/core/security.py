@@ -34,13 +34,16 @@ def secure_state_dir(home: Path) -> None:
 
 
 def signing_key(settings: Settings) -> str:
-    """SPROUT_SECRET_KEY, or (embedded mode) a random key generated once into ``home/secret_key``.
+    """SPROUT_SECRET_KEY, or (embedded mode, never in production) a random key generated once into
+    ``home/secret_key``.
 
     The generated key (48 random bytes) is written atomically: a temporary file linked into place, so two
     processes starting at once agree on one key and never read a half-written one.
     """
     if settings.secret_key is not None:
         key = settings.secret_key.get_secret_value()
+    elif settings.env == "production":
+        raise ValueError(f"SPROUT_SECRET_KEY must be set to a random value of at least {MIN_KEY_LENGTH} characters")
     else:
         path = Path(settings.home) / "secret_key"
         if not path.exists():
@@ -63,20 +66,25 @@ def signing_key(settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class TokenClaims:
-    """What a valid token says: who (``subject``), which token (``jti``, what a logout revokes) and until when."""
+    """What a valid token says: who (``subject``), which token (``jti``, what a logout revokes), until when, and
+    of which of the user's session generations (``generation``: a new password or a disabling moves it on)."""
 
     subject: str
     jti: str
     expires_at: datetime
+    generation: int = 0
 
     def seconds_left(self, now: datetime | None = None) -> int:
         return max(0, int((self.expires_at - (now or datetime.now(UTC))).total_seconds()))
 
 
-def create_access_token(*, subject: str, key: str, minutes: int, now: datetime | None = None) -> str:
-    """A signed token for ``subject`` valid ``minutes``, with a random id (``jti``) so that it can be revoked."""
+def create_access_token(*, subject: str, key: str, minutes: int, now: datetime | None = None,
+                        generation: int = 0) -> str:
+    """A signed token for ``subject`` valid ``minutes``, with a random id (``jti``) so that it can be revoked, and
+    the user's session ``generation`` (claim ``gen``)."""
     now = now or datetime.now(UTC)
-    claims = {"sub": subject, "iat": now, "exp": now + timedelta(minutes=minutes), "jti": secrets.token_urlsafe(16)}
+    claims = {"sub": subject, "iat": now, "exp": now + timedelta(minutes=minutes), "jti": secrets.token_urlsafe(16),
+              "gen": generation}
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -87,8 +95,11 @@ def read_access_token(token: str, *, key: str) -> TokenClaims:
         payload = jwt.decode(token, key, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "jti"]})
     except jwt.PyJWTError as exc:
         raise InvalidTokenError(str(exc)) from exc
+    generation = payload.get("gen", 0)  # tokens from before generations existed: the first one
+    if not isinstance(generation, int) or isinstance(generation, bool):
+        raise InvalidTokenError("the token's session generation is not a number")
     return TokenClaims(subject=str(payload["sub"]), jti=str(payload["jti"]),
-                       expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC))
+                       expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC), generation=generation)
 
 
 def decode_access_token(token: str, *, key: str) -> str:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field, model_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.core.faults import CrashPoint
 
 PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password", "minioadmin"}
+RATE_LIMIT_STORES = re.compile(r"^(memory|redis|rediss|redis\+unix)://")
 
 
 class Settings(BaseSettings):
@@ -105,6 +108,16 @@ class Settings(BaseSettings):
     database_timeout_seconds: float = Field(default=5.0, gt=0, description="Bound on every database round trip.")
     secret_key: SecretStr | None = Field(default=None, description="Signs login tokens; generated in home if unset.")
     access_token_minutes: int = Field(default=60, ge=1)
+    login_failures_per_user: int = Field(
+        default=10, ge=1, description="Failed logins a minute for one user name from one client address (then 429).")
+    login_failures_per_address: int = Field(
+        default=30, ge=1, description="Failed logins a minute from one client address, any user names (then 429).")
+    rate_limit_storage: SecretStr | None = Field(
+        default=None, description="Where rate limits count: each API process's memory (default), or a Redis/Valkey "
+                                  "every process shares (redis://:PASSWORD@HOST:6379/0, rediss://...).")
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated addresses or networks of the proxies (ingress, the Streamlit "
+                                "server) whose X-Forwarded-For the API believes; empty: none.")
     model_poll_seconds: float = Field(default=10.0, gt=0)
     predict_threads: int | None = Field(
         default=None, ge=1, le=64,
@@ -120,6 +133,28 @@ class Settings(BaseSettings):
 
     crash_at: CrashPoint | None = Field(
         default=None, description="Tests only: kill the process (SIGKILL) at this point (refused in production).")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            try:
+                if item:
+                    ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"SPROUT_TRUSTED_PROXIES: {item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _check_rate_limit_storage(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not RATE_LIMIT_STORES.match(value.get_secret_value()):
+            raise ValueError("SPROUT_RATE_LIMIT_STORAGE must be memory://, redis://, rediss:// or redis+unix://")
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def candidate_backbone_names(self) -> list[str]:

@@ -41,7 +41,10 @@ def test_disabling_an_account_stops_its_token_at_once(client: TestClient, review
         with svc.session() as session:
             set_active(session, username=REVIEWER, active=True)
         svc.close()
-    assert client.get("/admin/stats", headers=reviewer_headers).status_code == 200
+    assert client.get("/admin/stats", headers=reviewer_headers).status_code == 401  # re-enabling revives no token
+    login = client.post("/auth/token", data={"username": REVIEWER, "password": "reviewer-password-1"})
+    assert client.get("/admin/stats", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
+                      ).status_code == 200
 
 
 def test_set_admin_and_set_password(client: TestClient, trained_home: Path) -> None:
@@ -55,8 +58,10 @@ def test_set_admin_and_set_password(client: TestClient, trained_home: Path) -> N
         assert client.post("/admin/models/1/promote", headers=headers).status_code == 200
         with svc.session() as session:
             set_admin(session, username=REVIEWER, admin=False)
-            set_password(session, username=REVIEWER, password="a-brand-new-password")
         assert client.post("/admin/models/1/promote", headers=headers).status_code == 403  # role read per request
+        with svc.session() as session:
+            set_password(session, username=REVIEWER, password="a-brand-new-password")
+        assert client.post("/admin/models/1/promote", headers=headers).status_code == 401  # its sessions ended
         assert client.post("/auth/token", data={"username": REVIEWER, "password": "a-brand-new-password"}
                            ).status_code == 200
     finally:
