@@ -122,6 +122,16 @@ def get_current_reviewer(session: SessionDep, claims: TokenClaimsDep) -> User:
 CurrentReviewer = Annotated[User, Depends(get_current_reviewer)]
 
 
+def get_optional_reviewer(request: Request, session: SessionDep, token: TokenDep) -> User | None:
+    """For public routes: None without a bearer token, else the reviewer it names (401 for a token refused)."""
+    if not token:
+        return None
+    return get_current_reviewer(session, get_token_claims(request, session, token))
+
+
+OptionalReviewer = Annotated[User | None, Depends(get_optional_reviewer)]
+
+
 def require_admin(user: CurrentReviewer) -> User:
     """The current reviewer if an admin; 403 otherwise (promote, roll back, force a retrain)."""
     if not user.is_admin:

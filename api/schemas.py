@@ -62,6 +62,10 @@ class SamplePublic(BaseModel):
     reviewed_by: str | None
     duplicate_group: int | None = None
     near_duplicates: list[NearDuplicatePublic] = Field(default_factory=list)
+    suggestion_conflict: str | None = Field(
+        default=None, examples=["grass"],
+        description="The label the sample's near-duplicate group was approved with, when the submitter's "
+                    "suggestion contradicts it (null: no conflict)")
 
     @field_validator("near_duplicates", mode="before")
     @classmethod
@@ -86,7 +90,9 @@ class SampleReceipt(BaseModel):
     confidence: float | None = None
     predicted_by_version: str | None = None
     near_duplicates: list[NearDuplicateLink] = Field(
-        default_factory=list, examples=[[{"id": 12, "similarity": 0.93}]])
+        default_factory=list, examples=[[{"id": 12, "similarity": 0.93}]],
+        description="The existing samples the image nearly duplicates; for reviewers only (it reveals "
+                    "training-set membership): always empty for an anonymous upload")
 
     @field_validator("near_duplicates", mode="before")
     @classmethod
@@ -135,7 +141,8 @@ class DriftPublic(BaseModel):
 class ReviewRequest(BaseModel):
     action: Literal["approve", "reject"] = Field(examples=["approve"])
     label: str | None = Field(default=None, max_length=64, examples=["grass"],
-                              description="Approve with this label (a correction); default: the predicted one.")
+                              description="Approve with this label (a correction); default: the predicted one "
+                                          "(never the submitter's suggestion).")
 
 
 class RelabelRequest(BaseModel):

@@ -240,6 +240,20 @@ def samples_by_id(session: Session, *, ids: Sequence[int]) -> dict[int, Sample]:
     return {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(list(ids))))}
 
 
+def approved_labels_by_group(session: Session, *, groups: Sequence[int]) -> dict[int, list[str]]:
+    """The labels of the approved samples in these near-duplicate groups, ``{group: [label, ...]}``."""
+    wanted = sorted(set(groups))
+    found: dict[int, list[str]] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = session.execute(select(Sample.duplicate_group, Sample.label).where(
+            Sample.duplicate_group.in_(wanted[start : start + _IN_CHUNK]), Sample.status == SampleStatus.APPROVED)
+            .order_by(Sample.id))
+        for group, label in rows:
+            if group is not None and label is not None:
+                found.setdefault(group, []).append(label)
+    return found
+
+
 def sample_embeddings_after(session: Session, *, backbone: str, after_id: int) -> list[tuple[int, int, bytes]]:
     """``(embedding_id, sample_id, vector)`` of the samples' cached ``backbone`` embeddings with id > after_id."""
     rows = session.execute(

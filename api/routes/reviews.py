@@ -30,7 +30,7 @@ from model.data.near_duplicates import near_duplicate_notes
 from model.data.samples import get_sample, relabel_sample, review_sample
 from model.learning.promotion import announce_approvals
 from model.reports.label_issues import find_label_issues
-from model.reports.queue import QueueOrder, review_queue
+from model.reports.queue import QueueOrder, review_queue, suggestion_conflicts
 from model.reports.status import ReviewStats, review_stats
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
@@ -54,10 +54,12 @@ def read_samples(
 
 
 def public_samples(session: Session, rows: list[Sample]) -> list[SamplePublic]:
-    """Samples as reviewers see them: with their near-duplicates' label and status."""
-    notes = near_duplicate_notes(session, rows)
-    return [SamplePublic.model_validate(r).model_copy(update={"near_duplicates": [
-        NearDuplicatePublic.model_validate(n) for n in notes.get(r.id, [])]}) for r in rows]
+    """Samples as reviewers see them: with their near-duplicates' label and status, and the group's approved
+    label where the submitter's suggestion contradicts it."""
+    notes, conflicts = near_duplicate_notes(session, rows), suggestion_conflicts(session, rows)
+    return [SamplePublic.model_validate(r).model_copy(update={
+        "near_duplicates": [NearDuplicatePublic.model_validate(n) for n in notes.get(r.id, [])],
+        "suggestion_conflict": conflicts.get(r.id)}) for r in rows]
 
 
 @router.get("/samples/{sample_id}/image", response_class=Response,

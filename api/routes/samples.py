@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 
-from api.deps import ServicesDep, SessionDep, SettingsDep, StorageDep, WatcherDep
+from api.deps import OptionalReviewer, ServicesDep, SessionDep, SettingsDep, StorageDep, WatcherDep
 from api.metrics import UPLOADS
 from api.schemas import SampleReceipt
 from api.throttle import client_address
@@ -17,18 +17,20 @@ router = APIRouter(prefix="/samples", tags=["samples"])
 
 @router.post("", response_model=SampleReceipt, status_code=status.HTTP_201_CREATED,
              responses={200: {"description": "Exact duplicate: the existing sample's id and status only"},
+                        401: {"description": "A bearer token was sent and refused (send none to upload anonymously)"},
                         429: {"description": "Too many uploads from this address, or the review queue is full"}})
 def create_sample(
     file: Annotated[UploadFile, File(description="The image to submit.")],
     session: SessionDep, store: StorageDep, settings: SettingsDep, watcher: WatcherDep, services: ServicesDep,
     response: Response,
     request: Request,
+    reviewer: OptionalReviewer,
     label: Annotated[str | None, Form(max_length=64, description="Suggested label (optional).")] = None,
 ) -> SampleReceipt:
     """Store an image in the pending area with the champion's prediction; duplicates return the existing one.
 
     ``near_duplicates`` lists the existing samples the image nearly duplicates (a resized, re-encoded or
-    cropped copy), most similar first.
+    cropped copy), most similar first: only to a reviewer (bearer token), as it reveals training-set membership.
     """
     # per address: a person dropping 20 photos at once through the Streamlit server stays far below the default
     request.app.state.throttle.hit(f"{settings.uploads_per_minute}/minute", "upload-ip", client_address(request))
@@ -43,4 +45,5 @@ def create_sample(
     if not created:
         response.status_code = status.HTTP_200_OK
         return SampleReceipt(id=sample.id, status=sample.status, duplicate=True)
-    return SampleReceipt.model_validate(sample)
+    receipt = SampleReceipt.model_validate(sample)
+    return receipt if reviewer is not None else receipt.model_copy(update={"near_duplicates": []})

@@ -191,6 +191,8 @@ def review_sample(
 ) -> Sample:
     """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged.
 
+    A plain approve (no ``label``) takes the model's prediction, never the uploader's ``suggested_label``
+    (anyone may suggest one); with no prediction the reviewer must name the label.
     The decision is a compare-and-set on ``status = pending``: of two reviewers deciding at once, one wins
     and the other gets ConflictError with the state the winner left; the row and the audit log agree.
     """
@@ -203,7 +205,7 @@ def review_sample(
     if action is ReviewAction.REJECT:
         status, new_label, approved_at = SampleStatus.REJECTED, None, None
     else:
-        chosen = label or sample.suggested_label or sample.predicted_label
+        chosen = label or sample.predicted_label
         if not chosen:
             raise InvalidLabelError("A label is required to approve a sample with no prediction.")
         new_label = check_label(chosen)

@@ -8,11 +8,15 @@
 - ``suspect``: pending samples whose submitter's suggestion the model confidently contradicts; approved
   samples in the order of ``sprout label-issues`` (Cleanlab), the rest after them.
 - ``oldest`` / ``newest``: by arrival.
+
+``suggestion_conflicts`` flags a pending sample whose submitter's suggestion contradicts the label its
+near-duplicate group was approved with (an uploader's suggestion is a hint, never the label a plain approve takes).
 """
 
 from __future__ import annotations
 
 import enum
+from collections import Counter
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -138,3 +142,13 @@ def by_suspicion(svc: Services, rows: list[Sample]) -> list[Sample]:
         return -1.0
 
     return sorted(rows, key=lambda s: (s.id not in issues, issues.get(s.id, 0), -contradiction(s), s.id))
+
+
+def suggestion_conflicts(session: Session, samples: list[Sample]) -> dict[int, str]:
+    """``{sample id: approved label}`` for the pending samples whose suggested label no approved member of their
+    near-duplicate group carries: the group's most common approved label, which the suggestion contradicts."""
+    suggested = {s.id: (s.suggested_label, s.duplicate_group) for s in samples
+                 if s.status is SampleStatus.PENDING and s.suggested_label and s.duplicate_group is not None}
+    approved = queries.approved_labels_by_group(session, groups=[group for _, group in suggested.values()])
+    return {sid: Counter(labels).most_common(1)[0][0] for sid, (label, group) in suggested.items()
+            if (labels := approved.get(group)) and label not in labels}

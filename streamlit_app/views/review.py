@@ -1,5 +1,6 @@
 """Review: the pending queue (least confident, novel, diverse, suspect or oldest first) as cards or a grid;
-approve, correct or reject each sample, or several at once; near-duplicates are named on their card."""
+approve, correct or reject each sample, or several at once; near-duplicates are named on their card, and a
+suggestion that contradicts their approved label is flagged."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
             confidence_col.metric("Confidence", ui.percent(sample.get("confidence")))
             if suggested:
                 st.markdown(f":material/lightbulb: The submitter suggests **{suggested}**.")
+            if conflict := sample.get("suggestion_conflict"):
+                st.warning(conflict_note(suggested, conflict), icon=":material/warning:")
             twins = sample.get("near_duplicates") or []
             for twin in twins:
                 st.markdown(f":material/content_copy: {near_duplicate_note(twin)}")
@@ -109,6 +112,11 @@ def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
                 else:
                     decide(token, sample_id, action="approve", label=new_label,
                            done=f"Approved sample #{sample_id} as {new_label} (corrected).")
+
+
+def conflict_note(suggested: str | None, approved: str) -> str:
+    """The card's warning: the submitter's suggestion contradicts the near-duplicate group's approved label."""
+    return f"The suggestion **{suggested}** contradicts this image's near-duplicates, approved as **{approved}**."
 
 
 def near_duplicate_note(twin: dict[str, Any]) -> str:
@@ -161,6 +169,8 @@ def sample_grid(token: str, samples: list[dict[str, Any]]) -> None:
                             f"{ui.percent(sample.get('confidence'))}", key=f"pick-{sample['id']}")
                 if sample.get("suggested_label") and sample["suggested_label"] != sample.get("predicted_label"):
                     st.caption(f":material/lightbulb: suggested {sample['suggested_label']}")
+                if conflict := sample.get("suggestion_conflict"):
+                    st.caption(f":material/warning: {conflict_note(sample.get('suggested_label'), conflict)}")
                 for twin in sample.get("near_duplicates") or []:
                     st.caption(f":material/content_copy: {near_duplicate_note(twin)}")
 

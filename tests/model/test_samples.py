@@ -116,3 +116,17 @@ def test_an_uploader_cannot_choose_the_test_split_by_appending_bytes(svc: Servic
     with other.session() as session:
         again = [add_sample(session, other.store, data=d, source=SampleSource.UPLOAD)[0].split for d in chosen]
     assert again != splits
+
+
+def test_a_plain_approve_takes_the_prediction_never_the_uploaders_suggestion(svc: Services) -> None:
+    """An anonymous uploader's suggestion is a hint for the reviewer: approve means the model's label."""
+    with svc.session() as session:
+        sample, _ = add_sample(session, svc.store, data=jpeg((90, 10, 160)), source=SampleSource.UPLOAD,
+                               suggested_label="grass", prediction=Prediction("dandelion", 0.7, "1"))
+        approved = review_sample(session, svc.store, sample_id=sample.id, action="approve", reviewer="ann")
+        assert approved.label == "dandelion" and approved.object_key.startswith("labeled/dandelion/")
+        assert approved.reviews[-1].action is ReviewAction.APPROVE
+        unpredicted, _ = add_sample(session, svc.store, data=jpeg((10, 90, 160)), source=SampleSource.UPLOAD,
+                                    suggested_label="grass")
+        with pytest.raises(InvalidLabelError):  # no prediction: the reviewer names the label
+            review_sample(session, svc.store, sample_id=unpredicted.id, action="approve", reviewer="ann")

@@ -11,7 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Button
 
+from model.data.samples import sha256_of
 from tests.streamlit_app.conftest import VIEWS
+from tests.utils.images import dataset_images, near_copy
 from tests.utils.live_api import LiveApi, sprout, unused_photo
 
 MakeApp = Callable[..., AppTest]
@@ -212,6 +214,24 @@ def test_reviewer_logs_in_and_approves_corrects_and_rejects(app: MakeApp, api: L
     assert reject["id"] in {s["id"] for s in api.samples("rejected")}
     remaining = {b.key for b in at.button if b.key}
     assert not {f"approve-{s['id']}" for s in (approve, correct, reject)} & remaining
+
+
+@pytest.mark.slow
+def test_a_suggestion_that_contradicts_the_near_duplicates_label_is_flagged_on_the_card(
+        app: MakeApp, api: LiveApi) -> None:
+    """An anonymous uploader's receipt names no near-duplicate; the reviewer's card says the suggestion contradicts
+    the label its near-duplicate group was approved with."""
+    trained = {s["sha256"]: s for s in api.samples("approved")}
+    original = next(p for p in dataset_images("grass", 20)[7:] if sha256_of(p.read_bytes()) in trained)
+    copy = api.submit(near_copy(original.read_bytes(), crop=0.10, scale=0.85, quality=72), label="clover")
+    assert copy["near_duplicates"] == [], copy
+
+    at = log_in(app(), api.username, api.password)
+    at.session_state["review_order"] = "suspect"  # contradicted suggestions first
+    ok(at.run())
+    expected = "The suggestion **clover** contradicts this image's near-duplicates, approved as **grass**."
+    assert expected in texts(at.warning), (texts(at.warning), [b.key for b in at.button])
+    assert at.button(key=f"approve-{copy['id']}")
 
 
 @pytest.mark.slow

@@ -62,10 +62,11 @@ class LiveApi:
     def headers(self, *, admin: bool = False) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(admin=admin)}"}
 
-    def submit(self, data: bytes, name: str = "photo.jpg", label: str | None = None) -> dict[str, Any]:
-        """``POST /samples``: a pending sample (the response JSON)."""
+    def submit(self, data: bytes, name: str = "photo.jpg", label: str | None = None,
+               headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """``POST /samples`` (anonymous unless ``headers`` carry a token): a pending sample (the response JSON)."""
         resp = httpx.post(f"{self.url}/samples", files={"file": (name, data, "image/jpeg")},
-                          data={"label": label} if label else {}, timeout=60)
+                          data={"label": label} if label else {}, headers=headers, timeout=60)
         assert resp.status_code in (200, 201), resp.text
         return resp.json()
 

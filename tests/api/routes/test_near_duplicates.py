@@ -15,8 +15,8 @@ from model.runtime.services import Services
 from tests.utils.images import dataset_images, near_copy
 
 
-def upload(client: TestClient, data: bytes):
-    return client.post("/samples", files={"file": ("copy.jpg", data, "image/jpeg")})
+def upload(client: TestClient, data: bytes, headers: dict[str, str] | None = None, **form: str):
+    return client.post("/samples", files={"file": ("copy.jpg", data, "image/jpeg")}, data=form, headers=headers)
 
 
 def approved(client: TestClient, headers: dict[str, str]) -> dict[str, dict]:
@@ -30,7 +30,7 @@ def test_a_copy_of_an_approved_image_is_linked_and_a_different_photo_is_not(
     originals = [p for p in dataset_images("dandelion", 40) if hashlib.sha256(p.read_bytes()).hexdigest() in known]
     original = known[hashlib.sha256(originals[5].read_bytes()).hexdigest()]
     copy = near_copy(originals[5].read_bytes(), crop=0.10, scale=0.8, quality=75)
-    resp = upload(client, copy)
+    resp = upload(client, copy, reviewer_headers)
     assert resp.status_code == 201, resp.text
     links = resp.json()["near_duplicates"]
     assert links and links[0]["id"] == original["id"], links
@@ -47,7 +47,7 @@ def test_a_copy_of_an_approved_image_is_linked_and_a_different_photo_is_not(
     assert card["duplicate_group"] == original["id"] and card["split"] == original["split"]
 
     for path in dataset_images("grass", 100)[80:86]:  # photos the model never saw, none a copy of another
-        fresh = upload(client, path.read_bytes())
+        fresh = upload(client, path.read_bytes(), reviewer_headers)
         assert fresh.status_code == 201 and fresh.json()["near_duplicates"] == [], fresh.json()
 
 
@@ -58,10 +58,36 @@ def test_a_copy_of_a_test_image_lands_in_the_test_split(client: TestClient, revi
     tests = [(known[sha], path) for sha, path in by_sha.items() if sha in known and known[sha]["split"] == "test"]
     assert tests, "the small set has test images"
     original, path = tests[0]
-    resp = upload(client, near_copy(path.read_bytes(), crop=0.10, scale=1.5, quality=75))
+    resp = upload(client, near_copy(path.read_bytes(), crop=0.10, scale=1.5, quality=75), reviewer_headers)
     assert resp.status_code == 201 and resp.json()["near_duplicates"][0]["id"] == original["id"], resp.json()
     queue = client.get("/admin/samples", params={"limit": 200}, headers=reviewer_headers).json()["data"]
     assert next(s for s in queue if s["id"] == resp.json()["id"])["split"] == "test"
+
+
+def test_an_anonymous_receipt_names_no_existing_sample_and_the_queue_flags_a_contradicted_suggestion(
+        client: TestClient, reviewer_headers: dict[str, str]) -> None:
+    """Near-duplicates reveal training-set membership: only a reviewer's receipt lists them. A suggestion that
+    contradicts the approved label of the sample's near-duplicate group is flagged on its queue item."""
+    known = approved(client, reviewer_headers)
+    path = next(p for p in dataset_images("grass", 40)[10:] if hashlib.sha256(p.read_bytes()).hexdigest() in known)
+    original = known[hashlib.sha256(path.read_bytes()).hexdigest()]
+    anonymous = upload(client, near_copy(path.read_bytes(), crop=0.10, scale=0.85, quality=72), label="dandelion")
+    assert anonymous.status_code == 201 and anonymous.json()["near_duplicates"] == [], anonymous.json()
+    agreeing = upload(client, near_copy(path.read_bytes(), crop=0.08, scale=0.75, quality=78), label="grass")
+    assert agreeing.status_code == 201 and agreeing.json()["near_duplicates"] == [], agreeing.json()
+    reviewer_copy = near_copy(path.read_bytes(), crop=0.10, scale=1.3, quality=80)
+    assert upload(client, reviewer_copy, {"Authorization": "Bearer forged"}).status_code == 401  # never anonymous
+    reviewer = upload(client, reviewer_copy, reviewer_headers)
+    assert reviewer.status_code == 201 and reviewer.json()["near_duplicates"][0]["id"] == original["id"]
+
+    queue = client.get("/admin/samples", params={"limit": 200}, headers=reviewer_headers).json()["data"]
+    cards = {s["id"]: s for s in queue}
+    flagged = cards[anonymous.json()["id"]]
+    assert flagged["near_duplicates"][0]["id"] == original["id"]  # the reviewer still sees the link
+    assert flagged["suggestion_conflict"] == "grass", flagged
+    assert cards[agreeing.json()["id"]]["suggestion_conflict"] is None
+    assert cards[reviewer.json()["id"]]["suggestion_conflict"] is None  # no suggestion, nothing to contradict
+    assert "suggestion_conflict" not in anonymous.json()
 
 
 def test_the_served_embedding_is_the_one_training_caches(trained_home: Path) -> None:

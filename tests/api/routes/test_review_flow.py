@@ -124,6 +124,15 @@ def test_review_queue_least_confident_first_then_decisions(client: TestClient, r
     assert 'sprout_reviews_total{action="correct"}' in metrics and 'sprout_samples{status="pending"}' in metrics
 
 
+def test_a_plain_approve_stores_the_prediction_not_the_uploaders_suggestion(
+        client: TestClient, reviewer_headers: dict) -> None:
+    sample = upload(client, dataset_images("dandelion", 75)[-1].read_bytes(), label="moss").json()
+    assert sample["suggested_label"] == "moss" and sample["predicted_label"] in {"dandelion", "grass"}
+    approved = client.post(f"/admin/samples/{sample['id']}/review", json={"action": "approve"},
+                           headers=reviewer_headers)
+    assert approved.status_code == 200 and approved.json()["label"] == sample["predicted_label"], approved.text
+
+
 def test_models_and_promote(client: TestClient, admin_headers: dict) -> None:
     models = client.get("/models").json()
     assert models["champion"] == "1" and models["serving"] == "1"
