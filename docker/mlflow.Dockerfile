@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # MLflow tracking server and model registry for Sprout: mlflow with its basic-auth app (Flask-WTF), the
 # PostgreSQL driver and boto3 for S3 artifacts, and Sprout's package without its dependencies for one module:
-# the `sprout-basic-auth` app (model/serving/mlflow_app.py: basic-auth that also keeps experiments' artifacts
+# the `sprout-basic-auth` app (model/runtime/mlflow_app.py: basic-auth that also keeps experiments' artifacts
 # inside the artifact destination). Started through docker/mlflow-basic-auth.sh, which writes the auth
 # configuration from the environment (no default password).
 #   docker build -f docker/mlflow.Dockerfile -t sprout-mlflow .          (context: the repository root)
@@ -16,7 +16,7 @@ COPY streamlit_app/ streamlit_app/
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir "mlflow[auth]>=3.17,<4" "psycopg2-binary>=2.9" "boto3>=1.34" \
     && /opt/venv/bin/pip install --no-cache-dir --no-deps . \
-    && /opt/venv/bin/python -c "import flask_wtf, mlflow.server.auth, psycopg2, boto3, model.serving.mlflow_app" \
+    && /opt/venv/bin/python -c "import flask_wtf, mlflow.server.auth, psycopg2, boto3, model.runtime.mlflow_app" \
     && find /opt/venv -name '__pycache__' -type d -prune -exec rm -rf {} +
 
 FROM python:3.11.14-slim-bookworm

@@ -734,7 +734,7 @@ def users_set_admin(
 @mlflow_app.command("serving-login")
 def mlflow_serving_login(name: UserArg) -> None:
     """Create (or reset) the API's MLflow user, with serving's permissions only; password from a prompt or stdin."""
-    from model.serving.mlflow_access import grant_serving_access
+    from model.runtime.mlflow_access import grant_serving_access
 
     with _command():
         password = _read_password()

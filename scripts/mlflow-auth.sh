@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by scripts/up.sh (both stacks): MLflow with a login, as docker compose and the chart run it. The server
 # is MLflow's basic-auth app plus Sprout's artifact-location check (`--app-name sprout-basic-auth`,
-# model/serving/mlflow_app.py), on 127.0.0.1 only; every call but /health needs a login. The admin's password and
+# model/runtime/mlflow_app.py), on 127.0.0.1 only; every call but /health needs a login. The admin's password and
 # the auth app's CSRF key are generated once into secrets files (mode 600), never taken from defaults.
 #   secret FILE NAME PYTHON-EXPRESSION   append NAME=<value> to FILE unless the name is there already
 #   start_mlflow AUTH_DIR BACKEND_URI ARTIFACTS_DESTINATION [ENV=VALUE...]

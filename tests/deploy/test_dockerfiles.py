@@ -175,7 +175,7 @@ def test_the_mlflow_image_installs_mlflow_with_its_login_and_only_sprouts_app() 
     text = DOCKERFILES["mlflow"].read_text()
     assert '"mlflow[auth]' in text and "COPY --chmod=0755 docker/mlflow-basic-auth.sh" in text
     assert "pip install --no-cache-dir --no-deps ." in text and ".[api]" not in text
-    assert "model.serving.mlflow_app" in text and '"--app-name", "sprout-basic-auth"' in text
+    assert "model.runtime.mlflow_app" in text and '"--app-name", "sprout-basic-auth"' in text
 
 
 def test_trainer_installs_the_train_extra_with_a_cpu_or_cuda_torch() -> None:

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from model.core.settings import Settings
-from model.serving.mlflow_access import grant_serving_access
+from model.runtime.mlflow_access import grant_serving_access
 from model.serving.registry import Registry
 from tests import servers
 

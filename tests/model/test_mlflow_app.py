@@ -1,4 +1,4 @@
-"""The MLflow server's artifact-location rule (model/serving/mlflow_app.py): inside the destination or nothing."""
+"""The MLflow server's artifact-location rule (model/runtime/mlflow_app.py): inside the destination or nothing."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model.serving.mlflow_app import artifact_location_allowed
+from model.runtime.mlflow_app import artifact_location_allowed
 
 
 @pytest.mark.parametrize("location", [None, "", "mlflow-artifacts:/1", "{root}", "{root}/7", "file://{root}/7/a",
