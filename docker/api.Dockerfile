@@ -32,6 +32,6 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
     CMD ["python", "-c", "import urllib.request as r; r.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-# Forwarded headers are trusted only from FORWARDED_ALLOW_IPS (uvicorn's variable; default 127.0.0.1): set it to
-# your ingress/proxy addresses, never "*" (any client could then claim any address and dodge the rate limits).
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# The API reads X-Forwarded-For itself, from the proxies in SPROUT_TRUSTED_PROXIES only (your ingress, the Streamlit
+# server); uvicorn's own reading (FORWARDED_ALLOW_IPS) is off so that it cannot rewrite the peer before.
+CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers"]

@@ -702,7 +702,7 @@ def users_disable(
     name: UserArg,
     enable: Annotated[bool, typer.Option("--enable", help="Re-enable instead.")] = False,
 ) -> None:
-    """Disable an account: its tokens stop working at once."""
+    """Disable an account: its tokens stop working at once, and stay refused after --enable."""
     from model.core.accounts import set_active
 
     _change_user(lambda session: set_active(session, username=name, active=enable),
@@ -711,7 +711,7 @@ def users_disable(
 
 @users_app.command("set-password")
 def users_set_password(name: UserArg) -> None:
-    """Set a new password (≥ 12 characters), from a prompt or stdin."""
+    """Set a new password (≥ 12 characters), from a prompt or stdin; the account's existing sessions end."""
     from model.core.accounts import set_password
 
     password = _read_password()

@@ -61,6 +61,7 @@ AIRFLOW_API_SECRET_KEY=$(hex 32)
 AIRFLOW_JWT_SECRET=$(hex 32)
 GRAFANA_ADMIN_USER=admin
 GRAFANA_ADMIN_PASSWORD=$(hex 12)
+REDIS_PASSWORD=$(hex 24)
 VALUES
 }
 
@@ -106,6 +107,11 @@ YAML
   SPROUT_DB_PASSWORD: "$pg_sprout"
   MLFLOW_DB_PASSWORD: "$pg_mlflow"
   AIRFLOW_DB_PASSWORD: "$pg_airflow"
+YAML
+  echo "# The bundled Valkey of the API's rate limits (rateLimits.existingSecret)."
+  secret sprout-redis
+  cat <<YAML
+  REDIS_PASSWORD: "$(hex 24)"
 YAML
   secret sprout-minio
   cat <<YAML

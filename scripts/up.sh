@@ -83,7 +83,9 @@ export SPROUT_CLI=$PWD/$BIN/sprout
 export SPROUT_AIRFLOW_URL=http://127.0.0.1:$AIRFLOW_PORT SPROUT_AIRFLOW_USERNAME=admin SPROUT_AIRFLOW_PASSWORD=$AIRFLOW_PASSWORD
 PATH=$PWD/.venv-airflow/bin:$PATH start airflow airflow standalone  # standalone runs `airflow ...` children
 
-start api "$BIN/uvicorn" api.main:app --host 127.0.0.1 --port "$API_PORT"
+# --no-proxy-headers: uvicorn would believe X-Forwarded-For from 127.0.0.1, i.e. from any local user (the API
+# reads forwarded addresses itself, from SPROUT_TRUSTED_PROXIES only)
+start api "$BIN/uvicorn" api.main:app --host 127.0.0.1 --port "$API_PORT" --no-proxy-headers
 # Streamlit accepts the uploads the API accepts (whole MB, rounded up).
 STREAMLIT_SERVER_MAX_UPLOAD_SIZE=$("$BIN/python" -c 'import math; from model.core.settings import Settings; print(math.ceil(Settings().max_upload_mb))') \
 SPROUT_API_URL=http://127.0.0.1:$API_PORT start streamlit "$BIN/streamlit" run streamlit_app/server.py \

@@ -7,6 +7,7 @@ scoped to their bucket); the mounted monitoring files; the PostgreSQL init scrip
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import stat
@@ -114,7 +115,7 @@ def test_the_whole_product_is_there(resolved: dict[str, Any]) -> None:
     services = set(resolved["services"])
     assert {"postgres", "minio", "minio-init", "mlflow", "sprout-init", "api", "streamlit", "airflow-init",
             "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "prometheus", "grafana",
-            "trainer", "trainer-gpu"} <= services
+            "trainer", "trainer-gpu", "redis"} <= services
 
 
 def test_every_service_has_a_healthcheck(resolved: dict[str, Any]) -> None:
@@ -135,11 +136,11 @@ def test_start_order_waits_for_health(resolved: dict[str, Any]) -> None:
                 assert condition == "service_healthy", f"{name} → {dependency}: {condition}"
     for name in ONE_SHOT:
         assert services[name].get("restart", "no") == "no"
-    for name in ("postgres", "minio", "mlflow", "api", "streamlit", "airflow-api-server", "airflow-scheduler",
+    for name in ("postgres", "minio", "mlflow", "redis", "api", "streamlit", "airflow-api-server", "airflow-scheduler",
                  "airflow-dag-processor", "prometheus", "grafana"):
         assert services[name]["restart"] == "unless-stopped", name
     # the chain the product needs
-    assert set(services["api"]["depends_on"]) == {"sprout-init", "mlflow"}
+    assert set(services["api"]["depends_on"]) == {"sprout-init", "mlflow", "redis"}
     assert set(services["sprout-init"]["depends_on"]) == {"postgres", "minio-init"}
     assert set(services["mlflow"]["depends_on"]) == {"postgres", "minio-init"}
     assert "api" in services["streamlit"]["depends_on"] and "api" in services["prometheus"]["depends_on"]
@@ -275,8 +276,9 @@ SECRETS_OF = {
     "mlflow": {"DB_PASSWORD_MLFLOW", "S3_ACCESS_KEY_MLFLOW", "S3_SECRET_KEY_MLFLOW", "MLFLOW_ADMIN_PASSWORD",
                "MLFLOW_FLASK_SECRET_KEY"},
     "sprout-init": SPROUT_CORE | {"REVIEWER_PASSWORD"},
-    "api": SPROUT_CORE | MLFLOW_LOGIN | {"AIRFLOW_ADMIN_PASSWORD"},
+    "api": SPROUT_CORE | MLFLOW_LOGIN | {"AIRFLOW_ADMIN_PASSWORD", "REDIS_PASSWORD"},
     "streamlit": set(),
+    "redis": {"REDIS_PASSWORD"},
     "airflow-init": AIRFLOW_CORE | {"AIRFLOW_ADMIN_PASSWORD"},
     "airflow-api-server": AIRFLOW_CORE,
     "airflow-dag-processor": AIRFLOW_CORE,
@@ -389,6 +391,27 @@ def test_prometheus_has_no_lifecycle_api(resolved: dict[str, Any]) -> None:
         words = " ".join(str(w) for key in ("command", "entrypoint") for w in (service.get(key) or []))
         assert "enable-lifecycle" not in words, f"{name}: {words}"
     assert "enable-lifecycle" not in COMPOSE.read_text().replace("No --web.enable-lifecycle", "")
+
+
+def test_api_processes_share_their_rate_limits_and_believe_only_the_ui_forwarding(resolved: dict[str, Any],
+                                                                                    env_file: Path) -> None:
+    """The API counts rate limits in the Valkey service (its password from .env, on no command line, no port
+    published, nothing on disk) and believes X-Forwarded-For only from the Streamlit server's fixed address, on a
+    network of those two alone (no other container can take that address)."""
+    services = resolved["services"]
+    api, ui, redis = services["api"], services["streamlit"], services["redis"]
+    password = env_values(env_file)["REDIS_PASSWORD"]
+    assert api["environment"]["SPROUT_RATE_LIMIT_STORAGE"] == f"redis://:{password}@redis:6379/0"
+    assert redis["environment"] == {"REDIS_PASSWORD": password} and "ports" not in redis and "volumes" not in redis
+    script = " ".join(redis["entrypoint"] + redis["command"])
+    assert password not in script and "requirepass" in script and "save \"\"" in script
+    assert "appendonly no" in script and redis["user"] != "root"
+    on_ui = {name for name, service in services.items() if "ui" in (service.get("networks") or {})}
+    assert on_ui == {"api", "streamlit"} and set(ui["networks"]) == {"ui"}
+    address = ui["networks"]["ui"]["ipv4_address"]
+    assert api["environment"]["SPROUT_TRUSTED_PROXIES"] == address
+    [subnet] = resolved["networks"]["ui"]["ipam"]["config"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet["subnet"])
 
 
 def test_minio_init_gives_each_key_its_own_bucket_only(resolved: dict[str, Any], env_file: Path,

@@ -173,10 +173,10 @@ def test_kubernetes_validate_is_strict(tmp_path: Path) -> None:
 
 
 def test_default_install_has_every_component(default: Render) -> None:
-    assert set(default.kinds("Deployment")) == {"sprout-api", "sprout-streamlit", "sprout-mlflow"}
+    assert set(default.kinds("Deployment")) == {"sprout-api", "sprout-streamlit", "sprout-mlflow", "sprout-redis"}
     assert set(default.kinds("StatefulSet")) == {"sprout-postgresql", "sprout-minio"}
     assert set(default.kinds("Service")) == {"sprout-api", "sprout-streamlit", "sprout-mlflow", "sprout-postgresql",
-                                             "sprout-minio"}
+                                             "sprout-minio", "sprout-redis"}
     assert set(default.kinds("Job")) == {"sprout-init", "sprout-minio-init"}
     assert set(default.kinds("HorizontalPodAutoscaler")) == {"sprout-api"}
     assert set(default.kinds("Ingress")) == {"sprout"}
@@ -205,7 +205,8 @@ def test_secrets_are_referenced_never_inlined(which: str, request: pytest.Fixtur
     render: Render = request.getfixturevalue(which)
     assert not render.kinds("Secret"), "the chart must not create Secrets"
     allowed = {render.merged["secrets"]["existingSecret"], render.merged["mlflow"]["existingSecret"],
-               render.merged["postgresql"]["existingSecret"], render.merged["objectStorage"]["minio"]["existingSecret"]}
+               render.merged["postgresql"]["existingSecret"], render.merged["objectStorage"]["minio"]["existingSecret"],
+               render.merged["rateLimits"]["existingSecret"]}
     for owner, spec in render.pod_specs():
         for container in spec["containers"]:
             for source in container.get("envFrom", []):
@@ -575,7 +576,11 @@ SECRETS_OF = {
     "minio-init": {("sprout-minio", "MINIO_ROOT_USER"), ("sprout-minio", "MINIO_ROOT_PASSWORD"),
                    ("sprout-env", "SPROUT_S3_ACCESS_KEY"), ("sprout-env", "SPROUT_S3_SECRET_KEY"),
                    ("sprout-mlflow", "AWS_ACCESS_KEY_ID"), ("sprout-mlflow", "AWS_SECRET_ACCESS_KEY")},
+    "redis": {("sprout-redis", "REDIS_PASSWORD")},
 }
+# ... and the API's rate-limit store: the bundled Valkey's password, or the URL of yours (rateLimits.bundled false).
+RATE_LIMIT_SECRETS = {"default": {("sprout-redis", "REDIS_PASSWORD")},
+                      "production": {("sprout-env", "SPROUT_RATE_LIMIT_STORAGE")}}
 
 
 # What the DAGs' task pods get of Sprout's Secret (secretKeyRef, from SPROUT_K8S_SECRET_KEYS): the API's keys
@@ -644,9 +649,41 @@ def test_each_workload_gets_only_the_secrets_it_uses(which: str, request: pytest
                     got.add((ref["name"], ref["key"]))
         for volume in spec.get("volumes", []):
             assert "secret" not in volume and "projected" not in volume, f"{component}: mounts a Secret"
-        assert got == SECRETS_OF[component], f"{component}: extra {sorted(got - SECRETS_OF[component])}, " \
-                                             f"missing {sorted(SECRETS_OF[component] - got)}"
+        expected = SECRETS_OF[component] | (RATE_LIMIT_SECRETS[which] if component == "api" else set())
+        assert got == expected, f"{component}: extra {sorted(got - expected)}, missing {sorted(expected - got)}"
     assert seen == (set(SECRETS_OF) if which == "default" else {"api", "init", "streamlit", "mlflow"})
+
+
+def test_api_pods_share_their_rate_limits_and_believe_only_trusted_proxies(default: Render, production: Render) -> None:
+    """The API pods count rate limits in the bundled Valkey (its password from its own Secret, in a config file, not
+    on a command line; only the API pods may connect) or in the Redis that SPROUT_RATE_LIMIT_STORAGE of Sprout's
+    Secret names. uvicorn reads no forwarded headers itself: the API believes them from api.trustedProxies only,
+    and the Streamlit pods from the same proxies (so that they forward each browser's address, not the ingress's)."""
+    [api] = default.get("Deployment", "sprout-api")["spec"]["template"]["spec"]["containers"]
+    assert "--no-proxy-headers" in api["command"] and "--proxy-headers" not in api["command"]
+    names = [e["name"] for e in api["env"]]
+    password = api["env"][names.index("REDIS_PASSWORD")]["valueFrom"]["secretKeyRef"]
+    assert password == {"name": "sprout-redis", "key": "REDIS_PASSWORD"}
+    storage = api["env"][names.index("SPROUT_RATE_LIMIT_STORAGE")]
+    assert storage["value"] == "redis://:$(REDIS_PASSWORD)@sprout-redis:6379/0"
+    assert names.index("REDIS_PASSWORD") < names.index("SPROUT_RATE_LIMIT_STORAGE")  # $(VAR) needs it defined first
+    [valkey] = default.get("Deployment", "sprout-redis")["spec"]["template"]["spec"]["containers"]
+    script = " ".join(valkey["command"] + valkey["args"])
+    assert valkey["image"].startswith("valkey/valkey:") and "requirepass" in script and "appendonly no" in script
+    assert [e["valueFrom"]["secretKeyRef"] for e in valkey["env"]] == [password]
+    [rule] = default.get("NetworkPolicy", "sprout-redis")["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": default.get("Deployment", "sprout-api")["spec"]["selector"][
+        "matchLabels"]}}] and rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    trusted = ",".join(default.merged["api"]["trustedProxies"])
+    assert default.get("ConfigMap", "sprout-settings")["data"]["SPROUT_TRUSTED_PROXIES"] == trusted
+    assert Settings(_env_file=None, trusted_proxies=trusted).trusted_proxy_list  # type: ignore[call-arg]
+    [ui] = default.get("Deployment", "sprout-streamlit")["spec"]["template"]["spec"]["containers"]
+    assert {"name": "FORWARDED_ALLOW_IPS", "value": trusted} in ui["env"]
+    assert not {"prod-sprout-redis"} & (set(production.kinds("Deployment")) | set(production.kinds("Service")))
+    [prod_api] = production.get("Deployment", "prod-sprout-api")["spec"]["template"]["spec"]["containers"]
+    [own] = [e for e in prod_api["env"] if e["name"] == "SPROUT_RATE_LIMIT_STORAGE"]
+    assert own["valueFrom"]["secretKeyRef"] == {"name": "sprout-env", "key": "SPROUT_RATE_LIMIT_STORAGE",
+                                                "optional": True}
 
 
 def test_minio_init_policies_are_bucket_scoped(default: Render, k8s_secrets: Path, tmp_path: Path) -> None:

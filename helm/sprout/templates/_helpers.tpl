@@ -135,6 +135,19 @@ include "sprout.secretEnv" (list . (list "REQUIRED_KEY" ...) (list "OPTIONAL_KEY
 {{- toJson (list "MLFLOW_TRACKING_USERNAME" "MLFLOW_TRACKING_PASSWORD") }}
 {{- end }}
 
+{{- define "sprout.redisHost" -}}
+{{- printf "%s-redis" (include "sprout.fullname" .) }}
+{{- end }}
+
+{{/* The bundled Valkey's password and, built from it by Kubernetes ($(VAR)), the API's SPROUT_RATE_LIMIT_STORAGE. */}}
+{{- define "sprout.rateLimitEnv" -}}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ required "rateLimits.existingSecret is required" .Values.rateLimits.existingSecret }}, key: REDIS_PASSWORD}
+- name: SPROUT_RATE_LIMIT_STORAGE
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "sprout.redisHost" .) | quote }}
+{{- end }}
+
 {{/* Pod selectors of the NetworkPolicies' peers: include "sprout.peer" (list . "api") */}}
 {{- define "sprout.peer" -}}
 podSelector:
