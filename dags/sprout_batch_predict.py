@@ -2,7 +2,8 @@
 ### Sprout: score a folder or S3 prefix of images in parallel (batch prediction)
 
 Triggered by hand (no schedule) with `source` (a folder the `sprout` CLI can read, or `s3://bucket/prefix`),
-`output` (a folder or `s3://bucket/prefix/`), `shards`, `format` (`jsonl` or `csv`) and `low_confidence`.
+`output` (an absolute folder or `s3://bucket/prefix/`, checked against `OUTPUT_PATTERN` when the run is
+triggered), `shards`, `format` (`jsonl` or `csv`) and `low_confidence`.
 Each task runs one `sprout --json` subcommand, locally or as a pod (`SPROUT_TASK_RUNNER`):
 
 1. **plan_shards** — `sprout batch-plan SOURCE --shards N`: how many images each shard holds (a shard is
@@ -27,6 +28,11 @@ from sprout_dag_common import RUN_ID_ARG, SETTINGS, START_DATE, TAGS, cli_task, 
 
 log = logging.getLogger(__name__)
 
+# What `output` may be (checked when a run is triggered): an absolute folder or an S3 bucket and prefix, without a
+# `..` segment, of letters, digits, spaces and `._-+=@,:~%` (no quotes, no shell or glob characters, no newline).
+OUTPUT_PATTERN = (r"^(?!.*\n)(?!.*/\.\.(/|$))"
+                  r"(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[\w .,:=@+~%-]*)*|(/[\w .,:=@+~%-]*)+)$")
+
 
 @task
 def shard_args(plan: dict[str, Any]) -> list[list[str]]:
@@ -36,8 +42,8 @@ def shard_args(plan: dict[str, Any]) -> list[list[str]]:
         raise AirflowFailException(f"nothing to score: {plan}")
     log.info("%s images in %s shards %s, model version %s", plan["n"], len(plan["shards"]),
              [s["n"] for s in plan["shards"]], plan["model_version"])
-    return [["predict", params["source"], "--output", params["output"], "--shard", s["shard"],
-             "--model", str(plan["model_version"]), "--format", params["format"]] for s in plan["shards"]]
+    return [["predict", "--output", params["output"], "--shard", s["shard"], "--model", str(plan["model_version"]),
+             "--format", params["format"], "--", params["source"]] for s in plan["shards"]]
 
 
 @dag(
@@ -52,24 +58,23 @@ def shard_args(plan: dict[str, Any]) -> list[list[str]]:
     default_args=SETTINGS.default_args(),
     params={
         "source": Param(type="string", minLength=1, description="Folder of images, or s3://bucket/prefix."),
-        "output": Param(type="string", minLength=1,
-                        description="Folder or s3://bucket/prefix/ for the results and the report."),
+        "output": Param(type="string", minLength=1, pattern=OUTPUT_PATTERN,
+                        description="Absolute folder or s3://bucket/prefix/ for the results and the report."),
         "shards": Param(4, type="integer", minimum=1, maximum=256, description="Parallel shards (mapped tasks)."),
         "format": Param("jsonl", enum=["jsonl", "csv"], description="Results file format."),
         "low_confidence": Param(0.6, type="number", minimum=0, maximum=1,
                                 description="The report lists the images below this confidence."),
     },
-    user_defined_filters=SETTINGS.filters(),
 )
 def sprout_batch_predict() -> None:
-    plan = cli_task("plan_shards", ["batch-plan", "{{ params.source | cli_arg }}", "--shards", "{{ params.shards }}"],
+    plan = cli_task("plan_shards", ["batch-plan", "--shards", "{{ params.shards }}", "--", "{{ params.source }}"],
                     doc="`sprout batch-plan SOURCE --shards N`: images per shard and the pinned model version.")
     scored = mapped_cli_task("score_shard", shard_args(plan.output),
                              doc="`sprout predict SOURCE --shard I/N --model V --output OUTPUT`: one mapped task "
                                  "(pod) per shard.")
-    report = cli_task("merge_report", ["batch-report", "{{ params.output | cli_arg }}", "--shards",
-                                       "{{ params.shards }}", "--format", "{{ params.format }}", "--low-confidence",
-                                       "{{ params.low_confidence }}", "--key", RUN_ID_ARG],
+    report = cli_task("merge_report", ["batch-report", "--shards", "{{ params.shards }}", "--format",
+                                       "{{ params.format }}", "--low-confidence", "{{ params.low_confidence }}",
+                                       "--key", RUN_ID_ARG, "--", "{{ params.output }}"],
                       doc="`sprout batch-report OUTPUT`: merge the shards, write and log the report.")
     scored >> report
 

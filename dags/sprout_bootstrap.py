@@ -55,10 +55,9 @@ def check_no_champion(status: dict[str, Any]) -> bool:
     default_args=SETTINGS.default_args(),
     params={"source": Param(SETTINGS.seed_dataset, type="string", minLength=1,
                             description="Folder with one sub-folder per label, or s3://bucket/prefix.")},
-    user_defined_filters=SETTINGS.filters(),
 )
 def sprout_bootstrap() -> None:
-    imported = cli_task("import_dataset", ["import", "{{ params.source | cli_arg }}"],
+    imported = cli_task("import_dataset", ["import", "--", "{{ params.source }}"],
                         doc="`sprout import SOURCE`: the data set as approved samples (deduplicated).")
     status = cli_task("read_status", ["status"], doc="`sprout status`: sample counts and the champion.")
     ready = check_no_champion(status.output)

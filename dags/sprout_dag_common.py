@@ -10,7 +10,8 @@ the one JSON object it prints (XCom). ``SPROUT_TASK_RUNNER`` chooses where that 
   ConfigMap (``SPROUT_K8S_ENV_CONFIGMAP``, all of it) and only the keys ``SPROUT_K8S_SECRET_KEYS`` names
   of the Secret ``SPROUT_K8S_ENV_SECRET`` (``secretKeyRef``, never the whole Secret); the training pod asks
   for ``nvidia.com/gpu: 1`` and lands on GPU nodes (``SPROUT_K8S_GPU_NODE_SELECTOR``,
-  ``SPROUT_K8S_GPU_TOLERATIONS``, JSON). The pod writes its answer to ``/airflow/xcom/return.json``.
+  ``SPROUT_K8S_GPU_TOLERATIONS``, JSON). The pod's arguments are the CLI's, never a shell line (``POD_SCRIPT``);
+  it writes its answer to ``/airflow/xcom/return.json``.
 
 Settings are read from the environment when the DAG file is parsed (no Variables, DB or network).
 """
@@ -38,17 +39,24 @@ log = logging.getLogger(__name__)
 START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
 TAGS = ["sprout"]
 XCOM_FILE = "/airflow/xcom/return.json"
+# A task pod runs `sh -c POD_SCRIPT sprout ARG...`: its `arguments` are the CLI's, handed on as "$@", so no shell
+# ever parses a value (quotes, `;`, `$(...)` or `{{` in a DAG parameter stay part of that one argument). Empty
+# arguments (an unset FORCE_FLAG) are left out, as the local runner does.
+POD_SCRIPT = (f'set -e; mkdir -p {os.path.dirname(XCOM_FILE)}; '
+              'for arg in "$@"; do shift; if [ -n "$arg" ]; then set -- "$@" "$arg"; fi; done; '
+              f'exec sprout --json "$@" > {XCOM_FILE}')
+POD_CMDS = ("sh", "-c", POD_SCRIPT, "sprout")
 
 # Errors the CLI reports (its JSON ``type``) that a retry can cure; any other reported error is final.
 TRANSIENT_ERRORS = {"StorageUnavailableError", "RegistryUnavailableError"}
 
-# Jinja snippets for CLI arguments. `cli_arg` is a filter each DAG registers (see DagSettings.filters):
-# the identity for the local runner, shell quoting for the pod's `sh -c` line.
-RUN_ID_ARG = "{{ run_id | cli_arg }}"
+# Jinja snippets for CLI arguments. Each renders to one whole argument of the CLI, under both runners: no shell
+# parses it (see POD_SCRIPT). An empty one (FORCE_FLAG unset) is left out.
+RUN_ID_ARG = "{{ run_id }}"
 FORCE_FLAG = "{{ '--force' if params.force else '' }}"
-TRAINED_RUN_ID_ARG = "{{ ti.xcom_pull(task_ids='train_candidate')['run_id'] | cli_arg }}"
-WINNER_ARG = "{{ ti.xcom_pull(task_ids='select_candidate')['backbone'] | cli_arg }}"
-TRIED_ARG = "{{ ti.xcom_pull(task_ids='select_candidate')['tried'] | tojson | cli_arg }}"
+TRAINED_RUN_ID_ARG = "{{ ti.xcom_pull(task_ids='train_candidate')['run_id'] }}"
+WINNER_ARG = "{{ ti.xcom_pull(task_ids='select_candidate')['backbone'] }}"
+TRIED_ARG = "{{ ti.xcom_pull(task_ids='select_candidate')['tried'] | tojson }}"
 # The backbones a retrain tries, one mapped task each (the CLI's SPROUT_CANDIDATE_BACKBONES, same default).
 DEFAULT_CANDIDATES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
@@ -58,11 +66,11 @@ DEFAULT_GPU_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effe
 # the same name (secretKeyRef); a trailing `?` marks a key the Secret may lack (optional). The `sprout` CLI
 # of the tasks (import, status, retrain-check, train-candidate, gate, promote, batch-plan, predict,
 # batch-report) needs its database, its bucket's key, and MLflow's login (MLflow's client reads
-# MLFLOW_TRACKING_*). SPROUT_SECRET_KEY signs only the API's tokens, but Sprout's settings refuse to load
-# without it when SPROUT_ENV is production. Not given: the Airflow and reviewer passwords, and anything else
-# the Secret holds. The Helm chart sets the list (SPROUT_K8S_SECRET_KEYS of its airflow-env ConfigMap, the
-# MLflow login required when it runs MLflow); this is the default when that is unset.
-DEFAULT_SECRET_KEYS = ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY", "SPROUT_SECRET_KEY",
+# MLFLOW_TRACKING_*). Not given: SPROUT_SECRET_KEY (it signs the API's tokens; no CLI task reads it), the
+# Airflow and reviewer passwords, and anything else the Secret holds. The Helm chart sets the list
+# (SPROUT_K8S_SECRET_KEYS of its airflow-env ConfigMap, the MLflow login required when it runs MLflow); this is
+# the default when that is unset.
+DEFAULT_SECRET_KEYS = ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY",
                        "MLFLOW_TRACKING_USERNAME?", "MLFLOW_TRACKING_PASSWORD?")
 _SECRET_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an env variable's name that is a Secret key too
 
@@ -177,12 +185,6 @@ class DagSettings(BaseSettings):
             "execution_timeout": self.task_timeout,
         }
 
-    def filters(self) -> dict[str, Any]:
-        """Jinja filters for the DAG's ``user_defined_filters``."""
-        if self.runner == "kubernetes":
-            return {"cli_arg": lambda value: shlex.quote(str(value))}
-        return {"cli_arg": lambda value: str(value)}
-
 
 SETTINGS = DagSettings()
 
@@ -270,31 +272,17 @@ def mapped_cli_task(task_id: str, arg_lists: Any, *, doc: str, gpu: bool = False
     if settings.runner == "kubernetes":
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-        scripts = pod_scripts.override(task_id=f"{task_id}_scripts")(arg_lists)
         return KubernetesPodOperator.partial(**_pod_kwargs(task_id, doc=doc, gpu=gpu, timeout=timeout,
-                                                           settings=settings)).expand(arguments=scripts).output
+                                                           settings=settings)).expand(arguments=arg_lists).output
     return sprout_cli.override(task_id=task_id, doc_md=doc, execution_timeout=timeout).expand(args=arg_lists)
-
-
-def pod_script(args: list[str]) -> str:
-    """The pod's ``sh -c`` line: the CLI's JSON answer goes to the XCom file."""
-    # Templated arguments quote themselves (the `cli_arg` filter); literal ones are quoted here.
-    words = ["sprout", "--json", *(a if "{{" in a else shlex.quote(a) for a in args)]
-    return f"set -e; mkdir -p {os.path.dirname(XCOM_FILE)}; {' '.join(words)} > {XCOM_FILE}"
-
-
-@task
-def pod_scripts(arg_lists: list[list[str]]) -> list[list[str]]:
-    """Each argument list as a mapped pod's ``arguments`` (its ``sh -c`` line)."""
-    return [[pod_script(args)] for args in arg_lists]
 
 
 def _pod_task(task_id: str, args: list[str], *, doc: str, gpu: bool, timeout: timedelta,
               settings: DagSettings) -> BaseOperator:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-    return KubernetesPodOperator(arguments=[pod_script(args)], **_pod_kwargs(task_id, doc=doc, gpu=gpu,
-                                                                            timeout=timeout, settings=settings))
+    return KubernetesPodOperator(arguments=list(args), **_pod_kwargs(task_id, doc=doc, gpu=gpu, timeout=timeout,
+                                                                     settings=settings))
 
 
 def _pod_kwargs(task_id: str, *, doc: str, gpu: bool, timeout: timedelta, settings: DagSettings) -> dict[str, Any]:
@@ -321,7 +309,7 @@ def _pod_kwargs(task_id: str, *, doc: str, gpu: bool, timeout: timedelta, settin
         namespace=settings.namespace,
         image=settings.image,
         image_pull_policy=settings.image_pull_policy,
-        cmds=["sh", "-c"],
+        cmds=list(POD_CMDS),  # the arguments: the CLI's (see POD_SCRIPT)
         env_vars=env,
         env_from=env_from or None,
         container_resources=resources,

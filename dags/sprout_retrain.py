@@ -60,7 +60,6 @@ def check_enough_samples(check: dict[str, Any]) -> bool:
     doc_md=__doc__,
     default_args=SETTINGS.default_args(),
     params={"force": Param(False, type="boolean", description="Train even with too few new samples.")},
-    user_defined_filters=SETTINGS.filters(),
 )
 def sprout_retrain() -> None:
     count = cli_task("count_new_samples", ["retrain-check", "--key", RUN_ID_ARG],

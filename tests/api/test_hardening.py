@@ -38,6 +38,18 @@ def test_a_short_signing_key_is_refused_in_every_mode(tmp_path: Path) -> None:
         signing_key(Settings(home=tmp_path, secret_key="short-but-development"))
 
 
+def test_only_the_api_needs_the_signing_key_in_production(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production settings load without SPROUT_SECRET_KEY (the DAGs' task pods run the CLI without it); the API's
+    signing key refuses to be missing there (no generated key) or a placeholder."""
+    monkeypatch.delenv("SPROUT_SECRET_KEY", raising=False)
+    settings = Settings(_env_file=None, env="production", home=tmp_path)
+    with pytest.raises(ValueError, match="SPROUT_SECRET_KEY must be set"):
+        signing_key(settings)
+    assert not (tmp_path / "secret_key").exists()
+    with pytest.raises(ValueError, match="at least 32"):
+        signing_key(Settings(_env_file=None, env="production", home=tmp_path, secret_key="changeme"))
+
+
 def test_processes_starting_at_once_agree_on_one_generated_key(tmp_path: Path) -> None:
     keys: list[str] = []
     barrier = threading.Barrier(8)

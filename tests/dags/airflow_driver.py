@@ -1,9 +1,13 @@
 """Runs inside the Airflow virtualenv (``.venv-airflow/bin/python``), driven by the DAG tests.
 
-    airflow_driver.py structure OUT.json
+    airflow_driver.py structure [PARAMS_JSON] OUT.json
         parse the DAGs folder with a DagBag; write import errors and, per DAG, its schedule, flags and
         tasks (type, downstream ids, trigger rule, retries; pod image, resources, node selector, env and
-        envFrom as sent to Kubernetes).
+        envFrom as sent to Kubernetes; the CLI arguments each task renders with RENDER_CONTEXT, whose params
+        PARAMS_JSON overrides, a mapped task's per map index).
+    airflow_driver.py validate DAG_ID CONFS_JSON OUT.json
+        check each of a list of run confs against the DAG's params as a trigger does; write their errors
+        (null for a valid one).
     airflow_driver.py run DAG_ID LOGICAL_DATE CONF_JSON OUT.json
         ``dag.test()`` one run (the same logical date again re-runs the same run, cleared); write the
         run's state and every task instance's final state and XCom return value (a mapped task's instances
@@ -36,7 +40,7 @@ def _jsonable(value: Any) -> Any:
 
 
 class _StubTaskInstance:
-    """Enough of a task instance to render templates that pull the training task's XCom."""
+    """Enough of a task instance to render templates that pull an upstream task's XCom."""
 
     def xcom_pull(self, task_ids: str, **_: Any) -> dict[str, Any]:
         return STUB_XCOMS.get(task_ids, {})
@@ -46,6 +50,7 @@ STUB_XCOMS: dict[str, dict[str, Any]] = {
     "train_candidate": {"run_id": 7},
     "select_candidate": {"backbone": "efficientnet_lite1", "tried": [
         {"backbone": "efficientnet_lite0", "log_loss": 0.2}, {"backbone": "efficientnet_lite1", "log_loss": 0.1}]},
+    "plan_shards": {"model_version": 4, "n": 10, "shards": [{"shard": "0/2", "n": 6}, {"shard": "1/2", "n": 4}]},
 }
 
 
@@ -53,6 +58,30 @@ STUB_XCOMS: dict[str, dict[str, Any]] = {
 RENDER_CONTEXT = {"run_id": "manual__2026-01-01T00:00:00+00:00", "ti": _StubTaskInstance(),
                   "params": {"force": True, "source": "s3://data/first set", "output": "s3://scored/run 1/",
                              "shards": 3, "format": "csv", "low_confidence": 0.5}}
+
+
+def _xcom_value(arg: Any) -> Any:
+    """What an upstream task returns in RENDER_CONTEXT: a CLI task's stub answer (STUB_XCOMS), else its Python
+    callable's, called on its own upstream values."""
+    from airflow.sdk.definitions.xcom_arg import XComArg
+    from airflow.sdk.execution_time.context import set_current_context
+
+    op = arg.operator
+    if op.task_id in STUB_XCOMS:
+        return STUB_XCOMS[op.task_id]
+
+    def value(v: Any) -> Any:
+        return _xcom_value(v) if isinstance(v, XComArg) else v
+
+    with set_current_context(RENDER_CONTEXT):  # type: ignore[arg-type]
+        return op.python_callable(*map(value, op.op_args), **{k: value(v) for k, v in op.op_kwargs.items()})
+
+
+def _expanded(task: Any) -> list[Any]:
+    """A mapped task's one expanded argument (``arguments`` of a pod, ``args`` of the local CLI task), per map
+    index, as its upstream task returns it (no template rendering: Airflow renders no XCom value)."""
+    [arg] = getattr(task, "op_kwargs_expand_input", task.expand_input).value.values()
+    return _jsonable(_xcom_value(arg))
 
 
 def _pod_info(fields: dict[str, Any]) -> dict[str, Any]:
@@ -90,12 +119,14 @@ def _task_info(task: Any) -> dict[str, Any]:
         info["expand"] = sorted(getattr(task, "op_kwargs_expand_input", task.expand_input).value)
         if task.task_type == "KubernetesPodOperator":
             info["pod"] = _pod_info(task.partial_kwargs)
+        info["rendered"] = _expanded(task)
         return info
     if type(task).__name__ == "KubernetesPodOperator":
         fields = {name: getattr(task, name) for name in ("image", "namespace", "cmds", "arguments",
                                                         "container_resources", "node_selector", "tolerations",
                                                         "do_xcom_push", "env_vars", "env_from")}
         info["pod"] = _pod_info(fields)
+        info["pod"]["cmds"] = task.render_template(task.cmds, RENDER_CONTEXT, task.dag.get_template_env())
         rendered = task.render_template(task.arguments, RENDER_CONTEXT, task.dag.get_template_env())
     else:
         info["op_args"] = _jsonable(getattr(task, "op_args", None))
@@ -104,7 +135,8 @@ def _task_info(task: Any) -> dict[str, Any]:
     return info
 
 
-def structure() -> dict[str, Any]:
+def structure(params: dict[str, Any]) -> dict[str, Any]:
+    RENDER_CONTEXT["params"] = {**RENDER_CONTEXT["params"], **params}
     bag = _dagbag()
     dags = {}
     for dag_id, dag in bag.dags.items():
@@ -148,10 +180,31 @@ def run(dag_id: str, logical_date: str, conf: dict[str, Any]) -> dict[str, Any]:
             "tasks": tasks}
 
 
+def validate(dag_id: str, confs: list[dict[str, Any]]) -> dict[str, Any]:
+    from airflow.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    # The params as the API server and the scheduler hold them: the serialized DAG's.
+    params = DagSerialization.from_dict(DagSerialization.to_dict(_dagbag().dags[dag_id])).params
+    errors: list[str | None] = []
+    for conf in confs:
+        try:
+            params.deep_merge(conf).validate()  # what creating a DAG run does (a trigger, dag.test())
+        except ParamValidationError as exc:
+            errors.append(str(exc))
+        else:
+            errors.append(None)
+    return {"errors": errors}
+
+
 def main(argv: list[str]) -> None:
     command, *args = argv
     if command == "structure":
-        result, out = structure(), args[0]
+        *params, out = args
+        result = structure(json.loads(params[0]) if params else {})
+    elif command == "validate":
+        dag_id, confs, out = args
+        result = validate(dag_id, json.loads(confs))
     elif command == "run":
         dag_id, logical_date, conf, out = args
         result = run(dag_id, logical_date, json.loads(conf))

@@ -24,8 +24,11 @@ pytestmark = pytest.mark.slow
 DAG_ID = "sprout_batch_predict"
 EDGES = {"plan_shards": ["shard_args"], "shard_args": ["score_shard"], "score_shard": ["merge_report"],
          "merge_report": []}
-REPORT_ARGS = ["batch-report", "s3://scored/run 1/", "--shards", "3", "--format", "csv", "--low-confidence", "0.5",
-               "--key", "manual__2026-01-01T00:00:00+00:00"]
+REPORT_ARGS = ["batch-report", "--shards", "3", "--format", "csv", "--low-confidence", "0.5",
+               "--key", "manual__2026-01-01T00:00:00+00:00", "--", "s3://scored/run 1/"]
+# The mapped shards' arguments for the driver's stub plan (two shards, version 4).
+SHARD_ARGS = [["predict", "--output", "s3://scored/run 1/", "--shard", f"{i}/2", "--model", "4", "--format", "csv",
+               "--", "s3://data/first set"] for i in range(2)]
 
 
 def test_dag_is_manual_with_source_output_and_shards(dagbag: dict[str, Any]) -> None:
@@ -36,14 +39,14 @@ def test_dag_is_manual_with_source_output_and_shards(dagbag: dict[str, Any]) -> 
     tasks = dag["tasks"]
     assert {task_id: info["downstream"] for task_id, info in tasks.items()} == EDGES
     assert tasks["score_shard"]["mapped"] == "_PythonDecoratedOperator" and tasks["score_shard"]["expand"] == ["args"]
-    assert tasks["plan_shards"]["rendered"] == [["batch-plan", "s3://data/first set", "--shards", "3"]]
+    assert tasks["plan_shards"]["rendered"] == [["batch-plan", "--shards", "3", "--", "s3://data/first set"]]
     assert tasks["merge_report"]["rendered"] == [REPORT_ARGS]
+    assert tasks["score_shard"]["rendered"] == SHARD_ARGS
 
 
 def test_kubernetes_runner_scores_each_shard_in_a_cpu_pod(dagbag_kubernetes: dict[str, Any]) -> None:
     tasks = dagbag_kubernetes["dags"][DAG_ID]["tasks"]
-    assert {task_id: info["downstream"] for task_id, info in tasks.items()} == EDGES | {
-        "shard_args": ["score_shard_scripts"], "score_shard_scripts": ["score_shard"]}
+    assert {task_id: info["downstream"] for task_id, info in tasks.items()} == EDGES
     mapped = tasks["score_shard"]
     assert mapped["mapped"] == "KubernetesPodOperator" and mapped["expand"] == ["arguments"]
     assert mapped["pod"]["image"] == "registry.example/sprout:1.2" and not mapped["pod"]["node_selector"]
@@ -51,9 +54,23 @@ def test_kubernetes_runner_scores_each_shard_in_a_cpu_pod(dagbag_kubernetes: dic
     for task_id in ("plan_shards", "merge_report"):
         assert tasks[task_id]["type"] == "KubernetesPodOperator"
         assert "nvidia.com/gpu" not in (tasks[task_id]["pod"]["limits"] or {})
-    assert tasks["merge_report"]["rendered"] == [
-        "set -e; mkdir -p /airflow/xcom; sprout --json batch-report 's3://scored/run 1/' --shards 3 --format csv "
-        "--low-confidence 0.5 --key manual__2026-01-01T00:00:00+00:00 > /airflow/xcom/return.json"]
+    assert tasks["merge_report"]["rendered"] == REPORT_ARGS  # the pod's arguments: the CLI's (test_pod_arguments.py)
+    assert mapped["rendered"] == SHARD_ARGS
+
+
+VALID_OUTPUTS = ["s3://scored/run 1/", "/data/scored", "s3://my-bucket.example/a/b=c,d@e+f~g%20_h:i", "/"]
+BAD_OUTPUTS = ["scored", "./scored", "-o", "", "s3://Bucket/x", "s3:///x", "/data/../etc", "s3://scored/a/..",
+               "/data/x;id", "/data/$(id)", "/data/`id`", "/data/'x'", '/data/"x"', "/data/{{ run_id }}", "/data/*",
+               "/data/x\n", "/data/x|sh", "/data/x&", "/data/<x>"]
+
+
+def test_output_is_an_absolute_folder_or_s3_prefix(driver: Driver) -> None:
+    """A trigger (API, UI, dag.test) whose `output` is anything else is refused (the param's pattern)."""
+    confs = [{"source": "s3://data/in", "output": output} for output in VALID_OUTPUTS + BAD_OUTPUTS]
+    errors = dict(zip(VALID_OUTPUTS + BAD_OUTPUTS, driver("validate", DAG_ID, json.dumps(confs))["errors"],
+                      strict=True))
+    assert {o: e for o, e in errors.items() if o in VALID_OUTPUTS and e} == {}
+    assert [o for o, e in errors.items() if o in BAD_OUTPUTS and not e] == []
 
 
 def test_a_folder_is_scored_in_mapped_shards_with_a_report(driver: Driver, tmp_path: Path) -> None:

@@ -43,14 +43,13 @@ def test_dag_is_manual_with_a_source_param(dagbag: dict[str, Any]) -> None:
     assert dag["schedule"] is None and dag["timetable"] == "NullTimetable"
     assert dag["catchup"] is False and dag["max_active_runs"] == 1 and dag["params"] == ["source"]
     assert {task_id: info["downstream"] for task_id, info in dag["tasks"].items()} == EDGES
-    assert dag["tasks"]["import_dataset"]["rendered"] == [["import", "s3://data/first set"]]
+    assert dag["tasks"]["import_dataset"]["rendered"] == [["import", "--", "s3://data/first set"]]
 
 
-def test_kubernetes_runner_quotes_the_source_and_trains_on_a_gpu(dagbag_kubernetes: dict[str, Any]) -> None:
+def test_kubernetes_runner_passes_the_source_whole_and_trains_on_a_gpu(dagbag_kubernetes: dict[str, Any]) -> None:
     tasks = dagbag_kubernetes["dags"][DAG_ID]["tasks"]
     assert set(tasks) == TASKS
-    assert tasks["import_dataset"]["rendered"] == [
-        "set -e; mkdir -p /airflow/xcom; sprout --json import 's3://data/first set' > /airflow/xcom/return.json"]
+    assert tasks["import_dataset"]["rendered"] == ["import", "--", "s3://data/first set"]  # the CLI's arguments
     assert "nvidia.com/gpu" not in tasks["import_dataset"]["pod"]["limits"]
     assert tasks["train_candidate"]["type"] == "KubernetesPodOperator"
     assert tasks["train_candidate"]["pod"]["limits"]["nvidia.com/gpu"] == "1"

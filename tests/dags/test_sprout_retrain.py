@@ -95,8 +95,7 @@ def test_kubernetes_runner_trains_in_a_gpu_pod(dagbag_kubernetes: dict[str, Any]
     dag = dagbag_kubernetes["dags"][DAG_ID]
     assert dag["cron"] == "0 3 * * 1" and dag["assets"] == ["sprout_approved_samples"]  # SPROUT_RETRAIN_SCHEDULE
     tasks = dag["tasks"]
-    assert {task_id: info["downstream"] for task_id, info in tasks.items()} == EDGES | {
-        "candidate_args": ["assess_candidate_scripts"], "assess_candidate_scripts": ["assess_candidate"]}
+    assert {task_id: info["downstream"] for task_id, info in tasks.items()} == EDGES
     pods = {task_id for task_id, info in tasks.items() if info["type"] == "KubernetesPodOperator"}
     assert pods == {"count_new_samples", "train_candidate", "promote_candidate", "record_rejection"}
     mapped = tasks["assess_candidate"]  # one GPU pod per backbone
@@ -110,14 +109,15 @@ def test_kubernetes_runner_trains_in_a_gpu_pod(dagbag_kubernetes: dict[str, Any]
         ("nvidia.com/gpu", "NoSchedule", None), ("spot", "NoExecute", 60)]
     assert train_pod["do_xcom_push"] is True
     tried = '[{"backbone": "efficientnet_lite0", "log_loss": 0.2}, {"backbone": "efficientnet_lite1", "log_loss": 0.1}]'
-    assert tasks["train_candidate"]["rendered"] == [
-        "set -e; mkdir -p /airflow/xcom; sprout --json train-candidate --key manual__2026-01-01T00:00:00+00:00 "
-        f"--force --backbone efficientnet_lite1 --tried '{tried}' > /airflow/xcom/return.json"]
+    assert tasks["train_candidate"]["rendered"] == [  # the pod's arguments: the CLI's (test_pod_arguments.py)
+        "train-candidate", "--key", "manual__2026-01-01T00:00:00+00:00", "--force", "--backbone", "efficientnet_lite1",
+        "--tried", tried]
     for task_id in pods - {"train_candidate"}:
         assert "nvidia.com/gpu" not in (tasks[task_id]["pod"]["limits"] or {}), task_id
         assert not tasks[task_id]["pod"]["node_selector"], task_id
-    assert tasks["promote_candidate"]["rendered"] == [
-        "set -e; mkdir -p /airflow/xcom; sprout --json promote 7 > /airflow/xcom/return.json"]
+    assert tasks["promote_candidate"]["rendered"] == ["promote", "7"]
+    assert mapped["rendered"] == [["assess-candidate", "--backbone", "efficientnet_lite0"],
+                                  ["assess-candidate", "--backbone", "efficientnet_lite1"]]
     assert all(info["retries"] == 3 for info in tasks.values())
 
 

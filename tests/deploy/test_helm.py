@@ -583,11 +583,10 @@ RATE_LIMIT_SECRETS = {"default": {("sprout-redis", "REDIS_PASSWORD")},
                       "production": {("sprout-env", "SPROUT_RATE_LIMIT_STORAGE")}}
 
 
-# What the DAGs' task pods get of Sprout's Secret (secretKeyRef, from SPROUT_K8S_SECRET_KEYS): the API's keys
-# without the Airflow password (SPROUT_SECRET_KEY only because Sprout's settings require it in production).
+# What the DAGs' task pods get of Sprout's Secret (secretKeyRef, from SPROUT_K8S_SECRET_KEYS): the database, the
+# bucket's key and MLflow's login; never the API's token-signing key (SPROUT_SECRET_KEY) or its Airflow password.
 TRAINER_SECRETS = {("sprout-env", k) for k in ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY",
-                                               "SPROUT_SECRET_KEY", "MLFLOW_TRACKING_USERNAME",
-                                               "MLFLOW_TRACKING_PASSWORD")}
+                                               "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
 
 
 def dag_secret_keys(airflow_env: dict[str, str]) -> dict[str, bool]:
