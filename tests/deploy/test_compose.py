@@ -266,7 +266,8 @@ def test_fernet_key_is_valid(env_file: Path) -> None:
 # The .env secrets each container may get (by value: a password inside a URL counts too). Usernames are left out
 # (several are "admin"); MINIO_ROOT_USER is not a secret name but is listed where it goes.
 AIRFLOW_CORE = {"DB_PASSWORD_AIRFLOW", "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET"}
-SPROUT_CORE = {"DB_PASSWORD_SPROUT", "S3_ACCESS_KEY_SPROUT", "S3_SECRET_KEY_SPROUT", "API_SECRET_KEY"}
+SPROUT_CORE = {"DB_PASSWORD_SPROUT", "S3_ACCESS_KEY_SPROUT", "S3_SECRET_KEY_SPROUT"}
+SIGNING_KEY = {"API_SECRET_KEY"}  # the API's alone: no CLI command (training, the DAGs' tasks) reads it
 MLFLOW_LOGIN = {"MLFLOW_ADMIN_PASSWORD"}
 SECRETS_OF = {
     "postgres": {"POSTGRES_PASSWORD", "DB_PASSWORD_SPROUT", "DB_PASSWORD_MLFLOW", "DB_PASSWORD_AIRFLOW"},
@@ -276,7 +277,7 @@ SECRETS_OF = {
     "mlflow": {"DB_PASSWORD_MLFLOW", "S3_ACCESS_KEY_MLFLOW", "S3_SECRET_KEY_MLFLOW", "MLFLOW_ADMIN_PASSWORD",
                "MLFLOW_FLASK_SECRET_KEY"},
     "sprout-init": SPROUT_CORE | {"REVIEWER_PASSWORD"},
-    "api": SPROUT_CORE | MLFLOW_LOGIN | {"AIRFLOW_ADMIN_PASSWORD", "REDIS_PASSWORD"},
+    "api": SPROUT_CORE | SIGNING_KEY | MLFLOW_LOGIN | {"AIRFLOW_ADMIN_PASSWORD", "REDIS_PASSWORD"},
     "streamlit": set(),
     "redis": {"REDIS_PASSWORD"},
     "airflow-init": AIRFLOW_CORE | {"AIRFLOW_ADMIN_PASSWORD"},
