@@ -8,6 +8,7 @@ whose message is a sentence fit for ``st.error``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -63,7 +64,10 @@ def _browser_address() -> dict[str, str]:
     so that the API throttles each browser, not the Streamlit server. The API believes it only from the addresses
     in its SPROUT_TRUSTED_PROXIES; none for a browser on this host (Streamlit gives no address then)."""
     address = st.context.ip_address
-    return {"X-Forwarded-For": address} if address else {}
+    try:
+        return {"X-Forwarded-For": str(ipaddress.ip_address(address))} if isinstance(address, str) else {}
+    except ValueError:
+        return {}
 
 
 def _request(method: str, path: str, *, token: str | None = None, base_url: str | None = None,
