@@ -11,7 +11,9 @@ from fastapi import APIRouter, File, Request, UploadFile
 from api.deps import PredictorDep, RecorderDep, SettingsDep
 from api.metrics import observe_prediction
 from api.schemas import PredictionPublic
+from api.throttle import count_predictions
 from api.uploads import read_upload
+from model.serving.predictor import PredictionResult
 
 router = APIRouter(tags=["predict"])
 
@@ -47,7 +49,8 @@ IMAGE_BODY = {"content": {"multipart/form-data": {"example": {"file": "(binary J
 
 @router.post("/predict", response_model=PredictionPublic, openapi_extra={"requestBody": IMAGE_BODY},
              responses={400: {"description": "Not a readable image"}, 413: {"description": "Too large"},
-                        415: {"description": "Unsupported type"}, 503: {"description": "No model yet"}})
+                        415: {"description": "Unsupported type"}, 429: {"description": "Too many from this address"},
+                        503: {"description": "No model yet"}})
 async def predict_image(file: Annotated[UploadFile, File(description="The image to classify.")],
                         predictor: PredictorDep, settings: SettingsDep, recorder: RecorderDep,
                         request: Request) -> PredictionPublic:
@@ -58,7 +61,12 @@ async def predict_image(file: Annotated[UploadFile, File(description="The image 
     (``SPROUT_CAPTURE_BELOW``), a low-confidence image is handed to the background capture queue.
     """
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))  # spooled: small reads, no blocking
-    result = await run_prediction(request, predictor.predict_bytes, data)
+
+    def counted() -> PredictionResult:
+        count_predictions(request, settings)  # 429 beyond SPROUT_PREDICTIONS_PER_MINUTE for this address
+        return predictor.predict_bytes(data)
+
+    result = await run_prediction(request, counted)
     observe_prediction(result)
     request.app.state.capture.offer(data, result)
     recorder.record(result)  # the drift window: buffered, written off the request path

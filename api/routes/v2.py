@@ -13,6 +13,7 @@ from api.deps import RecorderDep, SettingsDep, WatcherDep
 from api.errors import status_for
 from api.metrics import observe_prediction
 from api.routes.predict import run_prediction
+from api.throttle import count_predictions
 from model.core.errors import NoChampionError, SproutError
 from model.core.settings import Settings
 from model.runtime.traffic import PredictionRecorder
@@ -111,8 +112,10 @@ async def _infer(name: str, version: str | None, request: Request, settings: Set
     body, headers = await request.body(), request.headers
 
     def work() -> tuple[protocol.InferRequest, protocol.Inference, tuple[bytes, str | None]]:
+        count_predictions(request, settings)  # before parsing: a client over its limit costs nothing more
         parsed = protocol.parse_request(body, headers.get(protocol.HEADER_LENGTH), input_size=predictor.spec.input_size,
                                         content_encoding=headers.get("content-encoding"))
+        count_predictions(request, settings, parsed.size - 1)  # a batch counts each of its images
         inference = protocol.infer(predictor, parsed)
         return parsed, inference, protocol.encode_response(parsed, inference, model_name=name,
                                                            model_version=predictor.version)
@@ -131,7 +134,8 @@ async def _infer(name: str, version: str | None, request: Request, settings: Set
 INFER_DOC = {"requestBody": INFER_BODY}
 INFER_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad input"}, 404: {"description": "Unknown model or version"},
-    413: {"description": "Too large"}, 503: {"description": "No model yet"}}
+    413: {"description": "Too large"}, 429: {"description": "Too many images from this address"},
+    503: {"description": "No model yet"}}
 
 
 @router.post("/models/{name}/infer", openapi_extra=INFER_DOC, responses=INFER_ERRORS)

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     split_key: SecretStr | None = Field(
         default=None, description="Key of the split hash for a new database (`sprout db upgrade`); default random.")
     uploads_per_minute: int = Field(default=120, ge=1, description="Uploads per client address and minute (429).")
+    predictions_per_minute: int = Field(
+        default=600, ge=0, description="Images classified per client address and minute, /predict and /v2 infer "
+                                       "together, a batch counting its images (429); 0: no limit.")
     max_pending_samples: int = Field(default=10_000, ge=1, description="Cap on the review queue (429 when full).")
     database_timeout_seconds: float = Field(default=5.0, gt=0, description="Bound on every database round trip.")
     secret_key: SecretStr | None = Field(

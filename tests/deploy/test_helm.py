@@ -133,7 +133,8 @@ def test_values_schema_accepts_the_exposure_values() -> None:
     """Every value of the MLflow ingress gate, the NetworkPolicies and the MinIO read buckets lints clean."""
     sdk = require_helm()
     values = {
-        "ingress": {"mlflow": {"enabled": True, "host": "mlflow.example.com"}},
+        "ingress": {"enabled": True, "allowInsecure": True, "api": {"host": "api.example.com", "docs": True},
+                    "mlflow": {"enabled": True, "host": "mlflow.example.com"}},
         "networkPolicy": {
             "enabled": True,
             "trainerPodSelector": {"matchLabels": {"app.kubernetes.io/part-of": "sprout"},
@@ -179,7 +180,7 @@ def test_default_install_has_every_component(default: Render) -> None:
                                              "sprout-minio", "sprout-redis"}
     assert set(default.kinds("Job")) == {"sprout-init", "sprout-minio-init"}
     assert set(default.kinds("HorizontalPodAutoscaler")) == {"sprout-api"}
-    assert set(default.kinds("Ingress")) == {"sprout"}
+    assert not default.kinds("Ingress"), "off by default: nothing is exposed until TLS (or allowInsecure) is set"
     assert "sprout-settings" in default.kinds("ConfigMap") and "sprout-airflow-env" in default.kinds("ConfigMap")
 
 
@@ -328,7 +329,7 @@ def test_bundled_postgres_runs_the_compose_init_script(default: Render) -> None:
 
 def test_notes_tell_how_to_reach_the_ui(default: Render, production: Render) -> None:
     assert "port-forward svc/sprout-streamlit 8501:8501" in default.notes
-    assert "http://sprout.example.com/" in default.notes
+    assert "sprout.example.com" not in default.notes  # no Ingress by default
     assert "https://sprout.example.com/" in production.notes
     assert "nvidia.com/gpu: 1" in production.notes
 
@@ -500,6 +501,54 @@ def test_network_policies_can_be_turned_off_or_widened(tmp_path: Path) -> None:
         assert report["errors"], f"{emptied}: an empty pod selector (every pod of the namespace) must be refused"
 
 
+def test_ingress_is_off_by_default_and_refuses_to_render_without_tls(tmp_path: Path) -> None:
+    """Passwords, tokens and the session cookie cross the Ingress: with a host that no ingress.tls entry covers
+    the chart fails to render, naming the host and the way out, unless ingress.allowInsecure waives it."""
+    refused = require_helm().HelmRenderError
+    assert load_yaml(CHART / "values.yaml")["ingress"]["enabled"] is False
+    on: dict[str, Any] = {"enabled": True}
+    with pytest.raises(refused, match=r'host "sprout.example.com" has no TLS.*ingress.allowInsecure=true'):
+        Render({"ingress": on}, "sprout", tmp_path / "plain")
+    only_ui = [{"secretName": "ui-tls", "hosts": ["sprout.example.com"]}]
+    with pytest.raises(refused, match=r'host "api.sprout.example.com" has no TLS'):
+        Render({"ingress": {**on, "tls": only_ui}}, "sprout", tmp_path / "half")
+    wildcard = [{"secretName": "tls", "hosts": ["*.sprout.example.com", "sprout.example.com"]}]
+    [ingress] = Render({"ingress": {**on, "tls": wildcard}}, "sprout", tmp_path / "tls").kinds("Ingress").values()
+    assert ingress["spec"]["tls"] == wildcard
+    waived = Render({"ingress": {**on, "allowInsecure": True}}, "sprout", tmp_path / "waived")
+    [ingress] = waived.kinds("Ingress").values()
+    assert "tls" not in ingress["spec"] and "WARNING: the Ingress has no TLS" in waived.notes
+
+
+def routed(path: str, prefixes: list[str]) -> bool:
+    """Whether an Ingress path of pathType Prefix routes ``path`` (element-wise, as Kubernetes matches)."""
+    return any(path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in prefixes)
+
+
+def test_ingress_routes_only_the_apis_public_routes(production: Render, tmp_path: Path) -> None:
+    """Of the API's routes the Ingress routes every public one, never /metrics (Prometheus scrapes the pods), the
+    probes or the UI's /events, and the OpenAPI docs only with ingress.api.docs; the UI gets all of Streamlit."""
+    from api.main import create_app
+
+    app = create_app(Settings(_env_file=None, home=tmp_path))  # type: ignore[call-arg]
+    routes = set(app.openapi()["paths"]) | {"/metrics"}  # /metrics is left out of the schema
+    internal = {"/metrics", "/healthz", "/readyz", "/events"}
+    docs = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
+    routes |= docs
+
+    def paths(render: Render) -> dict[str, list[str]]:
+        [ingress] = render.kinds("Ingress").values()
+        return {rule["host"]: [p["path"] for p in rule["http"]["paths"]] for rule in ingress["spec"]["rules"]}
+
+    exposed = paths(production)
+    assert exposed["sprout.example.com"] == ["/"]
+    assert {r for r in routes if not routed(r, exposed["api.sprout.example.com"])} == internal | docs
+    values = load_yaml(CHART_CI_VALUES)
+    values["ingress"]["api"]["docs"] = True
+    with_docs = paths(Render(values, "prod", tmp_path / "docs"))["api.sprout.example.com"]
+    assert {r for r in routes if not routed(r, with_docs)} == internal
+
+
 def mlflow_ingress_hosts(render: Render) -> list[str]:
     mlflow = f"{render.release}-sprout-mlflow" if render.release != "sprout" else "sprout-mlflow"
     return [rule["host"] for ingress in render.kinds("Ingress").values() for rule in ingress["spec"]["rules"]
@@ -517,7 +566,8 @@ def test_mlflow_is_not_on_the_ingress_unless_asked_for(default: Render, producti
     assert "WARNING" in documented, "values.yaml must warn above ingress.mlflow"
     host_only = Render({"ingress": {"mlflow": {"host": "mlflow.example.com"}}}, "sprout", tmp_path / "host")
     assert not mlflow_ingress_hosts(host_only)
-    asked = Render({"ingress": {"mlflow": {"enabled": True, "host": "mlflow.example.com"}}}, "sprout", tmp_path / "on")
+    asked = Render({"ingress": {"enabled": True, "tls": [{"secretName": "sprout-tls"}],
+                                "mlflow": {"enabled": True, "host": "mlflow.example.com"}}}, "sprout", tmp_path / "on")
     assert mlflow_ingress_hosts(asked) == ["mlflow.example.com"] and "WARNING: MLflow is exposed" in asked.notes
 
 

@@ -198,3 +198,32 @@ affinity:
   emptyDir:
     sizeLimit: 1Gi
 {{- end }}
+
+{{/*
+The API's paths on the Ingress (JSON list): only the routes clients outside the cluster use. Never /metrics
+(Prometheus scrapes the pods), /healthz, /readyz (the kubelet's probes) or /events (the UI, in the cluster);
+the OpenAPI docs only with ingress.api.docs.
+*/}}
+{{- define "sprout.apiIngressPaths" -}}
+{{- $paths := list "/predict" "/samples" "/auth" "/admin" "/models" "/v2" }}
+{{- if .Values.ingress.api.docs }}
+{{- $paths = concat $paths (list "/docs" "/redoc" "/openapi.json") }}
+{{- end }}
+{{- toJson $paths }}
+{{- end }}
+
+{{/*
+"true" when an entry of the Ingress's tls covers the host: include "sprout.tlsCovers" (list .Values.ingress.tls HOST).
+An entry without hosts covers every host (the controller's default certificate); "*.example.com" covers one label.
+*/}}
+{{- define "sprout.tlsCovers" -}}
+{{- $host := index . 1 }}
+{{- range index . 0 }}
+{{- $hosts := default (list) .hosts }}
+{{- if not $hosts }}true{{ end }}
+{{- range $hosts }}
+{{- if eq . $host }}true{{ end }}
+{{- if and (hasPrefix "*." .) (hasSuffix (trimPrefix "*" .) $host) (eq (len (splitList "." $host)) (len (splitList "." .))) }}true{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}

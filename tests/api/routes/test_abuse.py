@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,3 +57,23 @@ def test_usage_events_accept_only_the_app_pages(client: TestClient) -> None:
     assert client.post("/events", json={"page": "predict", "action": "view"}).status_code == 204
     assert client.post("/events", json={"page": "evil_page_1", "action": "view"}).status_code == 422
     assert 'page="evil_page_1"' not in client.get("/metrics").text
+
+
+def test_predictions_are_throttled_per_address_counting_each_image_of_a_batch(
+    monkeypatch: pytest.MonkeyPatch, trained_home: Path
+) -> None:
+    """SPROUT_PREDICTIONS_PER_MINUTE counts images: /predict one, a /v2 infer its batch; beyond, 429 with
+    Retry-After (the protocol's error JSON on /v2)."""
+    photo = random_image_bytes(seed=8000)
+    batch = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [2],
+                         "data": [base64.b64encode(photo).decode()] * 2}]}
+    infer = "/v2/models/sprout-classifier/infer"
+    with make_client(monkeypatch, trained_home, predictions_per_minute="5") as client:
+        codes = [client.post("/predict", files={"file": ("p.jpg", photo, "image/jpeg")}).status_code for _ in range(2)]
+        codes.append(client.post(infer, json=batch).status_code)  # 4 of 5 used
+        over = client.post(infer, json=batch)  # two images, one left
+        late = client.post("/predict", files={"file": ("p.jpg", photo, "image/jpeg")})
+    assert codes == [200, 200, 200], codes
+    assert over.status_code == 429 and "Too many requests" in over.json()["error"], over.text
+    assert late.status_code == 429 and "try again in" in late.json()["detail"], late.text
+    assert int(over.headers["retry-after"]) >= 1 and int(late.headers["retry-after"]) >= 1
