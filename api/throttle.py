@@ -134,3 +134,11 @@ def login_attempt(request: Request, settings: Settings, username: str) -> Callab
     return throttle.attempt(Counted(f"{settings.login_failures_per_user}/minute", ("login-user", name, address)),
                             Counted(f"{settings.login_failures_per_address}/minute", ("login-ip", address)))
 
+
+def count_predictions(request: Request, settings: Settings, images: int = 1) -> None:
+    """Count ``images`` predictions (``/predict``, ``/v2`` infer) for the client's address against
+    ``SPROUT_PREDICTIONS_PER_MINUTE`` (0: no limit); 429 with Retry-After beyond. Called on a prediction thread:
+    a shared store that is slow to answer holds that thread, never the event loop."""
+    if settings.predictions_per_minute and images > 0:
+        throttle: Throttle = request.app.state.throttle
+        throttle.hit(f"{settings.predictions_per_minute}/minute", "predict-ip", client_address(request), cost=images)
