@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# Airflow for Sprout: the official image (same Airflow as the Makefile's .venv-airflow) with the DAGs baked
-# in, and the `sprout` CLI in its own virtualenv (Airflow pins its own FastAPI) for the local task runner
-# (SPROUT_TASK_RUNNER=local: tasks run `sprout` beside the scheduler, as in docker compose).
+# Airflow for Sprout: the official image (same Airflow as the Makefile's .venv-airflow) with the DAGs and
+# Sprout's auth manager baked in, and the `sprout` CLI in its own virtualenv (Airflow pins its own FastAPI) for
+# the local task runner (SPROUT_TASK_RUNNER=local: tasks run `sprout` beside the scheduler, as in docker compose).
 # On Kubernetes (SPROUT_TASK_RUNNER=kubernetes) the tasks run as pods of the trainer image instead, and
 # the CLI here is not needed: build with --build-arg SPROUT_LOCAL_RUNNER=false for a much smaller image.
 #   docker build -f docker/airflow.Dockerfile -t sprout-airflow .      (context: the repository root)
@@ -32,6 +32,9 @@ LABEL org.opencontainers.image.title="sprout-airflow" \
       org.opencontainers.image.description="Airflow with the Sprout DAGs and the sprout CLI"
 COPY --from=sprout-cli --chown=50000:0 /opt/airflow/sprout-venv /opt/airflow/sprout-venv
 COPY --chown=50000:0 dags/ /opt/airflow/dags/
+# Sprout's auth manager (AIRFLOW__CORE__AUTH_MANAGER=sprout_auth_manager.SproutAuthManager): the plugins folder
+# is on every Airflow component's sys.path.
+COPY --chown=50000:0 airflow_plugins/ /opt/airflow/plugins/
 COPY --chmod=0755 docker/airflow-healthcheck.sh /opt/airflow/healthcheck.sh
 # Mount points of named volumes, owned by the airflow user (a new volume takes the image's ownership).
 RUN mkdir -p /opt/airflow/auth /opt/airflow/sprout-home
@@ -39,6 +42,7 @@ ENV SPROUT_CLI=/opt/airflow/sprout-venv/bin/sprout \
     SPROUT_TASK_RUNNER=local \
     SPROUT_HOME=/opt/airflow/sprout-home \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
 USER 50000
 # Which Airflow component this container runs is read from its command line (see the script).

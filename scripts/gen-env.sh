@@ -56,6 +56,8 @@ REVIEWER_USERNAME=reviewer
 REVIEWER_PASSWORD=$(hex 12)
 AIRFLOW_ADMIN_USERNAME=admin
 AIRFLOW_ADMIN_PASSWORD=$(hex 12)
+AIRFLOW_API_USERNAME=sprout
+AIRFLOW_API_PASSWORD=$(hex 12)
 AIRFLOW_FERNET_KEY=$(fernet)
 AIRFLOW_API_SECRET_KEY=$(hex 32)
 AIRFLOW_JWT_SECRET=$(hex 32)
@@ -118,8 +120,9 @@ YAML
   MINIO_ROOT_USER: "admin-$(hex 4)"
   MINIO_ROOT_PASSWORD: "$(hex 24)"
 YAML
-  echo "# For Airflow's official chart (helm/airflow-values.yaml): its metadata database, Fernet key, and the"
-  echo "# password of the Airflow user Sprout triggers the retrain DAG as (SPROUT_AIRFLOW_PASSWORD above)."
+  echo "# For Airflow's official chart (helm/airflow-values.yaml): its metadata database, Fernet key, and its two"
+  echo "# users' passwords: admin, and sprout, the API's login (SPROUT_AIRFLOW_PASSWORD above; it may only start"
+  echo "# Sprout's DAGs and announce approvals). passwords.json is the file Airflow's api-server reads them from."
   secret sprout-airflow-metadata
   cat <<YAML
   connection: "postgresql://airflow:$pg_airflow@$pg/airflow"
@@ -129,9 +132,13 @@ YAML
   fernet-key: "$(fernet)"
 YAML
   secret sprout-airflow-user
+  local airflow_admin_password
+  airflow_admin_password=$(hex 12)
   cat <<YAML
   username: "sprout"
   password: "$airflow_password"
+  admin-password: "$airflow_admin_password"
+  passwords.json: '{"admin": "$airflow_admin_password", "sprout": "$airflow_password"}'
 YAML
 }
 

@@ -62,26 +62,41 @@ if [ ! -f "$CREDS" ]; then
   fi
 fi
 
-# Airflow (its own venv): standalone = api-server + scheduler + dag-processor + triggerer, DAGs from dags/.
+# Airflow (its own venv): api-server + scheduler + dag-processor + triggerer (scripts/airflow.sh), DAGs from dags/.
 AIRFLOW_PORT=${SPROUT_AIRFLOW_PORT:-8080}
 export AIRFLOW_HOME=$(realpath -m "$HOME_DIR/airflow")
 mkdir -p "$AIRFLOW_HOME"
 AIRFLOW_PASSWORDS=$AIRFLOW_HOME/passwords.json
-if [ ! -f "$AIRFLOW_PASSWORDS" ]; then
-  (umask 077; "$BIN/python" -c 'import json, secrets; print(json.dumps({"admin": secrets.token_urlsafe(12)}))' \
-     > "$AIRFLOW_PASSWORDS")
-fi
-AIRFLOW_PASSWORD=$("$BIN/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$AIRFLOW_PASSWORDS")
+# Two users, generated passwords (a file from before `sprout` existed gets it added): `admin`, the operator's, and
+# `sprout`, the API's: a viewer that Sprout's auth manager (airflow_plugins/sprout_auth_manager.py) also lets
+# start Sprout's DAGs and announce approvals (an asset event), nothing else.
+(umask 077; "$BIN/python" - "$AIRFLOW_PASSWORDS" <<'PY'
+import json, pathlib, secrets, sys
+path = pathlib.Path(sys.argv[1])
+users = json.loads(path.read_text()) if path.exists() else {}
+missing = {name: secrets.token_urlsafe(12) for name in ("admin", "sprout") if name not in users}
+if missing:
+    path.write_text(json.dumps(users | missing))
+PY
+)
+airflow_password() {  # USER
+  "$BIN/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$AIRFLOW_PASSWORDS" "$1"
+}
+AIRFLOW_PASSWORD=$(airflow_password admin)
+AIRFLOW_API_PASSWORD=$(airflow_password sprout)
 export AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False  # the weekly retrain is the point: run it
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_PASSWORDS
+export AIRFLOW__CORE__PLUGINS_FOLDER=$PWD/airflow_plugins AIRFLOW__CORE__AUTH_MANAGER=sprout_auth_manager.SproutAuthManager
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin,sprout:viewer AIRFLOW__SPROUT__TRIGGER_USERS=sprout
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_PASSWORDS
 export AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$AIRFLOW_PORT
 export AIRFLOW__API__BASE_URL=http://127.0.0.1:$AIRFLOW_PORT
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AIRFLOW_PORT/execution/
 [ -n "${AIRFLOW_DB_URL:-}" ] && export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$AIRFLOW_DB_URL
 export SPROUT_CLI=$PWD/$BIN/sprout
-export SPROUT_AIRFLOW_URL=http://127.0.0.1:$AIRFLOW_PORT SPROUT_AIRFLOW_USERNAME=admin SPROUT_AIRFLOW_PASSWORD=$AIRFLOW_PASSWORD
-PATH=$PWD/.venv-airflow/bin:$PATH start airflow airflow standalone  # standalone runs `airflow ...` children
+PATH=$PWD/.venv-airflow/bin:$PATH start airflow scripts/airflow.sh  # it runs `airflow ...` children
+# For the API (after Airflow's start: its tasks need no Airflow login).
+export SPROUT_AIRFLOW_URL=http://127.0.0.1:$AIRFLOW_PORT SPROUT_AIRFLOW_USERNAME=sprout SPROUT_AIRFLOW_PASSWORD=$AIRFLOW_API_PASSWORD
 
 # --no-proxy-headers: uvicorn would believe X-Forwarded-For from 127.0.0.1, i.e. from any local user (the API
 # reads forwarded addresses itself, from SPROUT_TRUSTED_PROXIES only)

@@ -20,6 +20,7 @@ Binaries: PostgreSQL's ``initdb``/``pg_ctl``/``postgres`` from ``$SPROUT_TEST_PG
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -567,34 +568,40 @@ def mlflow_server(
 
 @dataclass(frozen=True)
 class AirflowServer:
-    """A running Airflow (api-server, scheduler, dag-processor, triggerer): URL and the admin's password."""
+    """A running Airflow (api-server, scheduler, dag-processor, triggerer): URL, the admin's login and the login
+    of Sprout's API (``sprout``: a trigger user of Sprout's auth manager, airflow_plugins/)."""
 
     url: str
     username: str
     password: str
+    api_username: str
+    api_password: str
 
-    def token(self) -> str:
+    def token(self, username: str | None = None, password: str | None = None) -> str:
+        """A bearer token of the admin, or of the given user."""
         import httpx
 
-        resp = httpx.post(f"{self.url}/auth/token", json={"username": self.username, "password": self.password},
-                          timeout=10)
+        login = {"username": username or self.username, "password": password or self.password}
+        resp = httpx.post(f"{self.url}/auth/token", json=login, timeout=10)
         resp.raise_for_status()
         return str(resp.json()["access_token"])
 
 
 AIRFLOW_VENV = Path(__file__).resolve().parents[1] / ".venv-airflow"
+AIRFLOW_PLUGINS = Path(__file__).resolve().parents[1] / "airflow_plugins"
 
 
 @contextlib.contextmanager
 def airflow_standalone(env: dict[str, str], *, dags_folder: Path, timeout: float = 300) -> Iterator[AirflowServer]:
-    """``airflow standalone`` from ``.venv-airflow`` as ``make up`` runs it (SQLite metadata, simple auth with a
-    generated password, DAGs unpaused), on 127.0.0.1; ``env`` adds the settings its tasks need (SPROUT_*)."""
+    """Airflow from ``.venv-airflow`` as ``make up`` runs it (scripts/airflow.sh: api-server, scheduler,
+    dag-processor, triggerer; SQLite metadata, Sprout's auth manager with an admin and the API's trigger user,
+    generated passwords, DAGs unpaused), on 127.0.0.1; ``env`` adds the settings its tasks need (SPROUT_*)."""
     airflow = AIRFLOW_VENV / "bin" / "airflow"
     _require(str(airflow) if airflow.is_file() else None, "Airflow CLI", "run `make install` (.venv-airflow)")
     tmp = _make_tmpdir("sprout-airflow-")
     passwords = tmp / "passwords.json"
-    password = secrets.token_urlsafe(12)
-    passwords.write_text(f'{{"admin": "{password}"}}')
+    password, api_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    passwords.write_text(json.dumps({"admin": password, "sprout": api_password}))
     port = free_port()
     url = f"http://{HOST}:{port}"
     full_env = {
@@ -602,7 +609,10 @@ def airflow_standalone(env: dict[str, str], *, dags_folder: Path, timeout: float
         "PATH": f"{AIRFLOW_VENV / 'bin'}:{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(tmp / "home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__AUTH_MANAGER": "sprout_auth_manager.SproutAuthManager",
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(AIRFLOW_PLUGINS),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,sprout:viewer",
+        "AIRFLOW__SPROUT__TRIGGER_USERS": "sprout",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API__HOST": HOST, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__BASE_URL": url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
@@ -610,15 +620,17 @@ def airflow_standalone(env: dict[str, str], *, dags_folder: Path, timeout: float
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         **env,
     }
-    proc = _Process("airflow standalone", [str(airflow), "standalone"], tmp / "airflow.log", env=full_env, cwd=tmp)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "airflow.sh"
+    proc = _Process("airflow", [str(script)], tmp / "airflow.log", env=full_env, cwd=tmp)
     try:
         def health() -> None:
             with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as resp:
                 if resp.status != 200:
                     raise ServerStartError(f"health answered {resp.status}")
 
-        _wait_ready(proc, health, timeout, "Airflow standalone")
-        yield AirflowServer(url=url, username="admin", password=password)
+        _wait_ready(proc, health, timeout, "Airflow")
+        yield AirflowServer(url=url, username="admin", password=password, api_username="sprout",
+                            api_password=api_password)
     finally:
         proc.stop()
         shutil.rmtree(tmp, ignore_errors=True)

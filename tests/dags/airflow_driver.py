@@ -12,6 +12,9 @@
         ``dag.test()`` one run (the same logical date again re-runs the same run, cleared); write the
         run's state and every task instance's final state and XCom return value (a mapped task's instances
         under ``mapped``, by map index).
+    airflow_driver.py authorize SPEC_JSON OUT.json
+        the decisions of Sprout's auth manager (airflow_plugins/, imported from the plugins folder) on the
+        spec's cases, and what its middleware records of the spec's requests (see ``authorize``).
 
 The result goes to OUT.json because Airflow logs to stdout and stderr. The environment (AIRFLOW_HOME,
 AIRFLOW__CORE__DAGS_FOLDER, SPROUT_*) comes from the test.
@@ -197,6 +200,69 @@ def validate(dag_id: str, confs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"errors": errors}
 
 
+def _decide(manager: Any, case: dict[str, Any]) -> bool:
+    from airflow.api_fastapi.auth.managers.models import resource_details as rd
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    user = SimpleAuthManagerUser(username=case["user"], role=case["role"])
+    kind, method, resource = case["ask"], case["method"], case.get("id")
+    if kind == "dag":
+        entity = rd.DagAccessEntity[case["entity"]] if case.get("entity") else None
+        return manager.is_authorized_dag(method=method, user=user, access_entity=entity,
+                                         details=rd.DagDetails(id=resource))
+    details = {"asset": rd.AssetDetails(id=resource), "connection": rd.ConnectionDetails(conn_id=resource),
+               "variable": rd.VariableDetails(key=resource), "pool": rd.PoolDetails(name=resource)}[kind]
+    return getattr(manager, f"is_authorized_{kind}")(method=method, user=user, details=details)
+
+
+async def _through_middleware(request: dict[str, Any]) -> dict[str, Any]:
+    """One HTTP request (method, path, body chunks) through the auth manager's middleware to an app that
+    records what the auth manager would see and the body it receives."""
+    import sprout_auth_manager as sam
+
+    seen: dict[str, Any] = {}
+
+    async def app(_scope: Any, receive: Any, _send: Any) -> None:
+        seen["call"] = sam.current_call().__dict__
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        seen["body"] = body.decode()
+
+    chunks = [c.encode() for c in request["chunks"]] or [b""]
+    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    scope = {"type": "http", "method": request["method"], "path": request["path"]}
+    await sam.ApiCallMiddleware(app)(scope, receive, None)
+    seen["after"] = sam.current_call()  # reset once the request is served
+    return seen
+
+
+def authorize(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec``: ``cases`` (user, role, the call being served [method, path, event's asset id], the question:
+    ask dag|asset|connection|variable|pool, method, entity, id), ``consumers`` (asset id -> the DAG ids
+    scheduled on it, standing in for the metadata database) and ``requests`` for the middleware."""
+    import asyncio
+
+    import airflow  # noqa: F401 - puts the plugins folder on sys.path
+    import sprout_auth_manager as sam
+
+    consumers = spec["consumers"]
+    sam.asset_consumers = lambda asset_id: set(consumers.get(str(asset_id), []))
+    manager = sam.SproutAuthManager()
+    decisions = []
+    for case in spec["cases"]:
+        with sam.serving(sam.ApiCall(*case["call"]) if case.get("call") else None):
+            decisions.append(_decide(manager, case))
+    middlewares = [m.__name__ for m, _ in manager.get_fastapi_middlewares()]
+    return {"decisions": decisions, "middlewares": middlewares,
+            "requests": [asyncio.run(_through_middleware(r)) for r in spec["requests"]]}
+
+
 def main(argv: list[str]) -> None:
     command, *args = argv
     if command == "structure":
@@ -205,6 +271,9 @@ def main(argv: list[str]) -> None:
     elif command == "validate":
         dag_id, confs, out = args
         result = validate(dag_id, json.loads(confs))
+    elif command == "authorize":
+        spec, out = args
+        result = authorize(json.loads(spec))
     elif command == "run":
         dag_id, logical_date, conf, out = args
         result = run(dag_id, logical_date, json.loads(conf))

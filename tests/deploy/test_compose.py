@@ -12,6 +12,7 @@ import json
 import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ import yaml
 from model.core.settings import Settings
 from tests import servers
 from tests.deploy.tools import (
+    AIRFLOW_PLUGINS,
     AIRFLOW_PYTHON,
+    AUTH_MANAGER,
     COMPOSE,
     DOCKER,
     DOCKERFILES,
@@ -277,10 +280,10 @@ SECRETS_OF = {
     "mlflow": {"DB_PASSWORD_MLFLOW", "S3_ACCESS_KEY_MLFLOW", "S3_SECRET_KEY_MLFLOW", "MLFLOW_ADMIN_PASSWORD",
                "MLFLOW_FLASK_SECRET_KEY"},
     "sprout-init": SPROUT_CORE | {"REVIEWER_PASSWORD"},
-    "api": SPROUT_CORE | SIGNING_KEY | MLFLOW_LOGIN | {"AIRFLOW_ADMIN_PASSWORD", "REDIS_PASSWORD"},
+    "api": SPROUT_CORE | SIGNING_KEY | MLFLOW_LOGIN | {"AIRFLOW_API_PASSWORD", "REDIS_PASSWORD"},
     "streamlit": set(),
     "redis": {"REDIS_PASSWORD"},
-    "airflow-init": AIRFLOW_CORE | {"AIRFLOW_ADMIN_PASSWORD"},
+    "airflow-init": AIRFLOW_CORE | {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_API_PASSWORD"},
     "airflow-api-server": AIRFLOW_CORE,
     "airflow-dag-processor": AIRFLOW_CORE,
     "airflow-scheduler": AIRFLOW_CORE | SPROUT_CORE | MLFLOW_LOGIN,  # LocalExecutor: runs the tasks
@@ -370,7 +373,7 @@ def test_mlflow_login_goes_to_the_registry_clients_only(resolved: dict[str, Any]
 def test_each_container_gets_only_the_secrets_it_uses(resolved: dict[str, Any], env_file: Path) -> None:
     """Which .env secrets reach each container (by value, so a password inside a URL counts): exactly the
     ones it uses. Streamlit gets none; the API no MinIO root password; only the scheduler of Airflow gets
-    Sprout's secrets (it runs the tasks); only airflow-init the Airflow admin's password."""
+    Sprout's secrets (it runs the tasks); only airflow-init the Airflow admin's password (the API its own)."""
     generated = env_values(env_file)
     secrets = {name: value for name, value in generated.items()
                if SECRET_NAME.search(name) or name == "MINIO_ROOT_USER"}
@@ -459,22 +462,62 @@ def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str,
 
 
 def test_airflow_settings_are_real_airflow_options(resolved: dict[str, Any], tmp_path: Path) -> None:
-    """AIRFLOW__SECTION__KEY variables name options that the image's Airflow version has."""
+    """AIRFLOW__SECTION__KEY variables name options that the image's Airflow version has, or ([sprout]) that
+    Sprout's auth manager reads; the auth manager they name is the one Airflow loads from the plugins folder."""
     assert AIRFLOW_PYTHON.is_file(), "the Airflow virtualenv is missing: make install"
     keys = sorted({k for s in resolved["services"].values() for k in (s.get("environment") or {})
                    if k.startswith("AIRFLOW__")})
     assert keys
+    ours = set(re.findall(r'conf\.get\("sprout", "(\w+)"', (AIRFLOW_PLUGINS / "sprout_auth_manager.py").read_text()))
+    assert {k.split("__")[2].lower() for k in keys if k.startswith("AIRFLOW__SPROUT__")} <= ours
     script = (
         "import json, sys\n"
         "from airflow.configuration import conf\n"
+        "from airflow.api_fastapi.app import get_auth_manager_cls\n"
         "known = conf.configuration_description\n"
         "missing = [k for k in json.loads(sys.argv[1])\n"
         "           if k.split('__')[2].lower() not in known.get(k.split('__')[1].lower(), {}).get('options', {})]\n"
-        "print(json.dumps(missing))\n"
+        "cls = get_auth_manager_cls()\n"
+        "print(json.dumps([missing, f'{cls.__module__}.{cls.__name__}']))\n"
     )
-    proc = run([str(AIRFLOW_PYTHON), "-c", script, json.dumps(keys)], timeout=120,
-               env={"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path)}, cwd=tmp_path)
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    [manager] = {s["environment"]["AIRFLOW__CORE__AUTH_MANAGER"] for s in resolved["services"].values()
+                 if "AIRFLOW__CORE__AUTH_MANAGER" in (s.get("environment") or {})}
+    proc = run([str(AIRFLOW_PYTHON), "-c", script, json.dumps([k for k in keys if "__SPROUT__" not in k])],
+               timeout=120, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path),
+                                               "AIRFLOW__CORE__AUTH_MANAGER": manager,
+                                               "AIRFLOW__CORE__PLUGINS_FOLDER": str(AIRFLOW_PLUGINS)})
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[], AUTH_MANAGER]
+
+
+def test_the_api_logs_in_to_airflow_as_its_own_trigger_user(resolved: dict[str, Any], env_file: Path,
+                                                            tmp_path: Path) -> None:
+    """The API's Airflow login is not the admin but its own user: a viewer that Sprout's auth manager also lets
+    start Sprout's DAGs and announce approvals, on every Airflow container; airflow-init's script (run here
+    with a stub `airflow`) writes both users' passwords, readable by Airflow alone."""
+    generated = env_values(env_file)
+    api = resolved["services"]["api"]["environment"]
+    admin, api_user = generated["AIRFLOW_ADMIN_USERNAME"], generated["AIRFLOW_API_USERNAME"]
+    assert api["SPROUT_AIRFLOW_USERNAME"] == api_user != admin
+    assert api["SPROUT_AIRFLOW_PASSWORD"] == generated["AIRFLOW_API_PASSWORD"] != generated["AIRFLOW_ADMIN_PASSWORD"]
+    for name in ("airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor"):
+        env = resolved["services"][name]["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == AUTH_MANAGER, name
+        users = dict(u.split(":") for u in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(","))
+        assert users == {admin: "admin", api_user: "viewer"}, name
+        assert env["AIRFLOW__SPROUT__TRIGGER_USERS"] == api_user, name
+    init = resolved["services"]["airflow-init"]
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "airflow").write_text("#!/bin/sh\nexit 0\n")
+    (stub / "airflow").chmod(0o755)
+    (stub / "python").symlink_to(sys.executable)
+    passwords = tmp_path / "passwords.json"
+    env = {k: str(v) for k, v in init["environment"].items()} | {
+        "PATH": f"{stub}:/usr/bin:/bin", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
+    run([*init["entrypoint"], *init["command"]], env=env, cwd=tmp_path)
+    assert json.loads(passwords.read_text()) == {admin: generated["AIRFLOW_ADMIN_PASSWORD"],
+                                                 api_user: generated["AIRFLOW_API_PASSWORD"]}
+    assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
 
 
 # --------------------------------------------------------------------------- mounted monitoring files

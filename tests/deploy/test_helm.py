@@ -21,6 +21,7 @@ from model.core.settings import Settings
 from tests.deploy.tools import (
     AIRFLOW_PYTHON,
     AIRFLOW_VALUES,
+    AUTH_MANAGER,
     CHART,
     CHART_CI_VALUES,
     DOCKER,
@@ -391,6 +392,30 @@ def test_airflow_values_fit_the_chart_and_the_secrets(default: Render, k8s_secre
     assert {s["name"] for s in role["subjects"]} == {"airflow-scheduler", "airflow-worker"}
     rules = default.get("Role", "sprout-airflow-pods")["rules"]
     assert any("pods/exec" in r["resources"] for r in rules)  # the XCom sidecar is read through exec
+
+
+def test_the_api_logs_in_to_airflow_as_its_own_trigger_user(default: Render, k8s_secrets: Path) -> None:
+    """Airflow's chart runs Sprout's auth manager with two users: the admin and the API's login (the chart's
+    SPROUT_AIRFLOW_USERNAME), a viewer that may also start Sprout's DAGs and announce approvals. The api-server
+    copies both passwords from sprout-airflow-user's passwords.json, where the API's is its SPROUT_AIRFLOW_PASSWORD."""
+    values = load_yaml(AIRFLOW_VALUES)
+    secrets = {s["metadata"]["name"]: s["stringData"] for s in load_yaml_all(k8s_secrets.read_text())}
+    api_user = default.get("ConfigMap", "sprout-settings")["data"]["SPROUT_AIRFLOW_USERNAME"]
+    core = values["config"]["core"]
+    assert core["auth_manager"] == AUTH_MANAGER
+    assert dict(u.split(":") for u in core["simple_auth_manager_users"].split(",")) == \
+        {"admin": "admin", api_user: "viewer"}
+    assert values["config"]["sprout"]["trigger_users"] == api_user != "admin"
+    users = secrets["sprout-airflow-user"]
+    assert json.loads(users["passwords.json"]) == {"admin": users["admin-password"],
+                                                   api_user: secrets["sprout-env"]["SPROUT_AIRFLOW_PASSWORD"]}
+    assert users["admin-password"] != users["password"] and users["username"] == api_user
+    server = values["apiServer"]
+    [volume] = [v for v in server["extraVolumes"] if v.get("secret", {}).get("secretName") == "sprout-airflow-user"]
+    assert [i["key"] for i in volume["secret"]["items"]] == ["passwords.json"]
+    [mount] = [m for m in server["extraVolumeMounts"] if m["name"] == volume["name"]]
+    copy = f"{mount['mountPath']}/passwords.json {core['simple_auth_manager_passwords_file']}"
+    assert copy in server["args"][-1] and server["args"][-1].endswith("exec airflow api-server")
 
 
 

@@ -32,6 +32,8 @@ AIRFLOW_VALUES = REPO_ROOT / "helm" / "airflow-values.yaml"
 DASHBOARDS_DIR = REPO_ROOT / "monitoring" / "grafana" / "dashboards"
 GRAFANA_CHECK = Path(__file__).with_name("grafana")
 AIRFLOW_PYTHON = REPO_ROOT / ".venv-airflow" / "bin" / "python"
+AIRFLOW_PLUGINS = REPO_ROOT / "airflow_plugins"  # Sprout's auth manager, in the images' plugins folder
+AUTH_MANAGER = "sprout_auth_manager.SproutAuthManager"
 KUBE_VERSION = "1.30.0"
 
 BIN = Path(sys.executable).parent

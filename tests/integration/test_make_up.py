@@ -26,6 +26,7 @@ class Stack:
     home: Path
     mlflow: str
     output: str
+    airflow: str
 
     def credentials(self) -> dict[str, str]:
         lines = (self.home / "credentials.txt").read_text().splitlines()
@@ -45,7 +46,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                             text=True, timeout=UP_TIMEOUT_S)
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted((home / "run").glob("*.log")))
         assert up.returncode == 0, f"{up.stdout[-3000:]}\n{up.stderr[-3000:]}\n{logs}"
-        yield Stack(home=home, mlflow=f"http://127.0.0.1:{mlflow}", output=up.stdout)
+        yield Stack(home=home, mlflow=f"http://127.0.0.1:{mlflow}", output=up.stdout,
+                    airflow=f"http://127.0.0.1:{airflow}")
     finally:
         subprocess.run([str(REPO_ROOT / "scripts" / "down.sh")], cwd=REPO_ROOT, env=env, capture_output=True,
                        timeout=180)
@@ -96,3 +98,29 @@ def test_artifact_locations_inside_the_state_directory_are_accepted(stack: Stack
                       auth=(creds["mlflow user"], creds["mlflow password"]),
                       json={"name": "inside", "artifact_location": inside})
     assert resp.status_code == 200, resp.text
+
+
+def test_the_api_logs_in_to_airflow_as_sprout_not_the_admin(stack: Stack) -> None:
+    """The API's Airflow login (the SPROUT_AIRFLOW_* of its process) is `sprout`, which Sprout's auth manager lets
+    start Sprout's DAGs and announce approvals but not pause a DAG nor write a variable; the admin stays in
+    credentials.txt for the operator."""
+    pid = (stack.home / "run" / "api.pid").read_text().strip()
+    api = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
+    creds = stack.credentials()
+    assert api["SPROUT_AIRFLOW_USERNAME"] == "sprout" != creds["airflow user"]
+    assert api["SPROUT_AIRFLOW_PASSWORD"] != creds["airflow password"]
+
+    def headers(user: str, password: str) -> dict[str, str]:
+        resp = httpx.post(f"{stack.airflow}/auth/token", json={"username": user, "password": password}, timeout=10)
+        assert resp.status_code < 300, resp.text
+        return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+    headers(creds["airflow user"], creds["airflow password"])
+    sprout = headers("sprout", api["SPROUT_AIRFLOW_PASSWORD"])
+    assert httpx.get(f"{stack.airflow}/api/v2/dags", headers=sprout, timeout=10).status_code == 200
+    pause = httpx.patch(f"{stack.airflow}/api/v2/dags/sprout_retrain", json={"is_paused": True}, headers=sprout,
+                        timeout=10)
+    assert pause.status_code == 403, pause.text
+    variable = httpx.post(f"{stack.airflow}/api/v2/variables", json={"key": "planted", "value": "1"},
+                          headers=sprout, timeout=10)
+    assert variable.status_code == 403, variable.text

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Airflow on one machine (`make up`, the tests): its four components as `airflow standalone` runs them, but with
+# the configured auth manager (standalone forces Airflow's plain simple auth manager over Sprout's own,
+# airflow_plugins/sprout_auth_manager.py). Migrates the metadata database, then runs the scheduler, the
+# dag-processor and the triggerer in the background and the api-server in the foreground, all in the caller's
+# process group: stopping the group (`make down`) stops them all. Settings come from the environment
+# (AIRFLOW_HOME, AIRFLOW__*: scripts/up.sh, tests/servers.py); `airflow` is the one on PATH.
+set -euo pipefail
+airflow db migrate
+airflow scheduler &
+airflow dag-processor &
+airflow triggerer &
+exec airflow api-server
