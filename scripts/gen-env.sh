@@ -51,6 +51,8 @@ S3_SECRET_KEY_MLFLOW=$(hex 24)
 MLFLOW_ADMIN_USERNAME=admin
 MLFLOW_ADMIN_PASSWORD=$(hex 24)
 MLFLOW_FLASK_SECRET_KEY=$(hex 32)
+MLFLOW_API_USERNAME=sprout-api
+MLFLOW_API_PASSWORD=$(hex 24)
 API_SECRET_KEY=$(hex 32)
 REVIEWER_USERNAME=reviewer
 REVIEWER_PASSWORD=$(hex 12)
@@ -91,6 +93,8 @@ k8s_secrets() {  # the chart's default secret names; hosts of the bundled servic
   SPROUT_REVIEWER_PASSWORD: "$(hex 12)"
   MLFLOW_TRACKING_USERNAME: "admin"
   MLFLOW_TRACKING_PASSWORD: "$mlflow_login"
+  MLFLOW_API_USERNAME: "sprout-api"
+  MLFLOW_API_PASSWORD: "$(hex 24)"
 YAML
   echo "# The MLflow server: its database and bucket key, and its basic-auth login (the admin created on the first"
   echo "# start, the same login as MLFLOW_TRACKING_* above) and CSRF key."

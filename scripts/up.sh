@@ -24,6 +24,11 @@ start() {  # name, command...
   echo $! > "$RUN/$name.pid"
 }
 
+# MLflow with a login on both stacks (scripts/mlflow-auth.sh): the admin's password and the CSRF key are generated
+# once into $HOME_DIR/mlflow-auth/secrets.env (the real stack keeps them with its other secrets).
+# shellcheck source=scripts/mlflow-auth.sh
+. scripts/mlflow-auth.sh
+MLFLOW_ADMIN_USERNAME=admin
 STACK_INFO=""
 if [ "$STACK_MODE" = real ]; then
   echo "Starting the real stack: PostgreSQL, SeaweedFS S3, MLflow server..."
@@ -32,12 +37,17 @@ if [ "$STACK_MODE" = real ]; then
 elif [ "$STACK_MODE" != embedded ]; then
   echo "SPROUT_STACK must be 'embedded' (default) or 'real', not '$STACK_MODE'" >&2; exit 2
 else
-  # One worker, no background job workers (GenAI jobs; Sprout runs none), no telemetry: about 1.5 GB less idle.
-  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
-  MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true} \
-    start mlflow "$BIN/mlflow" ui --backend-store-uri "sqlite:///$(realpath -m "$HOME_DIR")/mlflow.db" \
-    --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1
-  STACK_INFO="  MLflow UI       http://127.0.0.1:$MLFLOW_PORT"
+  # Sprout's own processes open the SQLite store and the artifacts directly (mode 700 $HOME_DIR); the server is
+  # the UI and REST API over them, for the logged-in operator only, its uploads kept inside the state directory.
+  MLFLOW_AUTH_DIR=$(realpath -m "$HOME_DIR/mlflow-auth")
+  mkdir -p "$MLFLOW_AUTH_DIR" && chmod 700 "$MLFLOW_AUTH_DIR"
+  secret "$MLFLOW_AUTH_DIR/secrets.env" MLFLOW_ADMIN_PASSWORD 'secrets.token_hex(20)'
+  secret "$MLFLOW_AUTH_DIR/secrets.env" MLFLOW_FLASK_SECRET_KEY 'secrets.token_hex(32)'
+  # shellcheck disable=SC1091
+  . "$MLFLOW_AUTH_DIR/secrets.env"
+  start_mlflow "$MLFLOW_AUTH_DIR" "sqlite:///$(realpath -m "$HOME_DIR")/mlflow.db" \
+    "$(realpath -m "$HOME_DIR")/mlartifacts"
+  STACK_INFO="  MLflow UI       http://127.0.0.1:$MLFLOW_PORT   (user $MLFLOW_ADMIN_USERNAME, password in the credentials below)"
 fi
 
 "$BIN/sprout" db upgrade >/dev/null
@@ -98,9 +108,12 @@ PATH=$PWD/.venv-airflow/bin:$PATH start airflow scripts/airflow.sh  # it runs `a
 # For the API (after Airflow's start: its tasks need no Airflow login).
 export SPROUT_AIRFLOW_URL=http://127.0.0.1:$AIRFLOW_PORT SPROUT_AIRFLOW_USERNAME=sprout SPROUT_AIRFLOW_PASSWORD=$AIRFLOW_API_PASSWORD
 
-# --no-proxy-headers: uvicorn would believe X-Forwarded-For from 127.0.0.1, i.e. from any local user (the API
-# reads forwarded addresses itself, from SPROUT_TRUSTED_PROXIES only)
-start api "$BIN/uvicorn" api.main:app --host 127.0.0.1 --port "$API_PORT" --no-proxy-headers
+# With an MLflow server (the real stack) the API logs in as itself: serving's grants only, not the admin's.
+( [ -n "${API_MLFLOW_PASSWORD:-}" ] && export MLFLOW_TRACKING_USERNAME=$API_MLFLOW_USERNAME \
+    MLFLOW_TRACKING_PASSWORD=$API_MLFLOW_PASSWORD
+  # --no-proxy-headers: uvicorn would believe X-Forwarded-For from 127.0.0.1, i.e. from any local user (the API
+  # reads forwarded addresses itself, from SPROUT_TRUSTED_PROXIES only)
+  start api "$BIN/uvicorn" api.main:app --host 127.0.0.1 --port "$API_PORT" --no-proxy-headers )
 # Streamlit accepts the uploads the API accepts (whole MB, rounded up).
 STREAMLIT_SERVER_MAX_UPLOAD_SIZE=$("$BIN/python" -c 'import math; from model.core.settings import Settings; print(math.ceil(Settings().max_upload_mb))') \
 SPROUT_API_URL=http://127.0.0.1:$API_PORT start streamlit "$BIN/streamlit" run streamlit_app/server.py \
@@ -128,7 +141,9 @@ Sprout is up ($STACK_MODE stack; state in $HOME_DIR; logs in $RUN; stop with: ma
   Airflow         http://127.0.0.1:$AIRFLOW_PORT   (user admin, password $AIRFLOW_PASSWORD; DAGs sprout_retrain, sprout_bootstrap)
 $STACK_INFO
 INFO
-[ -f "$CREDS" ] && sed 's/^/  /' "$CREDS"
 grep -q '^airflow' "$CREDS" 2>/dev/null || (umask 077; printf 'airflow user: admin\nairflow password: %s\n' \
   "$AIRFLOW_PASSWORD" >> "$CREDS")
+grep -q '^mlflow' "$CREDS" 2>/dev/null || (umask 077; printf 'mlflow user: %s\nmlflow password: %s\n' \
+  "$MLFLOW_ADMIN_USERNAME" "$MLFLOW_ADMIN_PASSWORD" >> "$CREDS")
+sed 's/^/  /' "$CREDS"
 echo "  (credentials are also in $CREDS)"

@@ -504,7 +504,8 @@ BASIC_AUTH_WRAPPER = Path(__file__).resolve().parents[1] / "docker" / "mlflow-ba
 def mlflow_server(
     backend_url: str, s3: S3Server, *, bucket: str = "mlflow", timeout: float = 120
 ) -> Iterator[MlflowServer]:
-    """An MLflow tracking server behind MLflow's basic-auth app, started as deployments start it.
+    """An MLflow tracking server behind MLflow's basic-auth app, started as ``make up`` starts it (Sprout's app:
+    basic-auth plus the artifact-location rule; users other than the admin get only what they are granted).
 
     Runs and models go to ``backend_url`` (give it a database of its own, e.g. from ``create_database``), the
     users table too; artifacts are proxied by the server (``mlflow-artifacts:/``) to ``s3://<bucket>/mlartifacts``
@@ -537,7 +538,7 @@ def mlflow_server(
             uri = f"http://{HOST}:{port}"
             cmd = [
                 "sh", str(BASIC_AUTH_WRAPPER),
-                mlflow, "server", "--app-name", "basic-auth", "--backend-store-uri", backend_url,
+                mlflow, "server", "--app-name", "sprout-basic-auth", "--backend-store-uri", backend_url,
                 "--artifacts-destination", f"s3://{bucket}/mlartifacts",
                 "--host", HOST, "--port", str(port), "--workers", "1",
                 "--allowed-hosts", f"{HOST}:{port},localhost:{port}",

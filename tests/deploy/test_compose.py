@@ -144,7 +144,7 @@ def test_start_order_waits_for_health(resolved: dict[str, Any]) -> None:
         assert services[name]["restart"] == "unless-stopped", name
     # the chain the product needs
     assert set(services["api"]["depends_on"]) == {"sprout-init", "mlflow", "redis"}
-    assert set(services["sprout-init"]["depends_on"]) == {"postgres", "minio-init"}
+    assert set(services["sprout-init"]["depends_on"]) == {"postgres", "minio-init", "mlflow"}
     assert set(services["mlflow"]["depends_on"]) == {"postgres", "minio-init"}
     assert "api" in services["streamlit"]["depends_on"] and "api" in services["prometheus"]["depends_on"]
 
@@ -272,6 +272,7 @@ AIRFLOW_CORE = {"DB_PASSWORD_AIRFLOW", "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET
 SPROUT_CORE = {"DB_PASSWORD_SPROUT", "S3_ACCESS_KEY_SPROUT", "S3_SECRET_KEY_SPROUT"}
 SIGNING_KEY = {"API_SECRET_KEY"}  # the API's alone: no CLI command (training, the DAGs' tasks) reads it
 MLFLOW_LOGIN = {"MLFLOW_ADMIN_PASSWORD"}
+MLFLOW_API_LOGIN = {"MLFLOW_API_PASSWORD"}
 SECRETS_OF = {
     "postgres": {"POSTGRES_PASSWORD", "DB_PASSWORD_SPROUT", "DB_PASSWORD_MLFLOW", "DB_PASSWORD_AIRFLOW"},
     "minio": {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"},
@@ -279,8 +280,8 @@ SECRETS_OF = {
                    "S3_ACCESS_KEY_MLFLOW", "S3_SECRET_KEY_MLFLOW"},
     "mlflow": {"DB_PASSWORD_MLFLOW", "S3_ACCESS_KEY_MLFLOW", "S3_SECRET_KEY_MLFLOW", "MLFLOW_ADMIN_PASSWORD",
                "MLFLOW_FLASK_SECRET_KEY"},
-    "sprout-init": SPROUT_CORE | {"REVIEWER_PASSWORD"},
-    "api": SPROUT_CORE | SIGNING_KEY | MLFLOW_LOGIN | {"AIRFLOW_API_PASSWORD", "REDIS_PASSWORD"},
+    "sprout-init": SPROUT_CORE | MLFLOW_LOGIN | MLFLOW_API_LOGIN | {"REVIEWER_PASSWORD"},
+    "api": SPROUT_CORE | SIGNING_KEY | MLFLOW_API_LOGIN | {"AIRFLOW_API_PASSWORD", "REDIS_PASSWORD"},
     "streamlit": set(),
     "redis": {"REDIS_PASSWORD"},
     "airflow-init": AIRFLOW_CORE | {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_API_PASSWORD"},
@@ -292,8 +293,9 @@ SECRETS_OF = {
     "trainer": SPROUT_CORE | MLFLOW_LOGIN,
     "trainer-gpu": SPROUT_CORE | MLFLOW_LOGIN,
 }
-# The processes that use MLflow's registry, and so get its login: the API, the trainer and Airflow's tasks.
-MLFLOW_CLIENTS = {"api", "trainer", "trainer-gpu", "airflow-scheduler"}
+# The processes that train and register, and so get MLflow's admin login: the trainer, Airflow's tasks and
+# sprout-init (which creates the API's own login); the API logs in as itself.
+MLFLOW_CLIENTS = {"trainer", "trainer-gpu", "airflow-scheduler", "sprout-init"}
 
 
 def published_ports(resolved: dict[str, Any]) -> dict[str, list[str]]:
@@ -334,7 +336,7 @@ def test_mlflow_runs_its_basic_auth_app_with_generated_credentials(raw: dict[str
     mlflow = resolved["services"]["mlflow"]
     command = mlflow["command"]
     assert command[:3] == ["mlflow-basic-auth", "mlflow", "server"], command
-    assert command[command.index("--app-name") + 1] == "basic-auth"
+    assert command[command.index("--app-name") + 1] == "sprout-basic-auth"  # basic-auth + the artifact rule
     assert "--backend-store-uri" not in command and not any(v in " ".join(command) for v in generated.values()
                                                             if len(v) >= 24), "a secret on MLflow's command line"
     env = mlflow["environment"]
@@ -356,12 +358,17 @@ def test_mlflow_runs_its_basic_auth_app_with_generated_credentials(raw: dict[str
 
 
 def test_mlflow_login_goes_to_the_registry_clients_only(resolved: dict[str, Any], env_file: Path) -> None:
-    """The API, the trainer and Airflow's tasks log in to MLflow (MLFLOW_TRACKING_USERNAME / _PASSWORD, read by
-    MLflow's client) as its admin; nobody else gets the login, Streamlit least of all."""
+    """The trainer, Airflow's tasks and sprout-init log in to MLflow (MLFLOW_TRACKING_USERNAME / _PASSWORD, read by
+    MLflow's client) as its admin; the internet-facing API as its own user (serving's grants, made by sprout-init);
+    nobody else gets a login, Streamlit least of all."""
     generated = env_values(env_file)
     for name, service in resolved["services"].items():
         env = service.get("environment") or {}
-        if name in MLFLOW_CLIENTS:
+        if name == "api":
+            assert env.get("MLFLOW_TRACKING_USERNAME") == generated["MLFLOW_API_USERNAME"] != "admin"
+            assert env.get("MLFLOW_TRACKING_PASSWORD") == generated["MLFLOW_API_PASSWORD"]
+            assert env.get("SPROUT_MLFLOW_TRACKING_URI") == "http://mlflow:5000"
+        elif name in MLFLOW_CLIENTS:
             assert env.get("MLFLOW_TRACKING_USERNAME") == generated["MLFLOW_ADMIN_USERNAME"], name
             assert env.get("MLFLOW_TRACKING_PASSWORD") == generated["MLFLOW_ADMIN_PASSWORD"], name
             assert env.get("SPROUT_MLFLOW_TRACKING_URI") == "http://mlflow:5000", name

@@ -270,8 +270,9 @@ def test_services_select_pods_and_ingress_routes_to_services(which: str, request
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports, name
     for ingress in render.kinds("Ingress").values():
         for rule in ingress["spec"]["rules"]:
-            backend = rule["http"]["paths"][0]["backend"]["service"]
-            assert backend["port"]["number"] in {p["port"] for p in services[backend["name"]]["spec"]["ports"]}
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                assert backend["port"]["number"] in {p["port"] for p in services[backend["name"]]["spec"]["ports"]}
     streamlit = render.get("Deployment", f"{render.release}-sprout-streamlit" if render.release != "sprout"
                            else "sprout-streamlit")["spec"]["template"]["spec"]["containers"][0]
     url = {e["name"]: e["value"] for e in streamlit["env"]}["SPROUT_API_URL"]
@@ -606,7 +607,7 @@ def test_mlflow_runs_its_basic_auth_app(which: str, request: pytest.FixtureReque
     [container] = pod["containers"]
     command = container["command"]
     assert command[:3] == ["mlflow-basic-auth", "mlflow", "server"], command
-    assert command[command.index("--app-name") + 1] == "basic-auth"
+    assert command[command.index("--app-name") + 1] == "sprout-basic-auth"  # basic-auth + the artifact rule
     assert "--backend-store-uri" not in command and not any("$(" in word for word in command)
     assert container["envFrom"] == [{"secretRef": {"name": render.merged["mlflow"]["existingSecret"]}}]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -619,8 +620,8 @@ def test_mlflow_runs_its_basic_auth_app(which: str, request: pytest.FixtureReque
 
 
 def test_registry_clients_get_the_mlflow_login(default: Render, k8s_secrets: Path) -> None:
-    """The API and the training pods (the keys SPROUT_K8S_SECRET_KEYS names) log in to MLflow; Streamlit gets
-    nothing."""
+    """The training pods (the keys SPROUT_K8S_SECRET_KEYS names) and the init Job log in to MLflow as its admin; the
+    API as its own user (MLFLOW_API_*: serving's grants, made by the init Job); Streamlit gets nothing."""
     sprout = {s["metadata"]["name"]: s for s in load_yaml_all(k8s_secrets.read_text())}["sprout-env"]["stringData"]
     assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(sprout)
     airflow_env = default.get("ConfigMap", "sprout-airflow-env")["data"]
@@ -628,8 +629,14 @@ def test_registry_clients_get_the_mlflow_login(default: Render, k8s_secrets: Pat
     assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(dag_secret_keys(airflow_env))
     [api] = default.get("Deployment", "sprout-api")["spec"]["template"]["spec"]["containers"]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"] if "secretKeyRef" in e.get("valueFrom", {})}
-    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        assert refs[key] == {"name": "sprout-env", "key": key}, refs.get(key)  # required: not optional
+    for name, key in {"MLFLOW_TRACKING_USERNAME": "MLFLOW_API_USERNAME",
+                      "MLFLOW_TRACKING_PASSWORD": "MLFLOW_API_PASSWORD"}.items():
+        assert refs[name] == {"name": "sprout-env", "key": key}, refs.get(name)  # required: not optional
+    assert sprout["MLFLOW_API_USERNAME"] != sprout["MLFLOW_TRACKING_USERNAME"]
+    [init] = default.get("Job", "sprout-init")["spec"]["template"]["spec"]["containers"]
+    init_keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in init["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_API_USERNAME", "MLFLOW_API_PASSWORD"} \
+        <= init_keys
     [streamlit] = default.get("Deployment", "sprout-streamlit")["spec"]["template"]["spec"]["containers"]
     assert "envFrom" not in streamlit and all("valueFrom" not in e for e in streamlit["env"])
 
@@ -637,10 +644,12 @@ def test_registry_clients_get_the_mlflow_login(default: Render, k8s_secrets: Pat
 # (Secret, key) pairs each workload may get; `*` means every key of that Secret (envFrom).
 SECRETS_OF = {
     "api": {("sprout-env", k) for k in ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY",
-                                        "SPROUT_SECRET_KEY", "SPROUT_AIRFLOW_PASSWORD", "MLFLOW_TRACKING_USERNAME",
-                                        "MLFLOW_TRACKING_PASSWORD")},
+                                        "SPROUT_SECRET_KEY", "SPROUT_AIRFLOW_PASSWORD", "MLFLOW_API_USERNAME",
+                                        "MLFLOW_API_PASSWORD")},
     "init": {("sprout-env", k) for k in ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY",
-                                         "SPROUT_SECRET_KEY", "SPROUT_REVIEWER_USERNAME", "SPROUT_REVIEWER_PASSWORD")},
+                                         "SPROUT_SECRET_KEY", "SPROUT_REVIEWER_USERNAME", "SPROUT_REVIEWER_PASSWORD",
+                                         "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_API_USERNAME",
+                                         "MLFLOW_API_PASSWORD")},
     "streamlit": set(),
     "mlflow": {("sprout-mlflow", k) for k in ("MLFLOW_BACKEND_STORE_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                               "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
