@@ -121,7 +121,7 @@ def without_module_scan() -> Iterator[None]:
     if getattr(reqs, "_MODULES_TO_PACKAGES", ()) is not None:  # built already, or MLflow changed: leave it
         yield
         return
-    reqs._MODULES_TO_PACKAGES = {}
+    reqs._MODULES_TO_PACKAGES = {}  # type: ignore[assignment]  # MLflow annotates the unbuilt map as None
     try:
         yield
     finally:
