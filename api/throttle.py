@@ -4,9 +4,11 @@ The counts live in each API process's memory, or in the Redis (or Valkey) that `
 names, which every API process shares: with the memory store N processes allow N times each limit.
 
 Request rates (uploads, predictions) use moving windows. Logins count failures only, per (user name, client
-address) and per client address, in fixed windows that start at the first failure: an attempt is counted before
-the password is checked and handed back when it was right, so a burst of concurrent guesses cannot all pass a
-check made before the others were counted.
+address), per client address and per user name from all addresses (a much higher limit: guesses spread over many
+addresses, e.g. the 65,536 /64s of an IPv6 /48, stop there, at the price that such an attacker can lock that one
+name out), in fixed windows that start at the first failure: an attempt is counted before the password is checked
+and handed back when it was right, so a burst of concurrent guesses cannot all pass a check made before the others
+were counted.
 
 The client address is the socket peer's; an ``X-Forwarded-For`` chain counts only when the peer is one of
 ``SPROUT_TRUSTED_PROXIES`` (uvicorn's ProxyHeadersMiddleware, installed by ``api.main``: the right-most address
@@ -132,7 +134,8 @@ def login_attempt(request: Request, settings: Settings, username: str) -> Callab
     name = username.lower()[:MAX_NAME_KEY]
     throttle: Throttle = request.app.state.throttle
     return throttle.attempt(Counted(f"{settings.login_failures_per_user}/minute", ("login-user", name, address)),
-                            Counted(f"{settings.login_failures_per_address}/minute", ("login-ip", address)))
+                            Counted(f"{settings.login_failures_per_address}/minute", ("login-ip", address)),
+                            Counted(f"{settings.login_failures_per_user_any_address}/minute", ("login-name", name)))
 
 
 def count_predictions(request: Request, settings: Settings, images: int = 1) -> None:

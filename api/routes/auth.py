@@ -18,8 +18,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
                                                        503: {"description": "The rate-limit store is unreachable"}})
 def login_access_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
                        settings: SettingsDep, request: Request) -> Token:
-    """Exchange a reviewer's user name and password for a bearer token. Failures are throttled per (name, address)
-    and per address (``SPROUT_LOGIN_FAILURES_PER_*``); a right password never counts."""
+    """Exchange a reviewer's user name and password for a bearer token. Failures are throttled per (name, address),
+    per address and per name from all addresses (``SPROUT_LOGIN_FAILURES_PER_*``); a right password never counts."""
     succeeded = login_attempt(request, settings, form.username)
     user = authenticate(session, username=form.username, password=form.password)
     if user is None:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
         default=10, ge=1, description="Failed logins a minute for one user name from one client address (then 429).")
     login_failures_per_address: int = Field(
         default=30, ge=1, description="Failed logins a minute from one client address, any user names (then 429).")
+    login_failures_per_user_any_address: int = Field(
+        default=100, ge=1, description="Failed logins a minute for one user name from all addresses together (then "
+                                       "429 for that name everywhere: guesses spread over many addresses stop here).")
     rate_limit_storage: SecretStr | None = Field(
         default=None, description="Where rate limits count: each API process's memory (default), or a Redis/Valkey "
                                   "every process shares (redis://:PASSWORD@HOST:6379/0, rediss://...).")

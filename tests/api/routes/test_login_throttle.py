@@ -1,6 +1,6 @@
-"""The login throttle counts failures per (user name, address) and per address, never successes; forwarded
-addresses count only from configured proxies; a Redis store shares the counts between API processes; changing a
-password or disabling an account ends the sessions it had."""
+"""The login throttle counts failures per (user name, address), per address and per user name, never successes;
+forwarded addresses count only from configured proxies; a Redis store shares the counts between API processes;
+changing a password or disabling an account ends the sessions it had."""
 
 from __future__ import annotations
 
@@ -49,6 +49,16 @@ def test_failures_per_address_are_capped_across_user_names(monkeypatch: pytest.M
         codes = [login(client, f"user{i}", "wrong-password-1") for i in range(4)]
         assert codes == [401, 401, 401, 429], codes
         assert login(from_address(client, "127.0.0.5"), REVIEWER, PASSWORD) == 200
+
+
+def test_failures_for_a_user_are_capped_across_addresses(monkeypatch: pytest.MonkeyPatch, trained_home: Path) -> None:
+    # an attacker with an IPv6 /48 has 65,536 /64s, each its own address: one guess from each must still count
+    with make_client(monkeypatch, trained_home, login_failures_per_user_any_address="4") as client:
+        guessers = [from_address(client, f"2001:db8:0:{i:x}::1") for i in range(5)]
+        codes = [login(guesser, ADMIN, "wrong-password-1") for guesser in guessers]
+        assert codes == [401, 401, 401, 401, 429], codes
+        assert login(from_address(client, "127.0.0.3"), ADMIN, ADMIN_PASSWORD) == 429  # the price: a lockout
+        assert login(from_address(client, "127.0.0.3"), REVIEWER, PASSWORD) == 200  # of that one name only
 
 
 def test_forwarded_addresses_count_only_from_trusted_proxies(monkeypatch: pytest.MonkeyPatch,
