@@ -33,6 +33,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import AssetDetai
 from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 from airflow.configuration import conf
+from starlette.responses import JSONResponse
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 SPROUT_DAG_PREFIX = "sprout_"
 TRIGGER_PATH = re.compile(r".*/api/v2/dags/(?P<dag_id>[^/]+)/dagRuns")
 EVENTS_PATH = re.compile(r".*/api/v2/assets/events")
+# The most of an asset event's body the middleware reads, before anyone is authenticated: Sprout's API sends
+# {"asset_id": N, "extra": {"new_approved": N}}, some 50 bytes; a larger body is refused (413), never buffered.
+MAX_EVENT_BODY = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ def event_asset_id(body: bytes) -> int | None:
 
 class ApiCallMiddleware:
     """Records each HTTP request (method, path; an asset event's asset id from its body) for the auth manager,
-    which Airflow asks about resources only. The body of an asset event is read here and handed on unchanged."""
+    which Airflow asks about resources only. The body of an asset event is read here and handed on unchanged, or
+    refused with 413 once it passes ``MAX_EVENT_BODY`` bytes (the rest is left unread)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -117,7 +122,12 @@ class ApiCallMiddleware:
             return
         call = ApiCall(method=scope["method"], path=scope["path"])
         if call.posts_event:
-            messages = await _read_body(receive)
+            messages = await _read_body(receive, MAX_EVENT_BODY)
+            if messages is None:
+                too_large = JSONResponse({"detail": f"An asset event's body is limited to {MAX_EVENT_BODY} bytes"},
+                                         status_code=413)
+                await too_large(scope, receive, send)
+                return
             body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
             call = ApiCall(call.method, call.path, event_asset_id(body))
             receive = _replay(messages, receive)
@@ -125,13 +135,19 @@ class ApiCallMiddleware:
             await self.app(scope, receive, send)
 
 
-async def _read_body(receive: Receive) -> list[Message]:
-    """The request's messages up to the end of its body (or a disconnect)."""
-    messages = []
+async def _read_body(receive: Receive, limit: int) -> list[Message] | None:
+    """The request's messages up to the end of its body (or a disconnect); None, and no more read, once the body
+    passes ``limit`` bytes."""
+    messages, size = [], 0
     while True:
         message = await receive()
         messages.append(message)
-        if message["type"] != "http.request" or not message.get("more_body", False):
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
             return messages
 
 

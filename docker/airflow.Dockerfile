@@ -33,8 +33,9 @@ LABEL org.opencontainers.image.title="sprout-airflow" \
 COPY --from=sprout-cli --chown=50000:0 /opt/airflow/sprout-venv /opt/airflow/sprout-venv
 COPY --chown=50000:0 dags/ /opt/airflow/dags/
 # Sprout's auth manager (AIRFLOW__CORE__AUTH_MANAGER=sprout_auth_manager.SproutAuthManager): the plugins folder
-# is on every Airflow component's sys.path.
-COPY --chown=50000:0 airflow_plugins/ /opt/airflow/plugins/
+# is on every Airflow component's sys.path. Root's and read-only for the airflow user (uid 50000, group 0), whose
+# tasks run DAG code: they must not rewrite what decides the API's permissions.
+COPY --chmod=0755 airflow_plugins/ /opt/airflow/plugins/
 COPY --chmod=0755 docker/airflow-healthcheck.sh /opt/airflow/healthcheck.sh
 # Mount points of named volumes, owned by the airflow user (a new volume takes the image's ownership).
 RUN mkdir -p /opt/airflow/auth /opt/airflow/sprout-home

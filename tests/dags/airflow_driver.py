@@ -217,7 +217,8 @@ def _decide(manager: Any, case: dict[str, Any]) -> bool:
 
 async def _through_middleware(request: dict[str, Any]) -> dict[str, Any]:
     """One HTTP request (method, path, body chunks) through the auth manager's middleware to an app that
-    records what the auth manager would see and the body it receives."""
+    records what the auth manager would see and the body it receives; ``status``: the middleware's own answer, if
+    it gave one, and ``read``: how many of the request's messages were read in all."""
     import sprout_auth_manager as sam
 
     seen: dict[str, Any] = {}
@@ -232,12 +233,18 @@ async def _through_middleware(request: dict[str, Any]) -> dict[str, Any]:
 
     chunks = [c.encode() for c in request["chunks"]] or [b""]
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+    total = len(messages)
 
     async def receive() -> dict[str, Any]:
         return messages.pop(0)
 
-    scope = {"type": "http", "method": request["method"], "path": request["path"]}
-    await sam.ApiCallMiddleware(app)(scope, receive, None)
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            seen["status"] = message["status"]
+
+    scope = {"type": "http", "method": request["method"], "path": request["path"], "headers": []}
+    await sam.ApiCallMiddleware(app)(scope, receive, send)
+    seen["read"] = total - len(messages)
     seen["after"] = sam.current_call()  # reset once the request is served
     return seen
 

@@ -56,6 +56,19 @@ CASES: list[tuple[str, str, list[Any] | None, str, str, str | None, str | None, 
     ("admin", "admin", [*EVENT, 2], "asset", "POST", None, None, True),
 ]
 
+MAX_EVENT_BODY = 16 * 1024  # sprout_auth_manager.MAX_EVENT_BODY: the most of an event's body the middleware reads
+
+
+def event_body(size: int) -> str:
+    """An event on asset 7 of exactly ``size`` bytes (its extra padded)."""
+    head, tail = '{"asset_id": 7, "extra": {"note": "', '"}}'
+    return head + "x" * (size - len(head) - len(tail)) + tail
+
+
+def kib_chunks(body: str) -> list[str]:
+    return [body[i:i + 1024] for i in range(0, len(body), 1024)]
+
+
 REQUESTS = [  # through the middleware: (method, path, body chunks) -> what the auth manager sees, the body passed on
     ("POST", "/api/v2/assets/events", ['{"asset_id": ', '7, "extra": {"approved": 10}}'], 7),
     ("POST", "/airflow/api/v2/assets/events", ['{"asset_id": "7"}'], 7),  # under a base path; lax int as the route
@@ -63,6 +76,11 @@ REQUESTS = [  # through the middleware: (method, path, body chunks) -> what the 
     ("POST", "/api/v2/assets/events", ['{"asset_id": 7, "unknown": 1}'], None),  # the route refuses it: 422
     ("POST", "/api/v2/assets/events", ["[" * 5_000], None),  # too deep for json: refused, not a 500
     ("GET", "/api/v2/assets/events", [], None),
+    ("POST", "/api/v2/assets/events", kib_chunks(event_body(MAX_EVENT_BODY)), 7),  # at the cap
+]
+OVERSIZED = [  # refused with 413 before Airflow sees them, read no further than the chunk that crosses the cap
+    ("POST", "/api/v2/assets/events", [event_body(MAX_EVENT_BODY + 1)]),
+    ("POST", "/api/v2/assets/events", kib_chunks(event_body(2 * MAX_EVENT_BODY))),
 ]
 
 
@@ -72,7 +90,7 @@ def decided(airflow_python: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     spec = {"consumers": CONSUMERS,
             "cases": [{"user": u, "role": r, "call": c, "ask": a, "method": m, "entity": e, "id": i}
                       for u, r, c, a, m, e, i, _ in CASES],
-            "requests": [{"method": m, "path": p, "chunks": c} for m, p, c, _ in REQUESTS]}
+            "requests": [{"method": m, "path": p, "chunks": c} for m, p, c, *_ in REQUESTS + OVERSIZED]}
     env = _clean_environ() | {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
                               "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,sprout:viewer",
                               "AIRFLOW__SPROUT__TRIGGER_USERS": " sprout, "}
@@ -92,7 +110,16 @@ def test_the_trigger_user_may_start_sprout_dags_and_announce_approvals_and_nothi
 
 
 def test_the_middleware_reads_an_events_asset_and_passes_the_body_on_unchanged(decided: dict[str, Any]) -> None:
-    for (method, path, chunks, asset_id), seen in zip(REQUESTS, decided["requests"], strict=True):
+    for (method, path, chunks, asset_id), seen in zip(REQUESTS, decided["requests"][:len(REQUESTS)], strict=True):
         assert seen["call"] == {"method": method, "path": path, "event_asset_id": asset_id}, seen["call"]
         assert seen["body"] == "".join(chunks)
+        assert "status" not in seen and seen["after"] is None
+
+
+def test_the_middleware_refuses_an_event_body_over_its_cap_without_reading_the_rest(decided: dict[str, Any]) -> None:
+    """The body is read before anyone is authenticated: a larger one is refused, not buffered, whoever sends it
+    (Sprout's API sends {"asset_id": N, "extra": {"new_approved": N}}, some 50 bytes)."""
+    for (_, _, chunks), seen in zip(OVERSIZED, decided["requests"][len(REQUESTS):], strict=True):
+        assert seen.get("status") == 413 and "call" not in seen, {k: v for k, v in seen.items() if k != "body"}
+        assert seen["read"] == min(len(chunks), MAX_EVENT_BODY // 1024 + 1), seen["read"]
         assert seen["after"] is None

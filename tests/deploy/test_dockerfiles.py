@@ -201,10 +201,24 @@ def test_airflow_image_extends_the_official_one_with_the_dags_and_the_cli() -> N
     assert "COPY --chown=50000:0 dags/ /opt/airflow/dags/" in text
     assert (REPO_ROOT / "dags" / ".airflowignore").is_file()
     # Sprout's auth manager, importable by every component (the plugins folder is on sys.path), not a plugin
-    assert "COPY --chown=50000:0 airflow_plugins/ /opt/airflow/plugins/" in text
     assert "AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/plugins" in text
     assert "sprout_auth_manager.py" in (REPO_ROOT / "airflow_plugins" / ".airflowignore").read_text().splitlines()
     assert "SPROUT_CLI=/opt/airflow/sprout-venv/bin/sprout" in text and "PIP_USER=false" in text
+
+
+def test_the_airflow_user_cannot_rewrite_the_auth_manager() -> None:
+    """The airflow user (uid 50000, group 0) runs the tasks' DAG code: the auth manager that decides what the API's
+    login may do is copied as root's (COPY's default owner) with a mode that lets neither it nor group 0 write (the
+    context keeps the checkout's modes, 0664 under umask 002), and nothing after hands it over."""
+    final = stages("airflow")[-1]
+    copies = [copy_sources(args) for keyword, args in final
+              if keyword == "COPY" and shlex.split(args)[-1].rstrip("/") == "/opt/airflow/plugins"]
+    assert [sources for sources, _ in copies] == [["airflow_plugins/"]], copies
+    [(_, flags)] = copies
+    assert "chown" not in flags, f"the plugins folder is given to {flags['chown']}"
+    assert re.fullmatch(r"0?[0-7]{3}", flags.get("chmod", "")), "the plugins' mode must be set (octal)"
+    assert int(flags["chmod"], 8) & 0o022 == 0, f"--chmod={flags['chmod']} lets group 0 or others write"
+    assert not [args for keyword, args in final if keyword == "RUN" and "/opt/airflow/plugins" in args]
 
 
 @pytest.mark.parametrize("name", NAMES)
