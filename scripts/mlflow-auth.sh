@@ -6,15 +6,23 @@
 #   secret FILE NAME PYTHON-EXPRESSION   append NAME=<value> to FILE unless the name is there already
 #   start_mlflow AUTH_DIR BACKEND_URI ARTIFACTS_DESTINATION [ENV=VALUE...]
 #                                        start the server (users in AUTH_DIR/users.db unless
-#                                        MLFLOW_AUTH_DATABASE_URI says otherwise), wait for it, check that the
-#                                        admin's login works and that an anonymous call is refused (401)
-# Both read MLFLOW_ADMIN_USERNAME / MLFLOW_ADMIN_PASSWORD / MLFLOW_FLASK_SECRET_KEY, $BIN, $RUN, $MLFLOW_PORT and
+#                                        MLFLOW_AUTH_DATABASE_URI says otherwise) on a port nobody else holds
+#                                        (scripts/ports.sh), wait for it, make sure the listener is that server,
+#                                        then check that the admin's login works and that an anonymous call is
+#                                        refused (401)
+#   mlflow_login_works URL               the admin's login answers 200 at URL (given to curl on its stdin, never
+#                                        on a command line that `ps` shows every account)
+# They read MLFLOW_ADMIN_USERNAME / MLFLOW_ADMIN_PASSWORD / MLFLOW_FLASK_SECRET_KEY, $BIN, $RUN, $MLFLOW_PORT and
 # up.sh's `start`.
 
 secret() {
   grep -q "^$2=" "$1" 2>/dev/null && return
   (umask 077; echo "$2=$("$BIN/python" -c "import secrets; print($3)")" >> "$1")
   chmod 600 "$1"
+}
+
+mlflow_login_works() {
+  printf 'user = "%s:%s"\n' "$MLFLOW_ADMIN_USERNAME" "$MLFLOW_ADMIN_PASSWORD" | curl -fsS -K - "$1" >/dev/null
 }
 
 start_mlflow() {
@@ -25,6 +33,7 @@ start_mlflow() {
     "$BIN/pip" install --quiet "mlflow[auth]==$("$BIN/python" -c 'import mlflow; print(mlflow.__version__)')"
   fi
   mkdir -p "$auth_dir" && chmod 700 "$auth_dir"
+  claim_port mlflow "$MLFLOW_PORT"
   (
   [ $# -gt 0 ] && export "$@"  # the server's own environment (its S3 keys), not the rest of the stack's
   # The store's URL (its password) goes by the environment, never on a command line that `ps` shows.
@@ -39,8 +48,9 @@ start_mlflow() {
     --allowed-hosts "127.0.0.1:$MLFLOW_PORT,localhost:$MLFLOW_PORT"
   )
   for _ in $(seq 90); do curl -fsS "http://127.0.0.1:$MLFLOW_PORT/health" >/dev/null 2>&1 && break; sleep 1; done
+  check_port mlflow "$MLFLOW_PORT"  # before the admin's password goes to whatever answers there
   local api=http://127.0.0.1:$MLFLOW_PORT/api/2.0/mlflow/registered-models/search?max_results=1
-  curl -fsS -u "$MLFLOW_ADMIN_USERNAME:$MLFLOW_ADMIN_PASSWORD" "$api" >/dev/null \
+  mlflow_login_works "$api" \
     || { echo "MLflow refuses its admin login; see $RUN/mlflow.log" >&2; exit 1; }
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$api")" = 401 ] \
     || { echo "MLflow answers without a login; see $RUN/mlflow.log" >&2; exit 1; }

@@ -46,7 +46,8 @@ fi
 PSQL=$PGBIN/psql; [ -x "$PSQL" ] || PSQL=$(command -v psql)
 psql_admin() { as_pg "$PSQL" -h "$STACK/pgsock" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
 if [ -z "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname='sprout'")" ]; then
-  psql_admin -c "CREATE ROLE sprout LOGIN PASSWORD '$PG_PASSWORD'"
+  # on stdin: a password in psql's arguments would show in `ps` to every account
+  printf "CREATE ROLE sprout LOGIN PASSWORD '%s'\n" "$PG_PASSWORD" | psql_admin
 fi
 for db in sprout mlflow airflow; do
   [ -n "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname='$db'")" ] || psql_admin -c "CREATE DATABASE $db OWNER sprout"
@@ -58,10 +59,13 @@ AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY start seaw
   -logdir="$STACK/weed" mini -dir="$STACK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$S3_PORT" \
   -master.telemetry=false -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0
 for _ in $(seq 60); do
-  "$BIN/python" - "$S3_PORT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" <<'PY' 2>/dev/null && break
+  # the keys by environment, never as arguments (`ps` shows those to every account)
+  S3_KEY=$S3_ACCESS_KEY S3_SECRET=$S3_SECRET_KEY "$BIN/python" - "$S3_PORT" <<'PY' 2>/dev/null && break
+import os
 import sys
 from minio import Minio
-client = Minio(f"127.0.0.1:{sys.argv[1]}", access_key=sys.argv[2], secret_key=sys.argv[3], secure=False)
+client = Minio(f"127.0.0.1:{sys.argv[1]}", access_key=os.environ["S3_KEY"], secret_key=os.environ["S3_SECRET"],
+               secure=False)
 for bucket in ("sprout", "mlflow"):
     if not client.bucket_exists(bucket):
         client.make_bucket(bucket)

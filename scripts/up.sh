@@ -10,10 +10,11 @@ RUN=$HOME_DIR/run
 API_PORT=${SPROUT_API_PORT:-8000}
 UI_PORT=${SPROUT_UI_PORT:-8501}
 SEED=${SPROUT_SEED_DATASET:-../shared/datasets/dandelion-grass}
-mkdir -p "$RUN"
+mkdir -p "$RUN" && chmod 700 "$HOME_DIR"  # the owner's alone from the start (sprout itself keeps it so)
 export SPROUT_HOME=$HOME_DIR
 STACK_MODE=${SPROUT_STACK:-embedded}
 MLFLOW_PORT=${SPROUT_MLFLOW_PORT:-5000}
+AIRFLOW_PORT=${SPROUT_AIRFLOW_PORT:-8080}
 
 start() {  # name, command...
   local name=$1; shift
@@ -24,10 +25,17 @@ start() {  # name, command...
   echo $! > "$RUN/$name.pid"
 }
 
-# MLflow with a login on both stacks (scripts/mlflow-auth.sh): the admin's password and the CSRF key are generated
-# once into $HOME_DIR/mlflow-auth/secrets.env (the real stack keeps them with its other secrets).
+# Ports: only free ones, or our own services' (scripts/ports.sh). MLflow with a login on both stacks
+# (scripts/mlflow-auth.sh): the admin's password and the CSRF key are generated once into
+# $HOME_DIR/mlflow-auth/secrets.env (the real stack keeps them with its other secrets).
+# shellcheck source=scripts/ports.sh
+. scripts/ports.sh
 # shellcheck source=scripts/mlflow-auth.sh
 . scripts/mlflow-auth.sh
+for service_port in "api $API_PORT" "streamlit $UI_PORT" "airflow $AIRFLOW_PORT"; do
+  # shellcheck disable=SC2086
+  claim_port $service_port
+done
 MLFLOW_ADMIN_USERNAME=admin
 STACK_INFO=""
 if [ "$STACK_MODE" = real ]; then
@@ -73,7 +81,6 @@ if [ ! -f "$CREDS" ]; then
 fi
 
 # Airflow (its own venv): api-server + scheduler + dag-processor + triggerer (scripts/airflow.sh), DAGs from dags/.
-AIRFLOW_PORT=${SPROUT_AIRFLOW_PORT:-8080}
 export AIRFLOW_HOME=$(realpath -m "$HOME_DIR/airflow")
 mkdir -p "$AIRFLOW_HOME"
 AIRFLOW_PASSWORDS=$AIRFLOW_HOME/passwords.json
@@ -131,6 +138,8 @@ for _ in $(seq 300); do
   kill -0 "$(cat "$RUN/airflow.pid")" 2>/dev/null || { echo "Airflow exited; see $RUN/airflow.log"; exit 1; }
   sleep 1
 done
+# What answered is what this script started (not another account's server on a port taken in between).
+check_port api "$API_PORT"; check_port streamlit "$UI_PORT"; check_port airflow "$AIRFLOW_PORT"
 
 cat <<INFO
 

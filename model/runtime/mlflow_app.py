@@ -1,11 +1,14 @@
-"""MLflow's basic-auth app with one more rule: an experiment keeps its artifacts where the server keeps them.
+"""MLflow's basic-auth app with two more rules on ``experiments/create``: only the admin creates experiments,
+and an experiment keeps its artifacts where the server keeps them.
 
 ``mlflow server --app-name sprout-basic-auth`` (the ``mlflow.app`` entry point in pyproject.toml) is MLflow's own
-basic-auth app (every call but ``/health`` needs a login) plus a check of ``experiments/create``: an
+basic-auth app (every call but ``/health`` needs a login). Sprout's other logins (the API's) never create
+experiments, and an experiment one creates is theirs to fill with runs and artifacts. The admin's
 ``artifact_location`` must be empty (the server's default), a proxied ``mlflow-artifacts:`` URI, or lie inside the
-server's ``--artifacts-destination``. Otherwise any login could point an experiment at a writable directory of the
-server's account (a DAGs folder, say) and have the server write files there. The check runs after MLflow's own:
-an anonymous request still gets 401.
+server's ``--artifacts-destination``: otherwise a login could point an experiment at a writable directory of the
+server's account (a DAGs folder, say) and upload files there. The request is read with MLflow's own parser, so
+every spelling MLflow accepts (``artifactLocation`` too) is checked. The checks run after MLflow's own: an
+anonymous request still gets 401.
 """
 
 from __future__ import annotations
@@ -45,23 +48,52 @@ def artifact_location_allowed(location: str | None, destination: str) -> bool:
         inside.startswith(posixpath.normpath("/" + allowed.path).rstrip("/") + "/")
 
 
+def _create_experiment_paths() -> frozenset[str]:
+    """Every route MLflow serves CreateExperiment on (REST and ajax, each API version it exists in)."""
+    from mlflow.protos.service_pb2 import CreateExperiment, MlflowService
+    from mlflow.server.handlers import get_service_endpoints
+
+    return frozenset(path for path, request_class, _ in get_service_endpoints(MlflowService, lambda cls: cls)
+                     if request_class is CreateExperiment)
+
+
+def _requested_artifact_location() -> str | None:
+    """The ``artifact_location`` MLflow itself will read from this request (either JSON spelling of the field,
+    a double-encoded body...): parsed by MLflow's own parser; None where MLflow will refuse the request anyway."""
+    from mlflow.protos.service_pb2 import CreateExperiment
+    from mlflow.server.handlers import _get_request_message
+
+    try:
+        return str(_get_request_message(CreateExperiment()).artifact_location)
+    except Exception:  # MLflow's handler answers the same malformed request with its own 400
+        return None
+
+
 def create_app() -> Any:
-    """MLflow's basic-auth app, refusing experiments whose artifacts would live outside the destination."""
+    """MLflow's basic-auth app where only the admin creates experiments, and never one whose artifacts would lie
+    outside the artifact destination."""
     from flask import jsonify, request
     from mlflow.server import app as flask_app
+    from mlflow.server.auth import authenticate_request, store
     from mlflow.server.auth import create_app as create_basic_auth_app
 
     served = create_basic_auth_app(flask_app)  # registers MLflow's login check first: it runs first
+    create_paths = _create_experiment_paths()
+
+    def refuse(status: int, code: str, message: str) -> Any:
+        return jsonify(error_code=code, message=message), status
 
     @flask_app.before_request
-    def _refuse_outside_artifact_location() -> Any:
-        if request.method != "POST" or request.path not in CREATE_EXPERIMENT_PATHS:
+    def _guard_experiment_creation() -> Any:
+        if request.url_rule is None or request.url_rule.rule not in create_paths:
             return None
-        location = (request.get_json(silent=True) or {}).get("artifact_location")
+        if not store.get_user(authenticate_request().username).is_admin:  # logged in: MLflow's check ran first
+            return refuse(403, "PERMISSION_DENIED", "Only MLflow's admin creates experiments on Sprout's server.")
+        location = _requested_artifact_location()
         destination = os.environ.get(DESTINATION_ENV, "mlartifacts")
-        if isinstance(location, str | None) and artifact_location_allowed(location, destination):
+        if location is None or artifact_location_allowed(location, destination):
             return None
-        message = f"artifact_location must lie inside the server's artifact destination ({destination})"
-        return jsonify(error_code="INVALID_PARAMETER_VALUE", message=message), 400
+        return refuse(400, "INVALID_PARAMETER_VALUE",
+                      f"artifact_location must lie inside the server's artifact destination ({destination})")
 
     return served

@@ -245,7 +245,7 @@ def test_commands_refer_to_what_the_project_installs(name: str) -> None:
 def test_shell_scripts_parse() -> None:
     for script in ("docker/sprout-init.sh", "docker/airflow-healthcheck.sh", "docker/postgres/init-databases.sh",
                    "docker/mlflow-basic-auth.sh", "scripts/gen-env.sh", "scripts/real-stack.sh",
-                   "scripts/mlflow-auth.sh", "scripts/up.sh", "scripts/airflow.sh"):
+                   "scripts/mlflow-auth.sh", "scripts/up.sh", "scripts/ports.sh", "scripts/airflow.sh"):
         path = REPO_ROOT / script
         assert os.access(path, os.X_OK), f"{script} is not executable"
         shell = "sh" if path.read_text().startswith("#!/bin/sh") else "bash"

@@ -4,12 +4,14 @@ outside the state directory. One start of the whole stack (no seed set: nothing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -76,14 +78,17 @@ def test_the_credentials_file_lists_the_mlflow_login(stack: Stack) -> None:
     assert resp.status_code == 200, resp.text
 
 
-@pytest.mark.parametrize("where", ["dags", "outside", "dotdot"])
+@pytest.mark.parametrize("where", ["dags", "outside", "dotdot", "camelCase", "ajax"])
 def test_artifact_locations_outside_the_state_directory_are_refused(stack: Stack, where: str) -> None:
+    """Every spelling MLflow accepts is checked: `artifactLocation` (protobuf's JSON name) and the UI's ajax route."""
     creds = stack.credentials()
-    location = {"dags": (REPO_ROOT / "dags").as_uri(), "outside": "file:///tmp/sprout-planted",
-                "dotdot": f"file://{stack.home}/mlartifacts/../../planted"}[where]
-    resp = httpx.post(f"{stack.mlflow}/api/2.0/mlflow/experiments/create", timeout=10,
+    location = {"dotdot": f"file://{stack.home}/mlartifacts/../../planted", "outside": "file:///tmp/sprout-planted"
+                }.get(where, (REPO_ROOT / "dags").as_uri())
+    field = "artifactLocation" if where == "camelCase" else "artifact_location"
+    api = "ajax-api" if where == "ajax" else "api"
+    resp = httpx.post(f"{stack.mlflow}/{api}/2.0/mlflow/experiments/create", timeout=10,
                       auth=(creds["mlflow user"], creds["mlflow password"]),
-                      json={"name": f"planted-{where}", "artifact_location": location})
+                      json={"name": f"planted-{where}", field: location})
     assert resp.status_code == 400, resp.text
     assert "artifact destination" in resp.json()["message"]
     found = httpx.get(f"{stack.mlflow}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name":
@@ -124,3 +129,41 @@ def test_the_api_logs_in_to_airflow_as_sprout_not_the_admin(stack: Stack) -> Non
     variable = httpx.post(f"{stack.airflow}/api/v2/variables", json={"key": "planted", "value": "1"},
                           headers=sprout, timeout=10)
     assert variable.status_code == 403, variable.text
+
+
+def listening_sockets(pids: set[int]) -> set[tuple[str, int]]:
+    """(address in hex as /proc/net/tcp* writes it, port) of the TCP sockets in LISTEN that ``pids`` hold."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].rsplit(":", 1)
+                found.add((address, int(port, 16)))
+    return found
+
+
+def test_the_state_is_private_and_nothing_listens_beyond_loopback(stack: Stack) -> None:
+    """The state directory is the owner's alone, and every server the stack started (API, UI, MLflow, Airflow's
+    components and their children) listens on 127.0.0.1 only."""
+    assert stat.S_IMODE(stack.home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((stack.home / "mlflow-auth" / "secrets.env").stat().st_mode) == 0o600
+    groups = {int(p.read_text()) for p in (stack.home / "run").glob("*.pid")}
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if os.getpgid(int(proc.name)) in groups:
+                    pids.add(int(proc.name))
+    sockets = listening_sockets(pids)
+    loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
+    assert {address for address, _ in sockets} <= loopback, sockets
+    ports = {int(urlsplit(url).port or 0) for url in (stack.mlflow, stack.airflow)}
+    assert ports <= {port for _, port in sockets}, sockets

@@ -59,7 +59,10 @@ def test_the_serving_login_reads_the_model_and_moves_champion_only(
     assert api.get("/experiments/get", params={"experiment_id": experiment_id}).status_code == 200
     refused = {
         "another experiment": api.get("/experiments/get", params={"experiment_id": other}),
-        "a run of its own": api.post("/runs/create", json={"experiment_id": experiment_id}),
+        "a run in the training experiment": api.post("/runs/create", json={"experiment_id": experiment_id}),
+        "an experiment of its own": api.post("/experiments/create", json={"name": f"own-{tag}"}),
+        "one spelt for MLflow's UI": api.post(f"{mlflow.uri}/ajax-api/2.0/mlflow/experiments/create",
+                                              json={"name": f"own-ajax-{tag}", "artifactLocation": "/tmp/x"}),
         "tagging a training run": api.post("/runs/set-tag", json={"run_id": run.run_id, "key": "k", "value": "v"}),
         "deleting a version": api.request("DELETE", "/model-versions/delete",
                                           json={"name": settings.model_name, "version": version}),
