@@ -76,13 +76,15 @@ class SamplePublic(BaseModel):
 class SampleReceipt(BaseModel):
     """What an (anonymous) uploader learns: its own submission, never a reviewer's name, label or split.
 
-    For an exact duplicate only ``id`` and ``status`` are given (the rest is null).
+    An exact duplicate is not stored again: ``duplicate`` is true and the rest null, except, for a reviewer, the
+    existing sample's ``id`` and ``status`` (an anonymous client learns no sample's id, nor whether it was approved).
     """
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    status: SampleStatus
+    id: int | None = Field(description="The new sample's id; for an exact duplicate the existing one's, to a "
+                                       "reviewer only (null for an anonymous client)")
+    status: SampleStatus | None = Field(description="As id: null for an anonymous client's exact duplicate")
     duplicate: bool = False
     sha256: str | None = None
     suggested_label: str | None = None

@@ -166,7 +166,7 @@ def predict(name: str, data: bytes, content_type: str | None) -> dict[str, Any]:
 
 def submit_sample(name: str, data: bytes, content_type: str | None, *,
                   label: str | None = None) -> tuple[dict[str, Any], bool]:
-    """``POST /samples``: (the stored sample, True when new; False: an exact duplicate, the existing one)."""
+    """``POST /samples``: (the stored sample, True when new; False: an exact duplicate, ``id``/``status`` null)."""
     files = {"file": (name, data, content_type or "application/octet-stream")}
     form = {"label": label} if label else {}
     resp = _request("POST", "/samples", files=files, data=form)

@@ -16,7 +16,8 @@ router = APIRouter(prefix="/samples", tags=["samples"])
 
 
 @router.post("", response_model=SampleReceipt, status_code=status.HTTP_201_CREATED,
-             responses={200: {"description": "Exact duplicate: the existing sample's id and status only"},
+             responses={200: {"description": "Exact duplicate: `duplicate: true`, with the existing sample's id and "
+                                             "status for a reviewer only (anonymous: both null)"},
                         401: {"description": "A bearer token was sent and refused (send none to upload anonymously)"},
                         429: {"description": "Too many uploads from this address, or the review queue is full"}})
 def create_sample(
@@ -27,10 +28,11 @@ def create_sample(
     reviewer: OptionalReviewer,
     label: Annotated[str | None, Form(max_length=64, description="Suggested label (optional).")] = None,
 ) -> SampleReceipt:
-    """Store an image in the pending area with the champion's prediction; duplicates return the existing one.
+    """Store an image in the pending area with the champion's prediction; an exact duplicate is not stored again.
 
-    ``near_duplicates`` lists the existing samples the image nearly duplicates (a resized, re-encoded or
-    cropped copy), most similar first: only to a reviewer (bearer token), as it reveals training-set membership.
+    A duplicate's receipt (200, ``duplicate: true``) names the existing sample (id, status) only to a reviewer
+    (bearer token), and so does ``near_duplicates`` (the existing samples the image nearly duplicates: a resized,
+    re-encoded or cropped copy, most similar first): either reveals training-set membership.
     """
     # per address: a person dropping 20 photos at once through the Streamlit server stays far below the default
     request.app.state.throttle.hit(f"{settings.uploads_per_minute}/minute", "upload-ip", client_address(request))
@@ -44,6 +46,8 @@ def create_sample(
     UPLOADS.labels("created" if created else "duplicate").inc()
     if not created:
         response.status_code = status.HTTP_200_OK
+        if reviewer is None:
+            return SampleReceipt(id=None, status=None, duplicate=True)
         return SampleReceipt(id=sample.id, status=sample.status, duplicate=True)
     receipt = SampleReceipt.model_validate(sample)
     return receipt if reviewer is not None else receipt.model_copy(update={"near_duplicates": []})

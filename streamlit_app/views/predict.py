@@ -56,7 +56,8 @@ def probability_chart(probabilities: dict[str, float]) -> None:
 
 
 def send_for_review(upload: UploadedFile, labels: list[str]) -> None:
-    """``POST /samples`` with an optional suggested label; afterwards the sample id instead of the form."""
+    """``POST /samples`` with an optional suggested label; afterwards the new sample's id (or, for an image sent
+    before, a note without one) instead of the form."""
     sent: dict[str, dict[str, Any]] = st.session_state[state.SUBMISSIONS]
     if upload.file_id in sent:
         sample = sent[upload.file_id]
@@ -65,8 +66,8 @@ def send_for_review(upload: UploadedFile, labels: list[str]) -> None:
             st.success(f"Sent for review as sample **#{sample['id']}**{suggested}. Thank you!",
                        icon=":material/task_alt:")
         else:
-            st.info(f"This image was already submitted: sample **#{sample['id']}**, {sample['status']}.",
-                    icon=":material/content_copy:")
+            # the API names no existing sample to an anonymous sender (its status would reveal training-set membership)
+            st.info("This image was already submitted: it is not stored twice.", icon=":material/content_copy:")
         return
     with st.form(f"send-{upload.file_id}", border=False):
         label = st.selectbox("Suggested label (optional)", labels, index=None, accept_new_options=True,

@@ -68,6 +68,7 @@ class LiveApi:
         resp = httpx.post(f"{self.url}/samples", files={"file": (name, data, "image/jpeg")},
                           data={"label": label} if label else {}, headers=headers, timeout=60)
         assert resp.status_code in (200, 201), resp.text
+        assert resp.json()["id"] is not None, "an anonymous duplicate names no sample: send an unused image or a token"
         return resp.json()
 
     def get(self, path: str) -> Any:

@@ -71,6 +71,11 @@ def test_an_anonymous_receipt_names_no_existing_sample_and_the_queue_flags_a_con
     known = approved(client, reviewer_headers)
     path = next(p for p in dataset_images("grass", 40)[10:] if hashlib.sha256(p.read_bytes()).hexdigest() in known)
     original = known[hashlib.sha256(path.read_bytes()).hexdigest()]
+    exact = upload(client, path.read_bytes())  # an exact copy of an approved (training) image
+    assert exact.status_code == 200, exact.text
+    assert {k: v for k, v in exact.json().items() if v not in (None, [])} == {"duplicate": True}, exact.json()
+    for_reviewer = upload(client, path.read_bytes(), reviewer_headers).json()
+    assert (for_reviewer["id"], for_reviewer["status"], for_reviewer["duplicate"]) == (original["id"], "approved", True)
     anonymous = upload(client, near_copy(path.read_bytes(), crop=0.10, scale=0.85, quality=72), label="dandelion")
     assert anonymous.status_code == 201 and anonymous.json()["near_duplicates"] == [], anonymous.json()
     agreeing = upload(client, near_copy(path.read_bytes(), crop=0.08, scale=0.75, quality=78), label="grass")

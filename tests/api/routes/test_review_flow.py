@@ -17,7 +17,8 @@ def upload(client: TestClient, data: bytes, **form: str):
     return client.post("/samples", files={"file": ("../../x.jpg", data, "image/jpeg")}, data=form)
 
 
-def test_submit_sample_stores_pending_with_prediction_and_dedups(client: TestClient) -> None:
+def test_submit_sample_stores_pending_with_prediction_and_dedups(client: TestClient,
+                                                                 reviewer_headers: dict[str, str]) -> None:
     data = dataset_images("grass", 60)[-1].read_bytes()
     first = upload(client, data, label="grass")
     assert first.status_code == 201, first.text
@@ -26,9 +27,11 @@ def test_submit_sample_stores_pending_with_prediction_and_dedups(client: TestCli
     assert body["predicted_label"] in {"dandelion", "grass"} and 0.5 <= body["confidence"] <= 1
     assert body["predicted_by_version"] == "1" and body["source"] == "upload"
     assert "split" not in body and "label" not in body and "reviewed_by" not in body  # the uploader learns no split
-    again = upload(client, data)
-    assert again.status_code == 200 and again.json()["id"] == body["id"]
-    assert {k for k, v in again.json().items() if v not in (None, [])} == {"id", "status", "duplicate"}
+    again = upload(client, data)  # an anonymous duplicate's receipt names no existing sample
+    assert again.status_code == 200 and {k for k, v in again.json().items() if v not in (None, [])} == {"duplicate"}
+    to_reviewer = client.post("/samples", files={"file": ("x.jpg", data, "image/jpeg")}, headers=reviewer_headers)
+    assert to_reviewer.status_code == 200 and to_reviewer.json()["id"] == body["id"]
+    assert {k for k, v in to_reviewer.json().items() if v not in (None, [])} == {"id", "status", "duplicate"}
     bad_label = upload(client, random_image_bytes(seed=9), label="../../etc")
     assert bad_label.status_code == 422 and "Invalid label" in bad_label.json()["detail"]
     assert upload(client, b"GIF89a broken").status_code == 400
