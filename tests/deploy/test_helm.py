@@ -544,6 +544,8 @@ def test_ingress_is_off_by_default_and_refuses_to_render_without_tls(tmp_path: P
     waived = Render({"ingress": {**on, "allowInsecure": True}}, "sprout", tmp_path / "waived")
     [ingress] = waived.kinds("Ingress").values()
     assert "tls" not in ingress["spec"] and "WARNING: the Ingress has no TLS" in waived.notes
+    # no api.trustedProxies: every client behind the controller shares its address's limits, and the notes say so
+    assert "WARNING: api.trustedProxies is empty" in waived.notes and "externalTrafficPolicy: Local" in waived.notes
 
 
 def routed(path: str, prefixes: list[str]) -> bool:
@@ -740,8 +742,9 @@ def test_each_workload_gets_only_the_secrets_it_uses(which: str, request: pytest
 def test_api_pods_share_their_rate_limits_and_believe_only_trusted_proxies(default: Render, production: Render) -> None:
     """The API pods count rate limits in the bundled Valkey (its password from its own Secret, in a config file, not
     on a command line; only the API pods may connect) or in the Redis that SPROUT_RATE_LIMIT_STORAGE of Sprout's
-    Secret names. uvicorn reads no forwarded headers itself: the API believes them from api.trustedProxies only,
-    and the Streamlit pods from the same proxies (so that they forward each browser's address, not the ingress's)."""
+    Secret names. uvicorn reads no forwarded headers itself: the API believes them from api.trustedProxies only
+    (default: none), and the Streamlit pods from the same proxies (so that they forward each browser's address, not
+    the ingress's)."""
     [api] = default.get("Deployment", "sprout-api")["spec"]["template"]["spec"]["containers"]
     assert "--no-proxy-headers" in api["command"] and "--proxy-headers" not in api["command"]
     names = [e["name"] for e in api["env"]]
@@ -757,11 +760,18 @@ def test_api_pods_share_their_rate_limits_and_believe_only_trusted_proxies(defau
     [rule] = default.get("NetworkPolicy", "sprout-redis")["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": default.get("Deployment", "sprout-api")["spec"]["selector"][
         "matchLabels"]}}] and rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
-    trusted = ",".join(default.merged["api"]["trustedProxies"])
-    assert default.get("ConfigMap", "sprout-settings")["data"]["SPROUT_TRUSTED_PROXIES"] == trusted
-    assert Settings(_env_file=None, trusted_proxies=trusted).trusted_proxy_list  # type: ignore[call-arg]
+    # the default trusts no proxy (as make up): any pod of the cluster could otherwise claim any address
+    assert default.merged["api"]["trustedProxies"] == []
+    assert default.get("ConfigMap", "sprout-settings")["data"]["SPROUT_TRUSTED_PROXIES"] == ""
     [ui] = default.get("Deployment", "sprout-streamlit")["spec"]["template"]["spec"]["containers"]
-    assert {"name": "FORWARDED_ALLOW_IPS", "value": trusted} in ui["env"]
+    assert {"name": "FORWARDED_ALLOW_IPS", "value": ""} in ui["env"]  # uvicorn: "" trusts nobody, not its default
+    # with an Ingress, the operator names the proxies (the ci values: the pod network), and both pods believe them
+    trusted = ",".join(production.values["api"]["trustedProxies"])
+    assert production.get("ConfigMap", "prod-sprout-settings")["data"]["SPROUT_TRUSTED_PROXIES"] == trusted
+    assert Settings(_env_file=None, trusted_proxies=trusted).trusted_proxy_list  # type: ignore[call-arg]
+    [prod_ui] = production.get("Deployment", "prod-sprout-streamlit")["spec"]["template"]["spec"]["containers"]
+    assert {"name": "FORWARDED_ALLOW_IPS", "value": trusted} in prod_ui["env"]
+    assert "per-address limits" not in production.notes
     assert not {"prod-sprout-redis"} & (set(production.kinds("Deployment")) | set(production.kinds("Service")))
     [prod_api] = production.get("Deployment", "prod-sprout-api")["spec"]["template"]["spec"]["containers"]
     [own] = [e for e in prod_api["env"] if e["name"] == "SPROUT_RATE_LIMIT_STORAGE"]
