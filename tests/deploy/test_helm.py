@@ -649,7 +649,7 @@ SECRETS_OF = {
                                         "SPROUT_SECRET_KEY", "SPROUT_AIRFLOW_PASSWORD", "MLFLOW_API_USERNAME",
                                         "MLFLOW_API_PASSWORD")},
     "init": {("sprout-env", k) for k in ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3_SECRET_KEY",
-                                         "SPROUT_SECRET_KEY", "SPROUT_REVIEWER_USERNAME", "SPROUT_REVIEWER_PASSWORD",
+                                         "SPROUT_REVIEWER_USERNAME", "SPROUT_REVIEWER_PASSWORD",
                                          "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_API_USERNAME",
                                          "MLFLOW_API_PASSWORD")},
     "streamlit": set(),
