@@ -10,8 +10,8 @@
 #                                        (scripts/ports.sh), wait for it, make sure the listener is that server,
 #                                        then check that the admin's login works and that an anonymous call is
 #                                        refused (401)
-#   mlflow_login_works URL               the admin's login answers 200 at URL (given to curl on its stdin, never
-#                                        on a command line that `ps` shows every account)
+#   mlflow_login_works URL               the admin's login answers 200 at URL (its header goes to curl on stdin,
+#                                        never on a command line that `ps` shows every account)
 # They read MLFLOW_ADMIN_USERNAME / MLFLOW_ADMIN_PASSWORD / MLFLOW_FLASK_SECRET_KEY, $BIN, $RUN, $MLFLOW_PORT and
 # up.sh's `start`.
 
@@ -21,8 +21,9 @@ secret() {
   chmod 600 "$1"
 }
 
-mlflow_login_works() {
-  printf 'user = "%s:%s"\n' "$MLFLOW_ADMIN_USERNAME" "$MLFLOW_ADMIN_PASSWORD" | curl -fsS -K - "$1" >/dev/null
+mlflow_login_works() {  # the header on curl's stdin (`-H @-`): no quoting of the password to get wrong
+  printf 'Authorization: Basic %s\n' "$(printf '%s:%s' "$MLFLOW_ADMIN_USERNAME" "$MLFLOW_ADMIN_PASSWORD" \
+    | base64 -w0)" | curl -fsS -H @- "$1" >/dev/null
 }
 
 start_mlflow() {
@@ -45,7 +46,7 @@ start_mlflow() {
     start mlflow docker/mlflow-basic-auth.sh "$BIN/mlflow" server --app-name sprout-basic-auth \
     --artifacts-destination "$destination" \
     --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1 \
-    --allowed-hosts "127.0.0.1:$MLFLOW_PORT,localhost:$MLFLOW_PORT"
+    --allowed-hosts "127.0.0.1:$MLFLOW_PORT"  # not localhost: it may lead to ::1, where anyone may listen
   )
   for _ in $(seq 90); do curl -fsS "http://127.0.0.1:$MLFLOW_PORT/health" >/dev/null 2>&1 && break; sleep 1; done
   check_port mlflow "$MLFLOW_PORT"  # before the admin's password goes to whatever answers there

@@ -55,12 +55,16 @@ done
 PG_URL_BASE="postgresql+psycopg2://sprout:$PG_PASSWORD@127.0.0.1:$PG_PORT"
 
 mkdir -p "$STACK/weed"
+claim_port seaweedfs "$S3_PORT"  # scripts/ports.sh: another account's S3 there would become Sprout's store
 AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY start seaweedfs "$BIN/weed" \
   -logdir="$STACK/weed" mini -dir="$STACK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$S3_PORT" \
   -master.telemetry=false -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0
+for _ in $(seq 60); do owns_port "$(cat "$RUN/seaweedfs.pid")" "$S3_PORT" && break; sleep 1; done
+check_port seaweedfs "$S3_PORT"
+buckets_made=false
 for _ in $(seq 60); do
   # the keys by environment, never as arguments (`ps` shows those to every account)
-  S3_KEY=$S3_ACCESS_KEY S3_SECRET=$S3_SECRET_KEY "$BIN/python" - "$S3_PORT" <<'PY' 2>/dev/null && break
+  if S3_KEY=$S3_ACCESS_KEY S3_SECRET=$S3_SECRET_KEY "$BIN/python" - "$S3_PORT" <<'PY' 2>/dev/null
 import os
 import sys
 from minio import Minio
@@ -70,8 +74,10 @@ for bucket in ("sprout", "mlflow"):
     if not client.bucket_exists(bucket):
         client.make_bucket(bucket)
 PY
+  then buckets_made=true; break; fi
   sleep 1
 done
+[ "$buckets_made" = true ] || { echo "SeaweedFS S3 did not answer; see $RUN/seaweedfs.log and $STACK/weed" >&2; exit 1; }
 
 # Users live in the mlflow database (tables of their own); the admin is created on the first start.
 start_mlflow "$STACK/mlflow-auth" "$PG_URL_BASE/mlflow" s3://mlflow/mlartifacts \

@@ -32,6 +32,8 @@ start() {  # name, command...
 . scripts/ports.sh
 # shellcheck source=scripts/mlflow-auth.sh
 . scripts/mlflow-auth.sh
+# A start that fails part-way stops everything it started: nothing is left running, talking to whatever took a port.
+trap 'status=$?; [ "$status" -eq 0 ] || { echo "make up failed: stopping what it started" >&2; scripts/down.sh >/dev/null 2>&1; }' EXIT
 for service_port in "api $API_PORT" "streamlit $UI_PORT" "airflow $AIRFLOW_PORT"; do
   # shellcheck disable=SC2086
   claim_port $service_port
@@ -139,7 +141,7 @@ for _ in $(seq 300); do
   sleep 1
 done
 # What answered is what this script started (not another account's server on a port taken in between).
-check_port api "$API_PORT"; check_port streamlit "$UI_PORT"; check_port airflow "$AIRFLOW_PORT"
+check_port airflow "$AIRFLOW_PORT"; check_port api "$API_PORT"; check_port streamlit "$UI_PORT"
 
 cat <<INFO
 

@@ -526,6 +526,7 @@ def mlflow_server(
         "AWS_EC2_METADATA_DISABLED": "true",
         # docker/mlflow-basic-auth.sh writes the auth config from these, as in docker compose and the chart.
         "MLFLOW_AUTH_DATABASE_URI": backend_url,
+        "MLFLOW_BACKEND_STORE_URI": backend_url,
         "MLFLOW_AUTH_ADMIN_USERNAME": admin.username,
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin.password,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
@@ -538,7 +539,7 @@ def mlflow_server(
             uri = f"http://{HOST}:{port}"
             cmd = [
                 "sh", str(BASIC_AUTH_WRAPPER),
-                mlflow, "server", "--app-name", "sprout-basic-auth", "--backend-store-uri", backend_url,
+                mlflow, "server", "--app-name", "sprout-basic-auth",  # the store's URL by env: `ps` shows arguments
                 "--artifacts-destination", f"s3://{bucket}/mlartifacts",
                 "--host", HOST, "--port", str(port), "--workers", "1",
                 "--allowed-hosts", f"{HOST}:{port},localhost:{port}",

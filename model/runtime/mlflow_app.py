@@ -13,8 +13,11 @@ anonymous request still gets 401.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import posixpath
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -23,6 +26,10 @@ CREATE_EXPERIMENT_PATHS = frozenset({"/api/2.0/mlflow/experiments/create", "/aja
 # Set by `mlflow server` from --artifacts-destination for its workers (mlflow.server.ARTIFACTS_DESTINATION_ENV_VAR).
 DESTINATION_ENV = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
 LOCAL_SCHEMES = frozenset({"", "file"})
+# MLflow's features beside tracking and the registry, some of which create experiments or store provider secrets:
+# demo data, the AI gateway, the assistant, MCP servers, background jobs. Sprout uses none; only the admin may.
+ADMIN_ONLY_PATHS = re.compile(r"^/+(?:(?:ajax-)?api/[0-9.]+/mlflow/(?:demo|gateway|assistant|mcp)|gateway/"
+                              r"|ajax-api/[0-9.]+/jobs)", re.IGNORECASE)
 
 
 def _local_path(uri: str) -> Path | None:
@@ -69,6 +76,17 @@ def _requested_artifact_location() -> str | None:
         return None
 
 
+def _basic_auth_username(header: str | None) -> str | None:
+    """The user name of a ``Basic`` Authorization header (its password is MLflow's to check), else None."""
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True).decode().partition(":")[0] or None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
 def create_app() -> Any:
     """MLflow's basic-auth app where only the admin creates experiments, and never one whose artifacts would lie
     outside the artifact destination."""
@@ -83,11 +101,19 @@ def create_app() -> Any:
     def refuse(status: int, code: str, message: str) -> Any:
         return jsonify(error_code=code, message=message), status
 
+    def is_admin(username: str | None) -> bool:
+        try:
+            return username is not None and bool(store.get_user(username).is_admin)
+        except Exception:  # no such user: MLflow answers its own 401
+            return False
+
+    admin_only = "Only MLflow's admin may use this part of MLflow on Sprout's server."
+
     @flask_app.before_request
     def _guard_experiment_creation() -> Any:
         if request.url_rule is None or request.url_rule.rule not in create_paths:
             return None
-        if not store.get_user(authenticate_request().username).is_admin:  # logged in: MLflow's check ran first
+        if not is_admin(authenticate_request().username):  # logged in: MLflow's check ran first
             return refuse(403, "PERMISSION_DENIED", "Only MLflow's admin creates experiments on Sprout's server.")
         location = _requested_artifact_location()
         destination = os.environ.get(DESTINATION_ENV, "mlartifacts")
@@ -95,5 +121,22 @@ def create_app() -> Any:
             return None
         return refuse(400, "INVALID_PARAMETER_VALUE",
                       f"artifact_location must lie inside the server's artifact destination ({destination})")
+
+    if hasattr(served, "middleware"):  # uvicorn (MLflow's default): FastAPI routes beside the Flask app
+        from starlette.responses import JSONResponse
+
+        @served.middleware("http")
+        async def _admin_only_features(req: Any, call_next: Any) -> Any:
+            if ADMIN_ONLY_PATHS.match(req.url.path) and not is_admin(
+                    _basic_auth_username(req.headers.get("authorization"))):
+                return JSONResponse({"error_code": "PERMISSION_DENIED", "message": admin_only}, status_code=403)
+            return await call_next(req)
+    else:
+        @flask_app.before_request
+        def _admin_only_features_flask() -> Any:
+            if ADMIN_ONLY_PATHS.match(request.path) and not is_admin(
+                    _basic_auth_username(request.headers.get("Authorization"))):
+                return refuse(403, "PERMISSION_DENIED", admin_only)
+            return None
 
     return served

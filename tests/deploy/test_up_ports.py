@@ -3,6 +3,7 @@ admin's login must never reach it, nor appear on a command line (`ps` shows ever
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import threading
@@ -67,7 +68,8 @@ def test_the_mlflow_login_goes_to_curl_on_stdin_not_on_its_command_line(tmp_path
         **os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "BIN": BIN,
         "ARGS_FILE": str(tmp_path / "args"), "STDIN_FILE": str(tmp_path / "stdin")})
     assert "the-admins-secret-42" not in (tmp_path / "args").read_text()
-    assert 'user = "admin:the-admins-secret-42"' in (tmp_path / "stdin").read_text()
+    login = base64.b64encode(b"admin:the-admins-secret-42").decode()
+    assert f"Authorization: Basic {login}" in (tmp_path / "stdin").read_text()
 
 
 def test_a_port_belongs_to_the_process_group_listening_on_it(squatter: int) -> None:

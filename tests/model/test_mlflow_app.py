@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
-from model.runtime.mlflow_app import artifact_location_allowed
+from model.runtime.mlflow_app import ADMIN_ONLY_PATHS, _basic_auth_username, artifact_location_allowed
 
 
 @pytest.mark.parametrize("location", [None, "", "mlflow-artifacts:/1", "{root}", "{root}/7", "file://{root}/7/a",
@@ -37,3 +38,19 @@ def test_a_symlink_inside_the_destination_that_leaves_it_is_refused(tmp_path: Pa
     ("gs://mlflow/mlartifacts", False), ("file:///tmp/x", False)])
 def test_an_object_store_destination_keeps_experiments_under_its_prefix(location: str, allowed: bool) -> None:
     assert artifact_location_allowed(location, "s3://mlflow/mlartifacts") is allowed
+
+
+@pytest.mark.parametrize(("path", "admin_only"), [
+    ("/ajax-api/3.0/mlflow/demo/generate", True), ("/api/3.0/mlflow/gateway/secrets/create", True),
+    ("//api/3.0/mlflow/Gateway/secrets/create", True), ("/gateway/ep/mlflow/invocations", True),
+    ("/ajax-api/3.0/mlflow/assistant/config", True), ("/ajax-api/3.0/jobs/search", True),
+    ("/api/2.0/mlflow/registered-models/get", False), ("/api/2.0/mlflow-artifacts/artifacts/1/x", False),
+    ("/api/2.0/mlflow/runs/get", False)])
+def test_mlflows_other_features_are_the_admins(path: str, admin_only: bool) -> None:
+    assert bool(ADMIN_ONLY_PATHS.match(path)) is admin_only
+
+
+def test_the_user_name_of_a_basic_login() -> None:
+    assert _basic_auth_username("Basic " + base64.b64encode(b"sprout-api:p:w").decode()) == "sprout-api"
+    assert _basic_auth_username("Bearer abc") is None and _basic_auth_username("Basic !!") is None
+    assert _basic_auth_username(None) is None
