@@ -17,13 +17,15 @@ for pidfile in "$RUN"/*.pid; do
   rm -f "$pidfile"
 done
 
-# PostgreSQL of the real stack runs detached under pg_ctl: stop it the same way.
-if [ -f "$HOME_DIR/stack/pg/postmaster.pid" ]; then
+# PostgreSQL of the real stack runs detached under pg_ctl: stop it the same way (its cluster: stack/pgdata says
+# where, as root outside the owner-only state directory).
+PGDATA=$(cat "$HOME_DIR/stack/pgdata" 2>/dev/null || echo "$HOME_DIR/stack/pg")
+if [ -f "$PGDATA/postmaster.pid" ]; then
   for d in "$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/x)")" /usr/local/bin \
            $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
     [ -x "$d/pg_ctl" ] || continue
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$d/pg_ctl" -D "$HOME_DIR/stack/pg" -m fast -w stop
-    else "$d/pg_ctl" -D "$HOME_DIR/stack/pg" -m fast -w stop; fi && echo "stopped postgresql"
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$d/pg_ctl" -D "$PGDATA" -m fast -w stop
+    else "$d/pg_ctl" -D "$PGDATA" -m fast -w stop; fi && echo "stopped postgresql"
     break
   done
 fi

@@ -33,18 +33,25 @@ pg_bin() {
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 PGBIN=$(pg_bin)
-PGDATA=$STACK/pg
+PGDATA=$STACK/pg PGSOCK=$STACK/pgsock
+if [ "$(id -u)" = 0 ] && [ ! -f "$PGDATA/PG_VERSION" ]; then
+  # As root, PostgreSQL runs as `postgres`, which may not enter the owner-only state directory (mode 700): its
+  # cluster and socket live in a directory of postgres's own, mode 700 (the socket trusts whoever reaches it).
+  PGROOT=/var/lib/sprout-postgresql/$(printf '%s' "$STACK" | sha256sum | cut -c1-16)
+  PGDATA=$PGROOT/pg PGSOCK=$PGROOT/sock
+  mkdir -p "$PGROOT" && chown postgres "$PGROOT" && chmod 700 "$PGROOT"
+fi
+printf '%s\n' "$PGDATA" > "$STACK/pgdata"  # where `make down` finds the cluster
 if [ ! -f "$PGDATA/PG_VERSION" ]; then
-  mkdir -p "$PGDATA" "$STACK/pgsock"
-  [ "$(id -u)" = 0 ] && chown postgres "$PGDATA" "$STACK/pgsock" && chmod 755 "$STACK"
+  as_pg mkdir -p "$PGDATA" "$PGSOCK"
   as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
 fi
 if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
   as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w start \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $STACK/pgsock" >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGSOCK" >/dev/null
 fi
 PSQL=$PGBIN/psql; [ -x "$PSQL" ] || PSQL=$(command -v psql)
-psql_admin() { as_pg "$PSQL" -h "$STACK/pgsock" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
+psql_admin() { as_pg "$PSQL" -h "$PGSOCK" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
 if [ -z "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname='sprout'")" ]; then
   # on stdin: a password in psql's arguments would show in `ps` to every account
   printf "CREATE ROLE sprout LOGIN PASSWORD '%s'\n" "$PG_PASSWORD" | psql_admin

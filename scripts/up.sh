@@ -10,7 +10,7 @@ RUN=$HOME_DIR/run
 API_PORT=${SPROUT_API_PORT:-8000}
 UI_PORT=${SPROUT_UI_PORT:-8501}
 SEED=${SPROUT_SEED_DATASET:-../shared/datasets/dandelion-grass}
-mkdir -p "$RUN" && chmod 700 "$HOME_DIR"  # the owner's alone from the start (sprout itself keeps it so)
+mkdir -p "$RUN" && chmod 700 "$HOME_DIR"  # the owner's alone from the start (sprout keeps it so)
 export SPROUT_HOME=$HOME_DIR
 STACK_MODE=${SPROUT_STACK:-embedded}
 MLFLOW_PORT=${SPROUT_MLFLOW_PORT:-5000}
