@@ -30,7 +30,7 @@ def test_the_serving_login_reads_the_model_and_moves_champion_only(
     settings = Settings(home=tmp_path, mlflow_tracking_uri=mlflow.uri, mlflow_experiment=f"sprout-{tag}",
                         model_name=f"classifier-{tag}")
     # the trainer (admin): a run with an ONNX file, registered as version 1; another team's experiment beside it
-    admin, client = Registry.from_settings(settings), MlflowClient(mlflow.uri)
+    admin, client = Registry.from_settings(settings), MlflowClient(mlflow.uri, registry_uri=mlflow.uri)
     with admin.start_run("train") as run:
         (tmp_path / "model.onnx").write_bytes(b"not really onnx")
         client.log_artifact(run.run_id, str(tmp_path / "model.onnx"), "model")

@@ -146,7 +146,10 @@ class Prometheus:
 
     def last_scrape(self) -> float:
         """Unix time of the latest scrape of the API (0 before the first successful one)."""
-        result = self.query(f'timestamp(up{{job="{API_JOB}"}} == 1)')["result"]
+        # timestamp() of a plain selector is the sample's (the scrape's); of `up == 1` it would be the query's own
+        # evaluation time, and the wait below would end before any scrape
+        up = f'up{{job="{API_JOB}"}}'
+        result = self.query(f"timestamp({up}) and ({up} == 1)")["result"]
         return max((float(r["value"][1]) for r in result), default=0.0)
 
     def wait_for_scrape_after(self, moment: float) -> None:
