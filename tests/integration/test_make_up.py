@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -29,30 +30,41 @@ class Stack:
     mlflow: str
     output: str
     airflow: str
+    api: str
+
+    def environ(self, service: str) -> dict[str, str]:
+        """The environment of a service this stack started."""
+        pid = (self.home / "run" / f"{service}.pid").read_text().strip()
+        return dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
 
     def credentials(self) -> dict[str, str]:
         lines = (self.home / "credentials.txt").read_text().splitlines()
         return dict(line.split(": ", 1) for line in lines if ": " in line)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("make-up") / "home"
-    api, ui, mlflow, airflow = (servers.free_port() for _ in range(4))
+@contextlib.contextmanager
+def make_up(home: Path, **settings: str) -> Iterator[Stack]:
+    """scripts/up.sh on free loopback ports for ``home`` (no seed set: nothing to train), then scripts/down.sh."""
+    ports = {name: servers.free_port() for name in ("API", "UI", "MLFLOW", "AIRFLOW", "PG", "S3")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPROUT_", "MLFLOW_", "AIRFLOW_"))} | {
         "SPROUT_HOME": str(home), "SPROUT_SEED_DATASET": str(home / "no-seed"),
-        "SPROUT_API_PORT": str(api), "SPROUT_UI_PORT": str(ui), "SPROUT_MLFLOW_PORT": str(mlflow),
-        "SPROUT_AIRFLOW_PORT": str(airflow)}
+        **{f"SPROUT_{name}_PORT": str(port) for name, port in ports.items()}, **settings}
     try:
         up = subprocess.run([str(REPO_ROOT / "scripts" / "up.sh")], cwd=REPO_ROOT, env=env, capture_output=True,
                             text=True, timeout=UP_TIMEOUT_S)
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted((home / "run").glob("*.log")))
         assert up.returncode == 0, f"{up.stdout[-3000:]}\n{up.stderr[-3000:]}\n{logs}"
-        yield Stack(home=home, mlflow=f"http://127.0.0.1:{mlflow}", output=up.stdout,
-                    airflow=f"http://127.0.0.1:{airflow}")
+        yield Stack(home=home, mlflow=f"http://127.0.0.1:{ports['MLFLOW']}", output=up.stdout,
+                    airflow=f"http://127.0.0.1:{ports['AIRFLOW']}", api=f"http://127.0.0.1:{ports['API']}")
     finally:
         subprocess.run([str(REPO_ROOT / "scripts" / "down.sh")], cwd=REPO_ROOT, env=env, capture_output=True,
                        timeout=180)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with make_up(tmp_path_factory.mktemp("make-up") / "home") as running:
+        yield running
 
 
 def test_mlflow_refuses_anonymous_calls(stack: Stack) -> None:
@@ -109,8 +121,7 @@ def test_the_api_logs_in_to_airflow_as_sprout_not_the_admin(stack: Stack) -> Non
     """The API's Airflow login (the SPROUT_AIRFLOW_* of its process) is `sprout`, which Sprout's auth manager lets
     start Sprout's DAGs and announce approvals but not pause a DAG nor write a variable; the admin stays in
     credentials.txt for the operator."""
-    pid = (stack.home / "run" / "api.pid").read_text().strip()
-    api = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
+    api = stack.environ("api")
     creds = stack.credentials()
     assert api["SPROUT_AIRFLOW_USERNAME"] == "sprout" != creds["airflow user"]
     assert api["SPROUT_AIRFLOW_PASSWORD"] != creds["airflow password"]
@@ -167,3 +178,20 @@ def test_the_state_is_private_and_nothing_listens_beyond_loopback(stack: Stack) 
     assert {address for address, _ in sockets} <= loopback, sockets
     ports = {int(urlsplit(url).port or 0) for url in (stack.mlflow, stack.airflow)}
     assert ports <= {port for _, port in sockets}, sockets
+
+
+def test_the_real_stack_starts_behind_logins_and_stops(tmp_path: Path) -> None:
+    """`SPROUT_STACK=real make up` (PostgreSQL, SeaweedFS, MLflow on Postgres and S3): MLflow refuses anonymous
+    calls, the API logs in to MLflow as its own user and to Airflow as `sprout`, and `make down` stops it all,
+    PostgreSQL included (as root its cluster lives outside the owner-only state directory)."""
+    with make_up(tmp_path / "home", SPROUT_STACK="real") as real:
+        assert httpx.get(f"{real.mlflow}/api/2.0/mlflow/registered-models/search", timeout=10).status_code == 401
+        api = real.environ("api")
+        assert (api["MLFLOW_TRACKING_USERNAME"], api["SPROUT_AIRFLOW_USERNAME"]) == ("sprout-api", "sprout")
+        assert httpx.get(f"{real.api}/readyz", timeout=10).json()["checks"]["database"] == "ok"
+        assert httpx.get(f"{real.api}/models", timeout=10).status_code == 200  # read with the API's own login
+        pgdata = Path((real.home / "stack" / "pgdata").read_text().strip())
+        assert (pgdata / "postmaster.pid").exists()
+    assert not (pgdata / "postmaster.pid").exists()
+    if pgdata.parent.parent == Path("/var/lib/sprout-postgresql"):  # as root: the cluster of this test's home
+        shutil.rmtree(pgdata.parent)
