@@ -113,7 +113,7 @@ def create_app() -> Any:
     def _guard_experiment_creation() -> Any:
         if request.url_rule is None or request.url_rule.rule not in create_paths:
             return None
-        if not is_admin(authenticate_request().username):  # logged in: MLflow's check ran first
+        if not is_admin(getattr(authenticate_request(), "username", None)):  # MLflow's login check ran first
             return refuse(403, "PERMISSION_DENIED", "Only MLflow's admin creates experiments on Sprout's server.")
         location = _requested_artifact_location()
         destination = os.environ.get(DESTINATION_ENV, "mlartifacts")
