@@ -122,21 +122,34 @@ def create_app() -> Any:
         return refuse(400, "INVALID_PARAMETER_VALUE",
                       f"artifact_location must lie inside the server's artifact destination ({destination})")
 
-    if hasattr(served, "middleware"):  # uvicorn (MLflow's default): FastAPI routes beside the Flask app
-        from starlette.responses import JSONResponse
+    @flask_app.before_request
+    def _admin_only_features_flask() -> Any:  # the Flask routes (under uvicorn, the ASGI guard below runs first)
+        if ADMIN_ONLY_PATHS.match(request.path) and not is_admin(
+                _basic_auth_username(request.headers.get("Authorization"))):
+            return refuse(403, "PERMISSION_DENIED", admin_only)
+        return None
 
-        @served.middleware("http")
-        async def _admin_only_features(req: Any, call_next: Any) -> Any:
-            if ADMIN_ONLY_PATHS.match(req.url.path) and not is_admin(
-                    _basic_auth_username(req.headers.get("authorization"))):
-                return JSONResponse({"error_code": "PERMISSION_DENIED", "message": admin_only}, status_code=403)
-            return await call_next(req)
-    else:
-        @flask_app.before_request
-        def _admin_only_features_flask() -> Any:
-            if ADMIN_ONLY_PATHS.match(request.path) and not is_admin(
-                    _basic_auth_username(request.headers.get("Authorization"))):
-                return refuse(403, "PERMISSION_DENIED", admin_only)
-            return None
-
+    if not callable(getattr(served, "wsgi_app", None)):  # uvicorn (MLflow's default): FastAPI routes too
+        return _asgi_admin_only(served, is_admin, admin_only)
     return served
+
+
+def _asgi_admin_only(app: Any, is_admin: Any, message: str) -> Any:
+    """ASGI wrapper: the admin-only paths answer any other login 403 (plain ASGI: the domain imports no web
+    framework of its own)."""
+    import json
+
+    body = json.dumps({"error_code": "PERMISSION_DENIED", "message": message}).encode()
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ADMIN_ONLY_PATHS.match(scope.get("path", "")):
+            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            if not is_admin(_basic_auth_username(header)):
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return guarded
