@@ -75,11 +75,11 @@ DEFAULT_SECRET_KEYS = ("SPROUT_DATABASE_URL", "SPROUT_S3_ACCESS_KEY", "SPROUT_S3
 _SECRET_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an env variable's name that is a Secret key too
 
 
-def _env(name: str, default: Any = None, factory: Any = None) -> Any:
-    """A field read from the environment variable ``name``."""
+def _env(name: str, default: Any = None, factory: Any = None, description: str | None = None) -> Any:
+    """A field read from the environment variable ``name`` (``description``: its line on the configuration page)."""
     if factory is not None:
-        return Field(default_factory=factory, validation_alias=name)
-    return Field(default, validation_alias=name)
+        return Field(default_factory=factory, validation_alias=name, description=description)
+    return Field(default, validation_alias=name, description=description)
 
 
 def _words(value: str) -> tuple[str, ...]:
@@ -95,28 +95,56 @@ class DagSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
 
-    runner: Literal["local", "kubernetes"] = _env("SPROUT_TASK_RUNNER", "local")
-    cli: str = _env("SPROUT_CLI", "sprout")
-    retrain_schedule: str = _env("SPROUT_RETRAIN_SCHEDULE", "@weekly")
-    retrain_asset: str = _env("SPROUT_RETRAIN_ASSET", "sprout_approved_samples")
-    retries: int = _env("SPROUT_TASK_RETRIES", 2)
-    retry_delay_seconds: float = _env("SPROUT_TASK_RETRY_DELAY_SECONDS", 60.0)
-    max_retry_delay_seconds: float = _env("SPROUT_TASK_MAX_RETRY_DELAY_SECONDS", 1800.0)
-    train_timeout_minutes: float = _env("SPROUT_TRAIN_TIMEOUT_MINUTES", 120.0)
-    task_timeout_minutes: float = _env("SPROUT_TASK_TIMEOUT_MINUTES", 30.0)
-    seed_dataset: str = _env("SPROUT_SEED_DATASET", "../shared/datasets/dandelion-grass")
-    image: str = _env("SPROUT_TRAINER_IMAGE", "sprout:latest")
-    image_pull_policy: str = _env("SPROUT_K8S_IMAGE_PULL_POLICY", "IfNotPresent")
-    namespace: str = _env("SPROUT_K8S_NAMESPACE", "sprout")
-    service_account: str | None = _env("SPROUT_K8S_SERVICE_ACCOUNT")
-    env_configmap: str | None = _env("SPROUT_K8S_ENV_CONFIGMAP")
-    env_secret: str | None = _env("SPROUT_K8S_ENV_SECRET")
-    secret_keys: Annotated[tuple[str, ...], NoDecode] = _env("SPROUT_K8S_SECRET_KEYS", DEFAULT_SECRET_KEYS)
+    runner: Literal["local", "kubernetes"] = _env("SPROUT_TASK_RUNNER", "local",
+                                                  description="DAG tasks: `local` subprocess or `kubernetes` pods "
+                                                               "(`SPROUT_TRAINER_IMAGE`, `SPROUT_K8S_*`).")
+    cli: str = _env("SPROUT_CLI", "sprout",
+                    description="The CLI the local DAG tasks run.")
+    retrain_schedule: str = _env("SPROUT_RETRAIN_SCHEDULE", "@weekly",
+                                 description="The retrain DAG's schedule (cron or preset).")
+    retrain_asset: str = _env("SPROUT_RETRAIN_ASSET", "sprout_approved_samples",
+                              description="The Airflow asset the retrain DAG is scheduled on (the API's "
+                                           "`SPROUT_RETRAIN_ASSET`).")
+    retries: int = _env("SPROUT_TASK_RETRIES", 2,
+                        description="Retries of a task.")
+    retry_delay_seconds: float = _env("SPROUT_TASK_RETRY_DELAY_SECONDS", 60.0,
+                                      description="First delay before a retry (exponential backoff).")
+    max_retry_delay_seconds: float = _env("SPROUT_TASK_MAX_RETRY_DELAY_SECONDS", 1800.0,
+                                          description="Longest delay before a retry.")
+    train_timeout_minutes: float = _env("SPROUT_TRAIN_TIMEOUT_MINUTES", 120.0,
+                                        description="Time limit of the training tasks.")
+    task_timeout_minutes: float = _env("SPROUT_TASK_TIMEOUT_MINUTES", 30.0,
+                                       description="Time limit of every other task.")
+    seed_dataset: str = _env("SPROUT_SEED_DATASET", "../shared/datasets/dandelion-grass",
+                             description="What `sprout_bootstrap` imports when its `source` param is empty.")
+    image: str = _env("SPROUT_TRAINER_IMAGE", "sprout:latest",
+                      description="The Sprout trainer image of the task pods (`kubernetes` runner).")
+    image_pull_policy: str = _env("SPROUT_K8S_IMAGE_PULL_POLICY", "IfNotPresent",
+                                  description="The task pods' image pull policy.")
+    namespace: str = _env("SPROUT_K8S_NAMESPACE", "sprout",
+                          description="The namespace of the task pods.")
+    service_account: str | None = _env("SPROUT_K8S_SERVICE_ACCOUNT",
+                                       description="The task pods' service account.")
+    env_configmap: str | None = _env("SPROUT_K8S_ENV_CONFIGMAP",
+                                     description="The ConfigMap whose every key the task pods get as environment "
+                                                  "(Sprout's settings).")
+    env_secret: str | None = _env("SPROUT_K8S_ENV_SECRET",
+                                  description="The Secret the task pods take the keys `SPROUT_K8S_SECRET_KEYS` names "
+                                               "from.")
+    secret_keys: Annotated[tuple[str, ...], NoDecode] = _env("SPROUT_K8S_SECRET_KEYS", DEFAULT_SECRET_KEYS,
+                                                             description="The Secret's keys every task pod gets "
+                                                                          "(`secretKeyRef`; a trailing `?`: optional).")
     candidate_backbones: Annotated[tuple[str, ...], NoDecode] = _env("SPROUT_CANDIDATE_BACKBONES",
-                                                                     DEFAULT_CANDIDATES)
-    gpu_node_selector: dict[str, str] = _env("SPROUT_K8S_GPU_NODE_SELECTOR", factory=dict)
+                                                                     DEFAULT_CANDIDATES,
+                                                                     description="The backbones a retrain tries, "
+                                                                                 "one mapped task each (the CLI's "
+                                                                                 "setting).")
+    gpu_node_selector: dict[str, str] = _env("SPROUT_K8S_GPU_NODE_SELECTOR", factory=dict,
+                                             description="JSON: the node selector of the training pod "
+                                                          "(`nvidia.com/gpu: 1`).")
     gpu_tolerations: list[dict[str, Any]] = _env("SPROUT_K8S_GPU_TOLERATIONS",
-                                                 factory=lambda: list(DEFAULT_GPU_TOLERATIONS))
+                                                 factory=lambda: list(DEFAULT_GPU_TOLERATIONS),
+                                                 description="JSON: the training pod's tolerations.")
 
     @field_validator("runner", mode="before")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,8 +16,13 @@ class UiSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SPROUT_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
-    api_url: str = "http://127.0.0.1:8000"
-    api_timeout_seconds: float = 60.0
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Where the Streamlit app finds the API.")
+    api_timeout_seconds: float = Field(
+        default=60.0,
+        description="How long the Streamlit app waits for an answer of the API.")
     # SPROUT_UI_COOKIE_SECURE, the session cookie's Secure flag; auto: when the page came over HTTPS (directly, or
     # a proxy's X-Forwarded-Proto says so).
-    ui_cookie_secure: Literal["auto", "true", "false"] = "auto"
+    ui_cookie_secure: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        description="The Streamlit app's session cookie is `Secure`: `auto` when served over HTTPS (or "
+                    "`X-Forwarded-Proto: https`), `true`, `false`.")

@@ -1,4 +1,4 @@
-"""The layout the README describes, kept by tests: import-linter contracts, the shape of ``model/``."""
+"""The layout docs/concepts/architecture.md describes, kept by tests: import-linter contracts, ``model/``'s shape."""
 
 from __future__ import annotations
 

@@ -24,122 +24,212 @@ class Settings(BaseSettings):
         env_prefix="SPROUT_", env_file=".env", env_ignore_empty=True, extra="ignore"
     )
 
-    env: Literal["development", "production"] = "development"
-    home: Path = Field(default=Path(".sprout"), description="State directory of the embedded mode.")
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` refuses placeholder secrets.")
+    home: Path = Field(
+        default=Path(".sprout"),
+        description="State directory of the embedded mode (SQLite DB, object store, MLflow store, caches).")
 
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. `postgresql://user:pass@host/db`. Default: SQLite in `SPROUT_HOME`.")
 
-    s3_endpoint: str | None = Field(default=None, description="host:port of MinIO/S3; default local dir.")
-    s3_access_key: str | None = None
-    s3_secret_key: SecretStr | None = None
-    s3_bucket: str = "sprout"
-    s3_secure: bool = False
-    s3_region: str | None = None
+    s3_endpoint: str | None = Field(
+        default=None,
+        description="`host:port` of MinIO or any S3; enables the S3 store. Default: a local directory.")
+    s3_access_key: str | None = Field(default=None, description="Required with `SPROUT_S3_ENDPOINT`.")
+    s3_secret_key: SecretStr | None = Field(default=None, description="Required with `SPROUT_S3_ENDPOINT`.")
+    s3_bucket: str = Field(default="sprout", description="Bucket (created when missing).")
+    s3_secure: bool = Field(default=False, description="Use HTTPS.")
+    s3_region: str | None = Field(
+        default=None,
+        description="Region of the S3 endpoint, for request signing (unset: the S3 client's default; imports "
+                    "use `us-east-1`).")
     s3_prefix: str = Field(default="", description="Key prefix inside the bucket (isolates tenants/tests).")
 
-    mlflow_tracking_uri: str | None = Field(default=None, description="Default: SQLite store in home.")
-    mlflow_experiment: str = "sprout"
-    model_name: str = "sprout-classifier"
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking/registry URI, e.g. `http://mlflow:5000`. Default: a SQLite store in "
+                    "`SPROUT_HOME`.")
+    mlflow_experiment: str = Field(default="sprout", description="MLflow experiment name.")
+    model_name: str = Field(default="sprout-classifier", description="Registered model name.")
 
-    backbone: str = "efficientnet_lite0"
+    backbone: str = Field(
+        default="efficientnet_lite0",
+        description="The backbone when `SPROUT_CANDIDATE_BACKBONES` is empty.")
     backbone_graphs: Path | None = Field(
-        default=None, description="Directory of the backbones' exported ONNX graphs (default: home/cache/backbones); "
-                                  "named by the weights' digest, so homes and workers may share one.")
-    dinov2_model: str = Field(default="facebook/dinov2-small", description="Hub id or local dir.")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_size: int = Field(default=32, ge=1)
-    seed: int = 0
+        default=None,
+        description="Where each backbone's ONNX graph is exported once (from torch) and kept (default: "
+                    "`SPROUT_HOME/cache/backbones`); a file is named by its weights' digest and written "
+                    "atomically, so homes and workers may share the directory. On a CPU, training embeds "
+                    "through it with ONNX Runtime: a retrain whose images are cached never imports torch.")
+    dinov2_model: str = Field(
+        default="facebook/dinov2-small",
+        description="Where the `dinov2-small` backbone loads from: a hub id or a local directory.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="`auto` (CUDA when present; without an NVIDIA driver it is the CPU, decided without "
+                    "importing torch), `cpu` or `cuda`.")
+    batch_size: int = Field(default=32, ge=1, description="Embedding batch size.")
+    seed: int = Field(default=0, description="Training seed.")
 
     candidate_backbones: str = Field(
         default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
-        description="Backbones a run trains a candidate for (comma-separated); the best CV log loss wins.")
-    gate_min_accuracy: float = Field(default=0.90, ge=0.0, le=1.0)
-    gate_max_regression: float = Field(default=0.02, ge=0.0, le=1.0,
-                                       description="Largest tolerated drop vs the champion (accuracy, class recall).")
-    gate_alpha: float = Field(default=0.05, gt=0.0, lt=1.0,
-                              description="One-sided McNemar level for 'significantly worse than the champion'.")
-    gate_min_class_support: int = Field(default=10, ge=1,
-                                        description="Test images a class needs before its recall is compared.")
-    min_new_samples: int = Field(default=10, ge=1)
-    seed_dataset: Path = Path("../shared/datasets/dandelion-grass")
-    max_upload_mb: float = Field(default=10, gt=0)
+        description="Backbones a run trains a candidate for (comma-separated); the lowest cross-validated log "
+                    "loss wins.")
+    gate_min_accuracy: float = Field(
+        default=0.90, ge=0.0, le=1.0,
+        description="The floor for the cross-validated accuracy (and for the test interval's upper bound).")
+    gate_max_regression: float = Field(
+        default=0.02, ge=0.0, le=1.0,
+        description="Largest tolerated drop against the champion in test accuracy or a class's recall (never "
+                    "less than one test image).")
+    gate_alpha: float = Field(
+        default=0.05, gt=0.0, lt=1.0,
+        description='One-sided McNemar level for "significantly worse than the champion".')
+    gate_min_class_support: int = Field(
+        default=10, ge=1,
+        description="Test images a class needs before its recall is compared.")
+    min_new_samples: int = Field(default=10, ge=1, description="Approved samples since the last run needed to retrain.")
+    seed_dataset: Path = Field(
+        default=Path("../shared/datasets/dandelion-grass"),
+        description="Data set `make up` / `sprout bootstrap` imports.")
+    max_upload_mb: float = Field(default=10, gt=0, description="Upload size limit (the Streamlit app's too).")
     max_image_megapixels: float = Field(
         default=24, gt=0, le=50,
-        description="Largest image accepted for decoding, in megapixels (pixel-bomb guard; 50 at most).",
-    )
+        description="Decode limit for images to classify or submit, in megapixels (checked from the header; a "
+                    "pixel-bomb guard; 50 at most).")
 
     near_dup_threshold: float = Field(
         default=0.70, ge=-1.0, le=1.0,
-        description="Cosine similarity of embeddings from which an upload may be a near-duplicate "
-                    "(with the pHash distance below; bench/near_duplicates.py measures the pair).")
+        description="An upload is a near-duplicate of a sample when both hold: embedding cosine ≥ this, "
+                    "perceptual-hash distance ≤ `SPROUT_NEAR_DUP_MAX_HASH_DISTANCE`; `bench/near_duplicates.py` "
+                    "chose the pair; a near-duplicate takes its group's split.")
     near_dup_max_hash_distance: int = Field(
-        default=18, ge=0, le=64, description="Largest perceptual-hash distance (bits of 64) of a near-duplicate.")
+        default=18, ge=0, le=64,
+        description="Largest perceptual-hash distance (bits of 64) of a near-duplicate (with "
+                    "`SPROUT_NEAR_DUP_THRESHOLD`).")
 
     capture_below: float | None = Field(
         default=None, gt=0.0, le=1.0,
-        description="Opt-in production capture (a privacy choice): keep /predict images whose calibrated confidence "
-                    "is below this as pending samples (source=capture). Unset: off.")
-    capture_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0,
-                                       description="Also capture this random share of all predictions (0: none).")
-    capture_per_hour: int = Field(default=100, ge=0, description="Captures per hour at most (all workers).")
-    capture_per_day: int = Field(default=1000, ge=0, description="Captures per day at most (all workers).")
+        description="Production capture, a privacy choice: `/predict` images whose calibrated confidence is "
+                    "below this are kept as pending samples (`source=capture`) for review; off unless set.")
+    capture_sample_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="Also capture this random share of all predictions (0: none).")
+    capture_per_hour: int = Field(
+        default=100, ge=0,
+        description="Cap on captures an hour, counted in the database (all workers together, under a PostgreSQL "
+                    "advisory lock); an image is never captured twice; capture runs on a background thread with "
+                    "a bounded queue (a full queue drops, `sprout_captures_total{result}` counts every "
+                    "outcome).")
+    capture_per_day: int = Field(
+        default=1000, ge=0,
+        description="Cap on captures a day, counted like `SPROUT_CAPTURE_PER_HOUR`.")
 
-    drift_window: int = Field(default=500, ge=10, le=100_000,
-                              description="Recent predictions kept for the drift report (the writer prunes the rest).")
-    drift_buffer: int = Field(default=1000, ge=1,
-                              description="Predictions buffered in memory before a flush; more are dropped, counted.")
+    drift_window: int = Field(
+        default=500, ge=10, le=100_000,
+        description="Recent predictions kept in the database (table `recent_predictions`, shared by every API "
+                    "worker, kept across restarts; the writer prunes the rest).")
+    drift_buffer: int = Field(
+        default=1000, ge=1,
+        description="Predictions buffered in memory before they are written (in batches, by a background "
+                    "thread: `/predict` never waits on the database); a full buffer or a failed write drops "
+                    "them, as does a non-finite prediction (alone), counted in "
+                    "`sprout_drift_window_dropped_total`.")
     drift_flush_seconds: float = Field(default=2.0, gt=0, description="How often buffered predictions are written.")
     drift_min_predictions: int = Field(default=30, ge=2, description="Predictions needed before drift is declared.")
     drift_method: Literal["mmd", "auc"] = Field(
-        default="mmd", description="Drift score: RBF-kernel MMD with a permutation threshold, or a domain "
-                                   "classifier's cross-validated AUC (bench/drift.py measures both).")
-    drift_alpha: float = Field(default=0.01, gt=0.0, lt=0.5,
-                               description="Level of the drift test (the threshold is its 1 - alpha quantile).")
-    drift_permutations: int = Field(default=200, ge=20, le=10_000, description="Permutations of the MMD test.")
+        default="mmd",
+        description="`mmd` (RBF-kernel MMD², permutation threshold) or `auc` (a domain classifier's "
+                    "cross-validated AUC); `bench/drift.py` chose `mmd`.")
+    drift_alpha: float = Field(
+        default=0.01, gt=0.0, lt=0.5,
+        description="Level of the drift test (the threshold is its 1 - alpha quantile).")
+    drift_permutations: int = Field(
+        default=200, ge=20, le=10_000,
+        description="Permutations of the MMD threshold (seeded by `SPROUT_SEED`).")
     drift_novel_similarity: float = Field(
         default=0.50, ge=-1.0, le=1.0,
-        description="An image whose best cosine to the training embeddings is below this is novel.")
-    drift_refresh_seconds: float = Field(default=60.0, gt=0, description="How often /metrics' drift gauges refresh.")
+        description="An image whose best cosine to the training embeddings is below this counts as novel.")
+    drift_refresh_seconds: float = Field(
+        default=60.0, gt=0,
+        description="How often the API recomputes the drift gauges of `/metrics` (in the background, only when "
+                    "the window or the champion changed).")
 
     split_key: SecretStr | None = Field(
-        default=None, description="Key of the split hash for a new database (`sprout db upgrade`); default random.")
-    uploads_per_minute: int = Field(default=120, ge=1, description="Uploads per client address and minute (429).")
+        default=None,
+        description="Key of the split hash, used only when `sprout db upgrade` creates a database; default "
+                    "random.")
+    uploads_per_minute: int = Field(
+        default=120, ge=1,
+        description="Uploads per client address and minute (429 with `Retry-After` beyond).")
     predictions_per_minute: int = Field(
-        default=600, ge=0, description="Images classified per client address and minute, /predict and /v2 infer "
-                                       "together, a batch counting its images (429); 0: no limit.")
-    max_pending_samples: int = Field(default=10_000, ge=1, description="Cap on the review queue (429 when full).")
-    database_timeout_seconds: float = Field(default=5.0, gt=0, description="Bound on every database round trip.")
+        default=600, ge=0,
+        description="Images classified per client address and minute, `/predict` and `/v2` infer together (a "
+                    "batch counts each image); 429 with `Retry-After` beyond; `0`: no limit.")
+    max_pending_samples: int = Field(default=10_000, ge=1, description="Review-queue cap: uploads beyond it get 429.")
+    database_timeout_seconds: float = Field(
+        default=5.0, gt=0,
+        description="Bound on every PostgreSQL connect and round trip.")
     secret_key: SecretStr | None = Field(
-        default=None, description="Signs the API's login tokens; generated in home if unset (required in production).")
-    access_token_minutes: int = Field(default=60, ge=1)
+        default=None,
+        description="Signs login tokens; at least 32 characters in every mode, a random value required in "
+                    "production (the API refuses to start without it; the CLI, the DAGs' tasks and the trainer "
+                    "never get it). Default: generated into `SPROUT_HOME/secret_key` (48 random bytes, written "
+                    "atomically). The embedded state directory is 0700, its database and key 0600.")
+    access_token_minutes: int = Field(default=60, ge=1, description="Login token lifetime.")
     login_failures_per_user: int = Field(
-        default=10, ge=1, description="Failed logins a minute for one user name from one client address (then 429).")
+        default=10, ge=1,
+        description="Failed logins a minute for one user name from one client address; beyond, 429 with "
+                    "`Retry-After` for that pair (a right password never counts).")
     login_failures_per_address: int = Field(
-        default=30, ge=1, description="Failed logins a minute from one client address, any user names (then 429).")
+        default=30, ge=1,
+        description="Failed logins a minute from one client address, any user names; beyond, 429.")
     login_failures_per_user_any_address: int = Field(
-        default=100, ge=1, description="Failed logins a minute for one user name from all addresses together (then "
-                                       "429 for that name everywhere: guesses spread over many addresses stop here).")
+        default=100, ge=1,
+        description="Failed logins a minute for one user name from all addresses together; beyond, 429 for that "
+                    "name everywhere (stops guessing spread over many addresses; the price: such an attacker "
+                    "can lock the name out at that rate).")
     rate_limit_storage: SecretStr | None = Field(
-        default=None, description="Where rate limits count: each API process's memory (default), or a Redis/Valkey "
-                                  "every process shares (redis://:PASSWORD@HOST:6379/0, rediss://...).")
+        default=None,
+        description="`redis://:PASSWORD@HOST:6379/0` (or `rediss://`, `redis+unix://`): the Redis or Valkey "
+                    "where every API process counts the rate limits together. Default: each API process's "
+                    "memory.")
     trusted_proxies: str = Field(
-        default="", description="Comma-separated addresses or networks of the proxies (ingress, the Streamlit "
-                                "server) whose X-Forwarded-For the API believes; empty: none.")
-    model_poll_seconds: float = Field(default=10.0, gt=0)
+        default="",
+        description="Comma-separated addresses or networks whose `X-Forwarded-For` the API believes: the "
+                    "ingress, the Streamlit server; `*` is refused. Empty: none.")
+    model_poll_seconds: float = Field(
+        default=10.0, gt=0,
+        description="How often the API checks the registry for a new champion.")
     predict_threads: int | None = Field(
         default=None, ge=1, le=64,
-        description="Predictions the API runs at once, one ONNX Runtime thread each (default: one more than the "
-                    "CPUs it may use); more wait their turn.")
+        description="Predictions (`/predict`, `/v2/.../infer`) the API runs at once, one ONNX Runtime thread "
+                    "each (default: one more than the CPUs the API may use); more wait their turn. The decodes "
+                    "and model runs of uploads (`/samples`) share the same slots, so a burst of uploads cannot "
+                    "oversubscribe the CPUs.")
 
-    airflow_url: str | None = Field(default=None, description="Airflow API server, for POST /admin/retrain.")
-    airflow_username: str | None = None
-    airflow_password: SecretStr | None = None
-    retrain_dag_id: str = "sprout_retrain"
-    retrain_asset: str = Field(default="sprout_approved_samples",
-                               description="Airflow asset the retrain DAG is scheduled on (besides its timetable).")
+    airflow_url: str | None = Field(
+        default=None,
+        description="Airflow API server, for `POST /admin/retrain` and approval events (`make up` sets it).")
+    airflow_username: str | None = Field(
+        default=None,
+        description="The API's login at Airflow: `sprout`, a trigger user of Sprout's auth manager, not the "
+                    "admin (`make up` sets it).")
+    airflow_password: SecretStr | None = Field(
+        default=None,
+        description="The password of `SPROUT_AIRFLOW_USERNAME` (`make up` sets it).")
+    retrain_dag_id: str = Field(default="sprout_retrain", description="The DAG `POST /admin/retrain` triggers.")
+    retrain_asset: str = Field(
+        default="sprout_approved_samples",
+        description="The Airflow asset approvals are announced on (API) and the retrain DAG is scheduled on.")
 
     crash_at: CrashPoint | None = Field(
-        default=None, description="Tests only: kill the process (SIGKILL) at this point (refused in production).")
+        default=None,
+        description="Tests only (refused in production): `move.after_copy` or `move.after_commit` kills the "
+                    "process (SIGKILL) mid-move, for the crash-recovery test.")
 
     @field_validator("trusted_proxies")
     @classmethod
