@@ -122,15 +122,16 @@ def create_app() -> Any:
         return refuse(400, "INVALID_PARAMETER_VALUE",
                       f"artifact_location must lie inside the server's artifact destination ({destination})")
 
+    if not callable(getattr(served, "wsgi_app", None)):  # uvicorn (MLflow's default): one guard before every route
+        return _asgi_admin_only(served, is_admin, admin_only)
+
     @flask_app.before_request
-    def _admin_only_features_flask() -> Any:  # the Flask routes (under uvicorn, the ASGI guard below runs first)
+    def _admin_only_features_flask() -> Any:  # gunicorn/waitress: Flask serves every route
         if ADMIN_ONLY_PATHS.match(request.path) and not is_admin(
                 _basic_auth_username(request.headers.get("Authorization"))):
             return refuse(403, "PERMISSION_DENIED", admin_only)
         return None
 
-    if not callable(getattr(served, "wsgi_app", None)):  # uvicorn (MLflow's default): FastAPI routes too
-        return _asgi_admin_only(served, is_admin, admin_only)
     return served
 
 
