@@ -76,7 +76,8 @@ def list_users(session: Session) -> list[User]:
 # --- samples -------------------------------------------------------------------------------------
 
 
-def get_sample(session: Session, *, sample_id: int) -> Sample | None:
+def find_sample(session: Session, *, sample_id: int) -> Sample | None:
+    """The sample with this id, or None (``model.data.samples.get_sample`` raises NotFoundError instead)."""
     return session.get(Sample, sample_id)
 
 

@@ -96,5 +96,5 @@ def fsck(session: Session, store: ObjectStore, *, repair: bool = True, grace: ti
 def _still_redundant(session: Session, store: ObjectStore, sample_id: int, key: str) -> bool:
     """Re-read the sample's row now: ``key`` is redundant only if the row names another key that exists."""
     session.rollback()  # end the read transaction: the next read sees what concurrent reviews committed
-    row = queries.get_sample(session, sample_id=sample_id)
+    row = queries.find_sample(session, sample_id=sample_id)
     return row is not None and row.object_key != key and store.exists(row.object_key)

@@ -177,7 +177,7 @@ def _near_duplicates_of(session: Session, finder: NearDuplicateFinder | None, em
         return [], None
     vector = np.frombuffer(embedding.vector, dtype=np.float32)
     matches = finder.find(session, backbone=embedding.backbone, embedding=vector, phash=phash)
-    return matches, (queries.get_sample(session, sample_id=matches[0].id) if matches else None)
+    return matches, (queries.find_sample(session, sample_id=matches[0].id) if matches else None)
 
 
 def review_sample(
@@ -283,7 +283,7 @@ def _commit_move(session: Session, store: ObjectStore, old_key: str, new_key: st
 
 def get_sample(session: Session, sample_id: int) -> Sample:
     """The sample with this id, or NotFoundError."""
-    sample = queries.get_sample(session, sample_id=sample_id)
+    sample = queries.find_sample(session, sample_id=sample_id)
     if sample is None:
         raise NotFoundError(f"Sample {sample_id} not found.")
     return sample

@@ -87,7 +87,7 @@ def test_a_review_killed_mid_move_loses_nothing(sprout_env: dict[str, str], tmp_
     svc = migrated_services(Settings(_env_file=None, **{k.removeprefix("SPROUT_").lower(): v  # type: ignore[arg-type]
                                                         for k, v in sprout_env.items() if k.startswith("SPROUT_")}))
     with svc.session() as session:
-        crashed = queries.get_sample(session, sample_id=ids[0])
+        crashed = queries.find_sample(session, sample_id=ids[0])
         assert crashed is not None
         sha = crashed.sha256
         pending, labeled = pending_key(sha, "jpg"), labeled_key("dandelion", sha, "jpg")
