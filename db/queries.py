@@ -6,10 +6,9 @@ this module only reads, plus the one-statement helpers those writes need.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -34,12 +33,9 @@ from db.models import (
 _IN_CHUNK = 500  # keep IN (...) lists well below every driver's parameter limit
 
 
-class SampleOrder(enum.StrEnum):
-    """How the review queue is sorted."""
-
-    UNCERTAINTY = "uncertainty"  # least confident prediction first (active learning)
-    NEWEST = "newest"
-    OLDEST = "oldest"
+SqlOrder = Literal["uncertainty", "newest", "oldest"]
+"""The review-queue orders SQL sorts by itself (``uncertainty``: least confident prediction first); the one
+public enum of every order is ``QueueOrder``, next to the review queue in ``model``."""
 
 
 def ping(session: Session) -> None:
@@ -86,16 +82,16 @@ def get_sample_by_sha(session: Session, *, sha256: str) -> Sample | None:
 
 
 def list_samples(
-    session: Session, *, status: SampleStatus | None, order: SampleOrder, limit: int, offset: int
+    session: Session, *, status: SampleStatus | None, order: SqlOrder, limit: int, offset: int
 ) -> tuple[list[Sample], int]:
     """A page of samples and the total count of samples with that status."""
     query = select(Sample)
     if status is not None:
         query = query.where(Sample.status == status)
     total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    if order is SampleOrder.UNCERTAINTY:
+    if order == "uncertainty":
         query = query.order_by(Sample.confidence.is_not(None), Sample.confidence.asc(), Sample.id.asc())
-    elif order is SampleOrder.NEWEST:
+    elif order == "newest":
         query = query.order_by(Sample.id.desc())
     else:
         query = query.order_by(Sample.id.asc())

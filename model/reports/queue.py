@@ -42,13 +42,17 @@ class QueueOrder(enum.StrEnum):
     NEWEST = "newest"
 
 
+SQL_ORDERS: dict[QueueOrder, queries.SqlOrder] = {
+    QueueOrder.UNCERTAINTY: "uncertainty", QueueOrder.OLDEST: "oldest", QueueOrder.NEWEST: "newest"}
+"""The orders the database sorts by itself; the others are ranked here."""
+
+
 def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrder, limit: int,
                  offset: int) -> tuple[list[Sample], int]:
     """A page of samples in ``order`` and the total count with that status."""
     with svc.session() as session:
-        if order in (QueueOrder.UNCERTAINTY, QueueOrder.OLDEST, QueueOrder.NEWEST):
-            rows, total = queries.list_samples(session, status=status, order=queries.SampleOrder(order.value),
-                                               limit=limit, offset=offset)
+        if (sql_order := SQL_ORDERS.get(order)) is not None:
+            rows, total = queries.list_samples(session, status=status, order=sql_order, limit=limit, offset=offset)
             session.expunge_all()
             return rows, total
         rows = queries.samples_with_status(session, status=status, limit=MAX_RANKED)
