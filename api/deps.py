@@ -1,4 +1,5 @@
-"""Every FastAPI dependency: settings, services, sessions, storage, the predictor and the current reviewer.
+"""Every FastAPI dependency: the application state and what routes read from it (settings, services, sessions,
+storage, the predictor, the throttle, capture, the prediction threads), and the current reviewer.
 
 The ones that never block are ``async``: FastAPI then resolves them in the event loop, not on the shared
 worker threads, so ``/predict`` never waits for a thread that an upload holds while storage hangs.
@@ -13,6 +14,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
+from api.prediction_pool import PredictionPool
+from api.state import AppState, app_state
+from api.throttle import Throttle
 from db import queries
 from db.models import User
 from model.core.accounts import is_current, is_revoked
@@ -22,14 +26,23 @@ from model.data.storage import ObjectStore
 from model.reports.drift import DriftMonitor
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder
+from model.serving.capture import Capturer
 from model.serving.predictor import Predictor
 from model.serving.watcher import ChampionWatcher
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-async def get_services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+async def get_app_state(request: Request) -> AppState:
+    """What the lifespan built (the one place that reads ``app.state``)."""
+    return app_state(request.app)
+
+
+AppStateDep = Annotated[AppState, Depends(get_app_state)]
+
+
+async def get_services(state: AppStateDep) -> Services:
+    return state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -57,8 +70,8 @@ async def get_store(services: ServicesDep) -> ObjectStore:
 StorageDep = Annotated[ObjectStore, Depends(get_store)]
 
 
-async def get_watcher(request: Request) -> ChampionWatcher:
-    return request.app.state.watcher  # type: ignore[no-any-return]
+async def get_watcher(state: AppStateDep) -> ChampionWatcher:
+    return state.watcher
 
 
 WatcherDep = Annotated[ChampionWatcher, Depends(get_watcher)]
@@ -72,19 +85,48 @@ async def get_predictor(watcher: WatcherDep) -> Predictor:
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 
 
-async def get_recorder(request: Request) -> PredictionRecorder:
+async def get_recorder(state: AppStateDep) -> PredictionRecorder:
     """The buffered writer of the window of recent predictions (never blocks)."""
-    return request.app.state.recorder  # type: ignore[no-any-return]
+    return state.recorder
 
 
 RecorderDep = Annotated[PredictionRecorder, Depends(get_recorder)]
 
 
-async def get_drift_monitor(request: Request) -> DriftMonitor:
-    return request.app.state.drift  # type: ignore[no-any-return]
+async def get_drift_monitor(state: AppStateDep) -> DriftMonitor:
+    return state.drift
 
 
 DriftMonitorDep = Annotated[DriftMonitor, Depends(get_drift_monitor)]
+
+
+async def get_capture(state: AppStateDep) -> Capturer:
+    """The background capture of low-confidence images (``offer`` never blocks)."""
+    return state.capture
+
+
+CaptureDep = Annotated[Capturer, Depends(get_capture)]
+
+
+async def get_throttle(state: AppStateDep) -> Throttle:
+    return state.throttle
+
+
+ThrottleDep = Annotated[Throttle, Depends(get_throttle)]
+
+
+async def get_prediction_pool(state: AppStateDep) -> PredictionPool:
+    return state.predictions
+
+
+PredictionPoolDep = Annotated[PredictionPool, Depends(get_prediction_pool)]
+
+
+async def get_signing_key(state: AppStateDep) -> str:
+    return state.signing_key
+
+
+SigningKeyDep = Annotated[str, Depends(get_signing_key)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 UNAUTHORIZED = HTTPException(
@@ -94,12 +136,12 @@ UNAUTHORIZED = HTTPException(
 )
 
 
-def get_token_claims(request: Request, session: SessionDep, token: TokenDep) -> TokenClaims:
+def get_token_claims(key: SigningKeyDep, session: SessionDep, token: TokenDep) -> TokenClaims:
     """The claims of the bearer token; 401 for a missing, expired, forged or revoked (logged out) token."""
     if not token:
         raise UNAUTHORIZED
     try:
-        claims = read_access_token(token, key=request.app.state.signing_key)
+        claims = read_access_token(token, key=key)
     except InvalidTokenError:
         raise UNAUTHORIZED from None
     if is_revoked(session, claims):
@@ -122,11 +164,11 @@ def get_current_reviewer(session: SessionDep, claims: TokenClaimsDep) -> User:
 CurrentReviewer = Annotated[User, Depends(get_current_reviewer)]
 
 
-def get_optional_reviewer(request: Request, session: SessionDep, token: TokenDep) -> User | None:
+def get_optional_reviewer(key: SigningKeyDep, session: SessionDep, token: TokenDep) -> User | None:
     """For public routes: None without a bearer token, else the reviewer it names (401 for a token refused)."""
     if not token:
         return None
-    return get_current_reviewer(session, get_token_claims(request, session, token))
+    return get_current_reviewer(session, get_token_claims(key, session, token))
 
 
 OptionalReviewer = Annotated[User | None, Depends(get_optional_reviewer)]

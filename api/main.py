@@ -15,9 +15,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
 from api.metrics import CAPTURES, DRIFT, MODEL_REJECTED, TRAINING, MetricsMiddleware
-from api.routes import auth, health, models, predict, retrain, reviews, samples, v2
+from api.prediction_pool import PredictionPool, predict_threads
+from api.routes import auth, health, models, predict, retrain, reviews, samples
+from api.state import AppState, install
 from api.throttle import Throttle
 from api.uploads import BodySizeLimitMiddleware
+from api.v2 import routes as v2
 from db.migrate import SchemaOutOfDateError
 from model.core.security import signing_key
 from model.core.settings import Settings, get_settings
@@ -70,23 +73,21 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         services = connect(settings)
-        threads = predict.predict_threads(settings.predict_threads)
+        threads = predict_threads(settings.predict_threads)
         watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1,
                                   max_pixels=settings.max_image_pixels, verify=services.verify_artifact,
                                   on_reject=lambda _version, _reason: MODEL_REJECTED.inc(), concurrency=threads)
         recorder = PredictionRecorder.from_settings(services.sessions, settings)
         drift = DriftMonitor(services, lambda: watcher.version)
-        app.state.services, app.state.watcher = services, watcher
-        app.state.recorder, app.state.drift = recorder, drift
         TRAINING.services = services
         DRIFT.recorder, DRIFT.monitor = recorder, drift
-        app.state.signing_key = signing_key(settings)
-        storage = settings.rate_limit_storage
-        app.state.throttle = Throttle.from_uri(storage.get_secret_value() if storage else None)
-        app.state.capture = capturer(services)
-        app.state.prediction_pool = predict.prediction_pool(threads)
+        key, storage = signing_key(settings), settings.rate_limit_storage
+        throttle = Throttle.from_uri(storage.get_secret_value() if storage else None)
+        state = AppState(services=services, watcher=watcher, recorder=recorder, drift=drift, signing_key=key,
+                         throttle=throttle, capture=capturer(services), predictions=PredictionPool(threads))
+        install(app, state)
         watcher.start()
-        app.state.capture.start()
+        state.capture.start()
         recorder.start()
         drift.start()
         try:
@@ -95,8 +96,8 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             drift.stop()
             recorder.stop()
             watcher.stop()
-            app.state.capture.stop()
-            app.state.prediction_pool.shutdown(cancel_futures=True)
+            state.capture.stop()
+            state.predictions.shutdown()
             services.close()
             sys.setswitchinterval(switch_interval)
 

@@ -128,20 +128,18 @@ def client_address(request: Request) -> str:
     return str(address)
 
 
-def login_attempt(request: Request, settings: Settings, username: str) -> Callable[[], None]:
+def login_attempt(throttle: Throttle, request: Request, settings: Settings, username: str) -> Callable[[], None]:
     """Count a login attempt for ``username`` from the client's address (see ``Throttle.attempt``)."""
     address = client_address(request)
     name = username.lower()[:MAX_NAME_KEY]
-    throttle: Throttle = request.app.state.throttle
     return throttle.attempt(Counted(f"{settings.login_failures_per_user}/minute", ("login-user", name, address)),
                             Counted(f"{settings.login_failures_per_address}/minute", ("login-ip", address)),
                             Counted(f"{settings.login_failures_per_user_any_address}/minute", ("login-name", name)))
 
 
-def count_predictions(request: Request, settings: Settings, images: int = 1) -> None:
+def count_predictions(throttle: Throttle, request: Request, settings: Settings, images: int = 1) -> None:
     """Count ``images`` predictions (``/predict``, ``/v2`` infer) for the client's address against
     ``SPROUT_PREDICTIONS_PER_MINUTE`` (0: no limit); 429 with Retry-After beyond. Called on a prediction thread:
     a shared store that is slow to answer holds that thread, never the event loop."""
     if settings.predictions_per_minute and images > 0:
-        throttle: Throttle = request.app.state.throttle
         throttle.hit(f"{settings.predictions_per_minute}/minute", "predict-ip", client_address(request), cost=images)

@@ -76,3 +76,10 @@ def test_the_api_starts_without_the_training_and_statistics_libraries(tmp_path: 
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_only_api_state_touches_the_application_state() -> None:
+    """Routes read what the lifespan built through ``api/deps.py`` (the typed ``AppState``), never ``app.state``."""
+    offenders = [str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "api").rglob("*.py")
+                 if path.name != "state.py" and "app.state." in path.read_text()]
+    assert offenders == [], offenders

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import CurrentReviewer, SessionDep, SettingsDep, TokenClaimsDep
+from api.deps import CurrentReviewer, SessionDep, SettingsDep, SigningKeyDep, ThrottleDep, TokenClaimsDep
 from api.schemas import Me, Token
 from api.throttle import login_attempt
 from model.core.accounts import authenticate, revoke
@@ -17,16 +17,16 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 @router.post("/token", response_model=Token, responses={429: {"description": "Too many failed attempts"},
                                                        503: {"description": "The rate-limit store is unreachable"}})
 def login_access_token(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep,
-                       settings: SettingsDep, request: Request) -> Token:
+                       settings: SettingsDep, throttle: ThrottleDep, key: SigningKeyDep, request: Request) -> Token:
     """Exchange a reviewer's user name and password for a bearer token. Failures are throttled per (name, address),
     per address and per name from all addresses (``SPROUT_LOGIN_FAILURES_PER_*``); a right password never counts."""
-    succeeded = login_attempt(request, settings, form.username)
+    succeeded = login_attempt(throttle, request, settings, form.username)
     user = authenticate(session, username=form.username, password=form.password)
     if user is None:
         raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED, detail="Incorrect user name or password.",
                             headers={"WWW-Authenticate": "Bearer"})
     succeeded()
-    token = create_access_token(subject=user.username, key=request.app.state.signing_key,
+    token = create_access_token(subject=user.username, key=key,
                                 minutes=settings.access_token_minutes, generation=user.session_generation)
     return Token(access_token=token, expires_in=settings.access_token_minutes * 60, username=user.username,
                  is_admin=user.is_admin)

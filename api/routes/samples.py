@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 
-from api.deps import OptionalReviewer, ServicesDep, SessionDep, SettingsDep, StorageDep, WatcherDep
+from api.deps import OptionalReviewer, ServicesDep, SessionDep, SettingsDep, StorageDep, ThrottleDep, WatcherDep
 from api.metrics import UPLOADS
 from api.schemas import SampleReceipt
 from api.throttle import client_address
@@ -23,6 +23,7 @@ router = APIRouter(prefix="/samples", tags=["samples"])
 def create_sample(
     file: Annotated[UploadFile, File(description="The image to submit.")],
     session: SessionDep, store: StorageDep, settings: SettingsDep, watcher: WatcherDep, services: ServicesDep,
+    throttle: ThrottleDep,
     response: Response,
     request: Request,
     reviewer: OptionalReviewer,
@@ -35,7 +36,7 @@ def create_sample(
     re-encoded or cropped copy, most similar first): either reveals training-set membership.
     """
     # per address: a person dropping 20 photos at once through the Streamlit server stays far below the default
-    request.app.state.throttle.hit(f"{settings.uploads_per_minute}/minute", "upload-ip", client_address(request))
+    throttle.hit(f"{settings.uploads_per_minute}/minute", "upload-ip", client_address(request))
     data = read_upload(file, int(settings.max_upload_mb * 1024 * 1024))
     predictor = watcher.current
     sample, created = submit_sample(session, store, data=data, source=SampleSource.UPLOAD,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.state import app_state
 from db import queries
 from db.models import SampleSource
 from model.core.settings import Settings
@@ -24,7 +25,7 @@ def textures(n: int, seed: int) -> list[bytes]:
 
 
 def captures(client: TestClient) -> list:
-    with client.app.state.services.session() as session:
+    with app_state(client.app).services.session() as session:
         return [s for s in queries.all_samples(session) if s.source is SampleSource.CAPTURE]
 
 
@@ -36,8 +37,8 @@ def test_capture_is_off_by_default(client: TestClient) -> None:
     before = len(captures(client))
     for data in textures(3, seed=500):
         assert predict(client, data).status_code == 200
-    client.app.state.capture.drain()
-    assert len(captures(client)) == before and not client.app.state.capture.policy.enabled
+    app_state(client.app).capture.drain()
+    assert len(captures(client)) == before and not app_state(client.app).capture.policy.enabled
 
 
 def test_a_burst_of_out_of_domain_predictions_captures_up_to_the_cap_and_no_more(
@@ -50,7 +51,7 @@ def test_a_burst_of_out_of_domain_predictions_captures_up_to_the_cap_and_no_more
         for data in burst + burst[:3]:  # three of them twice
             resp = predict(client, data)
             assert resp.status_code == 200, resp.text
-        client.app.state.capture.drain()
+        app_state(client.app).capture.drain()
         found = captures(client)
         assert len(found) == cap, [(s.id, s.created_at) for s in found]
         new = found[before:]
@@ -68,7 +69,7 @@ def test_only_confidence_below_the_threshold_is_captured(monkeypatch: pytest.Mon
         before = len(captures(client))
         for data in textures(4, seed=700):
             assert predict(client, data).status_code == 200
-        client.app.state.capture.drain()
+        app_state(client.app).capture.drain()
         assert len(captures(client)) == before
     policy = CapturePolicy(below=0.6, sample_rate=0.1)
     assert policy.wants(0.55, draw=0.9) and not policy.wants(0.65, draw=0.9) and policy.wants(0.99, draw=0.05)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.state import app_state
 from db import queries
 from db.models import RecentPrediction
 from model.core.settings import Settings
@@ -49,7 +50,7 @@ def predict_all(client: TestClient, images: list[bytes]) -> None:
     for data in images:
         resp = client.post("/predict", files={"file": ("x.jpg", data, "image/jpeg")})
         assert resp.status_code == 200, resp.text
-    assert client.app.state.recorder.flush() >= 0  # type: ignore[attr-defined]
+    assert app_state(client.app).recorder.flush() >= 0
 
 
 def drift(client: TestClient) -> dict:
@@ -88,7 +89,7 @@ def test_held_back_photos_do_not_drift_and_textures_do(monkeypatch: pytest.Monke
         assert textures["n"] == 40 and textures["drifted"] is True, textures
         assert textures["drift_score"] > textures["threshold"] and textures["novel_share"] > 0.5
         # and the gauges of /metrics follow (the monitor refreshes off the request path)
-        client.app.state.drift.compute(force=False)  # type: ignore[attr-defined]
+        app_state(client.app).drift.compute(force=False)
         metrics = client.get("/metrics").text
         assert "sprout_drift_detected 1.0" in metrics and "sprout_drift_window_size 40.0" in metrics
         assert "sprout_drift_score " in metrics and "sprout_reference_mean_confidence " in metrics
@@ -127,7 +128,7 @@ def test_predict_does_not_wait_for_the_window_database(monkeypatch: pytest.Monke
         finally:
             blocker.rollback()
             blocker.close()
-        recorder = client.app.state.recorder  # type: ignore[attr-defined]
+        recorder = app_state(client.app).recorder
         deadline = time.monotonic() + 30
         while recorder.written + recorder.dropped < len(images) + 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -147,7 +148,7 @@ def test_v2_pixels_do_not_enter_the_window(monkeypatch: pytest.MonkeyPatch, home
         resp = client.post(infer, json={"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
                                                     "data": [base64.b64encode(photo).decode()]}]})
         assert resp.status_code == 200, resp.text
-        client.app.state.recorder.flush()  # type: ignore[attr-defined]
+        app_state(client.app).recorder.flush()
         assert drift(client)["n"] == 1  # the image, not the pixels
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
+from api.state import app_state
 from db import queries
 from model.core.settings import Settings
 from model.learning.embeddings import load_cached
@@ -35,7 +36,7 @@ def test_a_copy_of_an_approved_image_is_linked_and_a_different_photo_is_not(
     links = resp.json()["near_duplicates"]
     assert links and links[0]["id"] == original["id"], links
     assert all(0.70 <= link["similarity"] <= 1 for link in links)
-    svc = client.app.state.services
+    svc = app_state(client.app).services
     with svc.session() as session:  # the prediction's embedding is cached: training will not embed it again
         run = queries.last_succeeded_run(session)
         assert run is not None and load_cached(session, run.backbone, [hashlib.sha256(copy).hexdigest()])

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from api.state import app_state
 from model.core.settings import Settings
 from tests.api.conftest import make_client
 from tests.utils.images import (
@@ -105,10 +106,10 @@ def test_the_served_model_runs_on_predict_threads_slots_shared_by_every_request(
     before = sys.getswitchinterval()
     with make_client(monkeypatch, trained_home, predict_threads="3") as client:
         for _ in range(100):
-            if client.app.state.watcher.current is not None:  # type: ignore[attr-defined]
+            if app_state(client.app).watcher.current is not None:
                 break
             time.sleep(0.1)
-        slots = client.app.state.watcher.current.slots  # type: ignore[attr-defined]
+        slots = app_state(client.app).watcher.current.slots  # type: ignore[union-attr]
         taken = [slots.acquire(blocking=False) for _ in range(4)]
         for _ in range(sum(taken)):
             slots.release()

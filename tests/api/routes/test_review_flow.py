@@ -8,6 +8,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from api.state import app_state
 from model.core.security import create_access_token
 from tests.api.conftest import PASSWORD, REVIEWER
 from tests.utils.images import dataset_images, random_image_bytes
@@ -43,7 +44,7 @@ def test_submit_sample_stores_pending_with_prediction_and_dedups(client: TestCli
      ("get", "/admin/stats"), ("post", "/admin/models/1/promote"), ("get", "/auth/me"), ("post", "/auth/logout")],
 )
 def test_admin_routes_refuse_missing_wrong_and_expired_tokens(client: TestClient, method: str, path: str) -> None:
-    key = client.app.state.signing_key
+    key = app_state(client.app).signing_key
     expired = create_access_token(subject=REVIEWER, key=key, minutes=1, now=datetime.now(UTC) - timedelta(hours=2))
     forged = create_access_token(subject=REVIEWER, key="not-the-key" * 4, minutes=5)
     ghost = create_access_token(subject="nobody", key=key, minutes=5)
@@ -79,7 +80,7 @@ def test_me_names_the_reviewer_and_logout_revokes_only_that_token(client: TestCl
     assert client.post("/auth/logout", headers={"Authorization": f"Bearer {ended}"}).status_code == 401
     assert client.post("/auth/logout").status_code == 401
     assert client.get("/auth/me", headers={"Authorization": f"Bearer {kept}"}).status_code == 200  # another login
-    key = client.app.state.signing_key
+    key = app_state(client.app).signing_key
     no_id = jwt.encode({"sub": REVIEWER, "exp": datetime.now(UTC) + timedelta(minutes=5)}, key, algorithm="HS256")
     assert client.get("/auth/me", headers={"Authorization": f"Bearer {no_id}"}).status_code == 401  # not revocable
 

@@ -2,7 +2,8 @@
 
 Acceptance: ``tritonclient.http`` gets the probabilities ``/predict`` gives for the same image, with encoded
 images (BYTES) and with preprocessed pixels (FP32), binary and JSON both ways. Raw requests check the
-protocol's error JSON; the parser and encoder are also tested without a server.
+protocol's error JSON; the parser and encoder are tested without a server in ``test_decoding.py`` and
+``test_encoding.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException, serialize_byte_tensor
 
-from api import inference_protocol as protocol
+from api.v2 import protocol
 from model.core.settings import Settings
 from model.data.images import PreprocessSpec, load_and_preprocess
 from tests.api.conftest import make_client
@@ -258,55 +258,6 @@ def test_no_model_yet_is_503(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         resp = empty.post(f"/v2/models/{MODEL}/infer", content=b"{}")
         assert resp.status_code == 503 and "No model" in resp.json()["error"]
         assert empty.get("/v2/models/other").status_code == 404
-
-
-# --- the protocol module without a server ---
-
-
-def test_a_response_decodes_with_tritonclient_both_ways() -> None:
-    request = protocol.InferRequest(images=[b"a", b"b"], outputs=[("probabilities", True), ("label", False)],
-                                    id="x")
-    proba = np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32)
-    inference = protocol.Inference(proba, [_Result("grass"), _Result("dandelion")])  # type: ignore[list-item]
-    body, length = protocol.encode_response(request, inference, model_name="m", model_version="3")
-    assert length is not None
-    result = triton.InferResult.from_response_body(body, header_length=int(length))
-    np.testing.assert_array_equal(result.as_numpy("probabilities"), proba)
-    assert result.as_numpy("label").tolist() == ["grass", "dandelion"]
-    assert result.get_response()["model_version"] == "3" and result.get_response()["id"] == "x"
-
-
-class _Result:
-    def __init__(self, label: str) -> None:
-        self.label = label
-
-
-def test_parse_binary_images_and_json_pixels() -> None:
-    raw = b"".join(struct.pack("<I", len(x)) + x for x in (b"one", b"", b"three"))
-    header = json.dumps({"inputs": [{"name": "images", "datatype": "BYTES", "shape": [3],
-                                     "parameters": {"binary_data_size": len(raw)}}],
-                         "parameters": {"binary_data_output": True},
-                         "outputs": [{"name": "label"}, {"name": "probabilities",
-                                                         "parameters": {"binary_data": False}}]}).encode()
-    parsed = protocol.parse_request(header + raw, str(len(header)), input_size=4)
-    assert parsed.images == [b"one", b"", b"three"]
-    assert parsed.outputs == [("label", True), ("probabilities", False)]
-    nested = np.arange(48, dtype=np.float32).reshape(1, 3, 4, 4)
-    body = json.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 3, 4, 4],
-                                   "data": nested.tolist()}]}).encode()
-    parsed = protocol.parse_request(body, None, input_size=4)
-    np.testing.assert_array_equal(parsed.pixels, nested)
-    assert parsed.outputs == [("probabilities", False), ("label", False)]
-    for bad in (float("nan"), True):
-        body = json.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 3, 4, 4],
-                                       "data": [bad] * 48}]}).encode()
-        with pytest.raises(protocol.ProtocolError):
-            protocol.parse_request(body, None, input_size=4)
-    lying = struct.pack("<I", 100) + b"short"  # an element claiming more bytes than the tensor has
-    header = json.dumps({"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
-                                     "parameters": {"binary_data_size": len(lying)}}]}).encode()
-    with pytest.raises(protocol.ProtocolError, match="longer than its binary data"):
-        protocol.parse_request(header + lying, str(len(header)), input_size=4)
 
 
 def test_an_oversized_picture_is_413_naming_the_image(live: LiveApi) -> None:

@@ -1,22 +1,22 @@
-"""The Open Inference Protocol (KServe v2 REST, Triton's binary tensor extension): Triton and KServe clients
-classify with the champion. Parsing and encoding live in ``api.inference_protocol``."""
+"""The ``/v2`` routes of the Open Inference Protocol (see ``api.v2``): they move bytes between HTTP and
+``api.v2.inference``, and answer errors as the protocol has them."""
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from api import inference_protocol as protocol
-from api.deps import RecorderDep, SettingsDep, WatcherDep
+from api.deps import AppStateDep, SettingsDep, WatcherDep
 from api.errors import status_for
 from api.metrics import observe_prediction
-from api.routes.predict import run_prediction
+from api.state import AppState
 from api.throttle import count_predictions
+from api.v2 import inference, protocol
 from model.core.errors import NoChampionError, SproutError
 from model.core.settings import Settings
-from model.runtime.traffic import PredictionRecorder
 from model.serving.watcher import ChampionWatcher
 
 
@@ -104,31 +104,25 @@ async def read_model_version_metadata(name: str, version: str, settings: Setting
     return protocol.model_metadata(name, predictor)
 
 
-async def _infer(name: str, version: str | None, request: Request, settings: Settings, watcher: ChampionWatcher,
-                 recorder: PredictionRecorder) -> Response:
+async def _infer(name: str, version: str | None, request: Request, state: AppState) -> Response:
     """Parse, run and encode on a prediction thread; count each prediction as ``/predict`` does. Only encoded
     images enter the drift window and capture: ``pixels`` are whatever the client says (any embedding)."""
-    predictor = protocol.served_predictor(name, version, model_name=settings.model_name, watcher=watcher)
+    settings = state.services.settings
+    predictor = protocol.served_predictor(name, version, model_name=settings.model_name, watcher=state.watcher)
     body, headers = await request.body(), request.headers
-
-    def work() -> tuple[protocol.InferRequest, protocol.Inference, tuple[bytes, str | None]]:
-        count_predictions(request, settings)  # before parsing: a client over its limit costs nothing more
-        parsed = protocol.parse_request(body, headers.get(protocol.HEADER_LENGTH), input_size=predictor.spec.input_size,
-                                        content_encoding=headers.get("content-encoding"))
-        count_predictions(request, settings, parsed.size - 1)  # a batch counts each of its images
-        inference = protocol.infer(predictor, parsed)
-        return parsed, inference, protocol.encode_response(parsed, inference, model_name=name,
-                                                           model_version=predictor.version)
-
-    parsed, inference, (content, json_length) = await run_prediction(request, work)
-    for i, result in enumerate(inference.results):
+    answer = await state.predictions.run(partial(
+        inference.answer, body, headers.get(protocol.HEADER_LENGTH), headers.get("content-encoding"), predictor,
+        model_name=name, count=lambda images: count_predictions(state.throttle, request, settings, images)))
+    images = answer.request.images
+    for i, result in enumerate(answer.inference.results):
         observe_prediction(result)
-        if parsed.images is not None:
-            recorder.record(result)
-            request.app.state.capture.offer(parsed.images[i], result)
-    if json_length is None:
-        return Response(content, media_type="application/json")
-    return Response(content, media_type="application/octet-stream", headers={protocol.HEADER_LENGTH: json_length})
+        if images is not None:
+            state.recorder.record(result)
+            state.capture.offer(images[i], result)
+    if answer.header_length is None:
+        return Response(answer.body, media_type="application/json")
+    return Response(answer.body, media_type="application/octet-stream",
+                    headers={protocol.HEADER_LENGTH: answer.header_length})
 
 
 INFER_DOC = {"requestBody": INFER_BODY}
@@ -139,15 +133,13 @@ INFER_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/models/{name}/infer", openapi_extra=INFER_DOC, responses=INFER_ERRORS)
-async def create_inference(name: str, request: Request, settings: SettingsDep, watcher: WatcherDep,
-                           recorder: RecorderDep) -> Response:
+async def create_inference(name: str, request: Request, state: AppStateDep) -> Response:
     """Classify a batch: input ``images`` (BYTES ``[N]``, encoded; base64 in JSON) or ``pixels`` (FP32
     ``[N,3,H,W]``); outputs ``probabilities`` (FP32 ``[N,C]``) and ``label`` (BYTES ``[N]``), JSON or binary."""
-    return await _infer(name, None, request, settings, watcher, recorder)
+    return await _infer(name, None, request, state)
 
 
 @router.post("/models/{name}/versions/{version}/infer", openapi_extra=INFER_DOC, responses=INFER_ERRORS)
-async def create_version_inference(name: str, version: str, request: Request, settings: SettingsDep,
-                                   watcher: WatcherDep, recorder: RecorderDep) -> Response:
+async def create_version_inference(name: str, version: str, request: Request, state: AppStateDep) -> Response:
     """As ``/v2/models/{name}/infer``, for the champion's version only (404 for another)."""
-    return await _infer(name, version, request, settings, watcher, recorder)
+    return await _infer(name, version, request, state)

@@ -1,17 +1,5 @@
-"""The Open Inference Protocol (KServe v2 REST) with Triton's binary tensor data extension, for the champion.
-
-No web framework here: requests are parsed from bytes and answers encoded to bytes, the route module
-(``api/routes/v2.py``) only moves them. Sprout's model takes one input, either
-
-- ``images``: BYTES ``[N]``, encoded images (JPEG, PNG, ...). Binary (``binary_data_size``): each element is a
-  little-endian uint32 length and the raw bytes. JSON: each element is the image **base64-encoded** (JSON
-  strings cannot carry raw bytes; tritonclient's ``binary_data=False`` would send them as UTF-8 and fails), or
-- ``pixels``: FP32 ``[N, 3, H, W]``, preprocessed as the model metadata's ``preprocess`` says (binary or JSON),
-
-and answers ``probabilities`` (FP32 ``[N, C]``, columns in the order of the metadata's ``labels``) and ``label``
-(BYTES ``[N]``). Outputs are JSON unless ``binary_data_output`` (request) or ``binary_data`` (output) asks
-for binary; a body with binary data carries ``Inference-Header-Content-Length``.
-"""
+"""A v2 inference request from its body: the JSON header, and the binary tensors after it when
+``Inference-Header-Content-Length`` says where the header ends. No web framework here: bytes in, ProtocolError out."""
 
 from __future__ import annotations
 
@@ -19,88 +7,22 @@ import base64
 import binascii
 import json
 import math
-import re
 import struct
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from model.core.errors import SproutError
-from model.serving.contract import INPUT_NAME, OUTPUT_NAME
-from model.serving.predictor import PredictionResult, Predictor
-from model.serving.watcher import ChampionWatcher
-
-PLATFORM = "onnxruntime_onnx"  # Triton's name for ONNX Runtime models
-EXTENSIONS = ["binary_tensor_data"]
-HEADER_LENGTH = "Inference-Header-Content-Length"
-IMAGES, PIXELS = "images", INPUT_NAME
-PROBABILITIES, LABEL = OUTPUT_NAME, "label"
-OUTPUTS = (PROBABILITIES, LABEL)
-MAX_BATCH = 32  # images (or tensors) per request; the whole body is capped by SPROUT_MAX_UPLOAD_MB as well
-UNSUPPORTED_PARAMETERS = ("shared_memory_region", "classification")
-DIGITS = re.compile(r"[0-9]{1,12}")  # the header length: int() alone would take "1_3", "+13", " 13" or "١٣"
-
-
-class ProtocolError(Exception):
-    """A request the protocol refuses: answered ``{"error": message}`` with ``status``."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class InferRequest:
-    """A parsed inference request: the input (encoded images or a pixel batch) and the outputs wanted."""
-
-    images: list[bytes] | None = None
-    pixels: np.ndarray | None = None
-    outputs: list[tuple[str, bool]] = field(default_factory=list)  # (name, binary), in the order to answer
-    id: str | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.images) if self.images is not None else len(self.pixels)  # type: ignore[arg-type]
-
-
-def error_body(message: str) -> dict[str, str]:
-    return {"error": message}
-
-
-def server_metadata(version: str) -> dict[str, Any]:
-    return {"name": "sprout", "version": version, "extensions": EXTENSIONS}
-
-
-def model_metadata(name: str, predictor: Predictor) -> dict[str, Any]:
-    """The metadata of the served model; ``labels`` and ``preprocess`` are Sprout's extensions: the column
-    order of ``probabilities`` and how to make ``pixels`` from a picture."""
-    size = predictor.spec.input_size
-    return {
-        "name": name,
-        "versions": [predictor.version] if predictor.version else [],
-        "platform": PLATFORM,
-        "inputs": [{"name": IMAGES, "datatype": "BYTES", "shape": [-1]},
-                   {"name": PIXELS, "datatype": "FP32", "shape": [-1, 3, size, size]}],
-        "outputs": [{"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, len(predictor.labels)]},
-                    {"name": LABEL, "datatype": "BYTES", "shape": [-1]}],
-        "labels": list(predictor.labels),
-        "preprocess": asdict(predictor.spec),
-    }
-
-
-def served_predictor(name: str, version: str | None, *, model_name: str, watcher: ChampionWatcher) -> Predictor:
-    """The champion if the path names it: 404 for another model or version, 503 (NoChampionError) for none yet.
-
-    The server holds one model, the champion: only its version can be asked for explicitly.
-    """
-    if name != model_name:
-        raise ProtocolError(f"Unknown model {name!r}; this server serves {model_name!r}.", 404)
-    predictor = watcher.predictor
-    if version is not None and version != predictor.version:
-        raise ProtocolError(f"Version {version!r} of {name!r} is not served: only the champion, version "
-                            f"{predictor.version}, is.", 404)
-    return predictor
+from api.v2.protocol import (
+    DIGITS,
+    HEADER_LENGTH,
+    IMAGES,
+    MAX_BATCH,
+    OUTPUTS,
+    PIXELS,
+    UNSUPPORTED_PARAMETERS,
+    InferRequest,
+    ProtocolError,
+)
 
 
 def split_body(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
@@ -269,75 +191,3 @@ def parse_request(body: bytes, header_length: str | None, *, input_size: int,
     if spec.get("name") == PIXELS:
         return InferRequest(pixels=_pixels(spec, raw, input_size), outputs=outputs, id=request_id)
     raise ProtocolError(f"Unknown input {spec.get('name')!r}; the model takes {IMAGES!r} or {PIXELS!r}.")
-
-
-@dataclass(frozen=True)
-class Inference:
-    """What a request computed: the probabilities (N, C) and one result per item (label, embedding...)."""
-
-    probabilities: np.ndarray
-    results: list[PredictionResult]
-
-
-def infer(predictor: Predictor, request: InferRequest) -> Inference:
-    """Run the request through the predictor (sync: call it on a prediction thread).
-
-    Encoded images go through ``Predictor.preprocess`` (its decode limits included), exactly as ``/predict``.
-    A non-finite output (finite pixels can overflow inside the network) is a ProtocolError: never answered
-    (NaN is not JSON), counted or recorded.
-    """
-    batch = request.pixels if request.pixels is not None else np.stack(
-        [_preprocess(predictor, data, i) for i, data in enumerate(request.images or [])])
-    proba, features = predictor.run(batch)
-    proba = np.asarray(proba, dtype=np.float32)
-    if not np.isfinite(proba).all() or (features is not None and not np.isfinite(features).all()):
-        raise ProtocolError("The model's output is not finite for this input: 'pixels' far outside the range "
-                            "the metadata's 'preprocess' gives overflow inside the network.")
-    results = [predictor.result(p, None if features is None else features[i]) for i, p in enumerate(proba)]
-    return Inference(probabilities=proba, results=results)
-
-
-def _preprocess(predictor: Predictor, data: bytes, index: int) -> np.ndarray:
-    try:
-        return predictor.preprocess(data)
-    except SproutError as exc:  # the same error (and status), naming the image
-        raise type(exc)(f"images[{index}]: {exc}") from exc
-
-
-def _bytes_tensor(items: list[bytes]) -> bytes:
-    return b"".join(struct.pack("<I", len(item)) + item for item in items)
-
-
-def encode_response(request: InferRequest, inference: Inference, *, model_name: str,
-                    model_version: str | None) -> tuple[bytes, str | None]:
-    """The response body and, when it carries binary data, the value of ``Inference-Header-Content-Length``."""
-    n = len(inference.results)
-    labels = [r.label for r in inference.results]
-    outputs: list[dict[str, Any]] = []
-    binary: list[bytes] = []
-    for name, as_binary in request.outputs:
-        tensor: dict[str, Any]
-        if name == PROBABILITIES:
-            tensor = {"name": name, "datatype": "FP32", "shape": list(inference.probabilities.shape)}
-            raw = inference.probabilities.astype("<f4").tobytes() if as_binary else None
-            data: list[Any] = inference.probabilities.ravel().tolist()
-        else:
-            tensor = {"name": name, "datatype": "BYTES", "shape": [n]}
-            raw = _bytes_tensor([label.encode() for label in labels]) if as_binary else None
-            data = labels
-        if raw is None:
-            tensor["data"] = data
-        else:
-            tensor["parameters"] = {"binary_data_size": len(raw)}
-            binary.append(raw)
-        outputs.append(tensor)
-    body: dict[str, Any] = {"model_name": model_name}
-    if model_version:
-        body["model_version"] = model_version
-    if request.id is not None:
-        body["id"] = request.id
-    body["outputs"] = outputs
-    header = json.dumps(body).encode()
-    if not binary:
-        return header, None
-    return header + b"".join(binary), str(len(header))
