@@ -4,7 +4,7 @@
 # airflow_plugins/sprout_auth_manager.py). Migrates the metadata database, then runs the scheduler, the
 # dag-processor and the triggerer in the background and the api-server in the foreground, all in the caller's
 # process group: stopping the group (`make down`) stops them all. Settings come from the environment
-# (AIRFLOW_HOME, AIRFLOW__*: scripts/up.sh, tests/servers.py); `airflow` is the one on PATH.
+# (AIRFLOW_HOME, AIRFLOW__*: scripts/up.sh, tests/servers/airflow.py); `airflow` is the one on PATH.
 # --skip-serve-logs: the scheduler's and triggerer's log servers bind every interface (their host is hard-coded,
 # ports 8793/8794); on one machine the api-server reads the task logs from the local log folder instead.
 set -euo pipefail

@@ -27,7 +27,7 @@ if "SPROUT_BACKBONE_GRAPHS" not in os.environ:
 
 # --- real servers ---
 # Started lazily (only when a test asks for them), once per session, torn down at the end.
-# See tests/servers.py; they need PostgreSQL binaries, the venv's `weed` and `mlflow`.
+# See tests/servers/; they need PostgreSQL binaries, the venv's `weed` and `mlflow`.
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from model.core.settings import Settings
-from tests import servers
 from tests.deploy.tools import (
     AIRFLOW_PLUGINS,
     AIRFLOW_PYTHON,
@@ -37,6 +36,8 @@ from tests.deploy.tools import (
     run,
     venv_tool,
 )
+from tests.servers import postgres
+from tests.servers.processes import free_port, make_tmpdir, run_to_log
 
 SECRET_NAME = re.compile(r"PASSWORD(?!S_FILE)|SECRET|_KEY|TOKEN|FERNET|JWT")
 BIND = re.compile(r"^(?P<source>.+?):(?P<target>/[^:]*)(?::(?P<mode>ro|rw))?$")
@@ -558,22 +559,22 @@ def test_monitoring_mounts_match_the_monitoring_files(raw: dict[str, Any]) -> No
 
 def test_postgres_init_script_creates_the_three_databases() -> None:
     """docker/postgres/init-databases.sh, as the postgres image runs it, on a real (throwaway) PostgreSQL."""
-    bindir = servers.find_pg_bin()
-    base = servers._make_tmpdir("sprout-pginit-", world_readable=True)
+    bindir = postgres.find_pg_bin()
+    base = make_tmpdir("sprout-pginit-", world_readable=True)
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     for log in ("initdb.log", "pg.log"):
         (base / log).touch()
-    servers._chown_tree_to_pg_user(base)
-    port = servers.free_port()
+    postgres.chown_tree_to_pg_user(base)
+    port = free_port()
     try:
-        servers._run(servers._as_pg_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--no-sync",
-                                          "--auth-local=trust", "--auth-host=scram-sha-256"]),
-                     base / "initdb.log", "initdb", cwd=base)
-        servers._run(servers._as_pg_user([str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-l",
-                                          str(base / "pg.log"), "-o",
-                                          f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"]),
-                     base / "pg.log", "pg_ctl start", cwd=base)
+        run_to_log(postgres.as_pg_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--no-sync",
+                                        "--auth-local=trust", "--auth-host=scram-sha-256"]),
+                   base / "initdb.log", "initdb", cwd=base)
+        run_to_log(postgres.as_pg_user([str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-l",
+                                        str(base / "pg.log"), "-o",
+                                        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"]),
+                   base / "pg.log", "pg_ctl start", cwd=base)
         passwords = {"SPROUT_DB_PASSWORD": "a1" * 12, "MLFLOW_DB_PASSWORD": "b2" * 12,
                      "AIRFLOW_DB_PASSWORD": "c3" * 12}
         env = {"PATH": f"{bindir}:/usr/bin:/bin", "POSTGRES_USER": "postgres", "PGHOST": str(sock),
@@ -598,4 +599,4 @@ def test_postgres_init_script_creates_the_three_databases() -> None:
         proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode != 0
     finally:
-        servers._stop_postgres(bindir, data, base)
+        postgres.stop_postgres(bindir, data, base)

@@ -40,7 +40,7 @@ from tests.monitoring.files import (
     load_yaml,
     require_binary,
 )
-from tests.servers import _Process, _wait_ready, free_port
+from tests.servers.processes import Process, free_port, wait_ready
 from tests.utils.images import dataset_images, random_image_bytes
 from tests.utils.live_api import LiveApi
 
@@ -182,11 +182,11 @@ def prometheus(live_api: LiveApi) -> Iterator[Prometheus]:
         config = render_config(live_api.url, directory)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = _Process("prometheus", [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
+        proc = Process("prometheus", [binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
                                        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
                         directory / "prometheus.log", cwd=directory)
         try:
-            _wait_ready(proc, lambda: httpx.get(f"{url}/-/ready", timeout=2).raise_for_status(), WAIT_S,
+            wait_ready(proc, lambda: httpx.get(f"{url}/-/ready", timeout=2).raise_for_status(), WAIT_S,
                         "prometheus")
             prom = Prometheus(url=url, started=time.time())
             prom.wait_for_scrape_after(0)

@@ -1,4 +1,4 @@
-"""The one "start a server, then poll until it answers" helper (tests/servers.py, the live API, Streamlit, bench/)."""
+"""The one "start a server, then poll until it answers" helper (tests/servers/, the live API, Streamlit, bench/)."""
 
 from __future__ import annotations
 
