@@ -12,12 +12,14 @@ import uuid
 from pathlib import Path
 
 import boto3
+import click
 import mlflow
 import numpy as np
 import onnx
 import pytest
 
-from model.cli import _progress, _state
+from model.cli.invocation import Invocation
+from model.cli.output import Bars
 from model.core.errors import NotFoundError, SproutError
 from model.core.settings import Settings
 from model.learning.backbones import load_backbone
@@ -196,15 +198,20 @@ def test_the_report_is_written_beside_the_results_and_logged_once_per_key(tmp_pa
         publish_report(build_report(rows), out, registry, key="x' OR '1'='1")
 
 
+def _run(json: bool) -> click.Context:
+    """The context of a `sprout` command run with or without ``--json``."""
+    return click.Context(click.Command("sprout"), obj=Invocation(json=json, stdout=sys.stdout))
+
+
 def test_progress_bar_only_on_a_terminal_and_never_with_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setitem(_state, "json", False)
-    assert _progress("scoring").disable is False
-    monkeypatch.setitem(_state, "json", True)
-    assert _progress("scoring").disable is True
-    monkeypatch.setitem(_state, "json", False)
+    with _run(json=False):
+        assert Bars("scoring").disable is False
+    with _run(json=True):
+        assert Bars("scoring").disable is True
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # piped
-    assert _progress("scoring").disable is True
+    with _run(json=False):
+        assert Bars("scoring").disable is True
 
 
 # --------------------------------------------------------------------------- scoring
