@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from model.cli.invocation import services
 from model.cli.output import EXIT_GATE_REFUSED, Bars, command, emit, err
 from model.core.errors import SproutError
+
+if TYPE_CHECKING:
+    from model.learning.candidates import AssessedCandidate
 
 BackboneOpt = Annotated[str | None, typer.Option(
     help="Train only this backbone's candidate (default: every one in SPROUT_CANDIDATE_BACKBONES).")]
@@ -58,10 +61,10 @@ def assess_candidate(
     backbone: Annotated[str, typer.Option(help="The backbone whose candidate to cross-validate.")],
 ) -> None:
     """Embed (cached) and cross-validate one backbone's candidate on the approved samples; records no run."""
-    from model.learning.pipeline import assess
+    from model.learning.assessment import assess
 
     with command(), Bars():
-        emit(assess(services(), backbone), lambda d: err.print(
+        emit(assess(services(), backbone).as_dict(), lambda d: err.print(
             f"{d['backbone']}: cross-validated accuracy {d['accuracy']:.4f}, log loss {d['log_loss']:.4f}"))
 
 
@@ -81,17 +84,16 @@ def train_candidate(
                                       tried=others).as_dict(), outcome_line)
 
 
-def _tried(text: str | None) -> list[dict[str, Any]] | None:
+def _tried(text: str | None) -> list[AssessedCandidate] | None:
+    from model.learning.candidates import parse_assessed
+
     if not text:
         return None
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SproutError(f"--tried is not JSON: {exc}") from None
-    needed = {"backbone", "accuracy", "log_loss"}
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and needed <= set(r) for r in rows):
-        raise SproutError("--tried must be a JSON list of `assess-candidate` answers (backbone, accuracy, log_loss).")
-    return rows
+    return parse_assessed(rows, source="--tried")
 
 
 def gate(run_id: RunIdArg = None) -> None:

@@ -164,7 +164,8 @@ class _Dinov2Embedder:
                 self.inner = inner
 
             def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-                return self.inner(pixel_values=pixel_values).pooler_output
+                pooled: torch.Tensor = self.inner(pixel_values=pixel_values).pooler_output
+                return pooled
 
         return Dinov2Pooled(encoder)
 

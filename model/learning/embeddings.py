@@ -46,7 +46,8 @@ def embed_batch(backbone: LoadedBackbone, batch: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         out = backbone.module(torch.from_numpy(batch).to(backbone.device))
-    return out.float().cpu().numpy()
+    embeddings: np.ndarray = out.float().cpu().numpy()
+    return embeddings
 
 
 def batch_embedder(backbone: LoadedBackbone, graphs_dir: Path | None) -> Callable[[np.ndarray], np.ndarray]:

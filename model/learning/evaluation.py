@@ -2,7 +2,7 @@
 candidate, all on cached embeddings: cross-validation, Wilson intervals, the paired comparison with the champion
 (McNemar's exact test), temperature scaling and its calibration error. Statistics from scipy, folds from
 scikit-learn, both imported where used (the API imports this module and starts without them), heads from
-``model.learning.training``."""
+``model.learning.training``; the records they fill are ``model.learning.evidence``'s."""
 
 from __future__ import annotations
 
@@ -18,16 +18,14 @@ import numpy as np
 
 from model.core.errors import NotEnoughDataError, SproutError
 from model.data.importer import find_labeled_files
+from model.learning.evidence import ClassMetrics, ConfusionMatrix, GateEvidence, Interval, Metrics, Paired, RecallDelta
 from model.learning.training import Head, fit_head_with_decay, softmax, train_head
 
 if TYPE_CHECKING:
+    from model.learning.gate import GateRule
     from model.serving.predictor import Predictor
 
 EPS = 1e-7
-
-
-Metrics = dict[str, Any]
-"""JSON-ready metrics: ``n``, ``accuracy``, ``macro_f1``, ``log_loss``, ``per_class``, ``confusion_matrix``."""
 
 
 def evaluate_probabilities(y_true: Sequence[str], proba: np.ndarray, model_labels: Sequence[str]) -> Metrics:
@@ -50,21 +48,22 @@ def evaluate_probabilities(y_true: Sequence[str], proba: np.ndarray, model_label
     precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
     recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=precision + recall > 0)
-    per_class = {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                         "support": int(support[i])} for i, label in enumerate(labels)}
+    per_class = {label: ClassMetrics(precision=float(precision[i]), recall=float(recall[i]), f1=float(f1[i]),
+                                     support=int(support[i])) for i, label in enumerate(labels)}
     model_col = {label: j for j, label in enumerate(model_labels)}
     known = np.array([t in model_col for t in y_true], dtype=bool)
     cols = np.array([model_col.get(t, 0) for t in y_true], dtype=np.int64)
     rows = np.flatnonzero(known)
     log_loss = (float(-np.mean(np.log(np.clip(proba[rows, cols[rows]], EPS, 1.0)))) if rows.size else None)
-    return {
-        "n": n,
-        "accuracy": float(tp.sum() / n) if n else None,
-        "macro_f1": float(f1[support > 0].mean()) if (support > 0).any() else None,
-        "log_loss": log_loss,
-        "per_class": per_class,
-        "confusion_matrix": {"labels": labels, "matrix": confusion.astype(int).tolist()},
-    }
+    return Metrics(
+        n=n,
+        accuracy=float(tp.sum() / n) if n else None,
+        macro_f1=float(f1[support > 0].mean()) if (support > 0).any() else None,
+        log_loss=log_loss,
+        per_class=per_class,
+        confusion_matrix=ConfusionMatrix(labels=tuple(labels),
+                                         matrix=tuple(tuple(int(v) for v in row) for row in confusion)),
+    )
 
 
 def evaluate_directory(predictor: Predictor, root: Path, batch_size: int = 16) -> dict[str, Any]:
@@ -84,7 +83,7 @@ def evaluate_directory(predictor: Predictor, root: Path, batch_size: int = 16) -
               for i in range(0, len(arrays), batch_size)]
     proba = np.concatenate(chunks) if chunks else np.zeros((0, len(predictor.labels)), dtype=np.float32)
     result = evaluate_probabilities(y_true, proba, predictor.labels)
-    return {"model_version": predictor.version, **result, "errors": errors}
+    return {"model_version": predictor.version, **result.as_dict(), "errors": errors}
 
 
 # --- evidence about a candidate ---
@@ -93,14 +92,14 @@ CV_FOLDS = 5
 ECE_BINS = 15
 
 
-def wilson_interval(successes: int, n: int) -> list[float] | None:
-    """The 95% Wilson score interval of a proportion, ``[low, high]`` (JSON-ready; None without trials)."""
+def wilson_interval(successes: int, n: int) -> Interval | None:
+    """The 95% Wilson score interval of a proportion, ``(low, high)`` (None without trials)."""
     from scipy.stats import binomtest
 
     if n == 0:
         return None
     ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
-    return [float(ci.low), float(ci.high)]
+    return float(ci.low), float(ci.high)
 
 
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -149,7 +148,7 @@ class CrossValidation:
         return float((self.logits.argmax(axis=1) == self.y).mean()) if len(self.y) else 0.0
 
     @property
-    def accuracy_ci(self) -> list[float] | None:
+    def accuracy_ci(self) -> Interval | None:
         return wilson_interval(int((self.logits.argmax(axis=1) == self.y).sum()), len(self.y))
 
     @property
@@ -206,30 +205,6 @@ def cv_log_loss(cv: CrossValidation) -> float:
     return float(-np.mean(np.log(np.clip(p, EPS, 1.0)))) if len(cv.y) else float("inf")
 
 
-@dataclass(frozen=True)
-class Paired:
-    """Candidate vs champion on the same test samples."""
-
-    both: int
-    candidate_only: int
-    champion_only: int
-    neither: int
-
-    @property
-    def mcnemar_p(self) -> float:
-        """One-sided exact McNemar p-value of "the champion is better" (1.0 when they never disagree)."""
-        from scipy.stats import binomtest
-
-        discordant = self.candidate_only + self.champion_only
-        if discordant == 0:
-            return 1.0
-        return float(binomtest(self.champion_only, discordant, 0.5, alternative="greater").pvalue)
-
-    def as_dict(self) -> dict[str, int]:
-        return {"both": self.both, "candidate_only": self.candidate_only, "champion_only": self.champion_only,
-                "neither": self.neither}
-
-
 def paired_counts(candidate_correct: np.ndarray, champion_correct: np.ndarray) -> Paired:
     c, h = candidate_correct.astype(bool), champion_correct.astype(bool)
     return Paired(both=int((c & h).sum()), candidate_only=int((c & ~h).sum()), champion_only=int((~c & h).sum()),
@@ -261,37 +236,36 @@ def correct(y_true: list[str], proba: np.ndarray, labels: list[str]) -> np.ndarr
     """Per sample: did the model whose columns are ``labels`` pick the true label?"""
     if not y_true:
         return np.zeros(0, dtype=bool)
-    return np.array(labels, dtype=object)[proba.argmax(axis=1)] == np.array(y_true, dtype=object)
+    picked: np.ndarray = np.array(labels, dtype=object)[proba.argmax(axis=1)] == np.array(y_true, dtype=object)
+    return picked
 
 
 def build_evidence(
-    *, cv: CrossValidation, calibration: Calibration, y_test: list[str], candidate_metrics: dict[str, Any],
-    candidate_correct: np.ndarray, champion_version: str | None, champion_metrics: dict[str, Any] | None,
-    champion_correct: np.ndarray | None,
-) -> dict[str, Any]:
-    """The JSON-ready evidence the gate decides on (and the run record, MLflow and the UI show)."""
+    *, cv: CrossValidation, calibration: Calibration, y_test: list[str], candidate_metrics: Metrics,
+    candidate_correct: np.ndarray, champion_version: str | None, champion_metrics: Metrics | None,
+    champion_correct: np.ndarray | None, rule: GateRule | None = None,
+) -> GateEvidence:
+    """The evidence the gate decides on (and the run record, MLflow and the UI show)."""
     n_test = len(y_test)
     paired = (paired_counts(candidate_correct, champion_correct)
               if champion_metrics is not None and champion_correct is not None and n_test else None)
     recall_deltas = {}
     if champion_metrics is not None:
-        for label, values in candidate_metrics["per_class"].items():
-            before = champion_metrics["per_class"].get(label)
-            if before is not None and values["support"]:
-                recall_deltas[label] = {"candidate": values["recall"], "champion": before["recall"],
-                                        "delta": values["recall"] - before["recall"], "support": values["support"]}
-    cv_proba = cv.proba
-    return {
-        "n_cv": len(cv.y), "cv_folds": cv.folds, "cv_accuracy": cv.accuracy, "cv_accuracy_ci": cv.accuracy_ci,
-        "cv_log_loss": cv_log_loss(cv), "cv_macro_f1": _macro_f1(cv.y, cv_proba.argmax(axis=1)),
-        "test_accuracy": candidate_metrics["accuracy"], "n_test": n_test,
-        "test_accuracy_ci": wilson_interval(int(candidate_correct.sum()), n_test),
-        "champion_version": champion_version,
-        "champion_test_accuracy": champion_metrics["accuracy"] if champion_metrics else None,
-        "paired": paired.as_dict() if paired else None, "mcnemar_p": paired.mcnemar_p if paired else None,
-        "recall_deltas": recall_deltas, "temperature": calibration.temperature,
-        "ece_before": calibration.ece_before, "ece_after": calibration.ece_after,
-    }
+        for label, values in candidate_metrics.per_class.items():
+            before = champion_metrics.per_class.get(label)
+            if before is not None and values.support:
+                recall_deltas[label] = RecallDelta(candidate=values.recall, champion=before.recall,
+                                                   delta=values.recall - before.recall, support=values.support)
+    return GateEvidence(
+        n_cv=len(cv.y), cv_folds=cv.folds, cv_accuracy=cv.accuracy, cv_accuracy_ci=cv.accuracy_ci,
+        cv_log_loss=cv_log_loss(cv), cv_macro_f1=_macro_f1(cv.y, cv.proba.argmax(axis=1)),
+        test_accuracy=candidate_metrics.accuracy, n_test=n_test,
+        test_accuracy_ci=wilson_interval(int(candidate_correct.sum()), n_test), champion_version=champion_version,
+        champion_test_accuracy=champion_metrics.accuracy if champion_metrics is not None else None,
+        paired=paired, mcnemar_p=paired.mcnemar_p if paired is not None else None, recall_deltas=recall_deltas,
+        temperature=calibration.temperature, ece_before=calibration.ece_before, ece_after=calibration.ece_after,
+        rule=rule,
+    )
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:

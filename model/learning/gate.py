@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from db.models import Sample, Split
 from model.core.errors import NotEnoughDataError
 from model.core.settings import Settings
+
+if TYPE_CHECKING:
+    from model.learning.evidence import GateEvidence
 
 log = logging.getLogger(__name__)
 MIN_DEVELOPMENT_SAMPLES = 2  # train+val samples a label needs: two, so that cross-validation can hold one out
@@ -22,10 +26,11 @@ class Decision:
 
     passed: bool
     reason: str
-    evidence: dict[str, Any] | None = None
+    evidence: GateEvidence | None = None
 
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reason": self.reason,
+                "evidence": self.evidence.as_dict() if self.evidence is not None else None}
 
 
 def left_out_labels(per_split: dict[str, Counter[Split]]) -> tuple[list[str], list[str]]:
@@ -84,42 +89,58 @@ class GateRule:
         return cls(min_accuracy=settings.gate_min_accuracy, max_regression=settings.gate_max_regression,
                    alpha=settings.gate_alpha, min_class_support=settings.gate_min_class_support)
 
+    def as_dict(self) -> dict[str, float | int]:
+        return {"min_accuracy": self.min_accuracy, "max_regression": self.max_regression, "alpha": self.alpha,
+                "min_class_support": self.min_class_support}
 
-def gate(evidence: dict[str, Any], rule: GateRule) -> Decision:
-    """Promote on evidence, not on noise (see ``model.learning.evidence`` for the numbers):
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> GateRule:
+        return cls(min_accuracy=stored["min_accuracy"], max_regression=stored["max_regression"],
+                   alpha=stored["alpha"], min_class_support=stored["min_class_support"])
+
+
+def gate(evidence: GateEvidence, rule: GateRule) -> Decision:
+    """Promote on evidence, not on noise (the numbers: ``model.learning.evidence``, computed by
+    ``model.learning.evaluation``):
 
     cross-validated accuracy ≥ the floor; the test interval's upper bound not below it; and against the
     champion, not significantly worse (McNemar) and not worse by more than ``max_regression`` in test accuracy
     or in the recall of a class with enough test samples, the tolerance never less than one test image.
     """
-    n_test, cv_acc, cv_ci = evidence["n_test"], evidence["cv_accuracy"], evidence["cv_accuracy_ci"]
-    test_acc, test_ci = evidence["test_accuracy"], evidence["test_accuracy_ci"]
+    n_test, cv_acc, cv_ci = evidence.n_test, evidence.cv_accuracy, evidence.cv_accuracy_ci
+    test_acc, test_ci = evidence.test_accuracy, evidence.test_accuracy_ci
     floor = rule.min_accuracy
     if not n_test or test_acc is None or test_ci is None:
         return Decision(False, "no test samples to evaluate the candidate on", evidence)
-    cv = f"cross-validated accuracy {cv_acc:.3f} (95% CI {cv_ci[0]:.3f}–{cv_ci[1]:.3f}, {evidence['n_cv']} samples)"
-    test = f"test accuracy {test_acc:.3f} (95% CI {test_ci[0]:.3f}–{test_ci[1]:.3f}, {n_test} images)"
+    cv = f"cross-validated accuracy {cv_acc:.3f} ({_ci(cv_ci)}, {evidence.n_cv} samples)"
+    test = f"test accuracy {test_acc:.3f} ({_ci(test_ci)}, {n_test} images)"
     if cv_acc < floor:
         return Decision(False, f"{cv} < minimum {floor:.3f}", evidence)
     if test_ci[1] < floor:
         return Decision(False, f"{test}: even its upper bound is below the minimum {floor:.3f}", evidence)
-    champion, paired = evidence.get("champion_version"), evidence.get("paired")
-    if champion is None or paired is None:
+    champion, paired, p = evidence.champion_version, evidence.paired, evidence.mcnemar_p
+    champion_acc = evidence.champion_test_accuracy
+    if champion is None or paired is None or p is None or champion_acc is None:
         return Decision(True, f"{cv} ≥ {floor:.3f}; {test}; no champion yet", evidence)
-    versus = (f"champion v{champion} on the same {n_test} images: {paired['candidate_only']} right only by the "
-              f"candidate, {paired['champion_only']} only by the champion (McNemar p={evidence['mcnemar_p']:.3f})")
-    if evidence["mcnemar_p"] < rule.alpha:
+    versus = (f"champion v{champion} on the same {n_test} images: {paired.candidate_only} right only by the "
+              f"candidate, {paired.champion_only} only by the champion (McNemar p={p:.3f})")
+    if p < rule.alpha:
         return Decision(False, f"significantly worse than the {versus}", evidence)
-    drop = evidence["champion_test_accuracy"] - test_acc
+    drop = champion_acc - test_acc
     tolerance = max(rule.max_regression, 1.0 / n_test)
     if drop > tolerance + 1e-9:
         return Decision(False, f"{test} is {drop:.3f} below the {versus}; more than the tolerated "
                                f"{tolerance:.3f}", evidence)
-    for label, delta in sorted(evidence.get("recall_deltas", {}).items()):
-        if delta["support"] < rule.min_class_support:
+    for label, delta in sorted(evidence.recall_deltas.items()):
+        if delta.support < rule.min_class_support:
             continue
-        class_tolerance = max(rule.max_regression, 1.0 / delta["support"])
-        if -delta["delta"] > class_tolerance + 1e-9:
-            return Decision(False, f"recall of {label!r} falls by {-delta['delta']:.3f} ({delta['support']} test "
+        class_tolerance = max(rule.max_regression, 1.0 / delta.support)
+        if -delta.delta > class_tolerance + 1e-9:
+            return Decision(False, f"recall of {label!r} falls by {-delta.delta:.3f} ({delta.support} test "
                                    f"images; tolerated {class_tolerance:.3f}) against the {versus}", evidence)
     return Decision(True, f"{cv} ≥ {floor:.3f}; {test}; not worse than the {versus}", evidence)
+
+
+def _ci(interval: tuple[float, float] | None) -> str:
+    """``95% CI low–high`` (cross-validation over no sample has none)."""
+    return "95% CI n/a" if interval is None else f"95% CI {interval[0]:.3f}–{interval[1]:.3f}"

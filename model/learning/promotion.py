@@ -13,7 +13,8 @@ from db import queries
 from db.models import RunStatus, TrainingRun
 from model.core.errors import ConflictError, NotFoundError
 from model.learning.gate import retrain_due
-from model.learning.pipeline import TrainOutcome, train_candidate
+from model.learning.pipeline import train_candidate
+from model.learning.run_record import RunParams, TrainOutcome
 from model.runtime.services import Services
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,10 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
                 f"Run {run.id} was gated against {_version_name(run.champion_version)}, but the champion is now "
                 f"{_version_name(current_version)}; train a new candidate to compare against it.")
         if run.registered_version is None:
-            run.registered_version = svc.registry.register(run.params["model_uri"], run.mlflow_run_id or "")
+            model_uri = RunParams.from_dict(run.params).model_uri
+            if model_uri is None:
+                raise ConflictError(f"Run {run.id} logged no model to register.")
+            run.registered_version = svc.registry.register(model_uri, run.mlflow_run_id or "")
             session.commit()
         svc.registry.set_champion(run.registered_version)
         run.promoted = True

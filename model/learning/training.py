@@ -34,7 +34,8 @@ class Head:
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -69,7 +69,7 @@ def test_core_loop_on_postgres_seaweedfs_and_mlflow_server(
 
     first = train(svc)
     assert first.promoted and first.version == "1"
-    assert consistent_with_accuracy(first.metrics["accuracy"], first.metrics["n"]), first.metrics
+    assert consistent_with_accuracy(first.metrics.accuracy, first.metrics.n), first.metrics
     client = MlflowClient(mlflow.uri)
     assert client.get_model_version_by_alias("sprout-classifier", "champion").version == "1"
     artifacts = list(s3_server.client().list_objects("mlflow", prefix="mlartifacts/", recursive=True))

@@ -55,13 +55,13 @@ def test_the_candidate_with_the_best_cross_validated_log_loss_wins(weak_backbone
     with svc.session() as session:
         import_directory(session, svc.store, tree)
     outcome = train(svc, force=True)
-    by_name = {c["backbone"]: c for c in outcome.candidates}
+    by_name = {c.backbone: c for c in outcome.candidates}
     assert list(by_name) == [weak_backbone, "efficientnet_lite0"]  # both tried, in the configured order
-    assert by_name["efficientnet_lite0"]["log_loss"] < by_name[weak_backbone]["log_loss"], by_name
+    assert by_name["efficientnet_lite0"].log_loss < by_name[weak_backbone].log_loss, by_name
     assert outcome.backbone == "efficientnet_lite0" and outcome.promoted, outcome.gate
     assert svc.registry.champion() is not None
     assert outcome.gate is not None and outcome.gate.evidence is not None
-    assert outcome.gate.evidence["cv_accuracy"] == pytest.approx(by_name["efficientnet_lite0"]["accuracy"])
+    assert outcome.gate.evidence.cv_accuracy == pytest.approx(by_name["efficientnet_lite0"].accuracy)
 
 
 def test_a_champion_of_another_backbone_is_judged_on_its_cached_embeddings_as_its_model_would(
@@ -91,6 +91,6 @@ def test_a_champion_of_another_backbone_is_judged_on_its_cached_embeddings_as_it
     expected = evaluate_probabilities([s.label or "" for s in test],
                                       np.array([[r.probabilities[label] for label in labels] for r in proba]), labels)
     assert outcome.champion_metrics is not None
-    assert outcome.champion_metrics["n"] == expected["n"] == len(test)
-    assert outcome.champion_metrics["accuracy"] == pytest.approx(expected["accuracy"])
-    assert outcome.champion_metrics["log_loss"] == pytest.approx(expected["log_loss"], abs=1e-4)
+    assert outcome.champion_metrics.n == expected.n == len(test)
+    assert outcome.champion_metrics.accuracy == pytest.approx(expected.accuracy)
+    assert outcome.champion_metrics.log_loss == pytest.approx(expected.log_loss, abs=1e-4)

@@ -19,8 +19,9 @@ from model.core.settings import Settings
 from model.data.images import load_and_preprocess
 from model.data.samples import split_for
 from model.learning.evaluation import correct, cross_validate, evaluate_probabilities
+from model.learning.evidence import Metrics
+from model.learning.final_evaluation import Evaluation, final_head, judge
 from model.learning.gate import GateRule
-from model.learning.pipeline import Evaluation, final_head, judge
 from model.learning.training import Head
 from tests.utils.images import dataset_images
 
@@ -54,7 +55,7 @@ def run(shared: dict[str, np.ndarray], idx: np.ndarray, key: str, *, y: np.ndarr
     cv = cross_validate(x[dev], labels[dev], n_classes=2, seed=0)
     head, calibration = final_head(cv, x[dev], labels[dev], n_classes=2)
     y_test = [LABELS[i] for i in labels[test]]
-    versus: tuple[str | None, dict | None, np.ndarray | None] = (None, None, None)
+    versus: tuple[str | None, Metrics | None, np.ndarray | None] = (None, None, None)
     if champion is not None:
         proba = champion.predict_proba(x[test])
         versus = ("1", evaluate_probabilities(y_test, proba, LABELS), correct(y_test, proba, LABELS))
@@ -91,7 +92,7 @@ def test_ten_more_correct_samples_are_promoted_in_at_least_9_of_10(shared: dict[
         _, champion = run(shared, idx, key=key)
         new = rng.choice(np.setdiff1d(np.arange(len(shared["y"])), idx), 10, replace=False)
         evaluation, _ = run(shared, np.concatenate([idx, new]), key=key, champion=champion)
-        assert evaluation.decision.evidence and evaluation.decision.evidence["paired"] is not None
+        assert evaluation.decision.evidence and evaluation.decision.evidence.paired is not None
         promoted += evaluation.decision.passed
         reasons.append(evaluation.decision.reason)
     assert promoted >= 9, reasons

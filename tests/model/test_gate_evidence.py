@@ -3,13 +3,10 @@ statistics behind it (Wilson, McNemar, temperature scaling, ECE, cross-validatio
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
 from model.learning.evaluation import (
-    Paired,
     calibrate,
     calibrated,
     cross_validate,
@@ -18,6 +15,7 @@ from model.learning.evaluation import (
     paired_counts,
     wilson_interval,
 )
+from model.learning.evidence import GateEvidence, Paired, RecallDelta
 from model.learning.gate import GateRule, gate
 from model.learning.training import Head, softmax
 
@@ -26,17 +24,17 @@ RULE = GateRule(min_accuracy=0.90, max_regression=0.02)
 
 def evidence(*, cv: float = 0.95, n_cv: int = 280, test: float = 0.94, n_test: int = 36,
              champion: float | None = None, paired: Paired | None = None,
-             recall: dict[str, tuple[float, float, int]] | None = None) -> dict[str, Any]:
+             recall: dict[str, tuple[float, float, int]] | None = None) -> GateEvidence:
     right = round(test * n_test)
     test_accuracy = right / n_test if n_test else None
-    return {
-        "n_cv": n_cv, "cv_accuracy": cv, "cv_accuracy_ci": wilson_interval(round(cv * n_cv), n_cv),
-        "test_accuracy": test_accuracy, "test_accuracy_ci": wilson_interval(right, n_test), "n_test": n_test,
-        "champion_version": "1" if champion is not None else None, "champion_test_accuracy": champion,
-        "paired": paired.as_dict() if paired else None, "mcnemar_p": paired.mcnemar_p if paired else None,
-        "recall_deltas": {label: {"candidate": c, "champion": h, "delta": c - h, "support": n}
-                          for label, (c, h, n) in (recall or {}).items()},
-    }
+    return GateEvidence(
+        n_cv=n_cv, cv_folds=5, cv_accuracy=cv, cv_accuracy_ci=wilson_interval(round(cv * n_cv), n_cv),
+        cv_log_loss=0.2, cv_macro_f1=cv, test_accuracy=test_accuracy, n_test=n_test,
+        test_accuracy_ci=wilson_interval(right, n_test), champion_version="1" if champion is not None else None,
+        champion_test_accuracy=champion, paired=paired, mcnemar_p=paired.mcnemar_p if paired else None,
+        recall_deltas={label: RecallDelta(candidate=c, champion=h, delta=c - h, support=n)
+                       for label, (c, h, n) in (recall or {}).items()},
+        temperature=1.0, ece_before=0.05, ece_after=0.05)
 
 
 def test_wilson_interval_and_mcnemar_match_known_values() -> None:

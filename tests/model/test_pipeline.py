@@ -47,7 +47,7 @@ def test_first_training_promotes_version_1_with_high_accuracy(loop: dict) -> Non
     assert first.promoted and first.version == "1"
     assert first.gate and first.gate.passed
     # the test split: images the head never saw
-    assert consistent_with_accuracy(first.metrics["accuracy"], first.metrics["n"]), first.metrics
+    assert consistent_with_accuracy(first.metrics.accuracy, first.metrics.n), first.metrics
     assert first.n_embedded == 310
     assert svc.registry.champion().version == "1"
     with svc.session() as session:
@@ -60,7 +60,7 @@ def test_first_training_promotes_version_1_with_high_accuracy(loop: dict) -> Non
         assert run.gate_passed and run.registered_version == "1" and run.promoted
     client = MlflowClient(svc.registry.tracking_uri)
     mlflow_run = client.get_run(first.mlflow_run_id)
-    assert mlflow_run.data.metrics["test_accuracy"] == pytest.approx(first.metrics["accuracy"])
+    assert mlflow_run.data.metrics["test_accuracy"] == pytest.approx(first.metrics.accuracy)
     assert mlflow_run.data.params["backbone"] == "efficientnet_lite0"
     artifacts = {a.path for a in client.list_artifacts(first.mlflow_run_id)}
     assert {"confusion_matrix.png", "evaluation.json"} <= artifacts
@@ -77,7 +77,7 @@ def test_the_served_graph_gives_the_calibrated_heads_probabilities(loop: dict) -
 
     svc, first = loop["svc"], loop["first"]
     evidence = first.gate.evidence
-    assert evidence["temperature"] != 1.0 and evidence["ece_after"] <= evidence["ece_before"], evidence
+    assert evidence.temperature != 1.0 and evidence.ece_after <= evidence.ece_before, evidence
     info, path = svc.registry.model_file()
     _, weight, bias = read_head(path)
     predictor = Predictor.load(path, version=info.version)
@@ -91,7 +91,7 @@ def test_the_served_graph_gives_the_calibrated_heads_probabilities(loop: dict) -
         run = session.get(TrainingRun, first.run_id)
         oof = run.out_of_fold  # kept with the run for label-issue detection
         assert len(oof["sample_ids"]) == len(oof["proba"]) == first.counts["train"] + first.counts["val"]
-    assert [c["backbone"] for c in first.candidates] == ["efficientnet_lite0"]
+    assert [c.backbone for c in first.candidates] == ["efficientnet_lite0"]
 
 
 def test_nine_new_approvals_skip_training_and_ten_embed_exactly_ten(loop: dict) -> None:
@@ -148,7 +148,7 @@ def test_worse_candidate_is_not_promoted_and_champion_is_unchanged(loop: dict) -
     worse = train(svc)
     assert not worse.gate.passed, worse.gate
     assert "champion" in worse.gate.reason
-    assert worse.metrics["accuracy"] < worse.champion_metrics["accuracy"]
+    assert worse.metrics.accuracy < worse.champion_metrics.accuracy
     assert not worse.promoted and worse.version is None
     assert svc.registry.champion().version == champion
     assert len(svc.registry.versions()) == versions  # a refused candidate is registered nowhere
@@ -189,7 +189,7 @@ def test_other_labels_work(tmp_path: Path) -> None:
         import_directory(session, svc.store, tree)
     outcome = train(svc)
     assert outcome.labels == ["crimson", "forest", "navy"]
-    assert outcome.promoted and outcome.metrics["accuracy"] >= 0.9
+    assert outcome.promoted and outcome.metrics.accuracy >= 0.9
     predictor = svc.registry.load_predictor()
     assert predictor.labels == ["crimson", "forest", "navy"]
     result = predictor.predict_bytes((tree / "navy" / "000.png").read_bytes())

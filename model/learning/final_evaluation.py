@@ -1,0 +1,126 @@
+"""The selected candidate's final head, its test metrics beside the champion's on the same samples, and the
+gate's decision on that evidence."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from db.models import Sample, Split
+from model.learning.assessment import Candidate
+from model.learning.embeddings import load_cached
+from model.learning.evaluation import (
+    Calibration,
+    CrossValidation,
+    build_evidence,
+    calibrate,
+    calibrated,
+    correct,
+    evaluate_probabilities,
+)
+from model.learning.evidence import Metrics
+from model.learning.gate import Decision, GateRule, gate
+from model.learning.training_data import development_set
+from model.runtime.services import Services
+from model.serving.contract import META_BACKBONE, META_LABELS
+
+if TYPE_CHECKING:
+    from model.learning.training import Head
+
+log = logging.getLogger(__name__)
+
+ChampionResult = tuple[str | None, Metrics | None, np.ndarray | None]
+"""The champion's ``(version, metrics, per-sample correctness)`` on a candidate's test samples (all None without
+a champion)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A candidate's test metrics, the champion's on the same samples, and the gate's decision (with evidence)."""
+
+    metrics: Metrics
+    champion_version: str | None
+    champion_metrics: Metrics | None
+    decision: Decision
+
+
+def fit_head(candidate: Candidate) -> tuple[Head, Calibration]:
+    """The final head of a candidate (see ``final_head``)."""
+    x, y = development_set(candidate.data)
+    return final_head(candidate.cv, x, y, n_classes=len(candidate.data.labels))
+
+
+def final_head(cv: CrossValidation, x: np.ndarray, y: np.ndarray, *, n_classes: int) -> tuple[Head, Calibration]:
+    """The head on all train+val samples with the decay cross-validation chose, temperature-scaled on the
+    out-of-fold logits (the temperature is folded into the weights, so the ONNX graph serves it for free)."""
+    from model.learning.training import fit_head_with_decay
+
+    head = fit_head_with_decay(x, y, n_classes=n_classes, weight_decay=cv.weight_decay)
+    calibration = calibrate(cv)
+    return calibrated(head, calibration.temperature), calibration
+
+
+def evaluate_champion(svc: Services, session: Session, test: list[Sample], *, backbone_name: str,
+                      x_test: np.ndarray) -> ChampionResult:
+    """The current champion's metrics and per-sample correctness on exactly these test samples (None without a
+    champion).
+
+    The champion's head (read from its ONNX graph) is applied to cached embeddings of its backbone: the
+    candidate's when it is the same backbone, else the cache of the champion's own (every run embeds all samples
+    with every candidate backbone). Only when some test image has none does the champion's ONNX model classify
+    the images themselves.
+    """
+    from model.learning.training import Head
+    from model.serving.onnx_graph import read_head
+    from model.serving.predictor import Predictor
+
+    if svc.registry.champion() is None or not test:
+        return None, None, None
+    info, path = svc.model_file()  # a champion Sprout did not train is no baseline: ArtifactRejectedError
+    meta, weight, bias = read_head(path)
+    labels = json.loads(meta[META_LABELS])
+    champion_backbone = meta.get(META_BACKBONE)
+    features: np.ndarray | None = x_test if champion_backbone == backbone_name else None
+    if features is None and champion_backbone:
+        cached = load_cached(session, champion_backbone, [s.sha256 for s in test])
+        if len(cached) == len({s.sha256 for s in test}):
+            features = np.stack([cached[s.sha256] for s in test])
+    if features is not None and weight.shape[1] == features.shape[1]:
+        proba = Head(weight=weight, bias=bias, weight_decay=0.0, val_log_loss=None).predict_proba(features)
+    else:
+        predictor = Predictor.load(path, version=info.version)
+        proba = np.concatenate([predictor.predict_arrays(predictor.preprocess(svc.store.get(s.object_key))[None])
+                                for s in test])
+    y_test = [s.label or "" for s in test]
+    return info.version, evaluate_probabilities(y_test, proba, labels), correct(y_test, proba, labels)
+
+
+def evaluate_candidate(svc: Services, session: Session, candidate: Candidate, head: Head,
+                       calibration: Calibration) -> Evaluation:
+    """Test metrics of the candidate and of the champion on the same samples, the evidence, the gate's decision."""
+    data = candidate.data
+    test = data.test_samples
+    x_test, _ = data.split(Split.TEST)
+    champion = evaluate_champion(svc, session, test, backbone_name=candidate.name, x_test=x_test)
+    evaluation = judge(candidate.cv, calibration, head, x_test, [s.label or "" for s in test], data.labels,
+                       champion, GateRule.from_settings(svc.settings))
+    log.info("gate %s: %s", "passed" if evaluation.decision.passed else "refused", evaluation.decision.reason)
+    return evaluation
+
+
+def judge(cv: CrossValidation, calibration: Calibration, head: Head, x_test: np.ndarray, y_test: list[str],
+          labels: list[str], champion: ChampionResult, rule: GateRule) -> Evaluation:
+    """The gate on a candidate's evidence: its cross-validation, its test predictions, and the champion's
+    ``(version, metrics, per-sample correctness)`` on the same test samples."""
+    proba = head.predict_proba(x_test)
+    metrics = evaluate_probabilities(y_test, proba, labels)
+    champion_version, champion_metrics, champion_correct = champion
+    evidence = build_evidence(cv=cv, calibration=calibration, y_test=y_test, candidate_metrics=metrics,
+                              candidate_correct=correct(y_test, proba, labels), champion_version=champion_version,
+                              champion_metrics=champion_metrics, champion_correct=champion_correct, rule=rule)
+    return Evaluation(metrics, champion_version, champion_metrics, gate(evidence, rule))
