@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from model.cli import admin, data, reports, scoring, training
-from model.cli.invocation import Invocation
+from model.cli.invocation import Invocation, running
 
 # The collector's youngest generation is collected every GC_THRESHOLD allocations (Python's default: 700). A
 # command imports MLflow, scikit-learn, scipy and pandas, hundreds of thousands of objects that all live to the
@@ -57,7 +57,7 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     """Sprout: continuous-training image classifier."""
-    ctx.obj = Invocation(json=json_output, stdout=sys.stdout)
+    ctx.with_resource(running(Invocation(json=json_output, stdout=sys.stdout)))  # until the command ends
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

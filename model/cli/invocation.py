@@ -4,11 +4,12 @@ services its command works with, built on first use."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, TextIO
-
-import click
 
 from model.core.settings import get_settings
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Invocation:
-    """Made by the app's callback from the global options, and kept in Typer's context for the command."""
+    """Made by the app's callback from the global options; current while Typer's context runs the command."""
 
     json: bool
     stdout: TextIO  # the real stdout, kept for the JSON answer while the command writes anything else to stderr
@@ -31,11 +32,22 @@ class Invocation:
         return Services.from_settings(get_settings())
 
 
+_current: ContextVar[Invocation | None] = ContextVar("sprout_invocation", default=None)
+
+
+@contextmanager
+def running(run: Invocation) -> Iterator[Invocation]:
+    """Make ``run`` the current invocation inside."""
+    token = _current.set(run)
+    try:
+        yield run
+    finally:
+        _current.reset(token)
+
+
 def invocation() -> Invocation:
-    """This run's invocation; outside a command (a test calling a helper), one that answers for a person."""
-    ctx = click.get_current_context(silent=True)
-    found = ctx.find_object(Invocation) if ctx is not None else None
-    return found if found is not None else Invocation(json=False, stdout=sys.stdout)
+    """The current invocation; outside a command (a test calling a helper), one that answers for a person."""
+    return _current.get() or Invocation(json=False, stdout=sys.stdout)
 
 
 def services() -> Services:

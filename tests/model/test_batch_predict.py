@@ -12,13 +12,12 @@ import uuid
 from pathlib import Path
 
 import boto3
-import click
 import mlflow
 import numpy as np
 import onnx
 import pytest
 
-from model.cli.invocation import Invocation
+from model.cli.invocation import Invocation, running
 from model.cli.output import Bars
 from model.core.errors import NotFoundError, SproutError
 from model.core.settings import Settings
@@ -198,19 +197,14 @@ def test_the_report_is_written_beside_the_results_and_logged_once_per_key(tmp_pa
         publish_report(build_report(rows), out, registry, key="x' OR '1'='1")
 
 
-def _run(json: bool) -> click.Context:
-    """The context of a `sprout` command run with or without ``--json``."""
-    return click.Context(click.Command("sprout"), obj=Invocation(json=json, stdout=sys.stdout))
-
-
 def test_progress_bar_only_on_a_terminal_and_never_with_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    with _run(json=False):
+    with running(Invocation(json=False, stdout=sys.stdout)):
         assert Bars("scoring").disable is False
-    with _run(json=True):
+    with running(Invocation(json=True, stdout=sys.stdout)):
         assert Bars("scoring").disable is True
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # piped
-    with _run(json=False):
+    with running(Invocation(json=False, stdout=sys.stdout)):
         assert Bars("scoring").disable is True
 
 
