@@ -23,7 +23,7 @@ from model.core.accounts import is_current, is_revoked
 from model.core.security import InvalidTokenError, TokenClaims, read_access_token
 from model.core.settings import Settings
 from model.data.storage import ObjectStore
-from model.reports.drift import DriftMonitor
+from model.monitoring.drift import DriftMonitor
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder
 from model.serving.capture import Capturer

@@ -24,7 +24,7 @@ from api.v2 import routes as v2
 from db.migrate import SchemaOutOfDateError
 from model.core.security import signing_key
 from model.core.settings import Settings, get_settings
-from model.reports.drift import DriftMonitor
+from model.monitoring.drift import DriftMonitor
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder
 from model.serving.capture import CapturePolicy, Capturer

@@ -12,10 +12,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from api.schemas import UiPage
-from model.reports.telemetry import training_snapshot
+from model.monitoring.telemetry import training_snapshot
 
 if TYPE_CHECKING:
-    from model.reports.drift import DriftMonitor
+    from model.monitoring.drift import DriftMonitor
     from model.runtime.services import Services
     from model.runtime.traffic import PredictionRecorder
     from model.serving.predictor import PredictionResult

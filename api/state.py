@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 
 from api.prediction_pool import PredictionPool
 from api.throttle import Throttle
-from model.reports.drift import DriftMonitor
+from model.monitoring.drift import DriftMonitor
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder
 from model.serving.capture import Capturer

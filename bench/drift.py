@@ -30,7 +30,7 @@ from model.data.importer import find_labeled_files  # noqa: E402
 from model.data.near_duplicates import normalized  # noqa: E402
 from model.learning.backbones import load_backbone  # noqa: E402
 from model.learning.embeddings import embed_batch  # noqa: E402
-from model.reports.drift import domain_auc, mmd_test  # noqa: E402
+from model.monitoring.drift import domain_auc, mmd_test  # noqa: E402
 from tests.utils.images import out_of_domain_images, recoloured  # noqa: E402
 
 ALPHA = 0.01

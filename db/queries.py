@@ -1,7 +1,7 @@
 """Every query Sprout runs, as keyword-only functions over a ``Session`` (routes and the CLI build none).
 
-Writes stay with the domain code that owns the rule (``model.data.samples``, ``model.learning.pipeline``);
-this module only reads, plus the one-statement helpers those writes need.
+Writes stay with the domain code that owns the rule (``model.data.samples``, ``model.review.actions``,
+``model.learning.pipeline``); this module only reads, plus the one-statement helpers those writes need.
 """
 
 from __future__ import annotations

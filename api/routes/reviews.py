@@ -27,11 +27,12 @@ from api.schemas import (
 )
 from db.models import Sample, SampleStatus
 from model.data.near_duplicates import near_duplicate_notes
-from model.data.samples import get_sample, relabel_sample, review_sample
+from model.data.samples import get_sample
 from model.learning.promotion import announce_approvals
-from model.reports.label_issues import find_label_issues
-from model.reports.queue import QueueOrder, review_queue, suggestion_conflicts
 from model.reports.status import ReviewStats, review_stats
+from model.review.actions import relabel_sample, review_sample
+from model.review.label_issues import find_label_issues
+from model.review.queue import QueueOrder, review_queue, suggestion_conflicts
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
 

@@ -107,7 +107,7 @@ def label_issues(
     limit: Annotated[int, typer.Option(min=1, help="At most this many, most suspect first.")] = 50,
 ) -> None:
     """Approved samples whose label is probably wrong (Cleanlab on the last run's out-of-fold probabilities)."""
-    from model.reports.label_issues import find_label_issues
+    from model.review.label_issues import find_label_issues
 
     with command():
         issues = find_label_issues(services(), limit=limit)

@@ -19,7 +19,7 @@ def status() -> None:
 
 def drift() -> None:
     """Drift of live traffic: recent predictions against the champion's training set (embeddings, confidence)."""
-    from model.reports.drift import drift_report
+    from model.monitoring.drift import drift_report
 
     with command():
         svc = services()

@@ -1,4 +1,5 @@
-"""Sample use cases: add (upload or import), submit, review (approve / correct / reject), crash-safe moves."""
+"""Sample use cases: add (upload or import), submit, look up, and where a sample's object lives for each status
+(a reviewer's decisions move it: ``model.review.actions``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Embedding, Review, ReviewAction, Sample, SampleSource, SampleStatus, Split, utcnow
-from model.core.errors import ConflictError, InvalidLabelError, NotFoundError, QueueFullError, SproutError
-from model.core.faults import crash_point
+from db.models import Embedding, Sample, SampleSource, SampleStatus, Split, utcnow
+from model.core.errors import NotFoundError, QueueFullError, SproutError
 from model.data.images import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, sniff
 from model.data.metadata import strip_metadata
 from model.data.near_duplicates import NearDuplicate, NearDuplicateFinder, group_of, phash_of
@@ -178,107 +178,6 @@ def _near_duplicates_of(session: Session, finder: NearDuplicateFinder | None, em
     vector = np.frombuffer(embedding.vector, dtype=np.float32)
     matches = finder.find(session, backbone=embedding.backbone, embedding=vector, phash=phash)
     return matches, (queries.find_sample(session, sample_id=matches[0].id) if matches else None)
-
-
-def review_sample(
-    session: Session,
-    store: ObjectStore,
-    *,
-    sample_id: int,
-    action: ReviewAction | str,
-    reviewer: str,
-    label: str | None = None,
-) -> Sample:
-    """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged.
-
-    A plain approve (no ``label``) takes the model's prediction, never the uploader's ``suggested_label``
-    (anyone may suggest one); with no prediction the reviewer must name the label.
-    The decision is a compare-and-set on ``status = pending``: of two reviewers deciding at once, one wins
-    and the other gets ConflictError with the state the winner left; the row and the audit log agree.
-    """
-    action = ReviewAction(action)
-    sample = get_sample(session, sample_id)
-    if sample.status is not SampleStatus.PENDING:
-        raise _already_reviewed(sample)
-    old_label = sample.label or sample.suggested_label or sample.predicted_label
-    now = utcnow()
-    if action is ReviewAction.REJECT:
-        status, new_label, approved_at = SampleStatus.REJECTED, None, None
-    else:
-        chosen = label or sample.predicted_label
-        if not chosen:
-            raise InvalidLabelError("A label is required to approve a sample with no prediction.")
-        new_label = check_label(chosen)
-        if action is ReviewAction.APPROVE and new_label != (sample.predicted_label or new_label):
-            action = ReviewAction.CORRECT
-        status, approved_at = SampleStatus.APPROVED, now
-    old_key = sample.object_key
-    new_key = key_for(status=status, sha256=sample.sha256, ext=ext_of_key(old_key), label=new_label)
-    claimed = queries.update_sample_if(session, sample_id=sample_id, expected=SampleStatus.PENDING, values={
-        "status": status, "label": new_label, "approved_at": approved_at, "reviewed_at": now,
-        "reviewed_by": reviewer, "object_key": new_key, "updated_at": now})
-    if not claimed:
-        session.rollback()
-        session.refresh(sample)
-        raise _already_reviewed(sample)
-    session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
-                       new_label=new_label, created_at=now))
-    _commit_move(session, store, old_key, new_key)
-    session.refresh(sample)
-    return sample
-
-
-def relabel_sample(session: Session, store: ObjectStore, *, sample_id: int, label: str | None,
-                   reviewer: str) -> Sample:
-    """An admin's correction of an approved sample: a new label, or (``label=None``) back to pending.
-
-    Audited like a review; the object moves crash-safely (copy → commit → delete) and the change is a
-    compare-and-set on ``status = approved``.
-    """
-    sample = get_sample(session, sample_id)
-    if sample.status is not SampleStatus.APPROVED:
-        raise ConflictError(f"Sample {sample_id} is {sample.status.value}, not approved: review it instead.")
-    old_label, now = sample.label, utcnow()
-    if label is None:
-        action, status, new_label, approved_at = ReviewAction.UNAPPROVE, SampleStatus.PENDING, None, None
-    else:
-        action, status, new_label, approved_at = ReviewAction.RELABEL, SampleStatus.APPROVED, check_label(label), now
-    old_key = sample.object_key
-    new_key = key_for(status=status, sha256=sample.sha256, ext=ext_of_key(old_key), label=new_label)
-    values = {"status": status, "label": new_label, "approved_at": approved_at, "reviewed_at": now,
-              "reviewed_by": reviewer, "object_key": new_key, "updated_at": now}
-    if label is None:
-        values["suggested_label"] = old_label
-    if not queries.update_sample_if(session, sample_id=sample_id, expected=SampleStatus.APPROVED, values=values):
-        session.rollback()
-        session.refresh(sample)
-        raise ConflictError(f"Sample {sample_id} changed meanwhile ({sample.status.value}); reload and retry.")
-    session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
-                       new_label=new_label, created_at=now))
-    _commit_move(session, store, old_key, new_key)
-    session.refresh(sample)
-    return sample
-
-
-def _already_reviewed(sample: Sample) -> ConflictError:
-    by = f" by {sample.reviewed_by}" if sample.reviewed_by else ""
-    label = f" as {sample.label}" if sample.label else ""
-    return ConflictError(f"Sample {sample.id} was already reviewed ({sample.status.value}{label}{by}).")
-
-
-def _commit_move(session: Session, store: ObjectStore, old_key: str, new_key: str) -> None:
-    """Copy → commit (the row already names ``new_key``) → delete: a crash leaves two copies, never zero."""
-    if new_key != old_key:
-        try:
-            store.copy(old_key, new_key)
-        except BaseException:
-            session.rollback()
-            raise
-        crash_point("move.after_copy")
-    session.commit()
-    if new_key != old_key:
-        crash_point("move.after_commit")
-        store.delete(old_key)
 
 
 def get_sample(session: Session, sample_id: int) -> Sample:

@@ -1,1 +1,1 @@
-"""Reports layer: read models (dataclasses) for ``sprout status``, the model history and telemetry."""
+"""Reports layer: read models (dataclasses) for ``sprout status``, the model history and batch predictions."""

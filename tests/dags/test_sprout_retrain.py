@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from db.models import ReviewAction, SampleSource, TrainingRun
 from model.core.settings import Settings
 from model.data.importer import import_directory
-from model.data.samples import add_sample, review_sample
+from model.data.samples import add_sample
 from model.learning.promotion import train
+from model.review.actions import review_sample
 from model.runtime.services import Services
 from tests.dags.dag_runs import Driver, run_dag, states, xcom
 from tests.utils.datasets import add_mislabeled_copies, split_files, write_tree

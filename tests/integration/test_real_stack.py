@@ -22,9 +22,10 @@ from model.core.errors import RegistryUnavailableError
 from model.core.settings import Settings
 from model.data.fsck import fsck
 from model.data.importer import import_directory
-from model.data.samples import add_sample, review_sample
+from model.data.samples import add_sample
 from model.data.storage import S3Store
 from model.learning.promotion import rollback, train
+from model.review.actions import review_sample
 from model.serving.registry import Registry
 from tests import servers
 from tests.utils.datasets import consistent_with_accuracy, split_files, write_tree

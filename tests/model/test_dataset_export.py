@@ -29,8 +29,9 @@ from model.core.errors import ConflictError, NotFoundError
 from model.core.settings import Settings
 from model.data.export import EMBEDDINGS, MANIFEST, MANIFEST_COLUMNS, export_dataset, open_destination
 from model.data.importer import find_labeled_files, import_directory, local_tree
-from model.data.samples import Prediction, add_sample, get_sample, relabel_sample, review_sample
+from model.data.samples import Prediction, add_sample, get_sample
 from model.data.storage import s3_store
+from model.review.actions import relabel_sample, review_sample
 from model.runtime.services import Services
 from tests import servers
 from tests.utils.images import dataset_images

@@ -12,8 +12,9 @@ from PIL import Image
 from db.models import Sample, SampleSource
 from model.core.settings import Settings
 from model.data.fsck import fsck
-from model.data.samples import add_sample, review_sample
+from model.data.samples import add_sample
 from model.data.storage import ObjectStore
+from model.review.actions import review_sample
 from model.runtime.services import Services
 from tests.utils.services import migrated_services
 

@@ -12,9 +12,10 @@ from db.models import ReviewAction, Sample, SampleSource, SampleStatus, Split, T
 from model.core.errors import ConflictError, NoChampionError, NotEnoughDataError, NotFoundError
 from model.core.settings import Settings
 from model.data.importer import import_directory
-from model.data.samples import Prediction, add_sample, review_sample
+from model.data.samples import Prediction, add_sample
 from model.learning.pipeline import new_approved_count, train_candidate
 from model.learning.promotion import promote_run, rollback, train
+from model.review.actions import review_sample
 from tests.utils.datasets import (
     add_mislabeled_copies,
     colour_dataset,
@@ -243,7 +244,7 @@ def test_a_label_without_training_samples_is_left_out_with_a_warning_not_a_failu
     from PIL import Image
 
     from db.models import ReviewAction
-    from model.data.samples import relabel_sample
+    from model.review.actions import relabel_sample
 
     svc = migrated_services(Settings(home=tmp_path / "home"))
     with svc.session() as session:

@@ -13,7 +13,8 @@ from db.models import Review, ReviewAction, SampleSource, SampleStatus, Split
 from model.core.errors import ConflictError, InvalidImageError, InvalidLabelError, NotFoundError
 from model.core.settings import Settings
 from model.data.importer import import_directory
-from model.data.samples import Prediction, add_sample, review_sample, sha256_of
+from model.data.samples import Prediction, add_sample, sha256_of
+from model.review.actions import review_sample
 from model.runtime.services import Services
 from tests.utils.services import migrated_services
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from model.reports.queue import QueueOrder, k_center_order
+from model.review.queue import QueueOrder, k_center_order
 from tests.utils.images import dataset_images, random_image_bytes
 
 

@@ -17,7 +17,7 @@ from db import queries
 from db.models import utcnow
 from db.session import make_engine, make_sessionmaker
 from model.core.settings import Settings
-from model.reports.drift import Reference, assess, domain_auc, live_window, mmd_test, novel_share
+from model.monitoring.drift import Reference, assess, domain_auc, live_window, mmd_test, novel_share
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder, row
 from model.serving.predictor import PredictionResult

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Sample, SampleStatus, Split
 from model.data.near_duplicates import normalized
-from model.reports.label_issues import find_label_issues
+from model.review.label_issues import find_label_issues
 from model.runtime.services import Services
 
 DIVERSE_POOL = 10  # k-center picks from the DIVERSE_POOL × page most uncertain samples

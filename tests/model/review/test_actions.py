@@ -12,7 +12,8 @@ from PIL import Image
 from db.models import Review, Sample, SampleSource, SampleStatus
 from model.core.errors import ConflictError
 from model.core.settings import Settings
-from model.data.samples import add_sample, review_sample
+from model.data.samples import add_sample
+from model.review.actions import review_sample
 from model.runtime.services import Services
 from tests.utils.services import migrated_services
 

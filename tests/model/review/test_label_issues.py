@@ -17,7 +17,7 @@ from model.core.settings import Settings
 from model.data.importer import find_labeled_files
 from model.data.samples import add_sample
 from model.learning.promotion import train
-from model.reports.label_issues import find_label_issues
+from model.review.label_issues import find_label_issues
 from tests.utils.paths import require_dataset
 from tests.utils.services import TEST_SPLIT_KEY, migrated_services
 

@@ -1,0 +1,1 @@
+"""The review: the queue's orders, suspect labels and the reviewers' decisions."""
