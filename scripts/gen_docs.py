@@ -91,7 +91,7 @@ def render_cli() -> str:
     from model.cli import app
 
     lines = [GENERATED, "", "# CLI reference", "",
-             "Every command and flag of `sprout`, generated from its Typer app (`model/cli.py`). What the commands are "
+             "Every command and flag of `sprout`, generated from its Typer app (`model/cli/`). What the commands are "
              "for, their JSON and exit codes: [the `sprout` command](../cli.md).", ""]
     return "\n".join(lines + _walk("sprout", typer.main.get_command(app))).rstrip() + "\n"
 
