@@ -24,7 +24,8 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
-from sprout_dag_common import RUN_ID_ARG, SETTINGS, START_DATE, TAGS, cli_task, mapped_cli_task
+from sprout_dag_support.cli_tasks import RUN_ID_ARG, cli_task, mapped_cli_task
+from sprout_dag_support.settings import SETTINGS, START_DATE, TAGS
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,9 @@ import logging
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from sprout_dag_common import (
-    RUN_ID_ARG,
-    SETTINGS,
-    START_DATE,
-    TAGS,
-    cli_task,
-    gate_and_promote,
-)
+from sprout_dag_support.cli_tasks import RUN_ID_ARG, cli_task
+from sprout_dag_support.settings import SETTINGS, START_DATE, TAGS
+from sprout_dag_support.training import TRAINED_RUN_ID_ARG, evaluate_gate, report
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +58,16 @@ def sprout_bootstrap() -> None:
     ready = check_no_champion(status.output)
     trained = cli_task("train_candidate", ["train-candidate", "--force", "--key", RUN_ID_ARG], gpu=True,
                        doc="`sprout train-candidate --force`: train and gate the first model (idempotent per run id).")
+    decision = evaluate_gate(trained.output)
+    promote = cli_task("promote_candidate", ["promote", TRAINED_RUN_ID_ARG],
+                       doc="Register the gate-passed first model (once) and make it the `champion`.")
+    reject = cli_task("record_rejection", ["gate", TRAINED_RUN_ID_ARG],
+                      doc="Read back the refused candidate's stored gate decision and reason (`sprout gate`).")
+    summary = report(trained.output)
+
     imported >> status
     ready >> trained
-    gate_and_promote(trained)
+    decision >> [promote, reject] >> summary
 
 
 sprout_bootstrap()

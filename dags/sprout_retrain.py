@@ -10,7 +10,8 @@ announces enough new approvals (an event on the asset `SPROUT_RETRAIN_ASSET`). E
    unless the run was triggered with `force`.
 3. **assess_candidate** — one mapped task per backbone of `SPROUT_CANDIDATE_BACKBONES` (dynamic task
    mapping; a GPU pod each on Kubernetes): `sprout assess-candidate --backbone B` embeds (cached) and
-   cross-validates that backbone's candidate. **select_candidate** keeps the lowest cross-validated log loss.
+   cross-validates that backbone's candidate. **select_candidate** — `sprout select-candidate`: the rule that
+   picks among them (the lowest cross-validated log loss), the one the CLI's `sprout train` uses too.
 4. **train_candidate** — `sprout train-candidate --key <run id> --backbone <winner>`: the final head, its
    evaluation and evidence, the gate's decision; a retry or a cleared run returns the run that key trained.
 5. **evaluate_gate** — branches on that decision.
@@ -25,14 +26,17 @@ import logging
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
-from sprout_dag_common import (
-    RUN_ID_ARG,
-    SETTINGS,
-    START_DATE,
-    TAGS,
-    cli_task,
-    gate_and_promote,
-    train_best_candidate,
+from sprout_dag_support.cli_tasks import RUN_ID_ARG, cli_task, mapped_cli_task
+from sprout_dag_support.settings import SETTINGS, START_DATE, TAGS
+from sprout_dag_support.training import (
+    ASSESSED_ARG,
+    FORCE_FLAG,
+    TRAINED_RUN_ID_ARG,
+    TRIED_ARG,
+    WINNER_ARG,
+    candidate_args,
+    evaluate_gate,
+    report,
 )
 
 log = logging.getLogger(__name__)
@@ -65,9 +69,26 @@ def sprout_retrain() -> None:
     count = cli_task("count_new_samples", ["retrain-check", "--key", RUN_ID_ARG],
                      doc="`sprout retrain-check`: samples approved since the last training run.")
     enough = check_enough_samples(count.output)
-    first, trained = train_best_candidate()
-    enough >> first
-    gate_and_promote(trained)
+    backbones = candidate_args(list(SETTINGS.candidate_backbones))
+    assessed = mapped_cli_task("assess_candidate", backbones, gpu=True,
+                               doc="`sprout assess-candidate --backbone B`: embed (cached) and cross-validate one "
+                                   "backbone's candidate; one mapped task (pod) per backbone.")
+    selected = cli_task("select_candidate", ["select-candidate", "--assessed", ASSESSED_ARG],
+                        doc="`sprout select-candidate`: the backbone whose candidate wins, and every one tried.")
+    trained = cli_task("train_candidate", ["train-candidate", "--key", RUN_ID_ARG, FORCE_FLAG, "--backbone",
+                                           WINNER_ARG, "--tried", TRIED_ARG], gpu=True,
+                       doc="`sprout train-candidate --backbone WINNER`: the final head, evaluation and gate "
+                           "(idempotent per run id).")
+    decision = evaluate_gate(trained.output)
+    promote = cli_task("promote_candidate", ["promote", TRAINED_RUN_ID_ARG],
+                       doc="Register the gate-passed candidate (once) and move the `champion` alias to it.")
+    reject = cli_task("record_rejection", ["gate", TRAINED_RUN_ID_ARG],
+                      doc="Read back the refused candidate's stored gate decision and reason (`sprout gate`).")
+    summary = report(trained.output)
+
+    enough >> backbones
+    assessed >> selected >> trained
+    decision >> [promote, reject] >> summary
 
 
 sprout_retrain()

@@ -73,6 +73,7 @@ for name, run in (
     ("train", training.train),
     ("retrain-check", training.retrain_check),
     ("assess-candidate", training.assess_candidate),
+    ("select-candidate", training.select_candidate),
     ("train-candidate", training.train_candidate),
     ("gate", training.gate),
     ("promote", training.promote),

@@ -84,16 +84,34 @@ def train_candidate(
                                       tried=others).as_dict(), outcome_line)
 
 
+def select_candidate(
+    assessed: Annotated[str, typer.Option(
+        help="JSON list of the candidates assessed (`assess-candidate` answers), e.g. the DAG's mapped tasks'.")],
+) -> None:
+    """Pick the candidate to train among those assessed, by the rule `sprout train` applies (the lowest
+    cross-validated log loss); prints the winner's backbone and every candidate tried."""
+    from model.learning.candidates import select_candidate as pick
+
+    with command():
+        choice = pick(_assessed(assessed, "--assessed"))
+        emit(choice.as_dict(), lambda d: err.print("\n".join(
+            f"candidate {c['backbone']}: cross-validated accuracy {c['accuracy']:.4f}, log loss {c['log_loss']:.4f}"
+            + (" (selected)" if c["backbone"] == d["backbone"] else "") for c in d["tried"])))
+
+
 def _tried(text: str | None) -> list[AssessedCandidate] | None:
+    return _assessed(text, "--tried") if text else None
+
+
+def _assessed(text: str, option: str) -> list[AssessedCandidate]:
+    """``assess-candidate`` answers given as JSON to ``option``."""
     from model.learning.candidates import parse_assessed
 
-    if not text:
-        return None
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SproutError(f"--tried is not JSON: {exc}") from None
-    return parse_assessed(rows, source="--tried")
+        raise SproutError(f"{option} is not JSON: {exc}") from None
+    return parse_assessed(rows, source=option)
 
 
 def gate(run_id: RunIdArg = None) -> None:

@@ -45,12 +45,20 @@ def _jsonable(value: Any) -> Any:
 class _StubTaskInstance:
     """Enough of a task instance to render templates that pull an upstream task's XCom."""
 
-    def xcom_pull(self, task_ids: str, **_: Any) -> dict[str, Any]:
-        return STUB_XCOMS.get(task_ids, {})
+    def xcom_pull(self, task_ids: str | list[str], **_: Any) -> Any:
+        if isinstance(task_ids, str):
+            return STUB_XCOMS.get(task_ids, {})
+        pulled: list[Any] = []  # a list of task ids pulls a list: every map index's value of each
+        for task_id in task_ids:
+            value = STUB_XCOMS.get(task_id, {})
+            pulled.extend(value) if isinstance(value, list) else pulled.append(value)
+        return pulled
 
 
-STUB_XCOMS: dict[str, dict[str, Any]] = {
+STUB_XCOMS: dict[str, Any] = {
     "train_candidate": {"run_id": 7},
+    "assess_candidate": [{"backbone": "efficientnet_lite0", "log_loss": 0.2},
+                         {"backbone": "efficientnet_lite1", "log_loss": 0.1}],
     "select_candidate": {"backbone": "efficientnet_lite1", "tried": [
         {"backbone": "efficientnet_lite0", "log_loss": 0.2}, {"backbone": "efficientnet_lite1", "log_loss": 0.1}]},
     "plan_shards": {"model_version": 4, "n": 10, "shards": [{"shard": "0/2", "n": 6}, {"shard": "1/2", "n": 4}]},

@@ -19,8 +19,8 @@ KUBERNETES = {"SPROUT_TASK_RUNNER": "kubernetes", "SPROUT_K8S_ENV_CONFIGMAP": "s
 # token-signing key (SPROUT_SECRET_KEY): no task reads it.
 DEFAULT_KEYS = {"SPROUT_DATABASE_URL": False, "SPROUT_S3_ACCESS_KEY": False, "SPROUT_S3_SECRET_KEY": False,
                 "MLFLOW_TRACKING_USERNAME": True, "MLFLOW_TRACKING_PASSWORD": True}
-POD_TASKS = {"sprout_retrain": {"count_new_samples", "assess_candidate", "train_candidate", "promote_candidate",
-                                "record_rejection"},
+POD_TASKS = {"sprout_retrain": {"count_new_samples", "assess_candidate", "select_candidate", "train_candidate",
+                                "promote_candidate", "record_rejection"},
              "sprout_bootstrap": {"import_dataset", "read_status", "train_candidate", "promote_candidate",
                                   "record_rejection"},
              "sprout_batch_predict": {"plan_shards", "score_shard", "merge_report"}}

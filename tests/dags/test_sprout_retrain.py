@@ -87,6 +87,7 @@ def test_local_runner_runs_the_cli_keyed_on_the_run_id(dagbag: dict[str, Any]) -
         ["train-candidate", "--key", "manual__2026-01-01T00:00:00+00:00", "--force", "--backbone",
          "efficientnet_lite1", "--tried", tried]]
     assert tasks["candidate_args"]["op_args"] == [["efficientnet_lite0", "efficientnet_lite1"]]  # the setting
+    assert tasks["select_candidate"]["rendered"] == [["select-candidate", "--assessed", tried]]  # every assessed
     assert tasks["promote_candidate"]["rendered"] == [["promote", "7"]]
     assert tasks["record_rejection"]["rendered"] == [["gate", "7"]]
 
@@ -98,7 +99,8 @@ def test_kubernetes_runner_trains_in_a_gpu_pod(dagbag_kubernetes: dict[str, Any]
     tasks = dag["tasks"]
     assert {task_id: info["downstream"] for task_id, info in tasks.items()} == EDGES
     pods = {task_id for task_id, info in tasks.items() if info["type"] == "KubernetesPodOperator"}
-    assert pods == {"count_new_samples", "train_candidate", "promote_candidate", "record_rejection"}
+    assert pods == {"count_new_samples", "select_candidate", "train_candidate", "promote_candidate",
+                    "record_rejection"}
     mapped = tasks["assess_candidate"]  # one GPU pod per backbone
     assert mapped["mapped"] == "KubernetesPodOperator" and mapped["expand"] == ["arguments"]
     assert mapped["pod"]["limits"]["nvidia.com/gpu"] == "1" and mapped["pod"]["image"] == "registry.example/sprout:1.2"

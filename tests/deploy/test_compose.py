@@ -450,7 +450,7 @@ def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str,
     """Every SPROUT_* variable given to a container is a field of model/settings.py, one the DAGs read, or
     one the init script reads; the production settings validate."""
     fields = {f"SPROUT_{name.upper()}" for name in Settings.model_fields}
-    dag_source = (REPO_ROOT / "dags" / "sprout_dag_common.py").read_text()  # DagSettings: _env("NAME", ...)
+    dag_source = (REPO_ROOT / "dags" / "sprout_dag_support" / "settings.py").read_text()  # DagSettings: _env(NAME)
     dag_names = set(re.findall(r"\"(SPROUT_[A-Z0-9_]+)\"", dag_source)) | \
         {f"SPROUT_{name}" for name in re.findall(r"_env\(\"([A-Z0-9_]+)\"", dag_source)}
     init_names = set(re.findall(r"(SPROUT_[A-Z0-9_]+)", (DOCKER / "sprout-init.sh").read_text()))

@@ -438,7 +438,7 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def cluster_pods(render: Render) -> dict[str, tuple[str, dict[str, str]]]:
     """The pods a cluster would run, by who they are: (namespace, labels). The chart's own (by component), the
-    DAGs' training pods (labels of dags/sprout_dag_common.py, checked against the real DAGs in
+    DAGs' training pods (labels of dags/sprout_dag_support/pods.py, checked against the real DAGs in
     test_training_task_is_a_gpu_pod_on_the_nodes_from_values), the official Airflow chart's pods, and strangers:
     another app, and a pod in another namespace that copies the API's labels."""
     pods: dict[str, tuple[str, dict[str, str]]] = {}
@@ -676,7 +676,7 @@ TRAINER_SECRETS = {("sprout-env", k) for k in ("SPROUT_DATABASE_URL", "SPROUT_S3
 
 
 def dag_secret_keys(airflow_env: dict[str, str]) -> dict[str, bool]:
-    """Key → optional, of SPROUT_K8S_SECRET_KEYS as dags/sprout_dag_common.py reads it (`KEY?`: optional)."""
+    """Key → optional, of SPROUT_K8S_SECRET_KEYS as dags/sprout_dag_support/settings.py reads it (`KEY?`: optional)."""
     words = [w for w in re.split(r"[,\s]+", airflow_env["SPROUT_K8S_SECRET_KEYS"]) if w]
     keys = {w.removesuffix("?"): w.endswith("?") for w in words}
     assert len(keys) == len(words), f"a key twice: {words}"

@@ -181,3 +181,18 @@ def test_scoring_evaluating_and_exporting_refuse_an_artifact_sprout_did_not_trai
     assert refused["type"] == "ArtifactRejectedError"
     assert not exported.exists()
     assert sprout(home, "predict", str(photo))["predictions"][0]["label"] == "dandelion"  # the champion still works
+
+
+def test_select_candidate_applies_the_training_rule_to_assessed_answers(tmp_path: Path) -> None:
+    """What the retrain DAG's select_candidate task runs: the lowest cross-validated log loss wins, every candidate
+    tried comes back; no answers, or answers that are not `assess-candidate`'s, are a clear error (exit 1)."""
+    assessed = [{"backbone": "efficientnet_lite0", "accuracy": 0.95, "log_loss": 0.21, "folds": 5},
+                {"backbone": "efficientnet_lite1", "accuracy": 0.94, "log_loss": 0.18, "folds": 5}]
+    chosen = sprout(tmp_path / "state", "select-candidate", "--assessed", json.dumps(assessed))
+    assert chosen["backbone"] == "efficientnet_lite1"
+    assert [(c["backbone"], c["log_loss"]) for c in chosen["tried"]] == [
+        ("efficientnet_lite0", 0.21), ("efficientnet_lite1", 0.18)]
+    none = sprout(tmp_path / "state", "select-candidate", "--assessed", "[]", ok=False, code=1)
+    assert none == {"error": "no candidate was assessed", "type": "NotEnoughDataError"}
+    wrong = sprout(tmp_path / "state", "select-candidate", "--assessed", '[{"backbone": "x"}]', ok=False, code=1)
+    assert "--assessed must be a JSON list of `assess-candidate` answers" in wrong["error"]
