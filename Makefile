@@ -16,7 +16,7 @@ AIRFLOW_PKGS  := 'apache-airflow>=3.3,<4' 'apache-airflow-providers-cncf-kuberne
 GRAFANA_CHECK := tests/deploy/grafana
 GRAFANA_STAMP := $(GRAFANA_CHECK)/node_modules/.installed
 
-.PHONY: install run-deps system-deps test-deps up down test lint bench clean env
+.PHONY: install run-deps system-deps test-deps up down test test-fast lint bench clean env
 
 ## What running needs: the project venv and Airflow's.
 run-deps: $(STAMP) $(AIRFLOW_STAMP)
@@ -65,6 +65,13 @@ down:
 
 test: test-deps
 	$(PY) -m pytest
+
+## The inner loop: every test that needs no server, browser or root (tests/utils/markers.py marks the others); only
+## the project's virtualenv (no system packages, no Airflow). On every core: a file per pytest-xdist worker, the
+## slow files first, one compute thread per worker (two workers on two cores, no thread waits on another's).
+test-fast: $(DEV_STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder \
+		-m "not server and not browser and not root"
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

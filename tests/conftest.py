@@ -1,4 +1,5 @@
-"""Shared fixtures."""
+"""Fixtures of several top-level test folders (a folder's own live in its conftest.py), and the markers of what
+each test needs (tests/utils/markers.py: ``make test-fast`` runs the tests that need no server, browser or root)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests import servers
-from tests.utils.live_api import live_api  # noqa: F401  (session fixture shared by UI and e2e tests)
+from tests.utils import markers
+from tests.utils.live_api import LiveApi, prepare_home, serve
+from tests.utils.markers import needs
 
 # In-process training in tests tries one backbone (lite0, the best on the shared set) unless a test asks for
 # more; the product default, every EfficientNet-Lite, is what the CLI, UI and DAG tests run in subprocesses
@@ -25,12 +28,30 @@ if "SPROUT_BACKBONE_GRAPHS" not in os.environ:
     def pytest_sessionfinish() -> None:
         shutil.rmtree(_GRAPHS, ignore_errors=True)
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    markers.add_needs(items)
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker (make test-fast)
+        markers.slow_files_first(items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    with markers.running(item):
+        return (yield)
+
+
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> None:
+    markers.check_fixture(fixturedef)
+
+
 # --- real servers ---
 # Started lazily (only when a test asks for them), once per session, torn down at the end.
 # See tests/servers/; they need PostgreSQL binaries, the venv's `weed` and `mlflow`.
 
 
 @pytest.fixture(scope="session")
+@needs("server")
 def postgres_url() -> Iterator[str]:
     """URL (``postgresql+psycopg2://...``) of an empty database on a throwaway PostgreSQL server.
 
@@ -41,6 +62,7 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
+@needs("server")
 def fresh_pg_url(postgres_url: str) -> Iterator[str]:
     """URL of a new, empty database made for this test (dropped afterwards)."""
     name = f"t_{uuid.uuid4().hex[:16]}"
@@ -50,6 +72,7 @@ def fresh_pg_url(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+@needs("server")
 def s3_server() -> Iterator[servers.S3Server]:
     """A throwaway SeaweedFS S3 endpoint: ``.endpoint`` ("127.0.0.1:PORT"), ``.access_key``, ``.secret_key``.
 
@@ -60,6 +83,7 @@ def s3_server() -> Iterator[servers.S3Server]:
 
 
 @pytest.fixture(scope="session")
+@needs("server")
 def mlflow(postgres_url: str, s3_server: servers.S3Server) -> Iterator[servers.MlflowServer]:
     """An MLflow server with basic-auth (own database on the session Postgres, artifacts on SeaweedFS).
 
@@ -71,10 +95,12 @@ def mlflow(postgres_url: str, s3_server: servers.S3Server) -> Iterator[servers.M
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[str]:
-    """A throwaway Redis server (password, no persistence): its ``redis://:password@127.0.0.1:PORT/0`` URL.
-
-    Shared by the whole session: use keys of your own, or empty it after the test.
-    """
-    with servers.redis_server() as url:
-        yield url
+@needs("server")
+def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    """The real API (tests/utils/live_api.py) on a trained embedded home, started once per test session for the
+    UI, monitoring and e2e tests."""
+    home = prepare_home(tmp_path_factory.mktemp("live-api"))
+    # the drift gauges refresh every second (they follow the monitoring tests' traffic)
+    drift = {"SPROUT_DRIFT_REFRESH_SECONDS": "1", "SPROUT_DRIFT_FLUSH_SECONDS": "0.5"}
+    with serve(home, env=drift) as api:
+        yield api

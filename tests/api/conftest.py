@@ -15,7 +15,9 @@ from model.core.settings import Settings
 from model.data.importer import import_directory
 from model.learning.promotion import train
 from model.runtime.services import Services
+from tests import servers
 from tests.utils.datasets import dataset_tree
+from tests.utils.markers import needs
 from tests.utils.services import migrated_services
 
 REVIEWER, PASSWORD = "reviewer", "reviewer-password-1"
@@ -84,3 +86,14 @@ def register_version(svc: Services, model: Any, *, recorded: bool = True, digest
         with svc.session() as session:
             record_training_run(session, version, model, digest=digest)
     return version
+
+
+@pytest.fixture(scope="session")
+@needs("server")
+def redis_server() -> Iterator[str]:
+    """A throwaway Redis server (password, no persistence): its ``redis://:password@127.0.0.1:PORT/0`` URL.
+
+    Shared by the whole session: use keys of your own, or empty it after the test.
+    """
+    with servers.redis_server() as url:
+        yield url

@@ -15,7 +15,8 @@ from tests.utils.images import dataset_images
 from tests.utils.live_api import free_port, wait_ready
 from tests.utils.paths import REPO_ROOT
 
-pytestmark = pytest.mark.slow  # installs the API's dependencies (from the pip cache when warm)
+# installs the API's dependencies (from the pip cache when warm) and serves them under uvicorn
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 
 def source_tree(dest: Path) -> Path:

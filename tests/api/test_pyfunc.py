@@ -26,6 +26,7 @@ from db.queries import expected_artifact
 from model.core.settings import Settings
 from tests.api.conftest import make_client
 from tests.utils.images import dataset_images, encode, random_image
+from tests.utils.markers import needs
 from tests.utils.paths import REPO_ROOT
 from tests.utils.services import migrated_services
 
@@ -132,6 +133,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
+@needs("server")
 def served(settings: Settings, champion_uri: str, tmp_path: Path) -> Iterator[str]:
     """``mlflow models serve -m models:/...@champion --env-manager local`` as a subprocess; its base URL."""
     port = free_port()

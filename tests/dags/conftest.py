@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.dags.dag_runs import Driver
+from tests.utils.markers import needs
 from tests.utils.paths import REPO_ROOT, shared_graphs
 
 AIRFLOW_VENV = REPO_ROOT / ".venv-airflow"
@@ -32,6 +33,7 @@ def _clean_environ() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+@needs("server")  # Airflow's own virtualenv
 def airflow_python() -> Path:
     python = AIRFLOW_VENV / "bin" / "python"
     assert python.is_file(), f"Airflow virtualenv missing at {AIRFLOW_VENV}: run `make install`"

@@ -38,6 +38,7 @@ from tests.deploy.tools import (
 )
 from tests.servers import postgres
 from tests.servers.processes import free_port, make_tmpdir, run_to_log
+from tests.utils.markers import needs
 
 SECRET_NAME = re.compile(r"PASSWORD(?!S_FILE)|SECRET|_KEY|TOKEN|FERNET|JWT")
 BIND = re.compile(r"^(?P<source>.+?):(?P<target>/[^:]*)(?::(?P<mode>ro|rw))?$")
@@ -66,6 +67,7 @@ def resolve(env_file: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+@needs("root")  # docker-compose
 def resolved(env_file: Path) -> dict[str, Any]:
     return resolve(env_file)
 
@@ -85,6 +87,7 @@ def interpolations() -> list[tuple[str, str, str]]:
 # --------------------------------------------------------------------------- the tools
 
 
+@pytest.mark.root
 def test_docker_compose_v1_config_is_valid(env_file: Path) -> None:
     compose = docker_compose()
     assert "version 1." in run([compose, "version"]).stdout
@@ -92,6 +95,7 @@ def test_docker_compose_v1_config_is_valid(env_file: Path) -> None:
         run([compose, "--env-file", str(env_file), "-f", str(COMPOSE), *profiles, "config", "-q"], cwd=REPO_ROOT)
 
 
+@pytest.mark.root
 def test_compose_refuses_to_start_without_the_generated_secrets(tmp_path: Path) -> None:
     empty = tmp_path / "empty.env"
     empty.write_text("# nothing\n")
@@ -469,6 +473,7 @@ def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str,
             assert settings.env == "production" and settings.s3_endpoint == "minio:9000"
 
 
+@pytest.mark.server  # Airflow's virtualenv
 def test_airflow_settings_are_real_airflow_options(resolved: dict[str, Any], tmp_path: Path) -> None:
     """AIRFLOW__SECTION__KEY variables name options that the image's Airflow version has, or ([sprout]) that
     Sprout's auth manager reads; the auth manager they name is the one Airflow loads from the plugins folder."""
@@ -557,6 +562,7 @@ def test_monitoring_mounts_match_the_monitoring_files(raw: dict[str, Any]) -> No
 # --------------------------------------------------------------------------- PostgreSQL init script
 
 
+@pytest.mark.server
 def test_postgres_init_script_creates_the_three_databases() -> None:
     """docker/postgres/init-databases.sh, as the postgres image runs it, on a real (throwaway) PostgreSQL."""
     bindir = postgres.find_pg_bin()

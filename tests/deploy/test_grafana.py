@@ -13,6 +13,8 @@ import pytest
 
 from tests.deploy.tools import GRAFANA_CHECK, dashboard_files, load_json, require, run
 
+pytestmark = pytest.mark.root  # tsc and @grafana/schema from npm (Debian's nodejs/npm)
+
 TSC = GRAFANA_CHECK / "node_modules" / ".bin" / "tsc"
 TYPES = GRAFANA_CHECK / "dashboard-types.ts"
 

@@ -818,6 +818,7 @@ def test_minio_init_policies_are_bucket_scoped(default: Render, k8s_secrets: Pat
 
 
 @pytest.mark.parametrize("which", ["default", "production"])
+@pytest.mark.server  # Airflow's virtualenv
 def test_training_task_is_a_gpu_pod_on_the_nodes_from_values(which: str, request: pytest.FixtureRequest,
                                                              tmp_path: Path) -> None:
     """Airflow parses the real DAGs with the chart's airflow-env ConfigMap; the Pods its KubernetesPodOperators

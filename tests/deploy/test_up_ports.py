@@ -47,6 +47,7 @@ def squatter() -> Iterator[int]:
     server.shutdown()
 
 
+@pytest.mark.server  # scripts/up.sh starts the stack unless the port check stops it
 def test_make_up_refuses_a_port_another_program_holds_and_sends_it_no_login(squatter: int, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPROUT_", "MLFLOW_", "AIRFLOW_"))} | {
         "SPROUT_HOME": str(tmp_path / "home"), "SPROUT_MLFLOW_PORT": str(squatter),

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.utils.markers import require_marker
 from tests.utils.paths import REPO_ROOT
 
 DOCKER = REPO_ROOT / "docker"
@@ -51,6 +52,7 @@ def venv_tool(name: str) -> str:
 
 
 def docker_compose() -> str:
+    require_marker("root", "docker-compose (a Debian package)")
     return require(shutil.which("docker-compose"), "docker-compose (v1)",
                    "apt-get install -y docker-compose (.ci/run installs it when missing)")
 

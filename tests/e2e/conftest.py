@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.utils.live_api import LiveApi, free_port, sprout_env
+from tests.utils.markers import needs
 from tests.utils.paths import REPO_ROOT
 from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
 
@@ -27,6 +28,7 @@ START_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="session")
+@needs("server")
 def streamlit_url(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run streamlit_app/server.py`` (the app and its ``/session`` route) on a free port, talking to
     the live API; its URL once healthy."""
@@ -57,6 +59,7 @@ def streamlit_url(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
+@needs("browser")
 def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), f"{CHROMIUM} missing: apt-get install -y chromium chromium-driver"
     with sync_playwright() as playwright:

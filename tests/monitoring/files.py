@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.utils.markers import require_marker
 from tests.utils.paths import REPO_ROOT
 
 MONITORING = REPO_ROOT / "monitoring"
@@ -37,6 +38,7 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range":
 
 def require_binary(path: Path) -> str:
     """``path`` if it is an executable; otherwise the test fails and says how to install it."""
+    require_marker("root", f"{path} (the Debian package 'prometheus')")
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(f"{path} not found: install the Debian package 'prometheus' (apt-get install -y prometheus; "
                     ".ci/run installs it when it is missing)")

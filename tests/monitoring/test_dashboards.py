@@ -43,6 +43,7 @@ from tests.monitoring.files import (
 from tests.servers.processes import Process, free_port, wait_ready
 from tests.utils.images import dataset_images, random_image_bytes
 from tests.utils.live_api import LiveApi
+from tests.utils.markers import needs
 
 PANEL_TYPES = {"timeseries", "stat", "bargauge"}
 WAIT_S = 60
@@ -174,6 +175,7 @@ def render_config(api_url: str, directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+@needs("server", "root")
 def prometheus(live_api: LiveApi) -> Iterator[Prometheus]:
     """``/usr/bin/prometheus`` scraping ``live_api`` every second, on a free port; stopped afterwards."""
     binary = require_binary(PROMETHEUS)

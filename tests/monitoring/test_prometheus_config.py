@@ -37,6 +37,7 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     return subprocess.run([require_binary(PROMTOOL), *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
+@pytest.mark.root
 def test_promtool_check_config_accepts_prometheus_yml_and_its_rules() -> None:
     proc = promtool("check", "config", str(PROMETHEUS_CONFIG))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -55,6 +56,7 @@ def test_prometheus_yml_scrapes_the_api_at_its_compose_address() -> None:
     assert "POST /events" in text and "sprout_ui_page_views_total" in text and "sprout_training_runs_total" in text
 
 
+@pytest.mark.root
 def test_promtool_check_rules() -> None:
     proc = promtool("check", "rules", str(RULES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -84,12 +86,14 @@ def test_rule_unit_tests_cover_every_alert_firing_and_not_firing() -> None:
     assert EXPECTED_ALERTS - quiet == set(), f"alerts never tested quiet: {EXPECTED_ALERTS - quiet}"
 
 
+@pytest.mark.root
 def test_promtool_test_rules_passes() -> None:
     proc = promtool("test", "rules", RULES_TEST.name, cwd=RULES_TEST.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout, proc.stdout
 
 
+@pytest.mark.root
 @pytest.mark.parametrize(
     ("alert", "old", "new"),
     [

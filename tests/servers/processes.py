@@ -1,5 +1,5 @@
 """What every test server shares: free ports on 127.0.0.1, temporary directories, finding binaries, a server
-process in its own process group, waiting until it answers, and the guard that keeps servers out of unmarked tests."""
+process in its own process group, waiting until it answers, and the check that the running test may start one."""
 
 from __future__ import annotations
 
@@ -15,19 +15,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tests.utils.markers import require_marker
 from tests.utils.readiness import ProcessExited, ServerStartError, tail, wait_until_ready
 
 HOST = "127.0.0.1"
 
-# While a test runs, tests/utils/markers.py sets this to why that test may not start a server (it is not marked
-# ``server``, so ``make test-fast`` would run it); None otherwise (between tests, in scripts).
-refusal: str | None = None
-
 
 def check_start(what: str) -> None:
-    """Raise ServerStartError if the running test may not start servers (see ``refusal``)."""
-    if refusal is not None:
-        raise ServerStartError(f"{what}: {refusal}")
+    """Fail the running test if it is not marked ``server`` (``make test-fast`` runs unmarked tests)."""
+    require_marker("server", what)
 
 
 def port_is_free(port: int) -> bool:

@@ -15,6 +15,7 @@ from tests.utils.live_api import (
     free_port,
     serve,
 )
+from tests.utils.markers import needs
 from tests.utils.paths import REPO_ROOT
 
 APP = REPO_ROOT / "streamlit_app" / "app.py"
@@ -45,6 +46,7 @@ def api(monkeypatch: pytest.MonkeyPatch, live_api: LiveApi) -> LiveApi:
 
 
 @pytest.fixture(scope="module")
+@needs("server")
 def modelless_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     """The real API on an empty home: no samples, no model promoted yet (one reviewer account)."""
     home = tmp_path_factory.mktemp("empty-api") / "home"

@@ -5,7 +5,7 @@ from the shared data set), ``sprout train --force`` (version 1 becomes the champ
 ``sprout users add reviewer`` with the password piped on stdin. Then uvicorn starts on a free port with
 ``SPROUT_HOME`` pointing there, and the fixture waits until ``/readyz`` says the model is served.
 
-``live_api`` is a session fixture registered in ``tests/conftest.py`` and shared by the UI and e2e tests
+``live_api`` is a session fixture of ``tests/conftest.py``, shared by the UI, monitoring and e2e tests
 (training once, ~40 s on two cores).
 """
 
@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from db.models import Split
 from model.data.samples import split_for
 from tests.utils.datasets import dataset_tree
 from tests.utils.images import dataset_images
+from tests.utils.markers import require_marker
 from tests.utils.paths import REPO_ROOT, require_dataset, shared_graphs
 from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
 from tests.utils.services import TEST_SPLIT_KEY
@@ -168,6 +169,7 @@ def serve(home: Path, port: int | None = None, *, need_model: bool = True,
           env: dict[str, str] | None = None) -> Iterator[LiveApi]:
     """``uvicorn api.main:app`` on 127.0.0.1 for ``home``, ready before it is yielded: serving a model, or
     (``need_model=False``, e.g. an empty home) just answering. ``env``: more settings (SPROUT_*)."""
+    require_marker("server", "the API under uvicorn")
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = home.parent / f"uvicorn-{port}.log"
@@ -194,27 +196,3 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path, path: st
                          log=log_path, interval=0.5)
     except ServerStartError as exc:
         pytest.fail(str(exc))
-
-
-# --- the shared session fixture ---
-
-_shared: dict[str, Any] = {"users": 0, "api": None, "stack": None}
-
-
-@pytest.fixture(scope="session")
-def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    """The real API on a trained embedded home (started once per test session, however many suites use it)."""
-    if _shared["api"] is None:
-        stack = ExitStack()
-        home = prepare_home(tmp_path_factory.mktemp("live-api"))
-        # the drift gauges refresh every second (they follow the monitoring tests' traffic)
-        drift = {"SPROUT_DRIFT_REFRESH_SECONDS": "1", "SPROUT_DRIFT_FLUSH_SECONDS": "0.5"}
-        _shared["api"], _shared["stack"] = stack.enter_context(serve(home, env=drift)), stack
-    _shared["users"] += 1
-    try:
-        yield _shared["api"]
-    finally:
-        _shared["users"] -= 1
-        if _shared["users"] == 0:
-            _shared["stack"].close()
-            _shared["api"] = _shared["stack"] = None

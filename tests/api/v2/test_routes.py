@@ -27,6 +27,7 @@ from model.data.images import PreprocessSpec, load_and_preprocess
 from tests.api.conftest import make_client
 from tests.utils.images import dataset_images, png_claiming_size, random_image_bytes
 from tests.utils.live_api import LiveApi, serve
+from tests.utils.markers import needs
 from tests.utils.services import migrated_services
 
 MODEL = Settings.model_fields["model_name"].default  # SPROUT_MODEL_NAME, not set by the live server
@@ -34,6 +35,7 @@ LABELS = ["dandelion", "grass"]
 
 
 @pytest.fixture(scope="module")
+@needs("server")
 def live(trained_home: Path) -> Iterator[LiveApi]:
     with serve(trained_home) as api:
         yield api

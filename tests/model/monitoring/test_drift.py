@@ -47,7 +47,7 @@ def svc(tmp_path: Path) -> Iterator[Services]:
     services.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.server)])
 def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
     """Services on a migrated SQLite or PostgreSQL database."""
     url = request.getfixturevalue("fresh_pg_url") if request.param == "postgresql" else None

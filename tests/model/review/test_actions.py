@@ -26,7 +26,7 @@ def jpeg(i: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.server), "sqlite"])
 def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Services:
     url = request.getfixturevalue("fresh_pg_url") if request.param == "postgresql" else None
     return migrated_services(Settings(home=tmp_path, database_url=url))
