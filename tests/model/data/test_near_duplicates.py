@@ -1,22 +1,29 @@
-"""The near-duplicate index: synced from the database, so every worker (and a restarted one) sees every sample."""
+"""Near duplicates (model/data/near_duplicates.py): the index, synced from the database, so every worker (and a
+restarted one) sees every sample; the perceptual hash; and `sprout dedup`: near-duplicate groups and cross-split
+leaks in existing data (imports have no intake check)."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
 import imagehash
 import numpy as np
+import pytest
 from PIL import Image
 
+from db import queries
 from db.models import SampleSource
 from model.core.settings import Settings
-from model.data.near_duplicates import NearDuplicateFinder, NearDuplicateRule, phash_distance, phash_of
-from model.data.samples import Prediction, add_sample
+from model.data.near_duplicates import NearDuplicateFinder, NearDuplicateRule, dedup_report, phash_distance, phash_of
+from model.data.samples import Prediction, add_sample, split_for
+from model.learning.backbones import load_backbone
+from model.learning.embeddings import ImageRef, embed_images
 from tests.utils.images import dataset_images, near_copy
 from tests.utils.paths import REPO_ROOT
-from tests.utils.services import migrated_services
+from tests.utils.services import TEST_SPLIT_KEY, migrated_services
 
 RULE = NearDuplicateRule(min_similarity=0.70, max_hash_distance=18)
 
@@ -77,3 +84,50 @@ def test_the_perceptual_hash_has_imagehash_bits_without_importing_scipy() -> Non
             "print(sorted(m for m in sys.modules if m.startswith('scipy')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:] or proc.stdout
+
+
+# --- `sprout dedup` on existing data ---
+
+BACKBONE = "efficientnet_lite0"
+
+
+def copy_in_another_split(data: bytes) -> bytes:
+    """A near copy of ``data`` whose (keyed) split differs from the original's: a leak once both are imported."""
+    split = split_for(hashlib.sha256(data).hexdigest(), key=TEST_SPLIT_KEY)
+    for quality in range(95, 60, -1):
+        copy = near_copy(data, crop=0.10, scale=0.8, quality=quality)
+        if split_for(hashlib.sha256(copy).hexdigest(), key=TEST_SPLIT_KEY) is not split:
+            return copy
+    raise AssertionError("no copy in another split")
+
+
+@pytest.mark.parametrize("report_only", [True, False])
+def test_dedup_finds_the_imported_copy_and_its_leak(tmp_path: Path, report_only: bool) -> None:
+    svc = migrated_services(Settings(_env_file=None, home=tmp_path))  # type: ignore[call-arg]
+    try:
+        photos = [p.read_bytes() for p in dataset_images("dandelion", 6) + dataset_images("grass", 6)]
+        copy = copy_in_another_split(photos[2])
+        with svc.session() as session:
+            for i, data in enumerate([*photos, copy]):
+                add_sample(session, svc.store, data=data, source=SampleSource.IMPORT,
+                           label="dandelion" if i < 6 or i == len(photos) else "grass")
+            rows = queries.all_samples(session)
+            embed_images(session, svc.store, load_backbone(BACKBONE, svc.settings),
+                         [ImageRef(s.sha256, s.object_key) for s in rows])
+            for row in rows:  # samples from before pHashes were kept: dedup computes them
+                row.phash = None
+            session.commit()
+            report = dedup_report(session, svc.store, svc.near_duplicates.rule, backbone=BACKBONE,
+                                  report_only=report_only)
+            by_sha = {s.sha256: s for s in queries.all_samples(session)}
+        original, twin = by_sha[hashlib.sha256(photos[2]).hexdigest()], by_sha[hashlib.sha256(copy).hexdigest()]
+        assert report.checked == 13 and report.without_embedding == 0 and report.hashed == 13
+        assert [[m["id"] for m in g] for g in report.groups] == [[original.id, twin.id]]
+        assert report.leaks == report.groups and original.split is not twin.split  # reported, never moved
+        if report_only:
+            assert original.phash is None and twin.duplicate_group is None
+        else:
+            assert original.phash and twin.duplicate_group == original.id == original.duplicate_group
+            assert report.linked == 2
+    finally:
+        svc.close()
