@@ -1,4 +1,4 @@
-"""API fixtures: a small real model trained once, the real app under TestClient, reviewer tokens."""
+"""API fixtures: a small real model trained once (a reviewer and an admin account), the real app under TestClient."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from model.core.settings import Settings
 from model.data.importer import import_directory
 from model.learning.promotion import train
 from model.runtime.services import Services
-from tests import servers
 from tests.utils.datasets import dataset_tree
-from tests.utils.markers import needs
 from tests.utils.services import migrated_services
 
 REVIEWER, PASSWORD = "reviewer", "reviewer-password-1"
@@ -57,20 +55,6 @@ def client(monkeypatch: pytest.MonkeyPatch, trained_home: Path) -> Iterator[Test
         yield c
 
 
-@pytest.fixture
-def reviewer_headers(client: TestClient) -> dict[str, str]:
-    resp = client.post("/auth/token", data={"username": REVIEWER, "password": PASSWORD})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
-
-
-@pytest.fixture
-def admin_headers(client: TestClient) -> dict[str, str]:
-    resp = client.post("/auth/token", data={"username": ADMIN, "password": ADMIN_PASSWORD})
-    assert resp.status_code == 200 and resp.json()["is_admin"] is True, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
-
-
 def register_version(svc: Services, model: Any, *, recorded: bool = True, digest: str | None = None) -> str:
     """Log ``model`` (an onnx.ModelProto) to MLflow and register it as a new version, as a promotion does.
 
@@ -86,14 +70,3 @@ def register_version(svc: Services, model: Any, *, recorded: bool = True, digest
         with svc.session() as session:
             record_training_run(session, version, model, digest=digest)
     return version
-
-
-@pytest.fixture(scope="session")
-@needs("server")
-def redis_server() -> Iterator[str]:
-    """A throwaway Redis server (password, no persistence): its ``redis://:password@127.0.0.1:PORT/0`` URL.
-
-    Shared by the whole session: use keys of your own, or empty it after the test.
-    """
-    with servers.redis_server() as url:
-        yield url
