@@ -1,7 +1,8 @@
-"""Sample use cases: upload, dedup, review moves with audit log, import with bad files."""
+"""Sample use cases: upload, dedup, review moves with audit log, import with bad files; the keyed split."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from db.models import Review, ReviewAction, SampleSource, SampleStatus, Split
 from model.core.errors import ConflictError, InvalidImageError, InvalidLabelError, NotFoundError
 from model.core.settings import Settings
 from model.data.importer import import_directory
-from model.data.samples import Prediction, add_sample, sha256_of
+from model.data.samples import Prediction, add_sample, sha256_of, split_for
 from model.review.actions import review_sample
 from model.runtime.services import Services
 from tests.utils.services import migrated_services
@@ -131,3 +132,15 @@ def test_a_plain_approve_takes_the_prediction_never_the_uploaders_suggestion(svc
                                     suggested_label="grass")
         with pytest.raises(InvalidLabelError):  # no prediction: the reviewer names the label
             review_sample(session, svc.store, sample_id=unpredicted.id, action="approve", reviewer="ann")
+
+
+def test_split_is_deterministic_and_about_80_10_10() -> None:
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(5000)]
+    splits = [split_for(h, key="k" * 64) for h in hashes]
+    assert splits == [split_for(h, key="k" * 64) for h in hashes]
+    other = [split_for(h, key="another-key") for h in hashes]
+    assert sum(a != b for a, b in zip(splits, other, strict=True)) > 1000  # the key decides, not the hash alone
+    share = {s: splits.count(s) / len(splits) for s in Split}
+    assert share[Split.TRAIN] == pytest.approx(0.8, abs=0.02)
+    assert share[Split.VAL] == pytest.approx(0.1, abs=0.015)
+    assert share[Split.TEST] == pytest.approx(0.1, abs=0.015)

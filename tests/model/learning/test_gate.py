@@ -16,7 +16,7 @@ from model.learning.evaluation import (
     wilson_interval,
 )
 from model.learning.evidence import GateEvidence, Paired, RecallDelta
-from model.learning.gate import GateRule, gate
+from model.learning.gate import GateRule, gate, retrain_due
 from model.learning.training import Head, softmax
 
 RULE = GateRule(min_accuracy=0.90, max_regression=0.02)
@@ -123,3 +123,10 @@ def test_cross_validation_is_seeded_stratified_and_out_of_fold() -> None:
     six_labels = cross_validate(np.repeat(x[:6], 2, axis=0), np.repeat(np.arange(6), 2), n_classes=6, seed=0)
     assert six_labels.folds == 2  # and the inner split gives up rather than crash on 2 samples per label
     assert calibrate(a).ece_after <= calibrate(a).ece_before + 1e-9
+
+
+def test_retrain_due_needs_min_new_samples_unless_forced() -> None:
+    assert not retrain_due(new_approved=9, min_new=10).passed
+    assert retrain_due(new_approved=10, min_new=10).passed
+    assert retrain_due(new_approved=0, min_new=10, force=True).passed
+    assert "9" in retrain_due(new_approved=9, min_new=10).reason

@@ -1,4 +1,5 @@
-"""Progress bars: on a terminal, and none when piped or with --json (stdout stays one JSON object)."""
+"""How commands show progress (model/cli/output.py): bars on a terminal, none when piped or with --json (stdout
+stays one JSON object)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,16 @@ import os
 import pty
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-from model.core.progress import reporting, step
-from tests.model.test_cli import SPROUT, sprout
+import pytest
+
+from model.cli.invocation import Invocation, running
+from model.cli.output import Bars
+from tests.model.cli.test_app import SPROUT, sprout
 from tests.utils.images import dataset_images
 from tests.utils.services import TEST_SPLIT_KEY
-
-
-def test_steps_report_only_to_a_listener() -> None:
-    seen: list[tuple[str, int, int]] = []
-    step("nobody listens", 3)(3)  # no reporter: nothing happens
-    with reporting(lambda what, total: lambda done: seen.append((what, total, done))):
-        advance = step("embedding", 5)
-        advance(2)
-        advance(3)
-        step("empty", 0)(0)  # nothing to do: not reported
-    assert seen == [("embedding", 5, 2), ("embedding", 5, 3)]
 
 
 def run_on_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
@@ -60,3 +54,14 @@ def test_import_shows_a_bar_on_a_terminal_and_none_with_json_or_piped(tmp_path: 
     piped = subprocess.run([SPROUT, "import", str(tmp_path / "tree")], capture_output=True, text=True, env=env,
                            cwd=tmp_path, timeout=300)
     assert piped.returncode == 0 and "importing" not in piped.stderr and "skipped 3 duplicates" in piped.stderr
+
+
+def test_progress_bar_only_on_a_terminal_and_never_with_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with running(Invocation(json=False, stdout=sys.stdout)):
+        assert Bars("scoring").disable is False
+    with running(Invocation(json=True, stdout=sys.stdout)):
+        assert Bars("scoring").disable is True
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # piped
+    with running(Invocation(json=False, stdout=sys.stdout)):
+        assert Bars("scoring").disable is True
