@@ -86,3 +86,12 @@ def test_only_api_state_touches_the_application_state() -> None:
     offenders = [str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "api").rglob("*.py")
                  if path.name != "state.py" and "app.state." in path.read_text()]
     assert offenders == [], offenders
+
+
+def test_the_tests_mirror_the_packages() -> None:
+    """tests/model/ and tests/api/ hold a folder per folder of model/ and api/ they test, and every test of
+    model/ lives in its layer's folder (docs/testing.md)."""
+    for package in ("model", "api"):
+        folders = [p.name for p in (REPO_ROOT / "tests" / package).iterdir() if p.is_dir() and p.name != "__pycache__"]
+        assert [f for f in folders if not (REPO_ROOT / package / f).is_dir()] == [], folders
+    assert sorted(p.name for p in (REPO_ROOT / "tests" / "model").glob("test_*.py")) == []
