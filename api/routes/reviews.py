@@ -114,4 +114,4 @@ def read_stats(services: ServicesDep) -> ReviewStats:
 def read_drift(monitor: DriftMonitorDep) -> DriftPublic:
     """Drift of live traffic: the recent predictions' embeddings against the champion's training set, their mean
     confidence against its test set's, the share of novel images (``sprout drift`` prints the same)."""
-    return DriftPublic.model_validate(monitor.compute().as_dict())
+    return DriftPublic.model_validate(monitor.compute().to_dict())

@@ -24,7 +24,7 @@ def import_(source: SourceArg) -> None:
     """Import a folder-per-label tree (local or under an S3 prefix) as approved samples (dedup by content hash)."""
     with command():
         summary = _import_with_progress(services(), source)
-        emit(summary.as_dict(), lambda d: err.print(
+        emit(summary.to_dict(), lambda d: err.print(
             f"added {d['added']} {d['added_by_label']}, skipped {d['skipped_duplicates']} duplicates, "
             f"{len(d['errors'])} errors"))
 
@@ -52,7 +52,7 @@ def bootstrap(
         champion = svc.registry.champion()
         with Bars():
             outcome = None if champion else train(svc, force=True)
-        data = {"import": summary.as_dict(), "train": outcome.as_dict() if outcome else None,
+        data = {"import": summary.to_dict(), "train": outcome.to_dict() if outcome else None,
                 "champion": outcome.version if outcome and outcome.promoted else (champion and champion.version)}
 
         def human(d: dict[str, Any]) -> None:
@@ -92,7 +92,7 @@ def export_dataset(
                 session, svc.store, target, dest_name=name, version=None if version is None else str(version),
                 embeddings=embeddings, champion_version=lambda: champion_version(svc), overwrite=overwrite,
                 progress=bars.iterate)
-        emit(summary.as_dict(), _export_line)
+        emit(summary.to_dict(), _export_line)
 
 
 def _export_line(d: dict[str, Any]) -> None:
@@ -111,7 +111,7 @@ def label_issues(
 
     with command():
         issues = find_label_issues(services(), limit=limit)
-        emit({"issues": [i.as_dict() for i in issues]}, _issue_lines)
+        emit({"issues": [i.to_dict() for i in issues]}, _issue_lines)
 
 
 def _issue_lines(data: dict[str, Any]) -> None:
@@ -135,7 +135,7 @@ def fsck(
         svc = services()
         with svc.session() as session:
             report = run_fsck(session, svc.store, repair=repair, grace=timedelta(minutes=grace_minutes))
-        emit(report.as_dict(), lambda d: err.print(
+        emit(report.to_dict(), lambda d: err.print(
             f"checked {d['checked']} samples: restored {len(d['restored'])}, removed "
             f"{len(d['removed_leftovers'])} leftovers, {len(d['missing'])} missing, {len(d['orphans'])} orphans"))
         if not report.ok:
@@ -156,7 +156,7 @@ def dedup(
             backbone = run.backbone if run is not None else svc.settings.backbone
             found = dedup_report(session, svc.store, svc.near_duplicates.rule, backbone=backbone,
                                  report_only=report)
-        emit(found.as_dict(), _dedup_lines)
+        emit(found.to_dict(), _dedup_lines)
 
 
 def _dedup_lines(d: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ def status() -> None:
     from model.reports.status import collect_status
 
     with command():
-        emit(collect_status(services()).as_dict(), print_pairs)
+        emit(collect_status(services()).to_dict(), print_pairs)
 
 
 def drift() -> None:
@@ -23,7 +23,7 @@ def drift() -> None:
 
     with command():
         svc = services()
-        emit(drift_report(svc, champion_version(svc)).as_dict(), _drift_line)
+        emit(drift_report(svc, champion_version(svc)).to_dict(), _drift_line)
 
 
 def _drift_line(d: dict[str, Any]) -> None:

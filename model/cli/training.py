@@ -42,7 +42,7 @@ def train(force: ForceOpt = False, backbone: BackboneOpt = None) -> None:
 
     with command(), Bars():
         outcome = promotion.train(services(), force=force, backbone_name=backbone)
-        emit(outcome.as_dict(), outcome_line)
+        emit(outcome.to_dict(), outcome_line)
     if outcome.gate is not None and not outcome.gate.passed:
         raise typer.Exit(EXIT_GATE_REFUSED)
 
@@ -54,7 +54,7 @@ def retrain_check(
     from model.learning import promotion
 
     with command():
-        emit(promotion.retrain_check(services(), trigger_key=key).as_dict(), lambda d: err.print(d["reason"]))
+        emit(promotion.retrain_check(services(), trigger_key=key).to_dict(), lambda d: err.print(d["reason"]))
 
 
 def assess_candidate(
@@ -64,7 +64,7 @@ def assess_candidate(
     from model.learning.assessment import assess
 
     with command(), Bars():
-        emit(assess(services(), backbone).as_dict(), lambda d: err.print(
+        emit(assess(services(), backbone).to_dict(), lambda d: err.print(
             f"{d['backbone']}: cross-validated accuracy {d['accuracy']:.4f}, log loss {d['log_loss']:.4f}"))
 
 
@@ -81,7 +81,7 @@ def train_candidate(
     with command(), Bars():
         others = _tried(tried)
         emit(pipeline.train_candidate(services(), force=force, backbone_name=backbone, trigger_key=key,
-                                      tried=others).as_dict(), outcome_line)
+                                      tried=others).to_dict(), outcome_line)
 
 
 def select_candidate(
@@ -94,7 +94,7 @@ def select_candidate(
 
     with command():
         choice = pick(_assessed(assessed, "--assessed"))
-        emit(choice.as_dict(), lambda d: err.print("\n".join(
+        emit(choice.to_dict(), lambda d: err.print("\n".join(
             f"candidate {c['backbone']}: cross-validated accuracy {c['accuracy']:.4f}, log loss {c['log_loss']:.4f}"
             + (" (selected)" if c["backbone"] == d["backbone"] else "") for c in d["tried"])))
 
@@ -119,7 +119,7 @@ def gate(run_id: RunIdArg = None) -> None:
     from model.learning.promotion import gate_decision
 
     with command():
-        emit(gate_decision(services(), run_id).as_dict(), outcome_line)
+        emit(gate_decision(services(), run_id).to_dict(), outcome_line)
 
 
 def promote(run_id: RunIdArg = None) -> None:
@@ -127,7 +127,7 @@ def promote(run_id: RunIdArg = None) -> None:
     from model.learning.promotion import promote_run
 
     with command():
-        emit(promote_run(services(), run_id).as_dict(), outcome_line)
+        emit(promote_run(services(), run_id).to_dict(), outcome_line)
 
 
 def rollback(
@@ -137,7 +137,7 @@ def rollback(
     from model.learning import promotion
 
     with command():
-        emit(promotion.rollback(services(), version).as_dict(), lambda d: err.print(
+        emit(promotion.rollback(services(), version).to_dict(), lambda d: err.print(
             f"champion: version {d['previous']} → {d['champion']}"))
 
 

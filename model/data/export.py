@@ -76,7 +76,7 @@ class ExportSummary:
     embeddings: dict[str, Any] | None = None
     replaced: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The CLI's JSON shape."""
         return {"dest": self.dest, "samples": sum(self.by_label.values()),
                 "by_label": dict(sorted(self.by_label.items())), "version": self.version,

@@ -35,7 +35,7 @@ class FsckReport:
         """True when every sample has its object (orphans are reported, not errors)."""
         return not self.missing
 
-    def as_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         """The CLI's JSON shape."""
         return {"ok": self.ok, **asdict(self)}
 

@@ -40,7 +40,7 @@ class ImportSummary:
     duplicates: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The CLI's JSON shape."""
         return {
             "added": sum(self.added.values()),

@@ -65,7 +65,7 @@ class NearDuplicate:
     id: int
     similarity: float
 
-    def as_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int]:
         return {"id": self.id, "similarity": round(self.similarity, 4)}
 
 
@@ -183,7 +183,7 @@ class DedupReport:
     def leaks(self) -> list[list[dict[str, object]]]:
         return [g for g in self.groups if len({m["split"] for m in g}) > 1]
 
-    def as_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {"backbone": self.backbone, "checked": self.checked, "without_embedding": self.without_embedding,
                 "hashed": self.hashed, "linked": self.linked, "groups": self.groups, "leaks": self.leaks}
 

@@ -141,7 +141,7 @@ def add_sample(
         created_at=now,
         approved_at=now if status is SampleStatus.APPROVED else None,
         phash=phash,
-        near_duplicates=[m.as_dict() for m in matches] or None,
+        near_duplicates=[m.to_dict() for m in matches] or None,
         duplicate_group=group_of(best) if best is not None else None,
     )
     session.add(sample)

@@ -29,7 +29,7 @@ class AssessedCandidate:
     weight_decay: float | None = None
     n_embedded: int = 0  # images embedded (not found in the cache) to assess it
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"backbone": self.backbone, "accuracy": self.accuracy,
                 "accuracy_ci": None if self.accuracy_ci is None else list(self.accuracy_ci),
                 "log_loss": self.log_loss, "folds": self.folds, "weight_decay": self.weight_decay,
@@ -63,9 +63,9 @@ class CandidateChoice:
     def winner(self) -> AssessedCandidate:
         return self.tried[self.selected]
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """``{"backbone": the winner's, "tried": [every row]}``: what the DAG's training task reads."""
-        return {"backbone": self.winner.backbone, "tried": [c.as_dict() for c in self.tried]}
+        return {"backbone": self.winner.backbone, "tried": [c.to_dict() for c in self.tried]}
 
 
 def select_candidate(assessed: Sequence[AssessedCandidate]) -> CandidateChoice:

@@ -83,7 +83,7 @@ def evaluate_directory(predictor: Predictor, root: Path, batch_size: int = 16) -
               for i in range(0, len(arrays), batch_size)]
     proba = np.concatenate(chunks) if chunks else np.zeros((0, len(predictor.labels)), dtype=np.float32)
     result = evaluate_probabilities(y_true, proba, predictor.labels)
-    return {"model_version": predictor.version, **result.as_dict(), "errors": errors}
+    return {"model_version": predictor.version, **result.to_dict(), "errors": errors}
 
 
 # --- evidence about a candidate ---

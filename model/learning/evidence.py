@@ -1,6 +1,6 @@
 """The numbers the gate decides on, as typed records: a model's test metrics and the evidence about a candidate.
 
-Each record has one ``as_dict()``, the JSON of the CLI, the run record, MLflow and the API, and a ``from_dict``
+Each record has one ``to_dict()``, the JSON of the CLI, the run record, MLflow and the API, and a ``from_dict``
 that reads a stored one back (the run record of an earlier version included). Pure data: the statistics that
 fill them are in ``model.learning.evaluation``.
 """
@@ -34,7 +34,7 @@ class ClassMetrics:
     f1: float
     support: int
 
-    def as_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int]:
         return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "support": self.support}
 
     @classmethod
@@ -50,7 +50,7 @@ class ConfusionMatrix:
     labels: tuple[str, ...]
     matrix: tuple[tuple[int, ...], ...]
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"labels": list(self.labels), "matrix": [list(row) for row in self.matrix]}
 
     @classmethod
@@ -69,10 +69,10 @@ class Metrics:
     per_class: Mapping[str, ClassMetrics]
     confusion_matrix: ConfusionMatrix
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "accuracy": self.accuracy, "macro_f1": self.macro_f1, "log_loss": self.log_loss,
-                "per_class": {label: values.as_dict() for label, values in self.per_class.items()},
-                "confusion_matrix": self.confusion_matrix.as_dict()}
+                "per_class": {label: values.to_dict() for label, values in self.per_class.items()},
+                "confusion_matrix": self.confusion_matrix.to_dict()}
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> Metrics:
@@ -101,7 +101,7 @@ class Paired:
             return 1.0
         return float(binomtest(self.champion_only, discordant, 0.5, alternative="greater").pvalue)
 
-    def as_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int]:
         return {"both": self.both, "candidate_only": self.candidate_only, "champion_only": self.champion_only,
                 "neither": self.neither}
 
@@ -120,7 +120,7 @@ class RecallDelta:
     delta: float
     support: int
 
-    def as_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int]:
         return {"candidate": self.candidate, "champion": self.champion, "delta": self.delta, "support": self.support}
 
     @classmethod
@@ -154,19 +154,19 @@ class GateEvidence:
     ece_after: float
     rule: GateRule | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         stored: dict[str, Any] = {
             "n_cv": self.n_cv, "cv_folds": self.cv_folds, "cv_accuracy": self.cv_accuracy,
             "cv_accuracy_ci": _listed(self.cv_accuracy_ci), "cv_log_loss": self.cv_log_loss,
             "cv_macro_f1": self.cv_macro_f1, "test_accuracy": self.test_accuracy, "n_test": self.n_test,
             "test_accuracy_ci": _listed(self.test_accuracy_ci), "champion_version": self.champion_version,
             "champion_test_accuracy": self.champion_test_accuracy,
-            "paired": self.paired.as_dict() if self.paired is not None else None, "mcnemar_p": self.mcnemar_p,
-            "recall_deltas": {label: delta.as_dict() for label, delta in self.recall_deltas.items()},
+            "paired": self.paired.to_dict() if self.paired is not None else None, "mcnemar_p": self.mcnemar_p,
+            "recall_deltas": {label: delta.to_dict() for label, delta in self.recall_deltas.items()},
             "temperature": self.temperature, "ece_before": self.ece_before, "ece_after": self.ece_after,
         }
         if self.rule is not None:
-            stored["rule"] = self.rule.as_dict()
+            stored["rule"] = self.rule.to_dict()
         return stored
 
     @classmethod

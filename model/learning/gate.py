@@ -28,9 +28,9 @@ class Decision:
     reason: str
     evidence: GateEvidence | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "reason": self.reason,
-                "evidence": self.evidence.as_dict() if self.evidence is not None else None}
+                "evidence": self.evidence.to_dict() if self.evidence is not None else None}
 
 
 def left_out_labels(per_split: dict[str, Counter[Split]]) -> tuple[list[str], list[str]]:
@@ -89,7 +89,7 @@ class GateRule:
         return cls(min_accuracy=settings.gate_min_accuracy, max_regression=settings.gate_max_regression,
                    alpha=settings.gate_alpha, min_class_support=settings.gate_min_class_support)
 
-    def as_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int]:
         return {"min_accuracy": self.min_accuracy, "max_regression": self.max_regression, "alpha": self.alpha,
                 "min_class_support": self.min_class_support}
 

@@ -65,7 +65,7 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
             return TrainOutcome(skipped=True, reason=due.reason)
         samples, labels, warnings = select_trainable(queries.approved_samples(session))
         run = TrainingRun(backbone=names[0], labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key,
-                          params=RunParams(warnings=tuple(warnings)).as_dict())
+                          params=RunParams(warnings=tuple(warnings)).to_dict())
         session.add(run)
         session.commit()
         try:

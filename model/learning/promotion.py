@@ -29,7 +29,7 @@ class RetrainCheck:
     due: bool
     reason: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -40,7 +40,7 @@ class ChampionChange:
     previous: str | None
     champion: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

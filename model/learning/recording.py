@@ -45,11 +45,11 @@ def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Hea
         if evaluation.decision.evidence is not None:
             flat.update(evidence_metrics(evaluation.decision.evidence))
         mlflow_run.log_metrics(flat)
-        mlflow_run.log_dict({"candidate": evaluation.metrics.as_dict(),
-                             "champion": (evaluation.champion_metrics.as_dict()
+        mlflow_run.log_dict({"candidate": evaluation.metrics.to_dict(),
+                             "champion": (evaluation.champion_metrics.to_dict()
                                           if evaluation.champion_metrics is not None else None),
-                             "gate": evaluation.decision.as_dict()}, "evaluation.json")
-        rows = [c.as_dict() for c in candidates]
+                             "gate": evaluation.decision.to_dict()}, "evaluation.json")
+        rows = [c.to_dict() for c in candidates]
         mlflow_run.log_table({column: [row[column] for row in rows] for column in CANDIDATE_COLUMNS},
                              "candidates.json")
         mlflow_run.log_image(confusion_image(evaluation.metrics.confusion_matrix, f"run {run.id} test set"),
@@ -90,12 +90,12 @@ def record_run(session: Session, run: TrainingRun, winner: Candidate, head: Head
                                            strict=True) if keep]
     run.params = RunParams(seed=seed, weight_decay=head.weight_decay, model_uri=model_uri, counts=data.counts,
                            warnings=RunParams.from_dict(run.params).warnings, candidates=tuple(candidates),
-                           evidence=evaluation.decision.evidence).as_dict()
+                           evidence=evaluation.decision.evidence).to_dict()
     run.out_of_fold = {"sample_ids": development, "labels": list(data.labels),
                        "proba": np.round(winner.cv.proba, 6).tolist()}
-    run.metrics = evaluation.metrics.as_dict()
+    run.metrics = evaluation.metrics.to_dict()
     run.champion_version = evaluation.champion_version
-    run.champion_metrics = evaluation.champion_metrics.as_dict() if evaluation.champion_metrics is not None else None
+    run.champion_metrics = evaluation.champion_metrics.to_dict() if evaluation.champion_metrics is not None else None
     run.gate_passed, run.gate_reason = evaluation.decision.passed, evaluation.decision.reason
     run.n_embedded = sum(c.n_embedded for c in candidates)
     run.samples = [TrainingRunSample(sample_id=s.id, split=s.split, label=s.label or "") for s in data.samples]

@@ -25,13 +25,13 @@ class RunParams:
     candidates: tuple[AssessedCandidate, ...] | None = None
     evidence: GateEvidence | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The stored JSON: keys of what is not known yet are left out."""
         stored: dict[str, Any] = {
             "seed": self.seed, "weight_decay": self.weight_decay, "model_uri": self.model_uri,
             "counts": None if self.counts is None else dict(self.counts), "warnings": list(self.warnings),
-            "candidates": None if self.candidates is None else [c.as_dict() for c in self.candidates],
-            "evidence": None if self.evidence is None else self.evidence.as_dict(),
+            "candidates": None if self.candidates is None else [c.to_dict() for c in self.candidates],
+            "evidence": None if self.evidence is None else self.evidence.to_dict(),
         }
         return {key: value for key, value in stored.items() if value is not None}
 
@@ -49,7 +49,7 @@ class RunParams:
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    """What a training step did; ``as_dict`` is the CLI's JSON."""
+    """What a training step did; ``to_dict`` is the CLI's JSON."""
 
     skipped: bool
     reason: str
@@ -68,17 +68,17 @@ class TrainOutcome:
     warnings: list[str] = field(default_factory=list)
     candidates: list[AssessedCandidate] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "skipped": self.skipped, "reason": self.reason, "run_id": self.run_id,
             "mlflow_run_id": self.mlflow_run_id, "backbone": self.backbone, "labels": list(self.labels),
             "counts": dict(self.counts), "n_embedded": self.n_embedded,
-            "metrics": None if self.metrics is None else self.metrics.as_dict(),
+            "metrics": None if self.metrics is None else self.metrics.to_dict(),
             "champion_version": self.champion_version,
-            "champion_metrics": None if self.champion_metrics is None else self.champion_metrics.as_dict(),
-            "gate": None if self.gate is None else self.gate.as_dict(), "version": self.version,
+            "champion_metrics": None if self.champion_metrics is None else self.champion_metrics.to_dict(),
+            "gate": None if self.gate is None else self.gate.to_dict(), "version": self.version,
             "promoted": self.promoted, "warnings": list(self.warnings),
-            "candidates": [c.as_dict() for c in self.candidates],
+            "candidates": [c.to_dict() for c in self.candidates],
         }
 
     @classmethod

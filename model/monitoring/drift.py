@@ -63,7 +63,7 @@ class DriftReport:
     reference_n: int = 0
     reason: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

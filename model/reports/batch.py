@@ -47,12 +47,12 @@ class BatchReport:
     files: dict[str, str] = field(default_factory=dict)  # report, histogram: where they were written
     mlflow_run_id: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> dict[str, Any]:
         """Counts and locations, without the lists (a DAG task's XCom stays small)."""
-        data = {k: v for k, v in self.as_dict().items() if k not in ("low_confidence", "error_examples")}
+        data = {k: v for k, v in self.to_dict().items() if k not in ("low_confidence", "error_examples")}
         return data | {"low_confidence": len(self.low_confidence)}
 
 
@@ -117,7 +117,7 @@ def publish_report(report: BatchReport, output: Output, registry: Registry | Non
     if registry is not None:
         report.mlflow_run_id = _log(report, png, registry, key=key, source=source)
     output.put(output.histogram_name, png, "image/png")
-    output.put(output.report_name, json.dumps(report.as_dict(), indent=1).encode(), "application/json")
+    output.put(output.report_name, json.dumps(report.to_dict(), indent=1).encode(), "application/json")
     return report
 
 
@@ -136,7 +136,7 @@ def _log(report: BatchReport, png: bytes, registry: Registry, *, key: str | None
                          **({"mean_confidence": report.mean_confidence} if report.mean_confidence is not None
                             else {}),
                          **{f"count_{label}": n for label, n in report.counts.items()}})
-        run.log_dict(report.as_dict() | {"mlflow_run_id": run.run_id}, "batch_report.json")
+        run.log_dict(report.to_dict() | {"mlflow_run_id": run.run_id}, "batch_report.json")
         run.log_image(Image.open(io.BytesIO(png)), "confidence_histogram.png")
         return run.run_id
 

@@ -51,7 +51,7 @@ class Status:
     last_run: LastRun | None
     champion: ChampionSummary | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

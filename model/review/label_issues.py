@@ -23,7 +23,7 @@ class LabelIssue:
     suggested_label: str
     score: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

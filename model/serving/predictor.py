@@ -39,7 +39,7 @@ class PredictionResult:
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
     backbone: str | None = field(default=None, compare=False)
 
-    def as_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         """The answer as JSON-ready data (without the embedding)."""
         data = asdict(self)
         data.pop("embedding")

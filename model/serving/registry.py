@@ -133,7 +133,7 @@ class VersionInfo:
     aliases: list[str]
     created_at_ms: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -100,7 +100,7 @@ def test_the_champion_loads_as_a_pyfunc_that_answers_as_predict(champion_uri: st
         predictor = svc.registry.load_predictor()
     finally:
         svc.close()
-    assert_same([predictor.predict_bytes(photo).as_dict() for photo in photos], answers)
+    assert_same([predictor.predict_bytes(photo).to_dict() for photo in photos], answers)
     with pytest.raises(MlflowException, match="not an image") as caught:
         model.predict(pd.DataFrame({"image": [b"not an image"]}))
     assert caught.value.error_code == "INVALID_PARAMETER_VALUE"

@@ -93,7 +93,7 @@ def export(world: World, dest: Path | str, **kwargs: object) -> dict:
     svc = world.svc
     store, name = open_destination(dest, svc.settings)
     with svc.session() as session:
-        return export_dataset(session, svc.store, store, dest_name=name, **kwargs).as_dict()  # type: ignore[arg-type]
+        return export_dataset(session, svc.store, store, dest_name=name, **kwargs).to_dict()  # type: ignore[arg-type]
 
 
 def read_manifest(text: str) -> list[dict[str, str]]:

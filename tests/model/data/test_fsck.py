@@ -63,7 +63,7 @@ def test_crash_between_copy_and_delete_is_repaired(svc: Services) -> None:
         assert report.removed_leftovers == [f"pending/{stored.sha256}.png"]
         assert list(svc.store.list()) == [stored.object_key]
         assert svc.store.get(stored.object_key) == image(1)  # nothing lost
-        assert fsck(session, svc.store, grace=NO_GRACE).as_dict()["removed_leftovers"] == []
+        assert fsck(session, svc.store, grace=NO_GRACE).to_dict()["removed_leftovers"] == []
 
 
 def test_crash_after_copy_before_commit_keeps_the_original(svc: Services) -> None:

@@ -90,8 +90,8 @@ def test_import_reports_added_duplicates_and_unreadable_files(svc: Services, tmp
     (root / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (root / "dogs" / "notes.txt").write_text("ignored: not an image suffix")
     with svc.session() as session:
-        summary = import_directory(session, svc.store, root).as_dict()
-        again = import_directory(session, svc.store, root).as_dict()
+        summary = import_directory(session, svc.store, root).to_dict()
+        again = import_directory(session, svc.store, root).to_dict()
     assert summary["added"] == 3 and summary["added_by_label"] == {"cats": 2, "dogs": 1}
     assert summary["skipped_duplicates"] == 1
     assert [e["file"] for e in summary["errors"]] == ["dogs/broken.jpg"]

@@ -23,7 +23,7 @@ ANSWERS = [  # as `sprout assess-candidate --json` prints them
 def test_the_lowest_log_loss_wins_and_the_first_on_a_tie() -> None:
     choice = select_candidate(parse_assessed(json.loads(json.dumps(ANSWERS)), source="--tried"))
     assert choice.winner.backbone == "efficientnet_lite1" and choice.selected == 1
-    assert choice.as_dict() == {"backbone": "efficientnet_lite1", "tried": ANSWERS}  # the DAG's XCom, unchanged
+    assert choice.to_dict() == {"backbone": "efficientnet_lite1", "tried": ANSWERS}  # the DAG's XCom, unchanged
 
 
 def test_no_candidate_and_malformed_answers_are_refused() -> None:
@@ -38,7 +38,7 @@ def test_no_candidate_and_malformed_answers_are_refused() -> None:
 
 def test_a_short_answer_gets_the_defaults() -> None:
     row = AssessedCandidate.from_dict({"backbone": "x", "accuracy": 0.9, "log_loss": 0.3})
-    assert row.as_dict() == {"backbone": "x", "accuracy": 0.9, "accuracy_ci": None, "log_loss": 0.3, "folds": None,
+    assert row.to_dict() == {"backbone": "x", "accuracy": 0.9, "accuracy_ci": None, "log_loss": 0.3, "folds": None,
                              "weight_decay": None, "n_embedded": 0}
 
 

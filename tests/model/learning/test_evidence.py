@@ -1,4 +1,4 @@
-"""The typed evidence: each record's as_dict is the stored JSON (keys, order, values), from_dict reads it back
+"""The typed evidence: each record's to_dict is the stored JSON (keys, order, values), from_dict reads it back
 unchanged (runs recorded before the rule was stored too), and the gate decides on the typed record."""
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ def json_copy(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def test_metrics_as_dict_is_the_stored_json_and_reads_back() -> None:
+def test_metrics_to_dict_is_the_stored_json_and_reads_back() -> None:
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     metrics = evaluate_probabilities(["a", "b", "b"], proba, ["a", "b"])
-    stored = metrics.as_dict()
+    stored = metrics.to_dict()
     assert list(stored) == ["n", "accuracy", "macro_f1", "log_loss", "per_class", "confusion_matrix"]
     assert stored["confusion_matrix"] == {"labels": ["a", "b"], "matrix": [[1, 0], [1, 1]]}
     assert stored == json_copy(stored)  # JSON-ready: lists, not tuples
@@ -48,17 +48,17 @@ def test_gate_evidence_round_trips_exactly_with_and_without_the_rule() -> None:
     evidence = GateEvidence.from_dict(json_copy(STORED_EVIDENCE))
     assert evidence.rule == RULE and evidence.paired == Paired(both=32, candidate_only=2, champion_only=1, neither=1)
     assert evidence.cv_accuracy_ci == (0.917, 0.970)
-    assert json.dumps(evidence.as_dict()) == json.dumps(STORED_EVIDENCE)  # same keys, order and values
+    assert json.dumps(evidence.to_dict()) == json.dumps(STORED_EVIDENCE)  # same keys, order and values
     older = {key: value for key, value in STORED_EVIDENCE.items() if key != "rule"}  # runs before the rule was kept
     assert GateEvidence.from_dict(older).rule is None
-    assert json.dumps(GateEvidence.from_dict(older).as_dict()) == json.dumps(older)
+    assert json.dumps(GateEvidence.from_dict(older).to_dict()) == json.dumps(older)
 
 
 def test_gate_decides_on_the_typed_evidence_with_the_settings_rule() -> None:
     evidence = GateEvidence.from_dict(STORED_EVIDENCE)
     decision = gate(evidence, RULE)
     assert decision.passed and "not worse than the champion v3" in decision.reason, decision.reason
-    assert decision.as_dict() == {"passed": True, "reason": decision.reason, "evidence": STORED_EVIDENCE}
+    assert decision.to_dict() == {"passed": True, "reason": decision.reason, "evidence": STORED_EVIDENCE}
     stricter = GateRule(min_accuracy=0.96)
     refused = gate(evidence, stricter)
     assert not refused.passed and "< minimum 0.960" in refused.reason
@@ -66,29 +66,29 @@ def test_gate_decides_on_the_typed_evidence_with_the_settings_rule() -> None:
 
 def test_run_params_keep_what_a_training_run_and_a_finished_run_store() -> None:
     training = {"warnings": ["Label 'x' was left out: ..."]}
-    assert RunParams.from_dict(training).as_dict() == training
+    assert RunParams.from_dict(training).to_dict() == training
     finished = {"seed": 0, "weight_decay": 0.001, "model_uri": "models:/m-1", "counts": {"train": 8, "val": 1,
                 "test": 1}, "warnings": [], "candidates": [{"backbone": "efficientnet_lite0", "accuracy": 0.9,
                 "accuracy_ci": [0.6, 0.98], "log_loss": 0.3, "folds": 2, "weight_decay": 0.001, "n_embedded": 10}],
                 "evidence": STORED_EVIDENCE}
     params = RunParams.from_dict(json_copy(finished))
     assert params.model_uri == "models:/m-1" and params.candidates and params.candidates[0].folds == 2
-    assert json.dumps(params.as_dict()) == json.dumps(finished)
+    assert json.dumps(params.to_dict()) == json.dumps(finished)
     assert RunParams.from_dict(None) == RunParams()
 
 
 def test_a_train_outcome_prints_the_json_of_before() -> None:
     outcome = TrainOutcome(skipped=True, reason="only 3 new approved samples, 10 needed")
-    assert outcome.as_dict() == {
+    assert outcome.to_dict() == {
         "skipped": True, "reason": "only 3 new approved samples, 10 needed", "run_id": None, "mlflow_run_id": None,
         "backbone": None, "labels": [], "counts": {}, "n_embedded": 0, "metrics": None, "champion_version": None,
         "champion_metrics": None, "gate": None, "version": None, "promoted": False, "warnings": [],
         "candidates": []}
     decided = TrainOutcome(skipped=False, reason="r", gate=Decision(True, "r", GateEvidence.from_dict(STORED_EVIDENCE)))
-    assert decided.as_dict()["gate"]["evidence"] == STORED_EVIDENCE
+    assert decided.to_dict()["gate"]["evidence"] == STORED_EVIDENCE
 
 
 @pytest.mark.parametrize("interval", [None, [0.5, 0.9]])
 def test_an_interval_is_a_json_list_or_null(interval: list[float] | None) -> None:
     stored = STORED_EVIDENCE | {"test_accuracy_ci": interval}
-    assert GateEvidence.from_dict(stored).as_dict()["test_accuracy_ci"] == interval
+    assert GateEvidence.from_dict(stored).to_dict()["test_accuracy_ci"] == interval

@@ -45,7 +45,7 @@ def test_wilson_interval_and_mcnemar_match_known_values() -> None:
     assert Paired(both=30, candidate_only=0, champion_only=1, neither=5).mcnemar_p == pytest.approx(0.5)
     # 8 vs 0: p = 0.5 ** 8
     assert Paired(both=20, candidate_only=0, champion_only=8, neither=8).mcnemar_p == pytest.approx(0.5 ** 8)
-    assert paired_counts(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])).as_dict() == {
+    assert paired_counts(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])).to_dict() == {
         "both": 1, "candidate_only": 1, "champion_only": 1, "neither": 1}
 
 

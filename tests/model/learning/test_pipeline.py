@@ -164,7 +164,7 @@ def test_rollback_moves_champion_back(loop: dict) -> None:
     svc = loop["svc"]
     current = int(svc.registry.champion().version)
     result = rollback(svc)
-    assert result.as_dict() == {"previous": str(current), "champion": str(current - 1)}
+    assert result.to_dict() == {"previous": str(current), "champion": str(current - 1)}
     assert svc.registry.champion().version == str(current - 1)
     rollback(svc, str(current))
     assert svc.registry.champion().version == str(current)

@@ -78,7 +78,7 @@ def test_predict_bytes(predictor: Predictor, images: list[bytes]) -> None:
     result = predictor.predict_bytes(images[0])
     _check(result)
     assert result.model_version == "7"
-    assert result.as_dict() == {"label": result.label, "confidence": result.confidence,
+    assert result.to_dict() == {"label": result.label, "confidence": result.confidence,
                                 "probabilities": result.probabilities, "model_version": "7"}
 
 
@@ -165,7 +165,7 @@ SERVING_SCRIPT = textwrap.dedent("""
     predictor = model.serving.predictor.Predictor.load(Path(sys.argv[1]), threads=1)
     result = predictor.predict_bytes(Path(sys.argv[2]).read_bytes())
     torch_modules = sorted(name for name in sys.modules if name == "torch" or name.startswith("torch."))
-    sys.stdout.write(json.dumps({"result": result.as_dict(), "torch": torch_modules}))
+    sys.stdout.write(json.dumps({"result": result.to_dict(), "torch": torch_modules}))
 """)
 
 
