@@ -85,20 +85,29 @@ def _pg_connect(url: str):  # type: ignore[no-untyped-def]
                             dbname=u.database, connect_timeout=10)
 
 
+def _checked(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ValueError(f"invalid database name: {name!r}")
+    return name
+
+
+def _run_on_server(admin_url: str, statement: object) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE) on the server of ``admin_url``."""
+    conn = _pg_connect(admin_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
 def create_database(admin_url: str, name: str) -> str:
     """Create database ``name`` (owned by the URL's role) on the server of ``admin_url``; return its URL."""
     from psycopg2 import sql
     from sqlalchemy.engine import make_url
 
-    if not _NAME_RE.match(name):
-        raise ValueError(f"invalid database name: {name!r}")
-    conn = _pg_connect(admin_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
+    _run_on_server(admin_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_checked(name))))
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
@@ -106,15 +115,7 @@ def drop_database(admin_url: str, name: str) -> None:
     """Drop database ``name`` (terminating its open connections) if it exists."""
     from psycopg2 import sql
 
-    if not _NAME_RE.match(name):
-        raise ValueError(f"invalid database name: {name!r}")
-    conn = _pg_connect(admin_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    finally:
-        conn.close()
+    _run_on_server(admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(_checked(name))))
 
 
 @contextlib.contextmanager
