@@ -87,7 +87,7 @@ def _walk(name: str, cmd: Any) -> list[str]:
 
 
 def render_cli() -> str:
-    """The CLI reference page, from ``model.cli.app``."""
+    """The CLI reference page, from ``model.cli.main``."""
     from model.cli import app
 
     lines = [GENERATED, "", "# CLI reference", "",

@@ -47,9 +47,13 @@ class AssessedCandidate:
 def parse_assessed(rows: object, *, source: str) -> list[AssessedCandidate]:
     """``assess-candidate`` answers read from JSON (``rows``, as ``json.loads`` gave them); SproutError naming
     ``source`` (e.g. ``--tried``) unless a list of objects, each with ``REQUIRED`` keys."""
+    wrong = SproutError(f"{source} must be a JSON list of `assess-candidate` answers ({', '.join(REQUIRED)}).")
     if not isinstance(rows, list) or not all(isinstance(r, dict) and set(REQUIRED) <= set(r) for r in rows):
-        raise SproutError(f"{source} must be a JSON list of `assess-candidate` answers ({', '.join(REQUIRED)}).")
-    return [AssessedCandidate.from_dict(row) for row in rows]
+        raise wrong
+    try:
+        return [AssessedCandidate.from_dict(row) for row in rows]
+    except (IndexError, KeyError, TypeError, ValueError) as exc:  # e.g. an accuracy_ci that is not a pair
+        raise wrong from exc
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 
 from model.cli.invocation import Invocation, running
 from model.cli.output import Bars
-from tests.model.cli.test_app import SPROUT, sprout
+from tests.model.cli.test_main import SPROUT, sprout
 from tests.utils.images import dataset_images
 from tests.utils.services import TEST_SPLIT_KEY
 

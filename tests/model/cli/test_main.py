@@ -196,3 +196,11 @@ def test_select_candidate_applies_the_training_rule_to_assessed_answers(tmp_path
     assert none == {"error": "no candidate was assessed", "type": "NotEnoughDataError"}
     wrong = sprout(tmp_path / "state", "select-candidate", "--assessed", '[{"backbone": "x"}]', ok=False, code=1)
     assert "--assessed must be a JSON list of `assess-candidate` answers" in wrong["error"]
+
+
+def test_select_candidate_refuses_a_malformed_row_with_a_message(tmp_path: Path) -> None:
+    """A row with the required keys but an unreadable interval is an error the DAG reads (one JSON object, exit 1),
+    not a traceback its runner would retry as a crash."""
+    row = {"backbone": "efficientnet_lite0", "accuracy": 0.9, "log_loss": 0.2, "accuracy_ci": []}
+    wrong = sprout(tmp_path / "state", "select-candidate", "--assessed", json.dumps([row]), ok=False, code=1)
+    assert wrong["type"] == "SproutError" and "--assessed" in wrong["error"], wrong
