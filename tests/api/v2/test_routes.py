@@ -57,6 +57,15 @@ def expected(live: LiveApi, photos: list[bytes]) -> np.ndarray:
     return np.array(rows)
 
 
+@pytest.fixture(scope="module")
+def champion(live: LiveApi, photos: list[bytes]) -> str:
+    """The version the API serves, as ``/predict`` names it (the session's trained home: earlier tests may have
+    promoted others)."""
+    resp = httpx.post(f"{live.url}/predict", files={"file": ("p.jpg", photos[0], "image/jpeg")}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["model_version"])
+
+
 @pytest.fixture
 def client(live: LiveApi) -> Iterator[triton.InferenceServerClient]:
     c = triton.InferenceServerClient(live.url.removeprefix("http://"), network_timeout=60)
@@ -82,14 +91,14 @@ def images_input(photos: list[bytes], *, binary: bool = True, b64: bool = False)
     return tensor.set_data_from_numpy(np.array(items, dtype=np.object_), binary_data=binary)
 
 
-def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
+def test_health_and_metadata(client: triton.InferenceServerClient, champion: str) -> None:
     assert client.is_server_live() and client.is_server_ready()
-    assert client.is_model_ready(MODEL) and client.is_model_ready(MODEL, "1")
-    assert not client.is_model_ready(MODEL, "7") and not client.is_model_ready("someone-else")
+    assert client.is_model_ready(MODEL) and client.is_model_ready(MODEL, champion)
+    assert not client.is_model_ready(MODEL, "70") and not client.is_model_ready("someone-else")
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
     meta = client.get_model_metadata(MODEL)
-    assert meta == client.get_model_metadata(MODEL, "1")
-    assert (meta["name"], meta["versions"], meta["platform"]) == (MODEL, ["1"], "onnxruntime_onnx")
+    assert meta == client.get_model_metadata(MODEL, champion)
+    assert (meta["name"], meta["versions"], meta["platform"]) == (MODEL, [champion], "onnxruntime_onnx")
     size = meta["preprocess"]["input_size"]
     assert meta["inputs"] == [{"name": "images", "datatype": "BYTES", "shape": [-1]},
                               {"name": "pixels", "datatype": "FP32", "shape": [-1, 3, size, size]}]
@@ -101,14 +110,14 @@ def test_health_and_metadata(client: triton.InferenceServerClient) -> None:
 @pytest.mark.parametrize("binary_out", [True, False], ids=["binary-out", "json-out"])
 def test_encoded_images_give_the_probabilities_of_predict(client: triton.InferenceServerClient, live: LiveApi,
                                                           photos: list[bytes], expected: np.ndarray,
-                                                          binary_out: bool) -> None:
+                                                          champion: str, binary_out: bool) -> None:
     before = live.metric("sprout_predictions_total", label="dandelion")
     result = client.infer(MODEL, [images_input(photos)], outputs=outputs(binary_out), request_id="r-1")
     check(result, expected)
-    assert result.get_response()["id"] == "r-1" and result.get_response()["model_version"] == "1"
+    assert result.get_response()["id"] == "r-1" and result.get_response()["model_version"] == champion
     dandelions = int((expected.argmax(axis=1) == 0).sum())
     assert live.metric("sprout_predictions_total", label="dandelion") == before + dandelions  # as /predict counts
-    one = client.infer(MODEL, [images_input(photos[1:])], model_version="1")  # no outputs named: all, binary
+    one = client.infer(MODEL, [images_input(photos[1:])], model_version=champion)  # no outputs named: all, binary
     check(one, expected[1:])
 
 
@@ -130,9 +139,10 @@ def test_pixels_give_the_probabilities_of_predict(client: triton.InferenceServer
     check(client.infer(MODEL, [pixels], outputs=outputs(binary_out)), expected)
 
 
-def test_another_version_or_model_is_refused(client: triton.InferenceServerClient, photos: list[bytes]) -> None:
-    with pytest.raises(InferenceServerException, match="only the champion, version 1") as exc:
-        client.infer(MODEL, [images_input(photos)], model_version="2")
+def test_another_version_or_model_is_refused(client: triton.InferenceServerClient, photos: list[bytes],
+                                            champion: str) -> None:
+    with pytest.raises(InferenceServerException, match=f"only the champion, version {champion}") as exc:
+        client.infer(MODEL, [images_input(photos)], model_version=str(int(champion) + 1))
     assert exc.value.status() == "404"
     with pytest.raises(InferenceServerException, match="Unknown model") as exc:
         client.get_model_metadata("resnet50")
