@@ -13,7 +13,7 @@ from db.models import Sample
 from model.learning.candidates import AssessedCandidate
 from model.learning.evaluation import CrossValidation, cross_validate, cv_log_loss
 from model.learning.gate import select_trainable
-from model.learning.training_data import TrainingData, development_set, embed_samples
+from model.learning.training_data import TrainingData, development_groups, development_set, embed_samples
 from model.runtime.services import Services
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def assess_candidate(svc: Services, session: Session, backbone_name: str, sample
     backbone = load_backbone(backbone_name, svc.settings)
     data = embed_samples(svc, session, backbone, samples, labels)
     x, y = development_set(data)
-    cv = cross_validate(x, y, n_classes=len(labels), seed=svc.settings.seed)
+    cv = cross_validate(x, y, n_classes=len(labels), seed=svc.settings.seed, groups=development_groups(data))
     log.info("candidate %s: cross-validated accuracy %.4f, log loss %.4f", backbone_name, cv.accuracy,
              cv_log_loss(cv))
     return Candidate(backbone=backbone, data=data, cv=cv)

@@ -138,6 +138,7 @@ class CrossValidation:
     logits: np.ndarray  # (n, classes), each row from the fold model that did not see it
     y: np.ndarray
     weight_decays: list[float]  # the decay each fold chose on its own inner validation split
+    fold_of: np.ndarray  # (n,) the fold each sample was held out in
 
     @property
     def proba(self) -> np.ndarray:
@@ -158,13 +159,15 @@ class CrossValidation:
         return min(counts, key=lambda wd: (-counts[wd], wd))
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int,
-                   folds: int = CV_FOLDS) -> CrossValidation:
+def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, folds: int = CV_FOLDS,
+                   groups: np.ndarray | None = None) -> CrossValidation:
     """Stratified k-fold (seeded); in each fold the weight decay is chosen on an inner stratified split of the
     fold's training part, so the out-of-fold predictions never saw the choice. Every label needs two samples
-    (a rarer one is missing from some held-out folds); fewer folds only when no label has ``folds`` samples."""
-    from sklearn.model_selection import StratifiedKFold
+    (a rarer one is missing from some held-out folds); fewer folds only when no label has ``folds`` samples.
 
+    ``groups`` (a near-duplicate group per sample): where a group has several samples, the folds and the inner
+    splits keep each group whole (``StratifiedGroupKFold``), so no sample is judged by a model that saw its near
+    copy; without such groups the folds are those of ``StratifiedKFold``."""
     smallest = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min()) if len(y) else 0
     if smallest < 2:
         raise NotEnoughDataError("Cross-validation needs at least two training samples of every label.")
@@ -172,23 +175,36 @@ def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int,
     k = max(2, min(folds, largest))  # StratifiedKFold needs some label with at least k samples
     logits = np.zeros((len(y), n_classes), dtype=np.float64)
     decays: list[float] = []
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():  # a rare label (2-4 samples) is missing from some held-out folds: fine
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        fold_indices = list(splitter.split(x, y))
+    grouped = groups if groups is not None and len(np.unique(groups)) < len(groups) else None
+    fold_indices = _folds(y, k, seed, grouped)
+    fold_of = np.zeros(len(y), dtype=np.int64)
     for fold, (fit_idx, held_idx) in enumerate(fold_indices):
-        inner_fit, inner_val = _inner_split(y[fit_idx], seed + fold)
+        fold_of[held_idx] = fold
+        inner_fit, inner_val = _inner_split(y[fit_idx], seed + fold, None if grouped is None else grouped[fit_idx])
         head = train_head(x[fit_idx][inner_fit], y[fit_idx][inner_fit], x[fit_idx][inner_val],
                           y[fit_idx][inner_val], n_classes=n_classes)
         refit = fit_head_with_decay(x[fit_idx], y[fit_idx], n_classes=n_classes, weight_decay=head.weight_decay,
                                     start=head)
         logits[held_idx] = refit.logits(x[held_idx])
         decays.append(head.weight_decay)
-    return CrossValidation(folds=k, logits=logits, y=y, weight_decays=decays)
+    return CrossValidation(folds=k, logits=logits, y=y, weight_decays=decays, fold_of=fold_of)
 
 
-def _inner_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of an inner 80/20 stratified split (no validation part when a label is too rare)."""
+def _folds(y: np.ndarray, k: int, seed: int, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (fit, held-out) indices of each of ``k`` stratified folds, groups kept whole when given."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    with warnings.catch_warnings():  # a rare label (2-4 samples) is missing from some held-out folds: fine
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        if groups is None:
+            return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y))
+        k = min(k, len(np.unique(groups)))
+        return list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y, groups))
+
+
+def _inner_split(y: np.ndarray, seed: int, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of an inner 80/20 stratified split (no validation part when a label is too rare); with ``groups``,
+    about 80/20 with each group on one side."""
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(y))
@@ -196,6 +212,9 @@ def _inner_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     held = math.ceil(0.2 * len(y))
     if np.bincount(y)[np.unique(y)].min() < 2 or len(y) < 10 or held < classes or len(y) - held < classes:
         return index, index[:0]
+    if groups is not None and len(np.unique(groups)) >= 5:
+        fit, val = _folds(y, 5, seed, groups)[0]
+        return np.sort(fit), np.sort(val)
     fit, val = train_test_split(index, test_size=0.2, stratify=y, random_state=seed)
     return np.sort(fit), np.sort(val)
 

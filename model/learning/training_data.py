@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from db.models import Sample, Split
+from model.data.near_duplicates import group_of
 from model.learning.embeddings import ImageRef, embed_images
 from model.runtime.services import Services
 
@@ -55,3 +56,10 @@ def development_set(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
     """The train+val samples (cross-validation and the final head use them; the test split stays held out)."""
     mask = data.masks[Split.TRAIN] | data.masks[Split.VAL]
     return data.x[mask], data.y[mask]
+
+
+def development_groups(data: TrainingData) -> np.ndarray:
+    """The near-duplicate group of each train+val sample, in ``development_set``'s order (cross-validation keeps
+    each group in one fold)."""
+    mask = data.masks[Split.TRAIN] | data.masks[Split.VAL]
+    return np.array([group_of(s) for s, dev in zip(data.samples, mask, strict=True) if dev], dtype=np.int64)
