@@ -37,6 +37,12 @@ class TrainingData:
         return [s for s in self.samples if s.split is Split.TEST]
 
     @property
+    def development(self) -> np.ndarray:
+        """The train+val mask: what cross-validation and the final head use (the test split stays held out)."""
+        mask: np.ndarray = self.masks[Split.TRAIN] | self.masks[Split.VAL]
+        return mask
+
+    @property
     def counts(self) -> dict[str, int]:
         return {split.value: int(self.masks[split].sum()) for split in Split}
 
@@ -54,12 +60,11 @@ def embed_samples(svc: Services, session: Session, backbone: LoadedBackbone, sam
 
 def development_set(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
     """The train+val samples (cross-validation and the final head use them; the test split stays held out)."""
-    mask = data.masks[Split.TRAIN] | data.masks[Split.VAL]
-    return data.x[mask], data.y[mask]
+    return data.x[data.development], data.y[data.development]
 
 
 def development_groups(data: TrainingData) -> np.ndarray:
     """The near-duplicate group of each train+val sample, in ``development_set``'s order (cross-validation keeps
     each group in one fold)."""
-    mask = data.masks[Split.TRAIN] | data.masks[Split.VAL]
-    return np.array([group_of(s) for s, dev in zip(data.samples, mask, strict=True) if dev], dtype=np.int64)
+    return np.array([group_of(s) for s, dev in zip(data.samples, data.development, strict=True) if dev],
+                    dtype=np.int64)
