@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         default=10, ge=1,
         description="Test images a class needs before its recall is compared.")
     min_new_samples: int = Field(default=10, ge=1, description="Approved samples since the last run needed to retrain.")
+    imbalance_min_ratio: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="A label is under-represented (a warning in the training run and on the Review page) when it "
+                    "has fewer approved samples than this fraction of the mean per label.")
     seed_dataset: Path = Field(
         default=Path("../shared/datasets/dandelion-grass"),
         description="Data set `make up` / `sprout bootstrap` imports.")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import RunStatus, Sample, TrainingRun, utcnow
+from model.data.class_balance import class_balance, count_per_split
 from model.learning.assessment import assess_candidate
 from model.learning.candidates import AssessedCandidate, merge_candidates, select_candidate
 from model.learning.final_evaluation import evaluate_candidate, fit_head
@@ -33,6 +34,14 @@ log = logging.getLogger(__name__)
 def new_approved_count(session: Session) -> int:
     """Approved samples the last successful run did not train or test on."""
     return queries.count_new_approved(session)
+
+
+def imbalance_warnings(svc: Services, samples: list[Sample]) -> list[str]:
+    """A warning for each label of the run with fewer samples than ``SPROUT_IMBALANCE_MIN_RATIO`` × the mean."""
+    warnings = class_balance(count_per_split(samples), min_ratio=svc.settings.imbalance_min_ratio).warnings
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings
 
 
 def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | None = None,
@@ -64,6 +73,7 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         if not due.passed:
             return TrainOutcome(skipped=True, reason=due.reason)
         samples, labels, warnings = select_trainable(queries.approved_samples(session))
+        warnings = [*warnings, *imbalance_warnings(svc, samples)]
         run = TrainingRun(backbone=names[0], labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key,
                           params=RunParams(warnings=tuple(warnings)).to_dict())
         session.add(run)

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from db.models import RunStatus, Split, TrainingRun, TrainingRunSample, utcnow
+from model.data.class_balance import class_balance, count_per_split
 from model.learning.assessment import Candidate
 from model.learning.candidates import AssessedCandidate
 from model.learning.confusion_image import confusion_image
@@ -28,8 +29,8 @@ CANDIDATE_COLUMNS = ("backbone", "accuracy", "log_loss", "folds", "weight_decay"
 
 def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Head, evaluation: Evaluation,
                   onnx_model: onnx.ModelProto, candidates: list[AssessedCandidate]) -> tuple[str, str]:
-    """One MLflow run: parameters, metrics, the evaluation and its evidence, the candidates table, the confusion
-    matrix and the ONNX model. Returns ``(mlflow_run_id, model_uri)``.
+    """One MLflow run: parameters, metrics, the evaluation and its evidence, the candidates table, the class
+    balance and the run's warnings, the confusion matrix and the ONNX model. Returns ``(mlflow_run_id, model_uri)``.
     """
     counts = data.counts
     with svc.registry.start_run(run_name=f"sprout-run-{run.id}") as mlflow_run:
@@ -49,6 +50,9 @@ def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Hea
                              "champion": (evaluation.champion_metrics.to_dict()
                                           if evaluation.champion_metrics is not None else None),
                              "gate": evaluation.decision.to_dict()}, "evaluation.json")
+        mlflow_run.log_dict(class_balance(count_per_split(data.samples),
+                                          min_ratio=svc.settings.imbalance_min_ratio).to_dict(), "class_balance.json")
+        mlflow_run.log_dict({"warnings": list(RunParams.from_dict(run.params).warnings)}, "warnings.json")
         rows = [c.to_dict() for c in candidates]
         mlflow_run.log_table({column: [row[column] for row in rows] for column in CANDIDATE_COLUMNS},
                              "candidates.json")

@@ -9,6 +9,7 @@ from typing import Any
 
 from db import queries
 from db.models import Split, TrainingRun
+from model.data.class_balance import ClassBalance, class_balance
 from model.learning.gate import left_out_labels
 from model.runtime.services import Services
 
@@ -57,7 +58,8 @@ class Status:
 
 @dataclass(frozen=True)
 class ReviewStats:
-    """What the review page shows: queue size, progress toward the retrain threshold, per-label counts."""
+    """What the review page shows: queue size, progress toward the retrain threshold, per-label counts, warnings
+    about labels a run would leave out, and the class balance (shares, under-represented labels)."""
 
     pending: int
     approved: int
@@ -67,6 +69,7 @@ class ReviewStats:
     labels: dict[str, int]
     champion_version: str | None
     warnings: list[str]
+    class_balance: ClassBalance
 
 
 def _last_run(run: TrainingRun | None) -> LastRun | None:
@@ -97,22 +100,29 @@ def collect_status(svc: Services) -> Status:
         )
 
 
-def label_warnings(svc: Services) -> list[str]:
-    """Labels the next run would leave out (no training samples), as sentences for reviewers."""
+def approved_per_split(svc: Services) -> dict[str, Counter[Split]]:
+    """``{label: {split: approved samples}}``."""
     per_split: dict[str, Counter[Split]] = {}
     with svc.session() as session:
         for (label, split), n in queries.count_approved_by_label_and_split(session).items():
             per_split.setdefault(label, Counter())[split] += n
-    return left_out_labels(per_split)[1]
+    return per_split
+
+
+def label_warnings(svc: Services, per_split: dict[str, Counter[Split]] | None = None) -> list[str]:
+    """Labels the next run would leave out (no training samples), as sentences for reviewers."""
+    return left_out_labels(approved_per_split(svc) if per_split is None else per_split)[1]
 
 
 def review_stats(svc: Services) -> ReviewStats:
-    """The review page's numbers (a subset of the status) and the labels the next run would leave out."""
-    status = collect_status(svc)
+    """The review page's numbers (a subset of the status), the labels the next run would leave out and the class
+    balance of the approved samples."""
+    status, per_split = collect_status(svc), approved_per_split(svc)
     return ReviewStats(
         pending=status.samples["pending"], approved=status.samples["approved"],
         rejected=status.samples["rejected"], approved_since_last_run=status.approved_since_last_run,
         min_new_samples=status.min_new_samples, labels=status.approved_by_label,
         champion_version=status.champion.version if status.champion else None,
-        warnings=label_warnings(svc),
+        warnings=label_warnings(svc, per_split),
+        class_balance=class_balance(per_split, min_ratio=svc.settings.imbalance_min_ratio),
     )

@@ -275,3 +275,28 @@ def test_a_label_without_training_samples_is_left_out_with_a_warning_not_a_failu
         assert back.reviews[-1].action is ReviewAction.UNAPPROVE
     assert set(svc.store.list()) >= {back.object_key}
     assert not any(k.startswith("labeled/") and lone.sha256 in k for k in svc.store.list())
+
+
+def test_an_under_represented_label_trains_with_a_warning_in_the_run_and_mlflow(tmp_path: Path) -> None:
+    """Class imbalance is reported, not refused: the run's warnings (stored and logged to MLflow) name the label."""
+    import json
+
+    colours = colour_dataset(tmp_path / "colours")
+    for path in sorted((colours / "navy").iterdir())[6:]:  # 6 navy against 24 of the others: below half the mean
+        path.unlink()
+    svc = migrated_services(Settings(home=tmp_path / "home", candidate_backbones="efficientnet_lite0"))
+    with svc.session() as session:
+        import_directory(session, svc.store, colours)
+    outcome = train(svc, force=True)
+    assert outcome.labels == ["crimson", "forest", "navy"]
+    [warning] = outcome.warnings
+    assert warning.startswith("Label 'navy' is under-represented: 6 approved samples (") and "of 54" in warning
+    with svc.session() as session:
+        assert session.get(TrainingRun, outcome.run_id).params["warnings"] == outcome.warnings
+    client = MlflowClient(svc.registry.tracking_uri)
+    balance = json.loads(open(client.download_artifacts(outcome.mlflow_run_id, "class_balance.json",
+                                                        str(tmp_path))).read())
+    assert [(c["label"], c["count"], c["under_represented"]) for c in balance["classes"]] == [
+        ("crimson", 24, False), ("forest", 24, False), ("navy", 6, True)]
+    logged = json.loads(open(client.download_artifacts(outcome.mlflow_run_id, "warnings.json", str(tmp_path))).read())
+    assert logged == {"warnings": outcome.warnings}
