@@ -8,14 +8,14 @@ from typing import Any
 
 from db import queries
 from db.models import TrainingRun
-from model.reports.status import metrics_summary
 from model.runtime.services import Services
 from model.serving.registry import VersionInfo
 
 
 @dataclass(frozen=True)
 class VersionRow:
-    """A registered version with the run that produced it."""
+    """A registered version with the run that produced it: its test metrics (``Metrics.to_dict()``: accuracy, macro
+    F1, log loss, n, per-class precision/recall/F1/support and the confusion matrix) and its gate evidence."""
 
     version: str
     created_at: datetime
@@ -39,7 +39,7 @@ def _version_row(v: VersionInfo, run: TrainingRun | None, champion: VersionInfo 
     return VersionRow(
         version=v.version, created_at=datetime.fromtimestamp(v.created_at_ms / 1000, UTC),
         is_champion=bool(champion and champion.version == v.version), run_id=run.id if run else None,
-        backbone=run.backbone if run else None, metrics=metrics_summary(run.metrics) if run else None,
+        backbone=run.backbone if run else None, metrics=run.metrics if run else None,
         evidence=run.evidence if run else None,
     )
 

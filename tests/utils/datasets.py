@@ -16,6 +16,7 @@ from model.data.importer import find_labeled_files
 from model.data.samples import add_sample, sha256_of, split_for, split_key
 from model.runtime.services import Services
 from tests.utils.images import dataset_images
+from tests.utils.paths import SCENES
 
 
 def split_files(root: Path, held_out: int) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
@@ -96,3 +97,14 @@ def consistent_with_accuracy(accuracy: float, n: int, *, target: float = 0.95, f
     centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return accuracy >= floor and centre + half >= target
+
+
+def scenes_tree(dest: Path, per_label: dict[str, int]) -> Path:
+    """``dest/<label>/``: copies of the first ``per_label[label]`` photos (sorted by name) of each chosen label of
+    the shared six-class scenes set (buildings, forest, glacier, mountain, sea, street), a tree to import."""
+    files = []
+    for label, n in per_label.items():
+        photos = sorted((SCENES / label).glob("*.jpg"))[:n]
+        assert len(photos) == n, f"the scenes set must have {n} {label} photos in {SCENES}"  # fail, never skip
+        files += [(label, path) for path in photos]
+    return write_tree(files, dest)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASET = (REPO_ROOT / ".." / "shared" / "datasets" / "dandelion-grass").resolve()
+SCENES = (REPO_ROOT / ".." / "shared" / "datasets" / "scenes").resolve()  # 6 classes x 60 photos, 150x150
 
 
 def require_dataset() -> Path:
