@@ -35,13 +35,16 @@ class Decision:
 
 def left_out_labels(per_split: dict[str, Counter[Split]]) -> tuple[list[str], list[str]]:
     """Labels a run can train (each has at least ``MIN_DEVELOPMENT_SAMPLES`` train+val samples, as
-    cross-validation needs), and a warning for every other label."""
+    cross-validation needs), and a warning for every other label saying how many more it needs: a new label that
+    appears in approvals trains once it has them."""
     warnings = []
     for label, counts in sorted(per_split.items()):
-        if counts[Split.TRAIN] + counts[Split.VAL] < MIN_DEVELOPMENT_SAMPLES:
+        missing = MIN_DEVELOPMENT_SAMPLES - counts[Split.TRAIN] - counts[Split.VAL]
+        if missing > 0:
             found = ", ".join(f"{counts[split]} {split.value}" for split in Split if counts[split])
-            warnings.append(f"Label {label!r} was left out: it has fewer than {MIN_DEVELOPMENT_SAMPLES} training "
-                            f"samples ({sum(counts.values())} approved: {found}).")
+            warnings.append(f"Label {label!r} was left out: it needs {missing} more training "
+                            f"sample{'s' if missing > 1 else ''} (train or val split) to be trained "
+                            f"({sum(counts.values())} approved so far: {found}).")
     kept = sorted(label for label, counts in per_split.items()
                   if counts[Split.TRAIN] + counts[Split.VAL] >= MIN_DEVELOPMENT_SAMPLES)
     return kept, warnings

@@ -130,3 +130,22 @@ def test_retrain_due_needs_min_new_samples_unless_forced() -> None:
     assert retrain_due(new_approved=10, min_new=10).passed
     assert retrain_due(new_approved=0, min_new=10, force=True).passed
     assert "9" in retrain_due(new_approved=9, min_new=10).reason
+
+
+def test_a_left_out_label_says_how_many_more_training_samples_it_needs() -> None:
+    """A new label that appears in approvals trains once it has two train/val samples; until then the run's warning
+    counts what is missing."""
+    from collections import Counter
+
+    from db.models import Split
+    from model.learning.gate import left_out_labels
+
+    per_split = {"sea": Counter({Split.TRAIN: 5, Split.TEST: 1}), "ice": Counter({Split.TRAIN: 1, Split.TEST: 2}),
+                 "fog": Counter({Split.TEST: 1}), "sky": Counter({Split.VAL: 1, Split.TRAIN: 1})}
+    kept, warnings = left_out_labels(per_split)
+    assert kept == ["sea", "sky"]
+    assert warnings == [
+        "Label 'fog' was left out: it needs 2 more training samples (train or val split) to be trained "
+        "(1 approved so far: 1 test).",
+        "Label 'ice' was left out: it needs 1 more training sample (train or val split) to be trained "
+        "(3 approved so far: 1 train, 2 test)."]

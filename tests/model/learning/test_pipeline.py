@@ -261,7 +261,8 @@ def test_a_label_without_training_samples_is_left_out_with_a_warning_not_a_failu
     outcome = train(svc, force=True)
     assert outcome.promoted and outcome.labels == ["crimson", "forest", "navy"]
     assert outcome.warnings == [
-        "Label 'amber' was left out: it has fewer than 2 training samples (1 approved: 1 test)."]
+        "Label 'amber' was left out: it needs 2 more training samples (train or val split) to be trained "
+        "(1 approved so far: 1 test)."]
     with svc.session() as session:
         run = session.get(TrainingRun, outcome.run_id)
         assert run.params["warnings"] == outcome.warnings
