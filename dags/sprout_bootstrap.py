@@ -10,7 +10,8 @@ Triggered by hand (no schedule). The `source` parameter is a folder-per-label tr
 3. **check_no_champion** — when there is one, the run stops here: bootstrapping only imports.
 4. **train_candidate** — `sprout train-candidate --force --key <run id>` (GPU pod on Kubernetes),
    then **evaluate_gate** → **promote_candidate** | **record_rejection** → **report**, as in
-   `sprout_retrain`: the first model too must clear `SPROUT_GATE_MIN_ACCURACY`.
+   `sprout_retrain`: the first model must clearly beat the trivial baseline (and any
+   `SPROUT_GATE_MIN_ACCURACY` the operator set).
 """
 
 from __future__ import annotations

@@ -78,9 +78,12 @@ class Settings(BaseSettings):
         default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
         description="Backbones a run trains a candidate for (comma-separated); the lowest cross-validated log "
                     "loss wins.")
-    gate_min_accuracy: float = Field(
-        default=0.90, ge=0.0, le=1.0,
-        description="The floor for the cross-validated accuracy (and for the test interval's upper bound).")
+    gate_min_accuracy: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="An absolute floor, opt-in: the cross-validated accuracy must reach it (and the test interval's "
+                    "upper bound must not be below it). Unset, a candidate must clearly beat the trivial baseline "
+                    "(the commonest label's share; chance for a balanced set) and, once a champion exists, not be "
+                    "worse than it; a fixed floor means different things for 2 labels and for 10.")
     gate_max_regression: float = Field(
         default=0.02, ge=0.0, le=1.0,
         description="Largest tolerated drop against the champion in test accuracy or a class's recall (never "

@@ -18,7 +18,17 @@ import numpy as np
 
 from model.core.errors import NotEnoughDataError, SproutError
 from model.data.importer import find_labeled_files
-from model.learning.evidence import ClassMetrics, ConfusionMatrix, GateEvidence, Interval, Metrics, Paired, RecallDelta
+from model.learning.evidence import (
+    Baseline,
+    ChampionCrossValidation,
+    ClassMetrics,
+    ConfusionMatrix,
+    GateEvidence,
+    Interval,
+    Metrics,
+    Paired,
+    RecallDelta,
+)
 from model.learning.training import Head, fit_head_with_decay, softmax, train_head
 
 if TYPE_CHECKING:
@@ -263,8 +273,10 @@ def build_evidence(
     *, cv: CrossValidation, calibration: Calibration, y_test: list[str], candidate_metrics: Metrics,
     candidate_correct: np.ndarray, champion_version: str | None, champion_metrics: Metrics | None,
     champion_correct: np.ndarray | None, rule: GateRule | None = None,
+    champion_cv: tuple[float, int] | None = None,
 ) -> GateEvidence:
-    """The evidence the gate decides on (and the run record, MLflow and the UI show)."""
+    """The evidence the gate decides on (and the run record, MLflow and the UI show). ``champion_cv`` is the
+    champion's own run's ``(cross-validated accuracy, samples)`` when it was trained on the same labels."""
     n_test = len(y_test)
     paired = (paired_counts(candidate_correct, champion_correct)
               if champion_metrics is not None and champion_correct is not None and n_test else None)
@@ -283,8 +295,30 @@ def build_evidence(
         champion_test_accuracy=champion_metrics.accuracy if champion_metrics is not None else None,
         paired=paired, mcnemar_p=paired.mcnemar_p if paired is not None else None, recall_deltas=recall_deltas,
         temperature=calibration.temperature, ece_before=calibration.ece_before, ece_after=calibration.ece_after,
-        rule=rule,
+        rule=rule, baseline=trivial_baseline(cv.y, y_test, n_labels=cv.logits.shape[1]),
+        champion_cv=(compare_cross_validations(cv, *champion_cv) if champion_cv is not None and champion_metrics
+                     is not None else None),
     )
+
+
+def trivial_baseline(y_cv: np.ndarray, y_test: Sequence[str], *, n_labels: int) -> Baseline:
+    """The accuracy of always answering the commonest label, in the cross-validated and in the test samples."""
+    cv_share = float(np.bincount(y_cv).max() / len(y_cv)) if len(y_cv) else 1.0 / max(n_labels, 1)
+    test_share = max(Counter(y_test).values()) / len(y_test) if len(y_test) else None
+    return Baseline(share=cv_share, test_share=test_share, n_labels=n_labels)
+
+
+def compare_cross_validations(cv: CrossValidation, champion_accuracy: float, champion_n: int
+                              ) -> ChampionCrossValidation:
+    """The candidate's cross-validated accuracy against the champion's run's: one-sided Fisher exact p-value of
+    "the candidate's is lower" (its labels are harder to predict: noisier, or a harder problem)."""
+    from scipy.stats import fisher_exact
+
+    right = int(round(cv.accuracy * len(cv.y)))
+    champion_right = int(round(champion_accuracy * champion_n))
+    table = [[right, len(cv.y) - right], [champion_right, champion_n - champion_right]]
+    p = float(fisher_exact(table, alternative="less").pvalue) if len(cv.y) and champion_n else 1.0
+    return ChampionCrossValidation(accuracy=champion_accuracy, n=champion_n, p=p)
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:

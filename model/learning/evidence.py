@@ -130,6 +130,40 @@ class RecallDelta:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """The trivial classifier a first model must clearly beat: always answering the commonest label. Its accuracy
+    is that label's share (chance, ``1/n_labels``, for a balanced set)."""
+
+    share: float  # of the cross-validated samples
+    test_share: float | None  # of the test samples
+    n_labels: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"share": self.share, "test_share": self.test_share, "n_labels": self.n_labels}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> Baseline:
+        return cls(share=stored["share"], test_share=stored["test_share"], n_labels=stored["n_labels"])
+
+
+@dataclass(frozen=True)
+class ChampionCrossValidation:
+    """The champion's own run's cross-validated accuracy (same label set), and the one-sided Fisher exact p-value
+    of "the candidate's cross-validated accuracy is lower": the labels got harder to predict."""
+
+    accuracy: float
+    n: int
+    p: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"accuracy": self.accuracy, "n": self.n, "p": self.p}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> ChampionCrossValidation:
+        return cls(accuracy=stored["accuracy"], n=stored["n"], p=stored["p"])
+
+
+@dataclass(frozen=True)
 class GateEvidence:
     """What the gate decides on: the candidate's cross-validation over the train+val samples, its test accuracy
     with an interval, the paired comparison with the champion on the same test samples, per-label recall changes,
@@ -153,6 +187,8 @@ class GateEvidence:
     ece_before: float
     ece_after: float
     rule: GateRule | None = None
+    baseline: Baseline | None = None  # None in runs recorded before the baseline was
+    champion_cv: ChampionCrossValidation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         stored: dict[str, Any] = {
@@ -167,11 +203,16 @@ class GateEvidence:
         }
         if self.rule is not None:
             stored["rule"] = self.rule.to_dict()
+        if self.baseline is not None:
+            stored["baseline"] = self.baseline.to_dict()
+        if self.champion_cv is not None:
+            stored["champion_cv"] = self.champion_cv.to_dict()
         return stored
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> GateEvidence:
         paired, rule = stored["paired"], stored.get("rule")
+        baseline, champion_cv = stored.get("baseline"), stored.get("champion_cv")
         return cls(
             n_cv=stored["n_cv"], cv_folds=stored["cv_folds"], cv_accuracy=stored["cv_accuracy"],
             cv_accuracy_ci=_interval(stored["cv_accuracy_ci"]), cv_log_loss=stored["cv_log_loss"],
@@ -182,4 +223,6 @@ class GateEvidence:
             recall_deltas={label: RecallDelta.from_dict(delta) for label, delta in stored["recall_deltas"].items()},
             temperature=stored["temperature"], ece_before=stored["ece_before"], ece_after=stored["ece_after"],
             rule=GateRule.from_dict(rule) if rule is not None else None,
+            baseline=Baseline.from_dict(baseline) if baseline is not None else None,
+            champion_cv=ChampionCrossValidation.from_dict(champion_cv) if champion_cv is not None else None,
         )

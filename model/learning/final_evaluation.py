@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy.orm import Session
 
+from db import queries
 from db.models import Sample, Split
 from model.learning.assessment import Candidate
 from model.learning.embeddings import load_cached
@@ -108,19 +109,32 @@ def evaluate_candidate(svc: Services, session: Session, candidate: Candidate, he
     x_test, _ = data.split(Split.TEST)
     champion = evaluate_champion(svc, session, test, backbone_name=candidate.name, x_test=x_test)
     evaluation = judge(candidate.cv, calibration, head, x_test, [s.label or "" for s in test], data.labels,
-                       champion, GateRule.from_settings(svc.settings))
+                       champion, GateRule.from_settings(svc.settings),
+                       champion_cv=champion_cross_validation(session, champion[0], data.labels))
     log.info("gate %s: %s", "passed" if evaluation.decision.passed else "refused", evaluation.decision.reason)
     return evaluation
 
 
+def champion_cross_validation(session: Session, version: str | None, labels: list[str]) -> tuple[float, int] | None:
+    """The champion's own run's ``(cross-validated accuracy, samples)`` when that run trained exactly these labels
+    (None otherwise: a different label set is a different problem)."""
+    run = queries.get_run_by_version(session, version=version) if version is not None else None
+    if run is None or not run.evidence or sorted(run.labels or []) != sorted(labels):
+        return None
+    return float(run.evidence["cv_accuracy"]), int(run.evidence["n_cv"])
+
+
 def judge(cv: CrossValidation, calibration: Calibration, head: Head, x_test: np.ndarray, y_test: list[str],
-          labels: list[str], champion: ChampionResult, rule: GateRule) -> Evaluation:
-    """The gate on a candidate's evidence: its cross-validation, its test predictions, and the champion's
-    ``(version, metrics, per-sample correctness)`` on the same test samples."""
+          labels: list[str], champion: ChampionResult, rule: GateRule, *,
+          champion_cv: tuple[float, int] | None = None) -> Evaluation:
+    """The gate on a candidate's evidence: its cross-validation, its test predictions, the champion's
+    ``(version, metrics, per-sample correctness)`` on the same test samples, and the champion run's
+    ``(cross-validated accuracy, samples)`` on the same labels."""
     proba = head.predict_proba(x_test)
     metrics = evaluate_probabilities(y_test, proba, labels)
     champion_version, champion_metrics, champion_correct = champion
     evidence = build_evidence(cv=cv, calibration=calibration, y_test=y_test, candidate_metrics=metrics,
                               candidate_correct=correct(y_test, proba, labels), champion_version=champion_version,
-                              champion_metrics=champion_metrics, champion_correct=champion_correct, rule=rule)
+                              champion_metrics=champion_metrics, champion_correct=champion_correct, rule=rule,
+                              champion_cv=champion_cv)
     return Evaluation(metrics, champion_version, champion_metrics, gate(evidence, rule))

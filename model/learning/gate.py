@@ -80,11 +80,12 @@ def retrain_due(*, new_approved: int, min_new: int, force: bool = False) -> Deci
 
 @dataclass(frozen=True)
 class GateRule:
-    """The gate's thresholds (settings ``SPROUT_GATE_*``)."""
+    """The gate's thresholds (settings ``SPROUT_GATE_*``); ``min_accuracy`` is an absolute floor the operator may
+    set (None: only the trivial baseline and the champion judge)."""
 
-    min_accuracy: float
+    min_accuracy: float | None = None
     max_regression: float = 0.02
-    alpha: float = 0.05  # one-sided McNemar: "the champion is significantly better"
+    alpha: float = 0.05  # one-sided McNemar / Fisher: "the champion is significantly better"
     min_class_support: int = 10  # a class's recall is compared only with this many test samples
 
     @classmethod
@@ -92,7 +93,7 @@ class GateRule:
         return cls(min_accuracy=settings.gate_min_accuracy, max_regression=settings.gate_max_regression,
                    alpha=settings.gate_alpha, min_class_support=settings.gate_min_class_support)
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
         return {"min_accuracy": self.min_accuracy, "max_regression": self.max_regression, "alpha": self.alpha,
                 "min_class_support": self.min_class_support}
 
@@ -106,25 +107,51 @@ def gate(evidence: GateEvidence, rule: GateRule) -> Decision:
     """Promote on evidence, not on noise (the numbers: ``model.learning.evidence``, computed by
     ``model.learning.evaluation``):
 
-    cross-validated accuracy ≥ the floor; the test interval's upper bound not below it; and against the
-    champion, not significantly worse (McNemar) and not worse by more than ``max_regression`` in test accuracy
-    or in the recall of a class with enough test samples, the tolerance never less than one test image.
+    - the cross-validated accuracy's 95% lower bound beats the trivial baseline (always the commonest label: its
+      share, chance for a balanced set), and the test interval's upper bound is above the test split's;
+    - the operator's floor, when ``min_accuracy`` is set: the cross-validated accuracy ≥ it and the test
+      interval's upper bound not below it;
+    - against the champion: its labels no harder to predict (the cross-validated accuracy not significantly below
+      the champion run's, same labels, by more than ``max_regression``), and on the same test images not
+      significantly worse (McNemar) nor worse by more than ``max_regression`` in accuracy or in the recall of a
+      class with enough test samples, the tolerance never less than one test image.
     """
     n_test, cv_acc, cv_ci = evidence.n_test, evidence.cv_accuracy, evidence.cv_accuracy_ci
     test_acc, test_ci = evidence.test_accuracy, evidence.test_accuracy_ci
-    floor = rule.min_accuracy
     if not n_test or test_acc is None or test_ci is None:
         return Decision(False, "no test samples to evaluate the candidate on", evidence)
     cv = f"cross-validated accuracy {cv_acc:.3f} ({_ci(cv_ci)}, {evidence.n_cv} samples)"
     test = f"test accuracy {test_acc:.3f} ({_ci(test_ci)}, {n_test} images)"
-    if cv_acc < floor:
-        return Decision(False, f"{cv} < minimum {floor:.3f}", evidence)
-    if test_ci[1] < floor:
-        return Decision(False, f"{test}: even its upper bound is below the minimum {floor:.3f}", evidence)
+    passed: list[str] = []
+    if (baseline := evidence.baseline) is not None:
+        trivial = _baseline(baseline.share, baseline.n_labels)
+        if cv_ci is None or cv_ci[0] <= baseline.share:
+            return Decision(False, f"{cv}: not clearly better than the {trivial}", evidence)
+        if baseline.test_share is not None and test_ci[1] <= baseline.test_share:
+            return Decision(False, f"{test}: even its upper bound is not above the "
+                                   f"{_baseline(baseline.test_share, baseline.n_labels)} of the test images",
+                            evidence)
+        passed.append(f"{cv} beats the {trivial}")
+    floor = rule.min_accuracy
+    if floor is not None:
+        if cv_acc < floor:
+            return Decision(False, f"{cv} < minimum {floor:.3f}", evidence)
+        if test_ci[1] < floor:
+            return Decision(False, f"{test}: even its upper bound is below the minimum {floor:.3f}", evidence)
+        passed.append(f"{cv} ≥ {floor:.3f}" if baseline is None else f"≥ the minimum {floor:.3f}")
+    elif baseline is None:
+        passed.append(cv)
+    passed.append(test)
     champion, paired, p = evidence.champion_version, evidence.paired, evidence.mcnemar_p
     champion_acc = evidence.champion_test_accuracy
     if champion is None or paired is None or p is None or champion_acc is None:
-        return Decision(True, f"{cv} ≥ {floor:.3f}; {test}; no champion yet", evidence)
+        return Decision(True, "; ".join([*passed, "no champion yet"]), evidence)
+    if (prior := evidence.champion_cv) is not None:
+        fall = prior.accuracy - cv_acc
+        if prior.p < rule.alpha and fall > rule.max_regression + 1e-9:
+            return Decision(False, f"{cv} is {fall:.3f} below the champion v{champion}'s run ({prior.accuracy:.3f} "
+                                   f"over {prior.n} samples, the same labels; Fisher p={prior.p:.3f}): the labels "
+                                   f"got harder to predict (noisier, or a harder problem)", evidence)
     versus = (f"champion v{champion} on the same {n_test} images: {paired.candidate_only} right only by the "
               f"candidate, {paired.champion_only} only by the champion (McNemar p={p:.3f})")
     if p < rule.alpha:
@@ -141,7 +168,14 @@ def gate(evidence: GateEvidence, rule: GateRule) -> Decision:
         if -delta.delta > class_tolerance + 1e-9:
             return Decision(False, f"recall of {label!r} falls by {-delta.delta:.3f} ({delta.support} test "
                                    f"images; tolerated {class_tolerance:.3f}) against the {versus}", evidence)
-    return Decision(True, f"{cv} ≥ {floor:.3f}; {test}; not worse than the {versus}", evidence)
+    return Decision(True, "; ".join([*passed, f"not worse than the {versus}"]), evidence)
+
+
+def _baseline(share: float, n_labels: int) -> str:
+    """The trivial baseline named: its accuracy, and chance when they differ."""
+    chance = 1.0 / max(n_labels, 1)
+    named = f"trivial baseline {share:.3f} (always the commonest of {n_labels} labels"
+    return named + (")" if abs(share - chance) < 5e-4 else f"; chance {chance:.3f})")
 
 
 def _ci(interval: tuple[float, float] | None) -> str:

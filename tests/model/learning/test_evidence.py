@@ -15,7 +15,7 @@ from model.learning.evidence import GateEvidence, Metrics, Paired
 from model.learning.gate import Decision, GateRule, gate
 from model.learning.run_record import RunParams, TrainOutcome
 
-RULE = GateRule.from_settings(Settings(_env_file=None))
+RULE = GateRule(min_accuracy=0.9)  # the rule of the stored record below (0.90 was the default floor then)
 
 # As a run of this version stores it (key order included), with a champion and a recall delta.
 STORED_EVIDENCE: dict[str, Any] = {
@@ -54,9 +54,18 @@ def test_gate_evidence_round_trips_exactly_with_and_without_the_rule() -> None:
     assert json.dumps(GateEvidence.from_dict(older).to_dict()) == json.dumps(older)
 
 
+def test_evidence_with_a_baseline_and_the_champions_cross_validation_round_trips() -> None:
+    stored = {**STORED_EVIDENCE, "baseline": {"share": 0.5, "test_share": 0.53, "n_labels": 2},
+              "champion_cv": {"accuracy": 0.94, "n": 250, "p": 0.71}}
+    evidence = GateEvidence.from_dict(json_copy(stored))
+    assert evidence.baseline is not None and evidence.baseline.n_labels == 2
+    assert evidence.champion_cv is not None and evidence.champion_cv.p == 0.71
+    assert json.dumps(evidence.to_dict()) == json.dumps(stored)
+
+
 def test_gate_decides_on_the_typed_evidence_with_the_settings_rule() -> None:
     evidence = GateEvidence.from_dict(STORED_EVIDENCE)
-    decision = gate(evidence, RULE)
+    decision = gate(evidence, GateRule.from_settings(Settings(_env_file=None)))
     assert decision.passed and "not worse than the champion v3" in decision.reason, decision.reason
     assert decision.to_dict() == {"passed": True, "reason": decision.reason, "evidence": STORED_EVIDENCE}
     stricter = GateRule(min_accuracy=0.96)

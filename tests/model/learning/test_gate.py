@@ -15,16 +15,18 @@ from model.learning.evaluation import (
     paired_counts,
     wilson_interval,
 )
-from model.learning.evidence import GateEvidence, Paired, RecallDelta
+from model.learning.evidence import Baseline, ChampionCrossValidation, GateEvidence, Paired, RecallDelta
 from model.learning.gate import GateRule, gate, retrain_due
 from model.learning.training import Head, softmax
 
-RULE = GateRule(min_accuracy=0.90, max_regression=0.02)
+RULE = GateRule(min_accuracy=0.90, max_regression=0.02)  # with the operator's opt-in floor
+DEFAULT = GateRule()  # the default: no absolute floor
 
 
 def evidence(*, cv: float = 0.95, n_cv: int = 280, test: float = 0.94, n_test: int = 36,
              champion: float | None = None, paired: Paired | None = None,
-             recall: dict[str, tuple[float, float, int]] | None = None) -> GateEvidence:
+             recall: dict[str, tuple[float, float, int]] | None = None, baseline: Baseline | None = None,
+             champion_cv: ChampionCrossValidation | None = None) -> GateEvidence:
     right = round(test * n_test)
     test_accuracy = right / n_test if n_test else None
     return GateEvidence(
@@ -34,7 +36,43 @@ def evidence(*, cv: float = 0.95, n_cv: int = 280, test: float = 0.94, n_test: i
         champion_test_accuracy=champion, paired=paired, mcnemar_p=paired.mcnemar_p if paired else None,
         recall_deltas={label: RecallDelta(candidate=c, champion=h, delta=c - h, support=n)
                        for label, (c, h, n) in (recall or {}).items()},
-        temperature=1.0, ece_before=0.05, ece_after=0.05)
+        temperature=1.0, ece_before=0.05, ece_after=0.05, baseline=baseline, champion_cv=champion_cv)
+
+
+SIX = Baseline(share=50 / 300, test_share=10 / 60, n_labels=6)  # six balanced labels: chance 0.167
+
+
+def test_a_first_six_label_model_below_any_fixed_floor_is_promoted_over_the_trivial_baseline() -> None:
+    """The issue's case: 0.876 cross-validated on six labels was refused by the old floor 0.90."""
+    decision = gate(evidence(cv=0.876, n_cv=300, test=0.85, n_test=60, baseline=SIX), DEFAULT)
+    assert decision.passed, decision.reason
+    assert "beats the trivial baseline 0.167 (always the commonest of 6 labels)" in decision.reason
+    assert "no champion yet" in decision.reason
+    floor = gate(evidence(cv=0.876, n_cv=300, test=0.85, n_test=60, baseline=SIX), RULE)  # the opt-in floor
+    assert not floor.passed and "< minimum 0.900" in floor.reason
+
+
+def test_a_first_model_no_better_than_always_the_commonest_label_is_refused() -> None:
+    shuffled = gate(evidence(cv=0.19, n_cv=300, test=0.2, n_test=60, baseline=SIX), DEFAULT)
+    assert not shuffled.passed and "not clearly better than the trivial baseline 0.167" in shuffled.reason
+    # imbalanced: 80% of one label; 0.84 cross-validated is chance-like, and the baseline says so
+    skewed = Baseline(share=0.8, test_share=0.8, n_labels=2)
+    decision = gate(evidence(cv=0.84, n_cv=200, test=0.84, n_test=50, baseline=skewed), DEFAULT)
+    assert not decision.passed and "trivial baseline 0.800 (always the commonest of 2 labels; chance 0.500)" \
+        in decision.reason
+    test_only = gate(evidence(cv=0.9, n_cv=300, test=0.05, n_test=60, baseline=SIX), DEFAULT)
+    assert not test_only.passed and "of the test images" in test_only.reason
+
+
+def test_labels_that_got_harder_to_predict_than_the_champions_are_refused() -> None:
+    same = Paired(both=40, candidate_only=3, champion_only=3, neither=14)  # noisy test labels hurt both alike
+    noisy = gate(evidence(cv=0.68, n_cv=300, test=0.72, n_test=60, champion=0.72, paired=same, baseline=SIX,
+                          champion_cv=ChampionCrossValidation(accuracy=0.95, n=280, p=1e-12)), DEFAULT)
+    assert not noisy.passed and "below the champion v1's run (0.950 over 280 samples" in noisy.reason
+    assert "labels got harder to predict" in noisy.reason
+    close = gate(evidence(cv=0.94, n_cv=300, test=0.72, n_test=60, champion=0.72, paired=same, baseline=SIX,
+                          champion_cv=ChampionCrossValidation(accuracy=0.95, n=280, p=0.4)), DEFAULT)
+    assert close.passed, close.reason
 
 
 def test_wilson_interval_and_mcnemar_match_known_values() -> None:
