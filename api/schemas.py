@@ -117,6 +117,10 @@ class LabelIssuePublic(BaseModel):
     label: str
     suggested_label: str
     score: float = Field(description="How suspect the label is, 0-1 (1 - Cleanlab's label quality)")
+    flagged: bool = Field(description="Cleanlab's find_label_issues counts it as a label error")
+    evidence: Literal["out_of_fold", "out_of_sample"] = Field(
+        description="What judged it: out_of_fold (a train/val sample: the cross-validation fold that held it out) "
+                    "or out_of_sample (a test sample: the run's final head, trained on train+val)")
 
 
 class LabelIssuesPublic(BaseModel):

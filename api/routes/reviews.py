@@ -89,7 +89,8 @@ def review_pending_sample(sample_id: int, review: ReviewRequest, session: Sessio
 @router.get("/label-issues", response_model=LabelIssuesPublic)
 def read_label_issues(services: ServicesDep,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> LabelIssuesPublic:
-    """Suspect labels: approved samples the last run's out-of-fold probabilities disagree with (Cleanlab)."""
+    """Suspect labels: the last run's approved samples ranked by Cleanlab's label quality, most suspect first (each
+    judged by a model that did not train on it: out-of-fold for train/val, out-of-sample for test)."""
     issues = find_label_issues(services, limit=limit)
     return LabelIssuesPublic(issues=[LabelIssuePublic.model_validate(i) for i in issues])
 

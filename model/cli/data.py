@@ -106,7 +106,8 @@ def _export_line(d: dict[str, Any]) -> None:
 def label_issues(
     limit: Annotated[int, typer.Option(min=1, help="At most this many, most suspect first.")] = 50,
 ) -> None:
-    """Approved samples whose label is probably wrong (Cleanlab on the last run's out-of-fold probabilities)."""
+    """Approved samples whose label is probably wrong, most suspect first (Cleanlab on the last run's out-of-fold
+    and, for the test split, out-of-sample probabilities)."""
     from model.review.label_issues import find_label_issues
 
     with command():
@@ -116,7 +117,8 @@ def label_issues(
 
 def _issue_lines(data: dict[str, Any]) -> None:
     for i in data["issues"]:
-        err.print(f"#{i['id']} {i['label']} → probably {i['suggested_label']} (score {i['score']:.3f})")
+        notes = (", flagged" if i["flagged"] else "") + (", test split" if i["evidence"] == "out_of_sample" else "")
+        err.print(f"#{i['id']} {i['label']} → probably {i['suggested_label']} (score {i['score']:.3f}{notes})")
     if not data["issues"]:
         err.print("no suspect labels")
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy.orm import Session
 
-from db.models import RunStatus, Split, TrainingRun, TrainingRunSample, utcnow
+from db.models import RunStatus, TrainingRun, TrainingRunSample, utcnow
 from model.data.class_balance import class_balance, count_per_split
 from model.learning.assessment import Candidate
 from model.learning.candidates import AssessedCandidate
 from model.learning.confusion_image import confusion_image
 from model.learning.evidence import GateEvidence, Metrics
 from model.learning.final_evaluation import Evaluation
+from model.learning.label_evidence import label_evidence
 from model.learning.run_record import RunParams
 from model.learning.training_data import TrainingData
 from model.runtime.services import Services
@@ -90,13 +90,11 @@ def record_run(session: Session, run: TrainingRun, winner: Candidate, head: Head
     and the lineage (which sample, split and label) with the run."""
     data = winner.data
     run.mlflow_run_id, run.artifact_sha256 = mlflow_run_id, artifact_sha256
-    development = [s.id for s, keep in zip(data.samples, data.masks[Split.TRAIN] | data.masks[Split.VAL],
-                                           strict=True) if keep]
     run.params = RunParams(seed=seed, weight_decay=head.weight_decay, model_uri=model_uri, counts=data.counts,
                            warnings=RunParams.from_dict(run.params).warnings, candidates=tuple(candidates),
                            evidence=evaluation.decision.evidence).to_dict()
-    run.out_of_fold = {"sample_ids": development, "labels": list(data.labels),
-                       "proba": np.round(winner.cv.proba, 6).tolist()}
+    temperature = evaluation.decision.evidence.temperature if evaluation.decision.evidence is not None else 1.0
+    run.out_of_fold = label_evidence(data, winner.cv, head, temperature=temperature).to_dict()
     run.metrics = evaluation.metrics.to_dict()
     run.champion_version = evaluation.champion_version
     run.champion_metrics = evaluation.champion_metrics.to_dict() if evaluation.champion_metrics is not None else None

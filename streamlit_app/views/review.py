@@ -176,7 +176,8 @@ def sample_grid(token: str, samples: list[dict[str, Any]]) -> None:
 
 
 def suspect_labels(token: str) -> None:
-    """Approved samples whose label the last run's out-of-fold model doubts (Cleanlab); admins fix them."""
+    """Approved samples whose label the last run's models doubt most (Cleanlab: out-of-fold for train/val,
+    out-of-sample for test); admins fix them."""
     try:
         issues = client.read_label_issues(token, limit=10)
     except ApiError as err:
@@ -185,7 +186,9 @@ def suspect_labels(token: str) -> None:
     if not issues:
         st.success("No suspect labels in the last training run.", icon=":material/verified:")
         return
-    st.caption(f"{len(issues)} approved samples whose label the last run's model doubts, most suspect first.")
+    flagged = sum(1 for issue in issues if issue.get("flagged"))
+    st.caption(f"{len(issues)} approved samples whose label the last run's model doubts most, most suspect first "
+               f"(train, validation and test splits); Cleanlab counts {flagged} of them as label errors.")
     for issue in issues:
         with st.container(border=True):
             image, text = st.columns([1, 3])
@@ -193,8 +196,10 @@ def suspect_labels(token: str) -> None:
                 image.image(client.read_sample_image(token, issue["id"]), width="stretch")
             except ApiError as err:
                 image.caption(err.detail)
-            text.markdown(f"**#{issue['id']}** labelled **{issue['label']}**; the model suggests "
-                          f"**{issue['suggested_label']}** (suspect score {issue['score']:.2f})")
+            text.markdown(f"**#{issue['id']}** labelled **{issue['label']}**; likeliest other label "
+                          f"**{issue['suggested_label']}** (suspect score {issue['score']:.2f}"
+                          f"{', flagged' if issue.get('flagged') else ''}"
+                          f"{', test split' if issue.get('evidence') == 'out_of_sample' else ''})")
             if not state.is_admin():
                 text.caption(":material/lock: An admin can relabel it or send it back to the queue.")
                 continue
