@@ -10,6 +10,7 @@ import streamlit as st
 
 from streamlit_app import client, state, ui
 from streamlit_app.client import ApiError
+from streamlit_app.views.evidence_words import evidence_sentences
 
 
 def _version_key(version: str) -> tuple[int, str]:
@@ -39,34 +40,6 @@ def champion_summary(models: dict[str, Any]) -> None:
     serving = models.get("serving")
     if serving and serving != champion:
         st.caption(f"The API still serves version {serving}; it follows the champion within seconds.")
-
-
-def _ci(interval: list[float] | None) -> str:
-    return f" (95% interval {interval[0]:.1%}–{interval[1]:.1%})" if interval else ""
-
-
-def evidence_sentences(evidence: dict[str, Any]) -> list[str]:
-    """The gate's evidence in plain words: cross-validation, the test split, the paired comparison, calibration."""
-    lines = [f"Cross-validated accuracy {ui.percent(evidence.get('cv_accuracy'))}{_ci(evidence.get('cv_accuracy_ci'))}"
-             f" over {evidence.get('n_cv', 0)} training images."]
-    if evidence.get("n_test"):
-        lines.append(f"On {evidence['n_test']} held-out test images: {ui.percent(evidence.get('test_accuracy'))}"
-                     f"{_ci(evidence.get('test_accuracy_ci'))}.")
-    paired, champion = evidence.get("paired"), evidence.get("champion_version")
-    if paired and champion:
-        p = evidence.get("mcnemar_p")
-        alpha = (evidence.get("rule") or {}).get("alpha", 0.05)
-        verdict = ("significantly worse than the champion" if p is not None and p < alpha
-                   else "no significant difference")
-        lines.append(f"Against champion v{champion} on the same images: both right on {paired['both']}, only the "
-                     f"new model on {paired['candidate_only']}, only the champion on {paired['champion_only']}, "
-                     f"neither on {paired['neither']} (McNemar p = {p:.2f}: {verdict}).")
-    elif evidence.get("n_test"):
-        lines.append("There was no champion to compare with.")
-    if evidence.get("ece_before") is not None:
-        lines.append(f"Calibration error {ui.percent(evidence['ece_before'])} before temperature scaling, "
-                     f"{ui.percent(evidence.get('ece_after'))} after (out-of-fold predictions).")
-    return lines
 
 
 def latest_evidence(runs: list[dict[str, Any]]) -> None:
