@@ -10,6 +10,7 @@ import streamlit as st
 
 from streamlit_app import client, state, ui
 from streamlit_app.client import ApiError
+from streamlit_app.views import model_quality
 from streamlit_app.views.evidence_words import evidence_sentences
 
 
@@ -200,6 +201,7 @@ def models_page() -> None:
     champion_summary(models)
     latest_evidence(models.get("runs", []))
     accuracy_chart(models.get("versions", []))
+    model_quality.quality_section(models.get("versions", []), models.get("champion"))
     versions_table(models.get("versions", []))
     runs_table(models.get("runs", []))
     promote_control(models)

@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from streamlit_app import client, state, ui
+from streamlit_app.charts import top_and_other
 from streamlit_app.client import ApiError
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif"]
@@ -44,12 +45,13 @@ def prediction_for(upload: UploadedFile) -> dict[str, Any]:
 
 
 def probability_chart(probabilities: dict[str, float]) -> None:
-    data = pd.DataFrame({"label": list(probabilities), "probability": list(probabilities.values())})
+    """The likeliest labels' probabilities (the top five and "other" for more labels), the answer highlighted."""
+    folded = top_and_other(probabilities)
+    data = pd.DataFrame({"label": list(folded), "probability": list(folded.values())})
     bars = alt.Chart(data).mark_bar(cornerRadiusEnd=3).encode(
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
-        y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelFontSize=13)),
-        color=alt.condition(alt.datum.probability == data["probability"].max(), alt.value("#2e7d32"),
-                            alt.value("#a5d6a7")),
+        y=alt.Y("label:N", sort=list(folded), title=None, axis=alt.Axis(labelFontSize=13)),
+        color=alt.condition(alt.datum.label == next(iter(folded)), alt.value("#2e7d32"), alt.value("#a5d6a7")),
         tooltip=[alt.Tooltip("label:N"), alt.Tooltip("probability:Q", format=".1%")],
     )
     st.altair_chart(bars.properties(height=36 * len(data) + 30), width="stretch")

@@ -10,6 +10,7 @@ import streamlit as st
 
 from streamlit_app import client, state, ui
 from streamlit_app.client import ApiError
+from streamlit_app.views.class_balance import class_balance_section
 
 PAGE_SIZE = 10
 GRID_SIZE = 24
@@ -41,6 +42,7 @@ def training_progress(token: str) -> dict[str, Any] | None:
     for warning in stats.get("warnings") or []:
         st.warning(f"{warning} Approve training images with that label, or ask an admin to relabel it.",
                    icon=":material/warning:")
+    class_balance_section(stats.get("class_balance"))
     return stats
 
 

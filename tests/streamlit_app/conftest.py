@@ -9,11 +9,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.utils.datasets import scenes_tree
 from tests.utils.live_api import (
     LiveApi,
     add_reviewer,
     free_port,
     serve,
+    sprout,
 )
 from tests.utils.markers import needs
 from tests.utils.paths import REPO_ROOT
@@ -52,6 +54,24 @@ def modelless_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]
     home = tmp_path_factory.mktemp("empty-api") / "home"
     add_reviewer(home)
     with serve(home, need_model=False) as running:
+        yield running
+
+
+SCENES_PER_LABEL = {"forest": 20, "sea": 20, "buildings": 20, "glacier": 6}  # glacier: under-represented
+
+
+@pytest.fixture(scope="module")
+@needs("server")
+def scenes_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    """The real API on a home with four labels of the shared scenes set, one of them under-represented (6 photos
+    against 20), version 1 trained and promoted; a reviewer and an admin account."""
+    root = tmp_path_factory.mktemp("scenes-api")
+    home = root / "home"
+    add_reviewer(home)
+    assert sprout(home, "import", str(scenes_tree(root / "tree", SCENES_PER_LABEL)))["added"] == 66
+    trained = sprout(home, "train", "--force")
+    assert trained["promoted"] and trained["version"] == "1", trained
+    with serve(home) as running:
         yield running
 
 

@@ -276,8 +276,47 @@ def test_models_page_shows_history_to_visitors(app: MakeApp) -> None:
     candidates = next(t for t in tables if "CV log loss" in t.columns)  # every EfficientNet-Lite was tried
     assert len(candidates) == 3
     assert {"gate", "reason", "accuracy"} <= set(runs.columns) and "passed" in set(runs["gate"])
+    per_class = next(t for t in tables if "recall" in t.columns)  # the champion's, per label
+    assert list(per_class["label"]) == ["dandelion", "grass"]
     assert any("An admin can log in" in c for c in texts(at.caption))
     assert not [b for b in at.button if b.label == "Make it the champion"]
+
+
+@pytest.mark.slow
+def test_models_page_shows_per_label_table_and_confusion_matrix_for_four_labels(
+        app: MakeApp, scenes_api: LiveApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPROUT_API_URL", scenes_api.url)
+    at = ok(app().run())
+    ok(at.switch_page("views/models.py").run())
+    labels = ["buildings", "forest", "glacier", "sea"]
+    metrics = scenes_api.get("/models")["versions"][0]["metrics"]
+    tables = [d.value for d in at.dataframe]
+    per_class = next(t for t in tables if "recall" in t.columns)
+    assert list(per_class["label"]) == labels
+    assert list(per_class.columns) == ["label", "precision", "recall", "F1", "support", "most confused with"]
+    assert list(per_class["support"]) == [metrics["per_class"][label]["support"] for label in labels]
+    assert list(per_class["recall"]) == pytest.approx([metrics["per_class"][label]["recall"] for label in labels])
+    confusion = next(t for t in tables if list(t.columns) == labels)  # k x k, label names on both axes
+    assert list(confusion.index) == labels and confusion.values.tolist() == metrics["confusion_matrix"]["matrix"]
+    heatmaps = [c for c in at.get("vega_lite_chart") if '"predicted"' in c.proto.spec]
+    assert len(heatmaps) == 1 and all(label in heatmaps[0].proto.spec for label in labels)
+    [choice] = [s for s in at.get("button_group") if s.proto.label == "Version"]
+    assert choice is not None
+
+
+@pytest.mark.slow
+def test_review_page_reports_the_class_balance_and_the_under_represented_label(
+        app: MakeApp, scenes_api: LiveApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPROUT_API_URL", scenes_api.url)
+    at = log_in(app(), scenes_api.username, scenes_api.password)
+    ok(at.run())
+    [warning] = [w for w in texts(at.warning) if "under-represented" in w]
+    assert warning.startswith("Label 'glacier' is under-represented: 6 approved samples")
+    shares = next(d.value for d in at.dataframe if "under-represented" in d.value.columns)
+    assert list(shares["label"]) == ["buildings", "forest", "sea", "glacier"]
+    assert list(shares["approved"]) == [20, 20, 20, 6] and list(shares["under-represented"]) == [False] * 3 + [True]
+    assert shares["share"].sum() == pytest.approx(1.0)
+    assert (shares["train"] + shares["val"] + shares["test"]).tolist() == [20, 20, 20, 6]
 
 
 @pytest.mark.slow
