@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 import tempfile
 import time
 import uuid
@@ -33,6 +34,7 @@ from tests.monitoring.files import (
     DATASOURCES,
     PROMETHEUS,
     PROMETHEUS_CONFIG,
+    PROMTOOL,
     alert_rules,
     dashboard_targets,
     expand_grafana_variables,
@@ -113,6 +115,34 @@ def test_dashboard_is_well_formed(name: str) -> None:
     exprs = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
     for metric in REQUIRED_METRICS[name]:
         assert re.search(rf"\b{metric}\b", exprs), f"{name} does not show {metric}"
+
+
+def fold_check(expr: str, expected: dict[str, float]) -> dict[str, Any]:
+    """A promtool ``promql_expr_test`` of a panel's query at 60 min: one sample per label in ``expected``."""
+    return {"expr": expand_grafana_variables(expr), "eval_time": "60m",
+            "exp_samples": [{"labels": f'{{label="{label}"}}', "value": value} for label, value in expected.items()]}
+
+
+@pytest.mark.root
+def test_predictions_per_label_show_the_top_five_labels_and_the_rest_as_other(tmp_path: Path) -> None:
+    """Seven labels, label<i> predicted i times a second for two hours: both per-label panels show the five most
+    predicted labels and one "other labels" series summing label1 and label2 (promtool evaluates the queries)."""
+    panels = {p["title"]: p for p in load_dashboard("api-usage")["panels"]}
+    [rate] = [t["expr"] for t in panels["Predictions per label"]["targets"]]
+    [increase] = [t["expr"] for t in panels["Predictions per label (time range)"]["targets"]]
+    series = [{"series": f'sprout_predictions_total{{job="{API_JOB}", instance="{COMPOSE_TARGET}", label="label{i}"}}',
+               "values": f"0+{15 * i}x480"} for i in range(1, 8)]  # every 15 s, for 2 h
+    top = {f"label{i}": float(i) for i in range(3, 8)}
+    unit = {"rule_files": [], "evaluation_interval": "15s", "tests": [{
+        "interval": "15s", "input_series": series, "promql_expr_test": [
+            fold_check(rate, top | {"other labels": 1.0 + 2.0}),
+            fold_check(increase, {label: 3600 * per_s for label, per_s in top.items()} | {"other labels": 3600 * 3.0}),
+        ]}]}
+    path = tmp_path / "fold.test.yml"
+    path.write_text(yaml.safe_dump(unit))
+    proc = subprocess.run([require_binary(PROMTOOL), "test", "rules", path.name], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_dashboard_uids_and_titles_are_unique() -> None:
