@@ -126,7 +126,7 @@ def sprout(home: Path, *args: str, stdin: str | None = None) -> dict[str, Any]:
 
 def mislabelled_photos() -> list[Path]:
     """Two grass photos the live home imports as dandelion: far beyond the photos tests use unseen, and in the
-    training split (the out-of-fold probabilities that find suspects cover train and validation only)."""
+    training split (judged out-of-fold: the candidate that finds them is trained on the rest of train+val)."""
     later = dataset_images("grass", 150)[100:]
     return [p for p in later if split_for(hashlib.sha256(p.read_bytes()).hexdigest(), key=TEST_SPLIT_KEY)
             is Split.TRAIN][:2]
