@@ -42,8 +42,7 @@ def class_balance_section(balance: dict[str, Any] | None) -> None:
     for warning in warnings:
         st.warning(warning, icon=":material/balance:")
     total = sum(c["count"] for c in classes)
-    with st.expander(f"Class balance of the {total} approved samples ({len(classes)} labels)",
-                     expanded=bool(warnings)):
+    with st.expander(f"Class balance of the {total} approved samples ({len(classes)} labels)"):
         frame = balance_frame(classes)
         order = list(dict.fromkeys(frame["label"]))
         bars = alt.Chart(frame).mark_bar().encode(
