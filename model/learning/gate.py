@@ -122,7 +122,22 @@ def gate(evidence: GateEvidence, rule: GateRule) -> Decision:
         return Decision(False, "no test samples to evaluate the candidate on", evidence)
     cv = f"cross-validated accuracy {cv_acc:.3f} ({_ci(cv_ci)}, {evidence.n_cv} samples)"
     test = f"test accuracy {test_acc:.3f} ({_ci(test_ci)}, {n_test} images)"
-    passed: list[str] = []
+    floor = rule.min_accuracy
+    if floor is not None:
+        if cv_acc < floor:
+            return Decision(False, f"{cv} < minimum {floor:.3f}", evidence)
+        if test_ci[1] < floor:
+            return Decision(False, f"{test}: even its upper bound is below the minimum {floor:.3f}", evidence)
+    champion, paired, p = evidence.champion_version, evidence.paired, evidence.mcnemar_p
+    champion_acc = evidence.champion_test_accuracy
+    versus = None
+    if champion is not None and paired is not None and p is not None and champion_acc is not None:
+        versus = (f"champion v{champion} on the same {n_test} images: {paired.candidate_only} right only by the "
+                  f"candidate, {paired.champion_only} only by the champion (McNemar p={p:.3f})")
+        refusal = _versus_champion(evidence, rule, cv=cv, test=test, versus=versus)
+        if refusal is not None:
+            return Decision(False, refusal, evidence)
+    passed = [cv]
     if (baseline := evidence.baseline) is not None:
         trivial = _baseline(baseline.share, baseline.n_labels)
         if cv_ci is None or cv_ci[0] <= baseline.share:
@@ -131,44 +146,38 @@ def gate(evidence: GateEvidence, rule: GateRule) -> Decision:
             return Decision(False, f"{test}: even its upper bound is not above the "
                                    f"{_baseline(baseline.test_share, baseline.n_labels)} of the test images",
                             evidence)
-        passed.append(f"{cv} beats the {trivial}")
-    floor = rule.min_accuracy
+        passed = [f"{cv} beats the {trivial}"]
     if floor is not None:
-        if cv_acc < floor:
-            return Decision(False, f"{cv} < minimum {floor:.3f}", evidence)
-        if test_ci[1] < floor:
-            return Decision(False, f"{test}: even its upper bound is below the minimum {floor:.3f}", evidence)
-        passed.append(f"{cv} ≥ {floor:.3f}" if baseline is None else f"≥ the minimum {floor:.3f}")
-    elif baseline is None:
-        passed.append(cv)
+        passed[0] += f", ≥ the minimum {floor:.3f}"
     passed.append(test)
-    champion, paired, p = evidence.champion_version, evidence.paired, evidence.mcnemar_p
-    champion_acc = evidence.champion_test_accuracy
-    if champion is None or paired is None or p is None or champion_acc is None:
-        return Decision(True, "; ".join([*passed, "no champion yet"]), evidence)
+    passed.append("no champion yet" if versus is None else f"not worse than the {versus}")
+    return Decision(True, "; ".join(passed), evidence)
+
+
+def _versus_champion(evidence: GateEvidence, rule: GateRule, *, cv: str, test: str, versus: str) -> str | None:
+    """Why the candidate is worse than the champion, or None: labels harder to predict than in the champion's
+    run, significantly worse on the same test images, or worse beyond the tolerance overall or in a class."""
+    n_test, test_acc = evidence.n_test, evidence.test_accuracy or 0.0
     if (prior := evidence.champion_cv) is not None:
-        fall = prior.accuracy - cv_acc
+        fall = prior.accuracy - evidence.cv_accuracy
         if prior.p < rule.alpha and fall > rule.max_regression + 1e-9:
-            return Decision(False, f"{cv} is {fall:.3f} below the champion v{champion}'s run ({prior.accuracy:.3f} "
-                                   f"over {prior.n} samples, the same labels; Fisher p={prior.p:.3f}): the labels "
-                                   f"got harder to predict (noisier, or a harder problem)", evidence)
-    versus = (f"champion v{champion} on the same {n_test} images: {paired.candidate_only} right only by the "
-              f"candidate, {paired.champion_only} only by the champion (McNemar p={p:.3f})")
-    if p < rule.alpha:
-        return Decision(False, f"significantly worse than the {versus}", evidence)
-    drop = champion_acc - test_acc
+            return (f"{cv} is {fall:.3f} below the champion v{evidence.champion_version}'s run ({prior.accuracy:.3f}"
+                    f" over {prior.n} samples, the same labels; Fisher p={prior.p:.3f}): the labels got harder to "
+                    f"predict (noisier, or a harder problem)")
+    if evidence.mcnemar_p is not None and evidence.mcnemar_p < rule.alpha:
+        return f"significantly worse than the {versus}"
+    drop = (evidence.champion_test_accuracy or 0.0) - test_acc
     tolerance = max(rule.max_regression, 1.0 / n_test)
     if drop > tolerance + 1e-9:
-        return Decision(False, f"{test} is {drop:.3f} below the {versus}; more than the tolerated "
-                               f"{tolerance:.3f}", evidence)
+        return f"{test} is {drop:.3f} below the {versus}; more than the tolerated {tolerance:.3f}"
     for label, delta in sorted(evidence.recall_deltas.items()):
         if delta.support < rule.min_class_support:
             continue
         class_tolerance = max(rule.max_regression, 1.0 / delta.support)
         if -delta.delta > class_tolerance + 1e-9:
-            return Decision(False, f"recall of {label!r} falls by {-delta.delta:.3f} ({delta.support} test "
-                                   f"images; tolerated {class_tolerance:.3f}) against the {versus}", evidence)
-    return Decision(True, "; ".join([*passed, f"not worse than the {versus}"]), evidence)
+            return (f"recall of {label!r} falls by {-delta.delta:.3f} ({delta.support} test images; tolerated "
+                    f"{class_tolerance:.3f}) against the {versus}")
+    return None
 
 
 def _baseline(share: float, n_labels: int) -> str:

@@ -142,7 +142,7 @@ def test_forced_retrain_on_same_data_is_reproducible_and_ties_pass(loop: dict) -
 
 def test_worse_candidate_is_not_promoted_and_champion_is_unchanged(loop: dict) -> None:
     svc = loop["svc"]
-    svc.settings.gate_min_accuracy = 0.0  # only the comparison with the champion can refuse
+    svc.settings.gate_min_accuracy = None  # the default: no absolute floor; the champion comparison refuses
     champion = svc.registry.champion().version
     versions = len(svc.registry.versions())
     add_mislabeled_copies(svc)  # more mislabeled copies than true images, all in the train split
@@ -202,7 +202,7 @@ def test_dag_steps_are_idempotent_per_trigger_key(loop: dict) -> None:
     from model.learning.promotion import gate_decision, retrain_check
 
     svc = loop["svc"]
-    svc.settings.gate_min_accuracy = 0.0
+    svc.settings.gate_min_accuracy = None
     assert retrain_check(svc).due is False
     first = train_candidate(svc, force=True, trigger_key="scheduled__2026-11-23")
     resumed = retrain_check(svc, trigger_key="scheduled__2026-11-23")  # a cleared DAG run goes on to promote
