@@ -86,6 +86,7 @@ class Sample(Base):
     predicted_label: Mapped[str | None] = mapped_column(String(64))
     confidence: Mapped[float | None] = mapped_column(Float)
     predicted_by_version: Mapped[str | None] = mapped_column(String(32))
+    predicted_unfamiliar: Mapped[bool | None] = mapped_column(Boolean)  # NULL: no prediction, or before issue 23
     source: Mapped[SampleSource] = mapped_column(_enum(SampleSource, "sample_source"))
     split: Mapped[Split] = mapped_column(_enum(Split, "sample_split"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

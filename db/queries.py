@@ -89,8 +89,9 @@ def list_samples(
     if status is not None:
         query = query.where(Sample.status == status)
     total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    if order == "uncertainty":
-        query = query.order_by(Sample.confidence.is_not(None), Sample.confidence.asc(), Sample.id.asc())
+    if order == "uncertainty":  # unfamiliar first (issue 23), then the least confident
+        query = query.order_by(Sample.predicted_unfamiliar.is_not(True), Sample.confidence.is_not(None),
+                               Sample.confidence.asc(), Sample.id.asc())
     elif order == "newest":
         query = query.order_by(Sample.id.desc())
     else:

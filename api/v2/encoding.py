@@ -6,7 +6,7 @@ import json
 import struct
 from typing import Any
 
-from api.v2.protocol import PROBABILITIES, Inference, InferRequest
+from api.v2.protocol import ABSTAINED, LABEL, PROBABILITIES, Inference, InferRequest
 
 
 def _bytes_tensor(items: list[bytes]) -> bytes:
@@ -26,10 +26,15 @@ def encode_response(request: InferRequest, inference: Inference, *, model_name: 
             tensor = {"name": name, "datatype": "FP32", "shape": list(inference.probabilities.shape)}
             raw = inference.probabilities.astype("<f4").tobytes() if as_binary else None
             data: list[Any] = inference.probabilities.ravel().tolist()
-        else:
+        elif name == LABEL:
             tensor = {"name": name, "datatype": "BYTES", "shape": [n]}
             raw = _bytes_tensor([label.encode() for label in labels]) if as_binary else None
             data = labels
+        else:  # ABSTAINED or UNFAMILIAR: one byte per image in binary
+            flags = [r.abstained if name == ABSTAINED else r.unfamiliar for r in inference.results]
+            tensor = {"name": name, "datatype": "BOOL", "shape": [n]}
+            raw = bytes(int(flag) for flag in flags) if as_binary else None
+            data = flags
         if raw is None:
             tensor["data"] = data
         else:

@@ -49,13 +49,12 @@ def infer(predictor: Predictor, request: InferRequest) -> Inference:
     """
     batch = request.pixels if request.pixels is not None else np.stack(
         [_preprocess(predictor, data, i) for i, data in enumerate(request.images or [])])
-    proba, features = predictor.run(batch)
-    proba = np.asarray(proba, dtype=np.float32)
+    outputs = predictor.run(batch)
+    proba, features = np.asarray(outputs.probabilities, dtype=np.float32), outputs.features
     if not np.isfinite(proba).all() or (features is not None and not np.isfinite(features).all()):
         raise ProtocolError("The model's output is not finite for this input: 'pixels' far outside the range "
                             "the metadata's 'preprocess' gives overflow inside the network.")
-    results = [predictor.result(p, None if features is None else features[i]) for i, p in enumerate(proba)]
-    return Inference(probabilities=proba, results=results)
+    return Inference(probabilities=proba, results=predictor.results(outputs))
 
 
 def _preprocess(predictor: Predictor, data: bytes, index: int) -> np.ndarray:

@@ -17,7 +17,8 @@ EXTENSIONS = ["binary_tensor_data"]
 HEADER_LENGTH = "Inference-Header-Content-Length"
 IMAGES, PIXELS = "images", INPUT_NAME
 PROBABILITIES, LABEL = OUTPUT_NAME, "label"
-OUTPUTS = (PROBABILITIES, LABEL)
+ABSTAINED, UNFAMILIAR = "abstained", "unfamiliar"  # BOOL per image: the model is not sure; never saw the like
+OUTPUTS = (PROBABILITIES, LABEL, ABSTAINED, UNFAMILIAR)
 MAX_BATCH = 32  # images (or tensors) per request; the whole body is capped by SPROUT_MAX_UPLOAD_MB as well
 UNSUPPORTED_PARAMETERS = ("shared_memory_region", "classification")
 DIGITS = re.compile(r"[0-9]{1,12}")  # the header length: int() alone would take "1_3", "+13", " 13" or "١٣"
@@ -72,7 +73,9 @@ def model_metadata(name: str, predictor: Predictor) -> dict[str, Any]:
         "inputs": [{"name": IMAGES, "datatype": "BYTES", "shape": [-1]},
                    {"name": PIXELS, "datatype": "FP32", "shape": [-1, 3, size, size]}],
         "outputs": [{"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, len(predictor.labels)]},
-                    {"name": LABEL, "datatype": "BYTES", "shape": [-1]}],
+                    {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
+                    {"name": ABSTAINED, "datatype": "BOOL", "shape": [-1]},
+                    {"name": UNFAMILIAR, "datatype": "BOOL", "shape": [-1]}],
         "labels": list(predictor.labels),
         "preprocess": asdict(predictor.spec),
     }

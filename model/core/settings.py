@@ -118,6 +118,17 @@ class Settings(BaseSettings):
         description="Largest perceptual-hash distance (bits of 64) of a near-duplicate (with "
                     "`SPROUT_NEAR_DUP_THRESHOLD`).")
 
+    abstain_precision: float = Field(
+        default=0.95, gt=0.0, le=1.0,
+        description="Precision target of the abstain thresholds: per label, the lowest confidence whose "
+                    "out-of-fold predictions of that label are right this often; below it a prediction says "
+                    "`abstained` (\"not sure\"). A label that never reaches it always abstains. "
+                    "`bench/abstain.py` measures it.")
+    unfamiliar_rate: float = Field(
+        default=0.03, gt=0.0, lt=0.5,
+        description="Share of held-out in-domain images whose embedding distance to the nearest label centroid "
+                    "lies above the unfamiliarity threshold: an image farther than that is `unfamiliar` (looks "
+                    "like nothing the model was trained on). `bench/abstain.py` measures both sides of it.")
     capture_below: float | None = Field(
         default=None, gt=0.0, le=1.0,
         description="Production capture, a privacy choice: `/predict` images whose calibrated confidence is "

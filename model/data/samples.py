@@ -70,13 +70,15 @@ def ext_of_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A model's answer attached to a sample at submission time, with the embedding of the same pass."""
+    """A model's answer attached to a sample at submission time, with the embedding of the same pass
+    (``unfamiliar``: the image looked like nothing the model was trained on; the review queue shows it first)."""
 
     label: str
     confidence: float
     model_version: str | None
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
     backbone: str | None = None
+    unfamiliar: bool = False
 
 
 def add_sample(
@@ -136,6 +138,7 @@ def add_sample(
         predicted_label=prediction.label if prediction else None,
         confidence=prediction.confidence if prediction else None,
         predicted_by_version=prediction.model_version if prediction else None,
+        predicted_unfamiliar=prediction.unfamiliar if prediction else None,
         source=source,
         split=split,
         created_at=now,

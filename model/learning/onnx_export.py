@@ -70,8 +70,10 @@ def build_classifier(
     labels: list[str],
     graphs_dir: Path,
     metadata: dict[str, str] | None = None,
+    reference: np.ndarray | None = None,
 ) -> onnx.ModelProto:
-    """The served artifact: one fused ONNX graph for this backbone and head."""
+    """The served artifact: one fused ONNX graph for this backbone and head (with ``reference``, the label
+    centroids its ``unfamiliarity`` output measures the distance to)."""
     meta = {META_BACKBONE: backbone.name, **(metadata or {})}
     return fuse_head(cached_backbone_graph(backbone, graphs_dir), weight=weight, bias=bias, labels=labels,
-                     spec=backbone.spec, metadata=meta)
+                     spec=backbone.spec, metadata=meta, reference=reference)

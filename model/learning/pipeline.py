@@ -23,6 +23,7 @@ from model.learning.assessment import assess_candidate
 from model.learning.candidates import AssessedCandidate, merge_candidates, select_candidate
 from model.learning.final_evaluation import evaluate_candidate, fit_head
 from model.learning.gate import retrain_due, select_trainable
+from model.learning.guards import fit_guards
 from model.learning.recording import log_to_mlflow, record_run
 from model.learning.run_record import RunParams, TrainOutcome
 from model.runtime.services import Services
@@ -100,11 +101,13 @@ def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Samp
     run.backbone = winner.name
     summaries = merge_candidates(tried, assessed)
     head, calibration = fit_head(winner)
+    guards = fit_guards(winner, calibration, svc.settings)
     evaluation = evaluate_candidate(svc, session, winner, head, calibration)
     onnx_model = build_classifier(winner.backbone, weight=head.weight, bias=head.bias, labels=labels,
                                   graphs_dir=svc.settings.backbone_graphs_dir,
-                                  metadata={META_TRAINING_RUN: str(run.id)})
+                                  metadata={META_TRAINING_RUN: str(run.id), **guards.rules.metadata()},
+                                  reference=guards.reference)
     mlflow_run_id, model_uri = log_to_mlflow(svc, run, winner.data, head, evaluation, onnx_model, summaries)
     record_run(session, run, winner, head, evaluation, seed=svc.settings.seed, mlflow_run_id=mlflow_run_id,
                model_uri=model_uri, artifact_sha256=hashlib.sha256(onnx_model.SerializeToString()).hexdigest(),
-               candidates=summaries)
+               candidates=summaries, guards=guards.rules)

@@ -18,6 +18,7 @@ from model.learning.label_evidence import label_evidence
 from model.learning.run_record import RunParams
 from model.learning.training_data import TrainingData
 from model.runtime.services import Services
+from model.serving.guards import Guards
 
 if TYPE_CHECKING:
     import onnx
@@ -85,14 +86,14 @@ def evidence_metrics(evidence: GateEvidence) -> dict[str, float]:
 
 def record_run(session: Session, run: TrainingRun, winner: Candidate, head: Head, evaluation: Evaluation, *,
                seed: int, mlflow_run_id: str, model_uri: str, artifact_sha256: str,
-               candidates: list[AssessedCandidate]) -> None:
-    """Store the outcome, the gate's decision with its evidence, the candidates, the out-of-fold probabilities
-    and the lineage (which sample, split and label) with the run."""
+               candidates: list[AssessedCandidate], guards: Guards | None = None) -> None:
+    """Store the outcome, the gate's decision with its evidence, the candidates, the model's abstain and
+    unfamiliar rules, the out-of-fold probabilities and the lineage (which sample, split and label) with the run."""
     data = winner.data
     run.mlflow_run_id, run.artifact_sha256 = mlflow_run_id, artifact_sha256
     run.params = RunParams(seed=seed, weight_decay=head.weight_decay, model_uri=model_uri, counts=data.counts,
                            warnings=RunParams.from_dict(run.params).warnings, candidates=tuple(candidates),
-                           evidence=evaluation.decision.evidence).to_dict()
+                           evidence=evaluation.decision.evidence, guards=guards).to_dict()
     temperature = evaluation.decision.evidence.temperature if evaluation.decision.evidence is not None else 1.0
     run.out_of_fold = label_evidence(data, winner.cv, head, temperature=temperature).to_dict()
     run.metrics = evaluation.metrics.to_dict()

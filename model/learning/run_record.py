@@ -11,6 +11,7 @@ from db.models import TrainingRun
 from model.learning.candidates import AssessedCandidate
 from model.learning.evidence import GateEvidence, Metrics
 from model.learning.gate import Decision
+from model.serving.guards import Guards
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class RunParams:
     warnings: tuple[str, ...] = ()  # labels left out
     candidates: tuple[AssessedCandidate, ...] | None = None
     evidence: GateEvidence | None = None
+    guards: Guards | None = None  # the model's abstain and unfamiliar rules (coverage: /models)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored JSON: keys of what is not known yet are left out."""
@@ -32,6 +34,7 @@ class RunParams:
             "counts": None if self.counts is None else dict(self.counts), "warnings": list(self.warnings),
             "candidates": None if self.candidates is None else [c.to_dict() for c in self.candidates],
             "evidence": None if self.evidence is None else self.evidence.to_dict(),
+            "guards": None if self.guards is None else self.guards.to_dict(),
         }
         return {key: value for key, value in stored.items() if value is not None}
 
@@ -39,12 +42,14 @@ class RunParams:
     def from_dict(cls, stored: Mapping[str, Any] | None) -> RunParams:
         stored = stored or {}
         counts, candidates, evidence = stored.get("counts"), stored.get("candidates"), stored.get("evidence")
+        guards = stored.get("guards")
         return cls(seed=stored.get("seed"), weight_decay=stored.get("weight_decay"),
                    model_uri=stored.get("model_uri"), counts=None if counts is None else dict(counts),
                    warnings=tuple(stored.get("warnings", ())),
                    candidates=None if candidates is None else tuple(AssessedCandidate.from_dict(c)
                                                                     for c in candidates),
-                   evidence=None if evidence is None else GateEvidence.from_dict(evidence))
+                   evidence=None if evidence is None else GateEvidence.from_dict(evidence),
+                   guards=None if guards is None else Guards.from_dict(guards))
 
 
 @dataclass(frozen=True)

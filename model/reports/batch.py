@@ -1,4 +1,5 @@
-"""The report of a batch prediction: counts per label, the low-confidence list and a confidence histogram.
+"""The report of a batch prediction: counts per label (and of abstained and unfamiliar images), the low-confidence
+list and a confidence histogram.
 
 Written next to the results (``report.json`` and a PNG of the histogram) and logged as an MLflow run of the
 ``<experiment>-batch`` experiment (metrics, the report, the histogram). ``merge_shards`` first joins the shard
@@ -46,6 +47,8 @@ class BatchReport:
     shards: int | None = None
     files: dict[str, str] = field(default_factory=dict)  # report, histogram: where they were written
     mlflow_run_id: str | None = None
+    abstained: int = 0  # scored images the model was not sure of
+    unfamiliar: int = 0  # scored images that look like nothing the model was trained on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +81,8 @@ def build_report(rows: Sequence[Row], *, low_confidence_below: float = DEFAULT_L
         low_confidence_below=low_confidence_below, low_confidence=low,
         histogram={"edges": [round(float(e), 6) for e in edges], "counts": [int(c) for c in counts]},
         error_examples=[{"path": r["path"], "error": str(r["error"])} for r in failed[:MAX_ERRORS_LISTED]],
+        abstained=sum(bool(r.get("abstained")) for r in scored),
+        unfamiliar=sum(bool(r.get("unfamiliar")) for r in scored),
     )
 
 
@@ -132,7 +137,8 @@ def _log(report: BatchReport, png: bytes, registry: Registry, *, key: str | None
                             "shards": report.shards})
         run.log_metrics({"n": report.n, "scored": report.scored, "errors": report.errors,
                          "low_confidence": len(report.low_confidence),
-                         "low_confidence_below": report.low_confidence_below,
+                         "low_confidence_below": report.low_confidence_below, "abstained": report.abstained,
+                         "unfamiliar": report.unfamiliar,
                          **({"mean_confidence": report.mean_confidence} if report.mean_confidence is not None
                             else {}),
                          **{f"count_{label}": n for label, n in report.counts.items()}})

@@ -1,6 +1,8 @@
 """The review queue's orders: where a reviewer's minute changes the model most.
 
-- ``uncertainty``: least confident prediction first (active learning).
+- ``uncertainty`` (the default): the images the model called unfamiliar first (they look like nothing it was
+  trained on: a new label, or something that does not belong), then the least confident prediction first (active
+  learning).
 - ``novelty``: farthest from every image the champion trained on first (lowest best cosine to its training
   embeddings); samples without an embedding come last.
 - ``diverse``: uncertainty with k-center diversity: the most uncertain first, then each next one the most

@@ -34,7 +34,7 @@ from model.serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("path", "label", "confidence", "probabilities", "model_version", "error")
+FIELDS = ("path", "label", "confidence", "probabilities", "abstained", "unfamiliar", "model_version", "error")
 FORMATS = ("jsonl", "csv")
 SHARDS_DIR = "shards"
 Row = dict[str, Any]
@@ -151,18 +151,16 @@ class Scorer:
             except OSError as exc:
                 rows.append(error_row(path, f"cannot read: {exc}"))
         if arrays:
-            proba, _ = self.predictor.run(np.stack(arrays))
-            for i, p in zip(good, proba, strict=True):
-                result = self.predictor.result(p)
+            for i, result in zip(good, self.predictor.results(self.predictor.run(np.stack(arrays))), strict=True):
                 rows[i] = {"path": rows[i]["path"], "label": result.label, "confidence": result.confidence,
-                           "probabilities": result.probabilities, "model_version": result.model_version,
-                           "error": None}
+                           "probabilities": result.probabilities, "abstained": result.abstained,
+                           "unfamiliar": result.unfamiliar, "model_version": result.model_version, "error": None}
         return rows
 
 
 def error_row(path: str, error: str) -> Row:
-    return {"path": path, "label": None, "confidence": None, "probabilities": None, "model_version": None,
-            "error": error}
+    return {"path": path, "label": None, "confidence": None, "probabilities": None, "abstained": None,
+            "unfamiliar": None, "model_version": None, "error": error}
 
 
 _worker: Scorer | None = None
@@ -226,6 +224,7 @@ def encode_rows(rows: Sequence[Row], fmt: str) -> bytes:
         probabilities = row.get("probabilities")
         writer.writerow([row["path"], row.get("label") or "", "" if row.get("confidence") is None
                          else repr(row["confidence"]), json.dumps(probabilities) if probabilities else "",
+                         _flag(row.get("abstained")), _flag(row.get("unfamiliar")),
                          row.get("model_version") or "", row.get("error") or ""])
     return out.getvalue().encode()
 
@@ -240,8 +239,18 @@ def decode_rows(data: bytes, fmt: str) -> list[Row]:
         rows.append({"path": raw["path"], "label": raw["label"] or None,
                      "confidence": float(raw["confidence"]) if raw["confidence"] else None,
                      "probabilities": json.loads(raw["probabilities"]) if raw["probabilities"] else None,
+                     "abstained": _parse_flag(raw.get("abstained")), "unfamiliar": _parse_flag(raw.get("unfamiliar")),
                      "model_version": raw["model_version"] or None, "error": raw["error"] or None})
     return rows
+
+
+def _flag(value: bool | None) -> str:
+    """A CSV cell for a boolean: ``true``, ``false`` or empty (an error row)."""
+    return "" if value is None else str(bool(value)).lower()
+
+
+def _parse_flag(cell: str | None) -> bool | None:
+    return None if not cell else cell == "true"
 
 
 class Output:

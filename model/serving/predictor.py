@@ -25,12 +25,26 @@ from model.data.images import (
     preprocess_decoded,
 )
 from model.data.samples import Prediction
-from model.serving.contract import FEATURES_NAME, INPUT_NAME, META_BACKBONE, META_LABELS, META_PREPROCESS, OUTPUT_NAME
+from model.serving.contract import (
+    FEATURES_NAME,
+    INPUT_NAME,
+    META_BACKBONE,
+    META_LABELS,
+    META_PREPROCESS,
+    OUTPUT_NAME,
+    UNFAMILIARITY_NAME,
+)
+from model.serving.guards import Guards
 
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """One image's answer, with the backbone embedding the same pass computed (None for older graphs)."""
+    """One image's answer, with the backbone embedding the same pass computed (None for older graphs).
+
+    ``label`` is always the most probable label; ``abstained``: the model is not sure of it (its confidence is
+    below the label's threshold); ``unfamiliar``: the image looks like nothing the model was trained on (both
+    False for models trained before them, see ``model.serving.guards``).
+    """
 
     label: str
     confidence: float
@@ -38,6 +52,8 @@ class PredictionResult:
     model_version: str | None = None
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
     backbone: str | None = field(default=None, compare=False)
+    abstained: bool = False
+    unfamiliar: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """The answer as JSON-ready data (without the embedding)."""
@@ -49,7 +65,17 @@ class PredictionResult:
     def as_prediction(self) -> Prediction:
         """The label, confidence, version and embedding to record with a sample."""
         return Prediction(self.label, self.confidence, self.model_version, embedding=self.embedding,
-                          backbone=self.backbone)
+                          backbone=self.backbone, unfamiliar=self.unfamiliar)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """One batch through the graph: probabilities (N, classes), embeddings (N, dim) and unfamiliarity (N,); the
+    last two are None for graphs without them."""
+
+    probabilities: np.ndarray
+    features: np.ndarray | None = None
+    unfamiliarity: np.ndarray | None = None
 
 
 @dataclass
@@ -62,7 +88,8 @@ class Predictor:
     version: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     max_pixels: int = DEFAULT_MAX_PIXELS  # decode limit of an image to classify
-    outputs: list[str] = field(default_factory=lambda: [OUTPUT_NAME])  # + FEATURES_NAME when the graph has it
+    outputs: list[str] = field(default_factory=lambda: [OUTPUT_NAME])  # + FEATURES_NAME, UNFAMILIARITY_NAME
+    guards: Guards = field(default_factory=Guards)  # when the model abstains or calls an image unfamiliar
     # At most this many decodes, preprocessings and graph runs at once, whichever threads ask (None: no bound).
     # Uploads run on the API's many worker threads; unbounded, 60 of them decode and run at once and starve the
     # event loop. Each step takes and returns a slot on its own: never call one of them while holding a slot
@@ -94,22 +121,24 @@ class Predictor:
         session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
         meta = dict(session.get_modelmeta().custom_metadata_map)
         outputs = {o.name for o in session.get_outputs()}
-        return cls(outputs=[OUTPUT_NAME, FEATURES_NAME] if FEATURES_NAME in outputs else [OUTPUT_NAME],
+        return cls(outputs=[name for name in (OUTPUT_NAME, FEATURES_NAME, UNFAMILIARITY_NAME) if name in outputs],
                    session=session, labels=json.loads(meta[META_LABELS]),
                    spec=PreprocessSpec.from_json(meta[META_PREPROCESS]), version=version, metadata=meta,
-                   max_pixels=max_pixels, slots=slots)
+                   max_pixels=max_pixels, slots=slots, guards=Guards.from_metadata(meta))
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, classes) for a preprocessed float32 NCHW batch."""
-        return self.run(batch)[0]
+        return self.run(batch).probabilities
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities (N, classes) and embeddings (N, dim) or None, in one pass."""
+    def run(self, batch: np.ndarray) -> Outputs:
+        """Probabilities, embeddings and unfamiliarity (those the graph has) in one pass."""
         feed = {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)}
         with self._slot():
-            found = self.session.run(self.outputs, feed)
-        proba = np.asarray(found[0])
-        return proba, (np.asarray(found[1], dtype=np.float32) if len(found) > 1 else None)
+            found = dict(zip(self.outputs, self.session.run(self.outputs, feed), strict=True))
+        features, unfamiliarity = found.get(FEATURES_NAME), found.get(UNFAMILIARITY_NAME)
+        return Outputs(probabilities=np.asarray(found[OUTPUT_NAME]),
+                       features=None if features is None else np.asarray(features, dtype=np.float32),
+                       unfamiliarity=None if unfamiliarity is None else np.asarray(unfamiliarity, dtype=np.float32))
 
     def preprocess(self, data: bytes) -> np.ndarray:
         with self._slot():
@@ -124,30 +153,39 @@ class Predictor:
         """Classify an image ``decode`` decoded."""
         with self._slot():
             batch = preprocess_decoded(decoded, self.spec)[None]
-        proba, features = self.run(batch)
-        return self.result(proba[0], None if features is None else features[0])
+        return self.results(self.run(batch))[0]
 
     def prediction_of(self, decoded: DecodedImage) -> Prediction:
         """The label, confidence, version and embedding to record with a sample decoded by ``decode``."""
         return self.predict_decoded(decoded).as_prediction()
 
-    def result(self, proba: np.ndarray, embedding: np.ndarray | None = None) -> PredictionResult:
+    def result(self, proba: np.ndarray, embedding: np.ndarray | None = None,
+               unfamiliarity: float | None = None) -> PredictionResult:
+        """One image's answer from its probabilities (and embedding and unfamiliarity, when the graph gives them)."""
         best = int(np.argmax(proba))
+        label, confidence = self.labels[best], float(proba[best])
         return PredictionResult(
-            label=self.labels[best], confidence=float(proba[best]),
+            label=label, confidence=confidence,
             probabilities={label: float(p) for label, p in zip(self.labels, proba, strict=True)},
             model_version=self.version, embedding=embedding, backbone=self.backbone,
+            abstained=self.guards.abstains(label, confidence), unfamiliar=self.guards.is_unfamiliar(unfamiliarity),
         )
+
+    def results(self, outputs: Outputs) -> list[PredictionResult]:
+        """Each image's answer in a batch's outputs."""
+        features, unfamiliarity = outputs.features, outputs.unfamiliarity
+        return [self.result(p, None if features is None else features[i],
+                            None if unfamiliarity is None else float(unfamiliarity[i]))
+                for i, p in enumerate(outputs.probabilities)]
 
     def predict_bytes(self, data: bytes) -> PredictionResult:
         """Decode, preprocess and classify one image given as bytes."""
-        proba, features = self.run(self.preprocess(data)[None])
-        return self.result(proba[0], None if features is None else features[0])
+        return self.results(self.run(self.preprocess(data)[None]))[0]
 
     def predict_many(self, images: list[bytes], batch_size: int = 16) -> list[PredictionResult]:
         """Classify several images in batches."""
         results: list[PredictionResult] = []
         for start in range(0, len(images), batch_size):
-            proba, features = self.run(np.stack([self.preprocess(d) for d in images[start : start + batch_size]]))
-            results.extend(self.result(p, None if features is None else features[i]) for i, p in enumerate(proba))
+            batch = np.stack([self.preprocess(d) for d in images[start : start + batch_size]])
+            results += self.results(self.run(batch))
         return results

@@ -9,7 +9,8 @@ The model is logged as code, not pickled: its ``sprout_pyfunc.py`` only imports 
 it needs the ``sprout`` package installed. ONNX Runtime only: no torch, no onnx.
 
 Input: a DataFrame with a binary column ``image`` (in ``/invocations`` JSON, base64 strings). Output: a DataFrame
-with ``label``, ``confidence`` and ``probabilities`` (label → probability, as ``/predict`` answers).
+with ``label``, ``confidence``, ``probabilities`` (label → probability), ``abstained`` and ``unfamiliar``, as
+``/predict`` answers.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
 IMAGE_COLUMN = "image"
-OUTPUT_COLUMNS = ("label", "confidence", "probabilities")
+OUTPUT_COLUMNS = ("label", "confidence", "probabilities", "abstained", "unfamiliar")
 ONNX_ARTIFACT = "onnx"  # the key of the graph in the model's artifacts
 ONNX_FILE = "model.onnx"
 LOADER_FILE = "sprout_pyfunc.py"
@@ -54,14 +55,16 @@ def pip_requirements() -> list[str]:
 
 
 def signature() -> ModelSignature:
-    """``image`` (binary) in; ``label``, ``confidence`` and ``probabilities`` (label → probability) out."""
+    """``image`` (binary) in; ``label``, ``confidence``, ``probabilities`` (label → probability), ``abstained``
+    and ``unfamiliar`` out."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, DataType, Map, Schema
 
     return ModelSignature(
         inputs=Schema([ColSpec(DataType.binary, IMAGE_COLUMN)]),
         outputs=Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "confidence"),
-                        ColSpec(Map(DataType.double), "probabilities")]),
+                        ColSpec(Map(DataType.double), "probabilities"), ColSpec(DataType.boolean, "abstained"),
+                        ColSpec(DataType.boolean, "unfamiliar")]),
     )
 
 
@@ -101,7 +104,9 @@ class SproutPyfunc(PythonModel):
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
         return pd.DataFrame({"label": [r.label for r in results],
                              "confidence": [r.confidence for r in results],
-                             "probabilities": [r.probabilities for r in results]}, columns=list(OUTPUT_COLUMNS))
+                             "probabilities": [r.probabilities for r in results],
+                             "abstained": [r.abstained for r in results],
+                             "unfamiliar": [r.unfamiliar for r in results]}, columns=list(OUTPUT_COLUMNS))
 
 
 @contextlib.contextmanager

@@ -79,6 +79,7 @@ def assert_same(rows: list[dict[str, Any]], answers: list[dict[str, Any]]) -> No
     assert len(rows) == len(answers)
     for row, answer in zip(rows, answers, strict=True):
         assert row["label"] == answer["label"]
+        assert (row["abstained"], row["unfamiliar"]) == (answer["abstained"], answer["unfamiliar"])
         assert abs(row["confidence"] - answer["confidence"]) <= TOLERANCE
         assert row["probabilities"].keys() == answer["probabilities"].keys()
         for label, p in answer["probabilities"].items():
@@ -93,7 +94,8 @@ def test_the_champion_loads_as_a_pyfunc_that_answers_as_predict(champion_uri: st
     assert model.metadata.get_input_schema().input_names() == ["image"]
     assert model.metadata.metadata["sprout.labels"] == '["dandelion", "grass"]'
     out = model.predict(pd.DataFrame({"image": photos}))
-    assert list(out.columns) == ["label", "confidence", "probabilities"]
+    assert list(out.columns) == ["label", "confidence", "probabilities", "abstained", "unfamiliar"]
+    assert json.loads(model.metadata.metadata["sprout.abstain"])["thresholds"].keys() == {"dandelion", "grass"}
     assert_same(out.to_dict(orient="records"), answers)
     svc = migrated_services(settings)
     try:  # the API's predictor, straight from the registry

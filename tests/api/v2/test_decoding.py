@@ -27,7 +27,8 @@ def test_parse_binary_images_and_json_pixels() -> None:
                                    "data": nested.tolist()}]}).encode()
     parsed = parse_request(body, None, input_size=4)
     np.testing.assert_array_equal(parsed.pixels, nested)
-    assert parsed.outputs == [("probabilities", False), ("label", False)]
+    assert parsed.outputs == [("probabilities", False), ("label", False), ("abstained", False),
+                              ("unfamiliar", False)]
     for bad in (float("nan"), True):
         body = json.dumps({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 3, 4, 4],
                                        "data": [bad] * 48}]}).encode()

@@ -103,7 +103,9 @@ def test_health_and_metadata(client: triton.InferenceServerClient, champion: str
     assert meta["inputs"] == [{"name": "images", "datatype": "BYTES", "shape": [-1]},
                               {"name": "pixels", "datatype": "FP32", "shape": [-1, 3, size, size]}]
     assert meta["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]},
-                               {"name": "label", "datatype": "BYTES", "shape": [-1]}]
+                               {"name": "label", "datatype": "BYTES", "shape": [-1]},
+                               {"name": "abstained", "datatype": "BOOL", "shape": [-1]},
+                               {"name": "unfamiliar", "datatype": "BOOL", "shape": [-1]}]
     assert meta["labels"] == LABELS  # the column order of probabilities
 
 

@@ -95,6 +95,54 @@ def test_the_served_graph_gives_the_calibrated_heads_probabilities(loop: dict) -
     assert [c.backbone for c in first.candidates] == ["efficientnet_lite0"]
 
 
+def test_the_model_carries_abstain_thresholds_and_flags_another_label_set_unfamiliar(loop: dict) -> None:
+    """The run fits per-label thresholds on its calibrated out-of-fold predictions and the label centroids of its
+    train+val embeddings; both travel in the served graph: held-out photos of its labels are seldom unfamiliar,
+    photos of another label set (scenes: buildings, glacier) are."""
+    import json
+
+    import numpy as np
+
+    from model.learning.abstain import fit_abstain_rule
+    from model.learning.embeddings import load_cached
+    from model.learning.familiarity import centroids
+    from model.learning.run_record import RunParams
+    from model.learning.training import softmax
+    from model.serving.predictor import Predictor
+    from tests.utils.paths import SCENES
+
+    svc, first = loop["svc"], loop["first"]
+    info, path = svc.registry.model_file()
+    predictor = Predictor.load(path, version=info.version)
+    rules = predictor.guards
+    assert rules.abstain is not None and rules.unfamiliar is not None
+    assert set(rules.abstain.thresholds) == {"dandelion", "grass"} and 0.5 < rules.abstain.coverage <= 1.0
+    assert rules.abstain.target == svc.settings.abstain_precision
+    with svc.session() as session:
+        run = session.get(TrainingRun, first.run_id)
+        assert RunParams.from_dict(run.params).guards == rules  # /models reads the coverage from the run
+        oof = run.out_of_fold
+        samples = {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(oof["sample_ids"])))}
+        y = np.array([oof["labels"].index(samples[i].label) for i in oof["sample_ids"]])
+        cached = load_cached(session, "efficientnet_lite0", [samples[i].sha256 for i in oof["sample_ids"]])
+        x = np.stack([cached[samples[i].sha256] for i in oof["sample_ids"]])
+    # the thresholds are those of the out-of-fold probabilities, temperature-scaled as served
+    proba = softmax(np.log(np.clip(np.array(oof["proba"]), 1e-12, 1)) / first.gate.evidence.temperature)
+    refit = fit_abstain_rule(proba, y, oof["labels"], target=rules.abstain.target)
+    assert refit.coverage == pytest.approx(rules.abstain.coverage, abs=0.01)
+    # the graph's unfamiliarity is the distance to the centroids of the train+val embeddings
+    outputs = predictor.run(np.stack([predictor.preprocess(p.read_bytes()) for _, p in loop["held_out"]]))
+    reference = centroids(x, y)
+    unit = outputs.features / np.linalg.norm(outputs.features, axis=1, keepdims=True)
+    assert outputs.unfamiliarity == pytest.approx(1 - (unit @ reference.T).max(axis=1), abs=1e-4)
+    held_out = [predictor.predict_bytes(p.read_bytes()) for _, p in loop["held_out"]]
+    assert sum(r.unfamiliar for r in held_out) <= 2, [r.to_dict() for r in held_out]
+    foreign = sorted((SCENES / "buildings").glob("*.jpg"))[:5] + sorted((SCENES / "glacier").glob("*.jpg"))[:5]
+    flagged = [predictor.predict_bytes(p.read_bytes()).unfamiliar for p in foreign]
+    assert sum(flagged) >= 9, flagged
+    assert json.loads(predictor.metadata["sprout.unfamiliar"])["reference_size"] == 2
+
+
 def test_nine_new_approvals_skip_training_and_ten_embed_exactly_ten(loop: dict) -> None:
     svc, held_out = loop["svc"], loop["held_out"]
     predictor = svc.registry.load_predictor()

@@ -60,8 +60,10 @@ def test_the_report_is_written_beside_the_results_and_logged_once_per_key(tmp_pa
     settings = Settings(home=tmp_path / "home")
     registry = Registry.from_settings(settings)
     out = Output(str(tmp_path / "out" / "scores.jsonl"), settings)
-    rows = [row(f"/x/{i}.jpg", LABELS[i % 3 == 0], 0.5 + i / 25) for i in range(12)]
+    rows = [row(f"/x/{i}.jpg", LABELS[i % 3 == 0], 0.5 + i / 25, abstained=i < 5, unfamiliar=i == 11)
+            for i in range(12)]
     report = build_report(rows)
+    assert (report.abstained, report.unfamiliar) == (5, 1)
     report.results = out.write_rows(rows)
     first = publish_report(report, out, registry, key="manual__2026-01-01T00:00:00+00:00", source="/x")
     written = json.loads((tmp_path / "out" / "scores.report.json").read_text())
@@ -70,6 +72,7 @@ def test_the_report_is_written_beside_the_results_and_logged_once_per_key(tmp_pa
     assert (tmp_path / "out" / "scores.confidence.png").read_bytes().startswith(b"\x89PNG")
     run = registry.client.get_run(first.mlflow_run_id)
     assert run.data.metrics["scored"] == 12 and run.data.metrics["count_grass"] == 4
+    assert run.data.metrics["abstained"] == 5 and run.data.metrics["unfamiliar"] == 1
     assert run.data.tags[KEY_TAG] == "manual__2026-01-01T00:00:00+00:00"
     assert run.data.params["model_version"] == "3"
     experiment = registry.client.get_experiment(run.info.experiment_id)

@@ -42,10 +42,12 @@ LABELS = ["dandelion", "grass"]
 SPROUT = str(Path(sys.executable).with_name("sprout"))
 
 
-def row(path: str, label: str, confidence: float, version: str = "3") -> dict:
+def row(path: str, label: str, confidence: float, version: str = "3", *, abstained: bool = True,
+        unfamiliar: bool = False) -> dict:
     other = next(lb for lb in LABELS if lb != label)
     return {"path": path, "label": label, "confidence": confidence, "model_version": version, "error": None,
-            "probabilities": {label: confidence, other: 1 - confidence}}
+            "probabilities": {label: confidence, other: 1 - confidence}, "abstained": abstained,
+            "unfamiliar": unfamiliar}
 
 
 # --------------------------------------------------------------------------- listing and sharding

@@ -79,7 +79,8 @@ def test_predict_bytes(predictor: Predictor, images: list[bytes]) -> None:
     _check(result)
     assert result.model_version == "7"
     assert result.to_dict() == {"label": result.label, "confidence": result.confidence,
-                                "probabilities": result.probabilities, "model_version": "7"}
+                                "probabilities": result.probabilities, "model_version": "7",
+                                "abstained": False, "unfamiliar": False}  # a model without rules
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF"])
