@@ -22,10 +22,16 @@ class UiPage(enum.StrEnum):
 
 
 class PredictionPublic(BaseModel):
-    label: str = Field(examples=["dandelion"])
+    label: str = Field(examples=["dandelion"], description="The most probable label, always (even when abstained).")
     confidence: float = Field(examples=[0.97])
     probabilities: dict[str, float] = Field(examples=[{"dandelion": 0.97, "grass": 0.03}])
     model_version: str | None = Field(examples=["3"])
+    abstained: bool = Field(default=False, examples=[False], description=(
+        "Not sure: the confidence is below the threshold fitted for this label to the precision target "
+        "(`SPROUT_ABSTAIN_PRECISION`). False for a model trained before thresholds existed."))
+    unfamiliar: bool = Field(default=False, examples=[False], description=(
+        "The image looks like nothing the model was trained on (its embedding lies farther from every label's "
+        "training images than all but a few held-out ones). False for a model trained before."))
 
 
 class NearDuplicateLink(BaseModel):

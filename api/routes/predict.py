@@ -22,7 +22,8 @@ IMAGE_BODY = {"content": {"multipart/form-data": {"example": {"file": "(binary J
 async def predict_image(file: Annotated[UploadFile, File(description="The image to classify.")],
                         predictor: PredictorDep, settings: SettingsDep, recorder: RecorderDep, throttle: ThrottleDep,
                         capture: CaptureDep, pool: PredictionPoolDep, request: Request) -> PredictionPublic:
-    """Classify an image: label, confidence and every label's probability.
+    """Classify an image: label, confidence and every label's probability, and whether the model is not sure
+    (``abstained``) or has never seen anything like it (``unfamiliar``); the label is the most probable either way.
 
     Inference runs on threads of its own (``SPROUT_PREDICT_THREADS``), never queued behind uploads or reviews that
     wait on storage or the database: predictions keep their latency while a dependency hangs. With capture on
@@ -39,4 +40,5 @@ async def predict_image(file: Annotated[UploadFile, File(description="The image 
     capture.offer(data, result)
     recorder.record(result)  # the drift window: buffered, written off the request path
     return PredictionPublic(label=result.label, confidence=result.confidence, probabilities=result.probabilities,
-                            model_version=result.model_version)
+                            model_version=result.model_version, abstained=result.abstained,
+                            unfamiliar=result.unfamiliar)

@@ -9,6 +9,7 @@ from typing import Any
 from db import queries
 from db.models import TrainingRun
 from model.runtime.services import Services
+from model.serving.guards import AbstainRule
 from model.serving.registry import VersionInfo
 
 
@@ -24,6 +25,8 @@ class VersionRow:
     backbone: str | None
     metrics: dict[str, Any] | None
     evidence: dict[str, Any] | None = None
+    coverage: float | None = None  # share of the out-of-fold predictions not abstained (None: trained before)
+    abstain_precision: float | None = None  # the precision target its abstain thresholds were fitted to
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,20 @@ class ModelHistory:
 
 
 def _version_row(v: VersionInfo, run: TrainingRun | None, champion: VersionInfo | None) -> VersionRow:
+    abstain = abstain_rule(run)
     return VersionRow(
         version=v.version, created_at=datetime.fromtimestamp(v.created_at_ms / 1000, UTC),
         is_champion=bool(champion and champion.version == v.version), run_id=run.id if run else None,
         backbone=run.backbone if run else None, metrics=run.metrics if run else None,
-        evidence=run.evidence if run else None,
+        evidence=run.evidence if run else None, coverage=abstain.coverage if abstain else None,
+        abstain_precision=abstain.target if abstain else None,
     )
+
+
+def abstain_rule(run: TrainingRun | None) -> AbstainRule | None:
+    """The abstain thresholds a run fitted (None for runs from before them)."""
+    stored = ((run.params or {}).get("guards") or {}).get("abstain") if run is not None else None
+    return AbstainRule.from_dict(stored) if stored else None
 
 
 def model_history(svc: Services, *, runs_limit: int = 50) -> ModelHistory:

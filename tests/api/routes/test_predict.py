@@ -37,6 +37,20 @@ def test_predict_a_real_photo(client: TestClient) -> None:
     assert body["confidence"] == max(body["probabilities"].values())
 
 
+def test_predict_says_abstained_and_unfamiliar_and_models_shows_the_coverage(client: TestClient) -> None:
+    """The session's model (trained on dandelion and grass) carries its thresholds: a held-out photo of its labels
+    is familiar, a photo of another label set (a glacier) is not; /models shows the version's coverage."""
+    from tests.utils.paths import SCENES
+
+    body = post(client, dataset_images("grass", 50)[-1].read_bytes()).json()
+    assert body["label"] == "grass" and body["abstained"] is False and body["unfamiliar"] is False
+    glaciers = sorted((SCENES / "glacier").glob("*.jpg"))[:3]
+    answers = [post(client, photo.read_bytes()).json() for photo in glaciers]
+    assert all(a["unfamiliar"] is True and a["label"] in {"dandelion", "grass"} for a in answers), answers
+    version = next(v for v in client.get("/models").json()["versions"] if v["version"] == body["model_version"])
+    assert 0.0 < version["coverage"] <= 1.0 and version["abstain_precision"] == Settings().abstain_precision
+
+
 def _rgb(mode: str, fmt: str, **kw: object) -> bytes:
     buf = io.BytesIO()
     img = Image.open(io.BytesIO(random_image_bytes("PNG", size=(80, 60)))).convert(mode)
