@@ -38,8 +38,12 @@ def test_every_order_lists_the_same_queue(client: TestClient, reviewer_headers: 
     ids = sorted(s["id"] for s in queue(client, reviewer_headers, "uncertainty"))
     for order in QueueOrder:
         assert sorted(s["id"] for s in queue(client, reviewer_headers, order.value)) == ids, order
-    confidences = [s["confidence"] for s in queue(client, reviewer_headers, "uncertainty") if s["confidence"]]
-    assert confidences == sorted(confidences)
+    ranked = queue(client, reviewer_headers, "uncertainty")
+    unfamiliar = [s["predicted_unfamiliar"] is True for s in ranked]
+    assert unfamiliar == sorted(unfamiliar, reverse=True)  # the unfamiliar first, then the least confident
+    for group in (True, False):
+        confidences = [s["confidence"] for s in ranked if s["confidence"] and unfamiliar[ranked.index(s)] is group]
+        assert confidences == sorted(confidences)
     page = client.get("/admin/samples", params={"order": "diverse", "limit": 2, "offset": 1},
                       headers=reviewer_headers).json()
     assert len(page["data"]) == 2 and page["count"] == len(ids)
@@ -52,6 +56,23 @@ def test_novelty_puts_an_out_of_domain_image_before_in_domain_photos(
     texture = upload(client, random_image_bytes("PNG", size=(300, 220), seed=4242))["id"]
     ranked = [s["id"] for s in queue(client, reviewer_headers, "novelty")]
     assert ranked.index(texture) < min(ranked.index(p) for p in photos)
+
+
+def test_the_default_order_offers_unfamiliar_images_first(client: TestClient, reviewer_headers: dict[str, str]) -> None:
+    """A photo of another label set (a glacier, for a dandelion/grass model) is unfamiliar: the default queue shows it
+    before familiar photos the model is less sure of."""
+    from tests.utils.paths import SCENES
+
+    photos = [upload(client, p.read_bytes())["id"] for p in dataset_images("grass", 100)[93:96]]
+    glacier = upload(client, sorted((SCENES / "glacier").glob("*.jpg"))[0].read_bytes())["id"]
+    ranked = queue(client, reviewer_headers, "uncertainty")
+    ids = [s["id"] for s in ranked]
+    assert ranked[ids.index(glacier)]["predicted_unfamiliar"] is True
+    assert ranked[0]["predicted_unfamiliar"] is True
+    assert not any(ranked[ids.index(p)]["predicted_unfamiliar"] for p in photos)
+    assert ids.index(glacier) < min(ids.index(p) for p in photos)
+    default = client.get("/admin/samples", params={"limit": 200}, headers=reviewer_headers).json()["data"]
+    assert [s["id"] for s in default] == ids
 
 
 @pytest.mark.parametrize("status", ["pending", "approved"])
