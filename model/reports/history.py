@@ -26,6 +26,7 @@ class VersionRow:
     metrics: dict[str, Any] | None
     evidence: dict[str, Any] | None = None
     coverage: float | None = None  # share of the out-of-fold predictions not abstained (None: trained before)
+    labels: list[str] | None = None  # the labels it knows (the columns of its probabilities)
     abstain_precision: float | None = None  # the precision target its abstain thresholds were fitted to
 
 
@@ -45,7 +46,7 @@ def _version_row(v: VersionInfo, run: TrainingRun | None, champion: VersionInfo 
         is_champion=bool(champion and champion.version == v.version), run_id=run.id if run else None,
         backbone=run.backbone if run else None, metrics=run.metrics if run else None,
         evidence=run.evidence if run else None, coverage=abstain.coverage if abstain else None,
-        abstain_precision=abstain.target if abstain else None,
+        abstain_precision=abstain.target if abstain else None, labels=list(run.labels) if run else None,
     )
 
 

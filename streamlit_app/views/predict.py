@@ -1,4 +1,5 @@
-"""Predict: drop images, see each one's label, confidence and probabilities; send any of them for review."""
+"""Predict: drop images, see each one's label, confidence and probabilities, and whether the model is not sure or
+has never seen anything like the image; send any of them for review."""
 
 from __future__ import annotations
 
@@ -25,10 +26,29 @@ def model_caption() -> None:
         return
     version = models.get("serving") or models.get("champion")
     if version:
-        st.caption(f":material/verified: Answers come from model version **{version}**, the current champion.")
+        labels = known_labels(models, version)
+        knows = f" It knows {len(labels)} labels: {', '.join(f'**{label}**' for label in labels)}." if labels else ""
+        st.caption(f":material/verified: Answers come from model version **{version}**, the current champion.{knows}")
     else:
         st.info("No model has been promoted yet, so images cannot be labeled. You can still send them for "
                 "review: approved images train the first model.", icon=":material/hourglass_empty:")
+
+
+def known_labels(models: dict[str, Any], version: str) -> list[str]:
+    """The labels a version of ``GET /models`` knows (none for a version without its training run)."""
+    row = next((v for v in models.get("versions") or [] if v.get("version") == version), None)
+    return sorted(row.get("labels") or []) if row else []
+
+
+def doubts(result: dict[str, Any]) -> None:
+    """Say so when the image looks like nothing the model was trained on, or when the model is not sure."""
+    known = ", ".join(sorted(result["probabilities"]))
+    if result.get("unfamiliar"):
+        st.warning("This does not look like anything the model was trained on: its label is only the closest of "
+                   f"the ones it knows ({known}).", icon=":material/help:")
+    if result.get("abstained"):
+        st.info(f"Not sure: **{result['label']}** is the model's best guess, but at this confidence its answers "
+                "for that label are too often wrong to rely on.", icon=":material/psychology_alt:")
 
 
 def prediction_for(upload: UploadedFile) -> dict[str, Any]:
@@ -106,6 +126,7 @@ def result_card(index: int, upload: UploadedFile) -> None:
             label_col, confidence_col = st.columns(2)
             label_col.metric("Label", result["label"])
             confidence_col.metric("Confidence", ui.percent(result["confidence"]))
+            doubts(result)
             probability_chart(result["probabilities"])
             st.caption(f"Model version {result.get('model_version') or '—'}")
             send_for_review(upload, labels=sorted(result["probabilities"]))
