@@ -56,6 +56,15 @@ class ReviewAction(enum.StrEnum):
     REJECT = "reject"
     RELABEL = "relabel"  # an admin changes the label of an approved sample
     UNAPPROVE = "unapprove"  # an admin sends an approved sample back to the queue
+    RENAME = "rename"  # a taxonomy change (``label_changes``): an admin renames a label
+    MERGE = "merge"  # ... merges one label into another
+    RETIRE = "retire"  # ... retires a label: its approved samples become rejected
+
+
+class LabelChangeKind(enum.StrEnum):
+    RENAME = "rename"
+    MERGE = "merge"
+    RETIRE = "retire"
 
 
 class RunStatus(enum.StrEnum):
@@ -113,8 +122,30 @@ class Review(Base):
     old_label: Mapped[str | None] = mapped_column(String(64))
     new_label: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The taxonomy change this row is part of (rename, merge, retire); NULL for a reviewer's own decision.
+    label_change_id: Mapped[int | None] = mapped_column(ForeignKey("label_changes.id", ondelete="SET NULL"),
+                                                        index=True)
 
     sample: Mapped[Sample] = relationship(back_populates="reviews")
+
+
+class LabelChange(Base):
+    """A taxonomy change an admin made: ``label`` renamed or merged ``into`` another, or retired (``into`` NULL).
+
+    Applied in order, the rows map any older label to today's (the champion's output columns, stale names in
+    reviews); the samples it changed carry a ``reviews`` row each pointing here.
+    """
+
+    __tablename__ = "label_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[LabelChangeKind] = mapped_column(_enum(LabelChangeKind, "label_change_kind"))
+    label: Mapped[str] = mapped_column(String(64), index=True)
+    into: Mapped[str | None] = mapped_column(String(64))
+    changed_by: Mapped[str] = mapped_column(String(64))
+    approved: Mapped[int] = mapped_column(Integer, default=0)  # approved samples whose label or status changed
+    pending: Mapped[int] = mapped_column(Integer, default=0)  # pending samples whose prediction/suggestion changed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class User(Base):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from db.models import (
     Embedding,
     InstanceSecret,
+    LabelChange,
     RecentPrediction,
     Review,
     ReviewAction,
@@ -332,3 +333,39 @@ def prune_recent_predictions(session: Session, *, keep: int) -> int:
     result = session.execute(delete(RecentPrediction).where(RecentPrediction.id < cutoff)
                              .execution_options(synchronize_session=False))
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- taxonomy changes (rename, merge, retire) ----------------------------------------------------
+
+
+def label_changes(session: Session, *, since: datetime | None = None, limit: int | None = None,
+                  newest_first: bool = False) -> list[LabelChange]:
+    """The taxonomy changes (all, or those made after ``since``), oldest first unless ``newest_first``."""
+    query = select(LabelChange)
+    if since is not None:
+        query = query.where(LabelChange.created_at > since)
+    query = query.order_by(LabelChange.id.desc() if newest_first else LabelChange.id.asc())
+    return list(session.scalars(query.limit(limit) if limit is not None else query))
+
+
+def approved_with_label(session: Session, *, label: str) -> list[Sample]:
+    """The approved samples filed under ``label``."""
+    return list(session.scalars(select(Sample).where(Sample.status == SampleStatus.APPROVED, Sample.label == label)
+                                .order_by(Sample.id)))
+
+
+def pending_naming(session: Session, *, label: str) -> list[Sample]:
+    """The pending samples whose prediction or suggestion is ``label``."""
+    return list(session.scalars(select(Sample).where(
+        Sample.status == SampleStatus.PENDING,
+        (Sample.predicted_label == label) | (Sample.suggested_label == label)).order_by(Sample.id)))
+
+
+def update_sample_where(session: Session, *, sample_id: int, expected: dict[str, Any],
+                        values: dict[str, Any]) -> bool:
+    """Compare-and-set on several columns: ``UPDATE samples SET values WHERE id = sample_id AND column = value``
+    for each of ``expected``, in the session's transaction. False when another transaction changed one first."""
+    conditions = [getattr(Sample, column) == value for column, value in expected.items()]
+    result = session.execute(update(Sample).where(Sample.id == sample_id, *conditions).values(**values)
+                             .execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from db.models import SampleSource
 from model.core.errors import InvalidLabelError, NotFoundError, SproutError, StorageUnavailableError
 from model.core.settings import Settings
+from model.data.label_changes import current_label
 from model.data.samples import add_sample
 from model.data.storage import ObjectStore, check_label, check_not_in_store, check_outside_store
 
@@ -73,20 +74,23 @@ def import_directory(
     """Import a folder-per-label tree as approved samples; bad files are reported, not fatal."""
     files = find_labeled_files(root)
     summary = ImportSummary()
-    for label_name in {label for label, _ in files}:
+    current: dict[str, str] = {}  # a folder named after a renamed or merged label fills today's label
+    for label_name in sorted({label for label, _ in files}):
         try:
-            check_label(label_name)
-        except InvalidLabelError as exc:
+            current[label_name] = current_label(session, check_label(label_name))
+        except InvalidLabelError as exc:  # not a safe name, or retired
             summary.errors.append((label_name + "/", str(exc)))
     iterator: Iterable[tuple[str, Path]] = progress(files, len(files)) if progress else files
-    for label, path in iterator:
+    for folder, path in iterator:
         rel = str(path.relative_to(root))
+        label = current.get(folder)
+        if label is None:
+            continue
         try:
             _, created = add_sample(session, store, data=path.read_bytes(), source=SampleSource.IMPORT,
                                     label=label)
         except (SproutError, OSError) as exc:
-            if not isinstance(exc, InvalidLabelError):
-                summary.errors.append((rel, str(exc)))
+            summary.errors.append((rel, str(exc)))
             continue
         if created:
             summary.added[label] += 1

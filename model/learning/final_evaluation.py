@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Sample, Split
+from model.data.label_changes import changes_after_run, columns_through
 from model.learning.assessment import Candidate
 from model.learning.embeddings import load_cached
 from model.learning.evaluation import (
@@ -28,7 +29,7 @@ from model.learning.evidence import Metrics
 from model.learning.gate import Decision, GateRule, gate
 from model.learning.training_data import development_set
 from model.runtime.services import Services
-from model.serving.contract import META_BACKBONE, META_LABELS
+from model.serving.contract import META_BACKBONE, META_LABELS, META_TRAINING_RUN
 
 if TYPE_CHECKING:
     from model.learning.training import Head
@@ -74,7 +75,8 @@ def evaluate_champion(svc: Services, session: Session, test: list[Sample], *, ba
     The champion's head (read from its ONNX graph) is applied to cached embeddings of its backbone: the
     candidate's when it is the same backbone, else the cache of the champion's own (every run embeds all samples
     with every candidate backbone). Only when some test image has none does the champion's ONNX model classify
-    the images themselves.
+    the images themselves. Its columns are mapped through the label changes made since its run (renamed, merged:
+    summed, retired: dropped), so it is judged on today's labels like the candidate.
     """
     from model.learning.training import Head
     from model.serving.onnx_graph import read_head
@@ -97,6 +99,8 @@ def evaluate_champion(svc: Services, session: Session, test: list[Sample], *, ba
         predictor = Predictor.load(path, version=info.version)
         proba = np.concatenate([predictor.predict_arrays(predictor.preprocess(svc.store.get(s.object_key))[None])
                                 for s in test])
+    # An admin's renames, merges and retirements since the champion's run: its columns take today's labels.
+    proba, labels = columns_through(proba, labels, changes_after_run(session, meta.get(META_TRAINING_RUN)))
     y_test = [s.label or "" for s in test]
     return info.version, evaluate_probabilities(y_test, proba, labels), correct(y_test, proba, labels)
 

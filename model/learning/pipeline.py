@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import RunStatus, Sample, TrainingRun, utcnow
 from model.data.class_balance import class_balance, count_per_split
+from model.data.label_changes import retrain_reason
 from model.learning.assessment import assess_candidate
 from model.learning.candidates import AssessedCandidate, merge_candidates, select_candidate
 from model.learning.final_evaluation import evaluate_candidate, fit_head
-from model.learning.gate import retrain_due, select_trainable
+from model.learning.gate import Decision, retrain_due, select_trainable
 from model.learning.guards import fit_guards
 from model.learning.recording import log_to_mlflow, record_run
 from model.learning.run_record import RunParams, TrainOutcome
@@ -70,6 +71,8 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
                 session.commit()
         due = retrain_due(new_approved=queries.count_new_approved(session), min_new=settings.min_new_samples,
                           force=force)
+        if not due.passed and (changed := retrain_reason(session)):  # an admin renamed, merged or retired a label
+            due = Decision(True, changed)
         log.info("retrain due? %s", due.reason)
         if not due.passed:
             return TrainOutcome(skipped=True, reason=due.reason)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import RunStatus, TrainingRun
 from model.core.errors import ConflictError, NotFoundError
+from model.data.label_changes import retrain_reason
 from model.learning.gate import retrain_due
 from model.learning.pipeline import train_candidate
 from model.learning.run_record import RunParams, TrainOutcome
@@ -97,16 +98,20 @@ def retrain_check(svc: Services, *, trigger_key: str | None = None) -> RetrainCh
     """How many samples were approved since the last run, and whether that is enough to retrain.
 
     With ``trigger_key``: a run that key already trained counts as due, so a cleared DAG run goes on
-    to the gate and promotion of its candidate instead of stopping at "0 new samples".
+    to the gate and promotion of its candidate instead of stopping at "0 new samples". A taxonomy change since
+    the last successful run makes a retrain due whatever the count (``model.data.label_changes``).
     """
     minimum = svc.settings.min_new_samples
     with svc.session() as session:
         new = queries.count_new_approved(session)
         done = (queries.get_run_by_trigger_key(session, key=trigger_key, status=RunStatus.SUCCEEDED)
                 if trigger_key else None)
+        changed = retrain_reason(session)
     if done is not None:
         return RetrainCheck(new, minimum, True, f"run {done.id} already trained a candidate for {trigger_key}")
     due = retrain_due(new_approved=new, min_new=minimum)
+    if not due.passed and changed:  # an admin renamed, merged or retired a label since the last run
+        return RetrainCheck(new, minimum, True, changed)
     return RetrainCheck(new, minimum, due.passed, due.reason)
 
 

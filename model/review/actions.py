@@ -10,6 +10,7 @@ from db import queries
 from db.models import Review, ReviewAction, Sample, SampleStatus, utcnow
 from model.core.errors import ConflictError, InvalidLabelError
 from model.core.faults import crash_point
+from model.data.label_changes import current_label
 from model.data.samples import ext_of_key, get_sample, key_for
 from model.data.storage import ObjectStore, check_label
 
@@ -26,7 +27,8 @@ def review_sample(
     """Approve (with the predicted or a corrected label) or reject a pending sample; audit-logged.
 
     A plain approve (no ``label``) takes the model's prediction, never the uploader's ``suggested_label``
-    (anyone may suggest one); with no prediction the reviewer must name the label.
+    (anyone may suggest one); with no prediction the reviewer must name the label. A label an admin renamed or
+    merged is filed under its new name; a retired one is refused (InvalidLabelError).
     The decision is a compare-and-set on ``status = pending``: of two reviewers deciding at once, one wins
     and the other gets ConflictError with the state the winner left; the row and the audit log agree.
     """
@@ -42,9 +44,9 @@ def review_sample(
         chosen = label or sample.predicted_label
         if not chosen:
             raise InvalidLabelError("A label is required to approve a sample with no prediction.")
-        new_label = check_label(chosen)
-        if action is ReviewAction.APPROVE and new_label != (sample.predicted_label or new_label):
+        if action is ReviewAction.APPROVE and check_label(chosen) != (sample.predicted_label or chosen):
             action = ReviewAction.CORRECT
+        new_label = current_label(session, check_label(chosen))  # an old name means its label of today
         status, approved_at = SampleStatus.APPROVED, now
     old_key = sample.object_key
     new_key = key_for(status=status, sha256=sample.sha256, ext=ext_of_key(old_key), label=new_label)
@@ -76,7 +78,8 @@ def relabel_sample(session: Session, store: ObjectStore, *, sample_id: int, labe
     if label is None:
         action, status, new_label, approved_at = ReviewAction.UNAPPROVE, SampleStatus.PENDING, None, None
     else:
-        action, status, new_label, approved_at = ReviewAction.RELABEL, SampleStatus.APPROVED, check_label(label), now
+        action, status, approved_at = ReviewAction.RELABEL, SampleStatus.APPROVED, now
+        new_label = current_label(session, check_label(label))
     old_key = sample.object_key
     new_key = key_for(status=status, sha256=sample.sha256, ext=ext_of_key(old_key), label=new_label)
     values = {"status": status, "label": new_label, "approved_at": approved_at, "reviewed_at": now,
