@@ -16,7 +16,7 @@ from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
 from api.metrics import CAPTURES, DRIFT, MODEL_REJECTED, TRAINING, MetricsMiddleware
 from api.prediction_pool import PredictionPool, predict_threads
-from api.routes import auth, health, models, predict, retrain, reviews, samples
+from api.routes import auth, health, labels, models, predict, retrain, reviews, samples
 from api.state import AppState, install
 from api.throttle import Throttle
 from api.uploads import BodySizeLimitMiddleware
@@ -114,8 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=make_lifespan(settings),
     )
     install_error_handlers(app)
-    for router in (predict.router, samples.router, auth.router, reviews.router, models.router, retrain.router,
-                   health.router, v2.router):
+    for router in (predict.router, samples.router, auth.router, reviews.router, labels.router, models.router,
+                   retrain.router, health.router, v2.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware)

@@ -59,9 +59,6 @@ class SamplePublic(BaseModel):
     predicted_label: str | None
     confidence: float | None
     predicted_by_version: str | None
-    predicted_unfamiliar: bool | None = Field(
-        default=None, description="The prediction at submission called the image unfamiliar (the default order, "
-                                  "uncertainty, lists these first); null: no prediction, or one from before.")
     source: SampleSource
     split: Split
     content_type: str
@@ -245,3 +242,43 @@ class DagRunPublic(BaseModel):
 class RetrainRuns(BaseModel):
     dag_id: str
     runs: list[DagRunPublic]
+
+
+# --- taxonomy changes: /admin/labels ---
+
+
+class LabelRenameRequest(BaseModel):
+    to: str = Field(max_length=64, examples=["lawn"], description="The new name: no approved sample may have it.")
+
+
+class LabelMergeRequest(BaseModel):
+    into: str = Field(max_length=64, examples=["grass"], description="The existing label that takes the samples.")
+
+
+class LabelRetrainPublic(BaseModel):
+    triggered: bool = Field(description="Whether Airflow started a (forced) retrain run.")
+    detail: str = Field(description="Its run, or why not (the next retrain-check is due either way).")
+    dag_run_id: str | None = None
+
+
+class LabelChangePublic(BaseModel):
+    id: int
+    kind: Literal["rename", "merge", "retire"]
+    label: str
+    into: str | None = Field(description="The label it became; null: retired.")
+    changed_by: str
+    approved: int = Field(description="Approved samples relabelled (rename, merge) or rejected (retire).")
+    pending: int = Field(description="Pending samples whose prediction or suggestion took the new name.")
+    created_at: datetime
+    retrain: LabelRetrainPublic | None = Field(default=None, description="The retrain it asked for (changes only).")
+
+
+class LabelSummaryPublic(BaseModel):
+    label: str
+    approved: int
+    pending: int = Field(description="Pending samples predicted or suggested as this label.")
+
+
+class LabelsPublic(BaseModel):
+    labels: list[LabelSummaryPublic]
+    changes: list[LabelChangePublic] = Field(description="The latest taxonomy changes, newest first.")
