@@ -59,6 +59,9 @@ class SamplePublic(BaseModel):
     predicted_label: str | None
     confidence: float | None
     predicted_by_version: str | None
+    predicted_unfamiliar: bool | None = Field(
+        default=None, description="The prediction at submission called the image unfamiliar (the default order, "
+                                  "uncertainty, lists these first); null: no prediction, or one from before.")
     source: SampleSource
     split: Split
     content_type: str
