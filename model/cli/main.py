@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from model.cli import admin, data, reports, scoring, training
+from model.cli import admin, data, labels, reports, scoring, training
 from model.cli.invocation import Invocation, running
 
 # The collector's youngest generation is collected every GC_THRESHOLD allocations (Python's default: 700). A
@@ -90,4 +90,5 @@ for name, run in (
     app.command(name)(run)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.users_app, name="users")
+app.add_typer(labels.labels_app, name="labels")
 app.add_typer(admin.mlflow_app, name="mlflow")
