@@ -237,6 +237,25 @@ def trigger_retrain(token: str, *, force: bool = False) -> dict[str, Any]:
     return run
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def _read_labels(base_url: str, token: str) -> dict[str, Any]:
+    return _json(_request("GET", "/admin/labels", token=token, base_url=base_url))
+
+
+def read_labels(token: str) -> dict[str, Any]:
+    """``GET /admin/labels``: the labels with their counts and the latest taxonomy changes."""
+    return _read_labels(api_url(), token)
+
+
+def change_label(token: str, label: str, *, kind: str, target: str | None = None) -> dict[str, Any]:
+    """``POST /admin/labels/{label}/{rename|merge|retire}`` (admins): the recorded change and its retrain."""
+    body = {"rename": {"to": target}, "merge": {"into": target}}.get(kind)
+    change = _json(_request("POST", f"/admin/labels/{label}/{kind}", token=token, json=body, timeout=120.0))
+    for read in (_read_labels, _read_samples, _read_stats, _read_models, _read_retrain_runs):
+        read.clear()
+    return change
+
+
 def send_event(page: str, action: str) -> None:
     """``POST /events`` (usage metrics). Best effort: a failure is logged and otherwise ignored."""
     try:

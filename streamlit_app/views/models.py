@@ -10,7 +10,7 @@ import streamlit as st
 
 from streamlit_app import client, state, ui
 from streamlit_app.client import ApiError
-from streamlit_app.views import model_quality
+from streamlit_app.views import model_quality, taxonomy
 from streamlit_app.views.evidence_words import evidence_sentences
 
 
@@ -206,6 +206,7 @@ def models_page() -> None:
     runs_table(models.get("runs", []))
     promote_control(models)
     retrain_control()
+    taxonomy.labels_section()
 
 
 models_page()

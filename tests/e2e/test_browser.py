@@ -175,6 +175,58 @@ def test_reviewer_sees_a_near_duplicate_approves_several_in_the_grid_and_an_admi
     assert {s["id"]: s for s in live_api.samples("approved")}[target["id"]]["label"] == "grass"
 
 
+
+def test_an_admin_renames_a_label_on_the_models_page_after_confirming(page: Page, streamlit_url: str,
+                                                                      live_api: LiveApi,
+                                                                      screenshot: Screenshot) -> None:
+    """Two photos approved under a label of this test's own; the admin renames it on the Models page (the button
+    waits for the confirmation); the samples, the audit and the label list follow. Retired at the end, so the
+    shared home's labels stay dandelion and grass."""
+    admin = live_api.headers(admin=True)
+    ids = []
+    for label in ("dandelion", "grass"):
+        sample = live_api.submit(unused_photo(label, 40).read_bytes(), name=f"{label}.jpg", headers=admin)
+        resp = httpx.post(f"{live_api.url}/admin/samples/{sample['id']}/review",
+                          json={"action": "approve", "label": "e2e-clover"}, headers=admin, timeout=60)
+        assert resp.status_code == 200, resp.text
+        ids.append(sample["id"])
+
+    log_in(page, f"{streamlit_url}/review", live_api.admin_username, live_api.admin_password)
+    page.get_by_role("link", name="Models").click()
+    expect(page.get_by_role("heading", name="Labels")).to_be_visible()
+    settle(page)
+    choice = page.locator(".st-key-taxonomy-label").get_by_role("combobox")
+    choice.click()
+    choice.fill("e2e-clover")
+    choice.press("Enter")
+    settle(page)
+    expect(choice).to_have_value("e2e-clover")
+    page.get_by_text("Rename", exact=True).click()
+    settle(page)
+    page.get_by_role("textbox", name="New name").fill("e2e-trefoil")
+    page.get_by_role("textbox", name="New name").press("Enter")
+    settle(page)
+    apply = page.locator(".st-key-taxonomy-apply").get_by_role("button")
+    expect(apply).to_be_disabled()  # nothing is sent before the admin confirms
+    page.get_by_text(re.compile(r"Yes, rename 'e2e-clover' → 'e2e-trefoil': its 2 approved samples")).click()
+    expect(apply).to_be_enabled()
+    screenshot("1-confirmed")
+    apply.click()
+    expect(page.get_by_text(re.compile(r"Label change #\d+: rename e2e-clover → e2e-trefoil \(2 approved"))
+           ).to_be_visible()
+    settle(page)
+    expect(page.get_by_role("textbox", name="New name")).to_have_value("")  # the next change starts afresh
+    screenshot("2-renamed")
+
+    approved = {s["id"]: s for s in live_api.samples("approved")}
+    assert [approved[i]["label"] for i in ids] == ["e2e-trefoil", "e2e-trefoil"]
+    labels = httpx.get(f"{live_api.url}/admin/labels", headers=admin, timeout=30).json()
+    assert "e2e-clover" not in {row["label"] for row in labels["labels"]}
+    assert (labels["changes"][0]["kind"], labels["changes"][0]["into"]) == ("rename", "e2e-trefoil")
+    assert labels["changes"][0]["changed_by"] == live_api.admin_username
+    retired = httpx.post(f"{live_api.url}/admin/labels/e2e-trefoil/retire", headers=admin, timeout=60)
+    assert retired.status_code == 200 and retired.json()["approved"] == 2
+
 # --- sessions that survive a reload: the HttpOnly cookie set by the Streamlit server's /session route ---
 
 SESSION_COOKIES = {"sprout-session", "__Host-sprout-session"}

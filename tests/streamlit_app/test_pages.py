@@ -331,6 +331,8 @@ def test_a_reviewer_who_is_no_admin_gets_no_promote_or_force_controls(app: MakeA
     assert not [b for b in at.button if b.label == "Make it the champion"]
     assert any("An admin can log in" in c for c in texts(at.caption))
     assert not [c for c in at.checkbox if "Train even with fewer" in c.label]
+    assert any("An admin can rename, merge or retire a label" in c for c in texts(at.caption))
+    assert not [s for s in at.selectbox if s.label == "Label"]  # the labels are listed, the controls withheld
 
 
 @pytest.mark.slow
@@ -342,7 +344,7 @@ def test_admin_rolls_back_to_the_previous_version(app: MakeApp, api: LiveApi) ->
     at = log_in(app(), api.admin_username, api.admin_password)
     ok(at.switch_page("views/models.py").run())
     assert metric(at, "Champion") == [f"v{new}"]
-    [choice] = at.selectbox
+    [choice] = [s for s in at.selectbox if s.label == "Version"]
     assert choice.value == str(int(new) - 1)  # the version before the champion is offered first
     ok(button(at, "Make it the champion").click().run())
     assert texts(at.success) == [f"Version {int(new) - 1} is now the champion (was version {new})."]
