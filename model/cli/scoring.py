@@ -25,7 +25,8 @@ def predict(
     sources: SourcesArg,
     model: ModelOpt = "champion",
     output: Annotated[str | None, typer.Option("--output", "-o", help=(
-        "Write the results (path, label, confidence, probabilities, model_version, error) and a report instead "
+        "Write the results (path, label, confidence, probabilities, abstained, unfamiliar, model_version, error) "
+        "and a report instead "
         "of printing them: FILE.jsonl or FILE.csv, or a folder or s3://bucket/prefix/ (results.jsonl, "
         "report.json, confidence.png)."))] = None,
     fmt: FormatOpt = None,
@@ -71,17 +72,22 @@ def predict(
 
 
 def _legacy_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as `sprout predict IMAGE...` has always printed it (``file``; ``error`` only when failed)."""
+    """A row as `sprout predict IMAGE...` has always printed it (``file``; ``error`` only when failed), with
+    ``abstained`` and ``unfamiliar`` since issue 23."""
     if row["error"]:
         return {"file": row["path"], "error": row["error"]}
-    return {"file": row["path"], **{k: row[k] for k in ("label", "confidence", "probabilities", "model_version")}}
+    return {"file": row["path"], **{k: row[k] for k in ("label", "confidence", "probabilities", "abstained",
+                                                        "unfamiliar", "model_version")}}
 
 
 def _print_predictions(data: dict[str, Any]) -> None:
     console = Console()
     for r in data["predictions"]:
         if "label" in r:
-            console.print(f"{r['file']}: {r['label']} {r['confidence']:.3f}")
+            doubts = [word for word, flag in (("not sure", r.get("abstained")), ("unfamiliar", r.get("unfamiliar")))
+                      if flag]
+            console.print(f"{r['file']}: {r['label']} {r['confidence']:.3f}"
+                          + (f" ({', '.join(doubts)})" if doubts else ""))
         else:
             console.print(f"{r['file']}: {r['error']}")
 
@@ -89,7 +95,8 @@ def _print_predictions(data: dict[str, Any]) -> None:
 def _batch_lines(d: dict[str, Any]) -> None:
     conf = d["mean_confidence"]
     err.print(f"model v{d['model_version']}: {d['scored']} images scored, {d['errors']} errors, "
-              f"{d['low_confidence']} below {d['low_confidence_below']:g}; mean confidence "
+              f"{d['low_confidence']} below {d['low_confidence_below']:g}, {d.get('abstained', 0)} not sure, "
+              f"{d.get('unfamiliar', 0)} unfamiliar; mean confidence "
               f"{'-' if conf is None else f'{conf:.3f}'}; {d['counts']}")
     err.print(f"results {d['results']}, report {d['files'].get('report')}"
               + (f", MLflow run {d['mlflow_run_id']}" if d.get("mlflow_run_id") else ""))

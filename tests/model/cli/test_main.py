@@ -109,6 +109,7 @@ def test_predict_export_fsck_and_rollback(home: Path, tmp_path: Path) -> None:
     out = sprout(home, "predict", str(dandelion), str(bad))
     good, refused = out["predictions"]
     assert good["label"] == "dandelion" and good["confidence"] > 0.5 and good["model_version"] == "1"
+    assert good["unfamiliar"] is False and isinstance(good["abstained"], bool)  # a photo of a label it knows
     assert "PDF" in refused["error"]
     exported = sprout(home, "export", "--output", str(tmp_path / "m.onnx"))
     assert exported["version"] == "1" and (tmp_path / "m.onnx").stat().st_size == exported["bytes"]
