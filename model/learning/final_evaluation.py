@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Sample, Split
-from model.data.label_changes import changes_after_run, columns_through
+from model.data.label_changes import changes_after_run, columns_through, label_map
 from model.learning.assessment import Candidate
 from model.learning.embeddings import load_cached
 from model.learning.evaluation import (
@@ -120,10 +120,14 @@ def evaluate_candidate(svc: Services, session: Session, candidate: Candidate, he
 
 
 def champion_cross_validation(session: Session, version: str | None, labels: list[str]) -> tuple[float, int] | None:
-    """The champion's own run's ``(cross-validated accuracy, samples)`` when that run trained exactly these labels
-    (None otherwise: a different label set is a different problem)."""
+    """The champion's own run's ``(cross-validated accuracy, samples)`` when that run trained these labels, under
+    their names of today (renames since are followed); None otherwise: labels merged, retired or added make a
+    different problem, whose accuracy is no yardstick."""
     run = queries.get_run_by_version(session, version=version) if version is not None else None
-    if run is None or not run.evidence or sorted(run.labels or []) != sorted(labels):
+    if run is None or not run.evidence:
+        return None
+    today = label_map(run.labels or [], changes_after_run(session, run.id)).values()
+    if sorted(label or "" for label in today) != sorted(labels) or None in today:
         return None
     return float(run.evidence["cv_accuracy"]), int(run.evidence["n_cv"])
 

@@ -11,7 +11,7 @@ from model.core.settings import Settings
 from model.data.importer import import_directory
 from model.learning.embeddings import load_cached
 from model.learning.evidence import Metrics
-from model.learning.final_evaluation import evaluate_champion
+from model.learning.final_evaluation import champion_cross_validation, evaluate_champion
 from model.learning.promotion import train
 from model.review.taxonomy import merge_label, rename_label, retire_label
 from model.runtime.services import Services
@@ -51,8 +51,13 @@ def test_a_rename_merge_and_retire_map_the_champions_columns(svc: Services) -> N
     assert labels == sorted(SCENES)
 
     with svc.session() as session:
+        yardstick = champion_cross_validation(session, "1", sorted(SCENES))
+        assert yardstick is not None and yardstick[1] > 0  # its run's cross-validation, on the same labels
         rename_label(session, svc.store, label="sea", to="ocean", admin="boss")
     _, labels, renamed_right, renamed = champion_on_all(svc)
+    with svc.session() as session:  # a rename keeps the problem: the run's cross-validation stays the yardstick
+        assert champion_cross_validation(session, "1", labels) == yardstick
+        assert champion_cross_validation(session, "1", sorted(SCENES)) is None
     assert labels == ["buildings", "forest", "glacier", "mountain", "ocean", "street"]
     assert renamed_right.tolist() == right.tolist()  # the same answers, right or wrong as before
     assert renamed.accuracy == before.accuracy and renamed.per_class["ocean"] == before.per_class["sea"]
@@ -60,6 +65,8 @@ def test_a_rename_merge_and_retire_map_the_champions_columns(svc: Services) -> N
     with svc.session() as session:
         merge_label(session, svc.store, label="glacier", into="mountain", admin="boss")
     _, labels, merged_right, merged = champion_on_all(svc)
+    with svc.session() as session:  # a merge makes another problem: no yardstick
+        assert champion_cross_validation(session, "1", labels) is None
     assert "glacier" not in labels and merged.per_class["mountain"].support == 40
     assert (merged_right | ~right).all()  # nothing it got right turns wrong: glacier ↔ mountain errors vanish
     assert merged.accuracy >= before.accuracy
