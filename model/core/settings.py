@@ -125,10 +125,11 @@ class Settings(BaseSettings):
                     "`abstained` (\"not sure\"). A label that never reaches it always abstains. "
                     "`bench/abstain.py` measures it.")
     unfamiliar_rate: float = Field(
-        default=0.03, gt=0.0, lt=0.5,
+        default=0.04, gt=0.0, lt=0.5,
         description="Share of held-out in-domain images whose embedding distance to the nearest label centroid "
                     "lies above the unfamiliarity threshold: an image farther than that is `unfamiliar` (looks "
-                    "like nothing the model was trained on). `bench/abstain.py` measures both sides of it.")
+                    "like nothing the model was trained on). `bench/abstain.py` measures both sides of it: "
+                    "more flags more photos of other label sets, and more of the model's own.")
     capture_below: float | None = Field(
         default=None, gt=0.0, le=1.0,
         description="Production capture, a privacy choice: `/predict` images whose calibrated confidence is "
