@@ -33,6 +33,8 @@ MODEL_INFO = Gauge("sprout_model_info", "1 for the registry version being served
 CAPTURES = Counter("sprout_captures_total",
                    "Low-confidence predictions offered to capture, by outcome (stored, duplicate, capped, dropped, "
                    "refused, error)", ["result"])
+DOUBTS = Counter("sprout_prediction_doubts_total",
+                 "Served predictions the model was not sure of (abstained) or called unfamiliar", ["kind"])
 UPLOADS = Counter("sprout_uploads_total", "Images submitted for review", ["result"])
 REVIEWS = Counter("sprout_reviews_total", "Review decisions", ["action"])
 UI_PAGE_VIEWS = Counter("sprout_ui_page_views_total", "Streamlit page views (once per session and page)", ["page"])
@@ -49,12 +51,18 @@ for _action in ("approve", "correct", "reject", "relabel", "unapprove"):
     REVIEWS.labels(_action)
 for _page in UiPage:
     UI_PAGE_VIEWS.labels(_page.value)
+for _kind in ("abstained", "unfamiliar"):
+    DOUBTS.labels(_kind)
 
 
 def observe_prediction(result: PredictionResult) -> None:
-    """Count a served prediction by label and observe its confidence; a non-finite confidence is not observed
-    (it would make the histogram's sum NaN for the life of the process)."""
+    """Count a served prediction by label (and whether it abstained or was unfamiliar) and observe its confidence;
+    a non-finite confidence is not observed (it would make the histogram's sum NaN for the life of the process)."""
     PREDICTIONS.labels(result.label).inc()
+    if result.abstained:
+        DOUBTS.labels("abstained").inc()
+    if result.unfamiliar:
+        DOUBTS.labels("unfamiliar").inc()
     if math.isfinite(result.confidence):
         CONFIDENCE.observe(result.confidence)
 

@@ -42,11 +42,18 @@ def test_predict_says_abstained_and_unfamiliar_and_models_shows_the_coverage(cli
     is familiar, a photo of another label set (a glacier) is not; /models shows the version's coverage."""
     from tests.utils.paths import SCENES
 
+    def unfamiliar_count() -> float:
+        line = next(x for x in client.get("/metrics").text.splitlines()
+                    if x.startswith('sprout_prediction_doubts_total{kind="unfamiliar"}'))
+        return float(line.split()[-1])
+
     body = post(client, dataset_images("grass", 50)[-1].read_bytes()).json()
     assert body["label"] == "grass" and body["abstained"] is False and body["unfamiliar"] is False
+    before = unfamiliar_count()
     glaciers = sorted((SCENES / "glacier").glob("*.jpg"))[:3]
     answers = [post(client, photo.read_bytes()).json() for photo in glaciers]
     assert all(a["unfamiliar"] is True and a["label"] in {"dandelion", "grass"} for a in answers), answers
+    assert unfamiliar_count() == before + 3  # Prometheus counts them (the dashboard's "Not sure and unfamiliar")
     version = next(v for v in client.get("/models").json()["versions"] if v["version"] == body["model_version"])
     assert 0.0 < version["coverage"] <= 1.0 and version["abstain_precision"] == Settings().abstain_precision
 
