@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 
 from tests.streamlit_app.test_pages import MakeApp, metric, ok, texts
-from tests.utils.live_api import LiveApi, unused_photo
+from tests.utils.live_api import unused_photo
 from tests.utils.paths import SCENES
 
 UNFAMILIAR = "This does not look like anything the model was trained on"
 
 
 @pytest.mark.slow
-def test_predict_names_the_known_labels_and_flags_an_unfamiliar_photo(app: MakeApp, api: LiveApi) -> None:
+@pytest.mark.usefixtures("api")  # the real API, SPROUT_API_URL pointing at it
+def test_predict_names_the_known_labels_and_flags_an_unfamiliar_photo(app: MakeApp) -> None:
     at = ok(app().run())
     [caption] = [c for c in texts(at.caption) if "Answers come from model version" in c]
     assert "It knows 2 labels: **dandelion**, **grass**." in caption, caption
