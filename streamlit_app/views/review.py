@@ -17,7 +17,8 @@ GRID_SIZE = 24
 GRID_COLUMNS = 4
 ORDERS = {"uncertainty": "Least confident", "novelty": "Novel", "diverse": "Diverse", "suspect": "Suspect",
           "oldest": "Oldest"}
-ORDER_CAPTIONS = {"uncertainty": "least confident first", "novelty": "farthest from the training set first",
+ORDER_CAPTIONS = {"uncertainty": "those the model found unfamiliar first, then the least confident",
+                  "novelty": "farthest from the training set first",
                   "diverse": "uncertain and unlike each other first", "suspect": "contradicted suggestions first",
                   "oldest": "oldest first"}
 
@@ -74,6 +75,9 @@ def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
             label_col, confidence_col = st.columns(2)
             label_col.metric("Predicted", predicted or "—")
             confidence_col.metric("Confidence", ui.percent(sample.get("confidence")))
+            if sample.get("predicted_unfamiliar"):
+                st.markdown(":material/help: Unfamiliar: this looks like nothing the model was trained on (a new "
+                            "label, or something that does not belong).")
             if suggested:
                 st.markdown(f":material/lightbulb: The submitter suggests **{suggested}**.")
             if conflict := sample.get("suggestion_conflict"):
