@@ -269,11 +269,13 @@ def set_duplicate_group(session: Session, *, sample_id: int, group: int) -> None
                     .values(duplicate_group=group).execution_options(synchronize_session=False))
 
 
-def hold_lock(session: Session, *, key: int) -> None:
-    """On PostgreSQL, take advisory lock ``key`` until the session's transaction ends (a no-op on SQLite,
-    whose writers are serialised anyway; callers also hold a process lock)."""
+def hold_lock(session: Session, *, key: int, shared: bool = False) -> None:
+    """On PostgreSQL, take advisory lock ``key`` until the session's transaction ends: exclusive, or ``shared``
+    (shared holders run side by side; an exclusive one waits for them all). A no-op on SQLite, whose writers are
+    serialised anyway."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        session.execute(text(f"SELECT {function}(:key)"), {"key": key})
 
 
 def count_captures_since(session: Session, *, since: datetime) -> int:

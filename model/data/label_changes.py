@@ -15,8 +15,10 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import LabelChange, LabelChangeKind
+from db.models import LabelChange, LabelChangeKind, Sample
 from model.core.errors import InvalidLabelError
+
+LABELS_LOCK = 0x5350524C  # advisory-lock key ("SPRL"): reviews hold it shared, a label change exclusively
 
 
 class Change(Protocol):
@@ -78,6 +80,30 @@ def changes_after_run(session: Session, run_id: str | int | None) -> list[LabelC
     labels have not seen. All of them when the run is unknown."""
     run = queries.get_run(session, run_id=int(run_id)) if run_id is not None and str(run_id).isdigit() else None
     return queries.label_changes(session, since=run.started_at if run is not None else None)
+
+
+def hold_labels(session: Session, *, change: bool = False) -> None:
+    """Serialise approvals against label changes until the transaction ends (PostgreSQL; SQLite serialises
+    writers anyway): a review holds the lock shared, so a rename, merge or retire (``change``) waits for the
+    reviews in flight and they wait for it; read ``current_label`` after taking it, in the same transaction."""
+    queries.hold_lock(session, key=LABELS_LOCK, shared=not change)
+
+
+def without_stale(samples: Sequence[Sample], changes: Sequence[Change]) -> tuple[list[Sample], list[str]]:
+    """``samples`` less those whose label a change renamed, merged or retired since (none should be left: a
+    safety net under training), and a warning per such label."""
+    stale: dict[str, int] = {}
+    kept = []
+    for sample in samples:
+        now = follow(sample.label or "", changes)
+        if now == sample.label:
+            kept.append(sample)
+        else:
+            stale[sample.label or ""] = stale.get(sample.label or "", 0) + 1
+    warnings = [f"{n} approved sample{'s' if n > 1 else ''} still labelled {label!r}, which "
+                f"{'was retired' if follow(label, changes) is None else f'is now {follow(label, changes)!r}'}: "
+                "left out of training (relabel them)." for label, n in sorted(stale.items())]
+    return kept, warnings
 
 
 def current_label(session: Session, label: str) -> str:

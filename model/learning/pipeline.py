@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import RunStatus, Sample, TrainingRun, utcnow
 from model.data.class_balance import class_balance, count_per_split
-from model.data.label_changes import retrain_reason
+from model.data.label_changes import retrain_reason, without_stale
 from model.learning.assessment import assess_candidate
 from model.learning.candidates import AssessedCandidate, merge_candidates, select_candidate
 from model.learning.final_evaluation import evaluate_candidate, fit_head
@@ -76,9 +76,12 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         log.info("retrain due? %s", due.reason)
         if not due.passed:
             return TrainOutcome(skipped=True, reason=due.reason)
-        samples, labels, warnings = select_trainable(queries.approved_samples(session))
-        warnings = [*warnings, *imbalance_warnings(svc, samples)]
+        started = utcnow()  # before the samples are read: a label change after this is one the run has not seen
+        current, stale = without_stale(queries.approved_samples(session), queries.label_changes(session))
+        samples, labels, warnings = select_trainable(current)
+        warnings = [*stale, *warnings, *imbalance_warnings(svc, samples)]
         run = TrainingRun(backbone=names[0], labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key,
+                          started_at=started,
                           params=RunParams(warnings=tuple(warnings)).to_dict())
         session.add(run)
         session.commit()

@@ -10,7 +10,7 @@ from db import queries
 from db.models import Review, ReviewAction, Sample, SampleStatus, utcnow
 from model.core.errors import ConflictError, InvalidLabelError
 from model.core.faults import crash_point
-from model.data.label_changes import current_label
+from model.data.label_changes import current_label, hold_labels
 from model.data.samples import ext_of_key, get_sample, key_for
 from model.data.storage import ObjectStore, check_label
 
@@ -37,16 +37,15 @@ def review_sample(
     if sample.status is not SampleStatus.PENDING:
         raise _already_reviewed(sample)
     old_label = sample.label or sample.suggested_label or sample.predicted_label
-    now = utcnow()
+    now, chosen = utcnow(), label or sample.predicted_label
     if action is ReviewAction.REJECT:
         status, new_label, approved_at = SampleStatus.REJECTED, None, None
     else:
-        chosen = label or sample.predicted_label
         if not chosen:
             raise InvalidLabelError("A label is required to approve a sample with no prediction.")
         if action is ReviewAction.APPROVE and check_label(chosen) != (sample.predicted_label or chosen):
             action = ReviewAction.CORRECT
-        new_label = current_label(session, check_label(chosen))  # an old name means its label of today
+        new_label = _label_today(session, chosen)  # an old name means its label of today
         status, approved_at = SampleStatus.APPROVED, now
     old_key = sample.object_key
     new_key = key_for(status=status, sha256=sample.sha256, ext=ext_of_key(old_key), label=new_label)
@@ -57,6 +56,8 @@ def review_sample(
         session.rollback()
         session.refresh(sample)
         raise _already_reviewed(sample)
+    if chosen and new_label is not None:
+        _check_still_today(session, chosen, new_label)
     session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
                        new_label=new_label, created_at=now))
     _commit_move(session, store, old_key, new_key)
@@ -79,7 +80,7 @@ def relabel_sample(session: Session, store: ObjectStore, *, sample_id: int, labe
         action, status, new_label, approved_at = ReviewAction.UNAPPROVE, SampleStatus.PENDING, None, None
     else:
         action, status, approved_at = ReviewAction.RELABEL, SampleStatus.APPROVED, now
-        new_label = current_label(session, check_label(label))
+        new_label = _label_today(session, label)
     old_key = sample.object_key
     new_key = key_for(status=status, sha256=sample.sha256, ext=ext_of_key(old_key), label=new_label)
     values = {"status": status, "label": new_label, "approved_at": approved_at, "reviewed_at": now,
@@ -90,11 +91,34 @@ def relabel_sample(session: Session, store: ObjectStore, *, sample_id: int, labe
         session.rollback()
         session.refresh(sample)
         raise ConflictError(f"Sample {sample_id} changed meanwhile ({sample.status.value}); reload and retry.")
+    if label is not None and new_label is not None:
+        _check_still_today(session, label, new_label)
     session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
                        new_label=new_label, created_at=now))
     _commit_move(session, store, old_key, new_key)
     session.refresh(sample)
     return sample
+
+
+def _label_today(session: Session, chosen: str) -> str:
+    """``chosen`` as it is called today, read under the labels lock (held until the commit), so that a rename,
+    merge or retire cannot commit between this read and the compare-and-set (PostgreSQL)."""
+    hold_labels(session)
+    return current_label(session, check_label(chosen))
+
+
+def _check_still_today(session: Session, chosen: str, new_label: str) -> None:
+    """After the compare-and-set, in its transaction, ``chosen`` must still mean ``new_label``: on SQLite the
+    update holds the write lock, so no label change can commit after this read and before the commit; one that
+    committed before it makes the review a ConflictError (InvalidLabelError once retired), nothing changed."""
+    try:
+        today = current_label(session, check_label(chosen))
+    except InvalidLabelError:
+        session.rollback()
+        raise
+    if today != new_label:
+        session.rollback()
+        raise ConflictError(f"Label {chosen!r} became {today!r} meanwhile; nothing was changed: reload and retry.")
 
 
 def _already_reviewed(sample: Sample) -> ConflictError:

@@ -27,7 +27,7 @@ from db.models import LabelChange, LabelChangeKind, Review, ReviewAction, Sample
 from model.core.errors import ConfigurationError, ConflictError, InvalidLabelError, NotFoundError, SproutError
 from model.core.faults import crash_point
 from model.core.settings import Settings
-from model.data.label_changes import describe, follow
+from model.data.label_changes import describe, follow, hold_labels
 from model.data.samples import ext_of_key, key_for
 from model.data.storage import ObjectStore, check_label
 
@@ -162,7 +162,10 @@ def _new_key(sample: Sample, into: str | None) -> str:
 
 def _record(session: Session, kind: LabelChangeKind, label: str, into: str | None, admin: str,
             moves: list[_Move], pending: list[Sample]) -> LabelChange:
-    """The transaction's writes: the change, each sample (compare-and-set), an audit row per sample."""
+    """The transaction's writes: the change, each sample (compare-and-set), an audit row per sample. The labels
+    lock, taken first, waits for the reviews in flight (their approvals are then seen by the final check) and
+    keeps new ones from reading the labels until the commit."""
+    hold_labels(session, change=True)
     now = utcnow()
     row = LabelChange(kind=kind, label=label, into=into, changed_by=admin, approved=len(moves), pending=0,
                       created_at=now)

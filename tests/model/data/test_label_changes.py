@@ -48,3 +48,18 @@ def test_columns_through_without_changes_is_the_identity() -> None:
     proba = np.array([[0.7, 0.3]])
     mapped, labels = columns_through(proba, ["a", "b"], [Change("c", "d")])
     assert mapped is proba and labels == ["a", "b"]
+
+
+def test_without_stale_leaves_out_samples_still_under_a_renamed_or_retired_label() -> None:
+    """The safety net under training: a sample a racing review left under an old name never trains as it."""
+    from db.models import Sample
+    from model.data.label_changes import without_stale
+
+    changes = [Change("sea", "ocean"), Change("street", None), Change("ocean", "water"), Change("water", "sea")]
+    samples = [Sample(id=i, label=label) for i, label in enumerate(["sea", "ocean", "street", "street", "forest"])]
+    kept, warnings = without_stale(samples, changes)
+    assert [s.label for s in kept] == ["sea", "forest"]  # sea is today's name again (undone)
+    assert warnings == ["1 approved sample still labelled 'ocean', which is now 'sea': left out of training "
+                        "(relabel them).",
+                        "2 approved samples still labelled 'street', which was retired: left out of training "
+                        "(relabel them)."]
