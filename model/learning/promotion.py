@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import RunStatus, TrainingRun
 from model.core.errors import ConflictError, NotFoundError
-from model.data.label_changes import retrain_reason
+from model.data.label_changes import changes_after_run, describe, label_map, retrain_reason
 from model.learning.gate import retrain_due
 from model.learning.pipeline import train_candidate
 from model.learning.run_record import RunParams, TrainOutcome
@@ -73,6 +73,10 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
         current_version = current.version if current else None
         if run.promoted and current_version == run.registered_version:
             return TrainOutcome.from_run(run)  # a retried promotion: nothing to do
+        if (stale := _labels_changed(session, run)) is not None:
+            run.gate_passed, run.gate_reason = False, stale
+            session.commit()
+            raise ConflictError(f"Run {run.id} was not promoted: {stale}")
         if current_version != run.champion_version:  # compare-and-set on the champion the gate compared with
             raise ConflictError(
                 f"Run {run.id} was gated against {_version_name(run.champion_version)}, but the champion is now "
@@ -88,6 +92,20 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
         session.commit()
         log.info("promoted run %s as version %s", run.id, run.registered_version)
         return TrainOutcome.from_run(run)
+
+
+def _labels_changed(session: Session, run: TrainingRun) -> str | None:
+    """Why a candidate must not be promoted although it passed the gate: a label change recorded after its run
+    started, or one that renamed or retired a label it trained (its test labels, read before the change, are the
+    old ones). None when its labels are today's."""
+    changes = queries.label_changes(session)
+    after = changes_after_run(session, run.id)
+    moved = [label for label, today in label_map(run.labels, changes).items() if today != label]
+    if not after and not moved:
+        return None
+    shown = after or [c for c in changes if c.label in moved]
+    return (f"labels changed while it trained: {'; '.join(describe(c) for c in shown)}; the forced retrain after "
+            "the change trains on today's labels")
 
 
 def _version_name(version: str | None) -> str:
