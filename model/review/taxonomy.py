@@ -208,11 +208,16 @@ def _rename_pending(session: Session, sample: Sample, label: str, into: str, adm
 
 
 def _delete_old(store: ObjectStore, moves: list[_Move]) -> None:
-    """Delete the objects the committed rows no longer name; a failure leaves copies ``sprout fsck`` removes."""
+    """Delete the objects the committed rows no longer name, each once its new copy is there: a ``sprout fsck``
+    that ran before the commit may have removed an early copy as unreferenced, so a missing one is copied again
+    first and the only copy is never deleted. A failure leaves copies ``sprout fsck`` removes."""
     for move in moves:
         if move.new_key == move.old_key:
             continue
         try:
+            if not store.exists(move.new_key):
+                log.warning("%s vanished before the commit (sprout fsck?): copying it again", move.new_key)
+                store.copy(move.old_key, move.new_key)
             store.delete(move.old_key)
         except SproutError as exc:
             log.warning("could not delete %s after a label change (sprout fsck removes it): %s", move.old_key, exc)

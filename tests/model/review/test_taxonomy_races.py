@@ -102,3 +102,37 @@ def test_a_change_committed_between_a_reviews_read_and_its_update_never_leaves_t
     else:  # the review won: it filed the sample under sea, and the change changed nothing
         assert isinstance(decided, Sample) and (decided.status, decided.label) == (SampleStatus.APPROVED, "sea")
         assert approved["sea"] == 3
+
+
+@pytest.mark.parametrize("change", ["rename", "retire"])
+def test_an_early_copy_removed_before_the_commit_is_copied_again_before_the_old_object_goes(
+        svc: Services, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """A ``sprout fsck`` between the copies and the commit deletes the new copies as unreferenced; deleting the old
+    objects after the commit must not then leave the samples with none."""
+    import model.review.taxonomy as taxonomy
+
+    with svc.session() as session:
+        old = {s.id: s.object_key for s in queries.approved_with_label(session, label="sea")}
+    real = taxonomy.crash_point
+
+    def fsck_after_copy(name: str) -> None:
+        if name == "move.after_copy":  # the rows still name the old keys: the new copies look unreferenced
+            with svc.session() as other:
+                named = {s.object_key for s in queries.all_samples(other)}
+            for key in set(svc.store.list()) - named:
+                svc.store.delete(key)
+        real(name)
+
+    monkeypatch.setattr(taxonomy, "crash_point", fsck_after_copy)
+    with svc.session() as session:
+        if change == "rename":
+            rename_label(session, svc.store, label="sea", to="ocean", admin="boss")
+        else:
+            retire_label(session, svc.store, label="sea", admin="boss")
+    keys = set(svc.store.list())
+    with svc.session() as session:
+        for sample_id, old_key in old.items():
+            sample = session.get(Sample, sample_id)
+            assert sample.object_key != old_key and sample.object_key in keys, f"{sample.object_key} is gone"
+            assert old_key not in keys
+            assert svc.store.get(sample.object_key)
