@@ -25,7 +25,7 @@ def predict(
     sources: SourcesArg,
     model: ModelOpt = "champion",
     output: Annotated[str | None, typer.Option("--output", "-o", help=(
-        "Write the results (path, label, confidence, probabilities, abstained, unfamiliar, model_version, error) "
+        "Write the results (path, label, confidence, probabilities, model_version, error, abstained, unfamiliar) "
         "and a report instead "
         "of printing them: FILE.jsonl or FILE.csv, or a folder or s3://bucket/prefix/ (results.jsonl, "
         "report.json, confidence.png)."))] = None,

@@ -34,7 +34,8 @@ from model.serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("path", "label", "confidence", "probabilities", "abstained", "unfamiliar", "model_version", "error")
+# The CSV's columns in order: those added later go at the end, so that readers by position keep working.
+FIELDS = ("path", "label", "confidence", "probabilities", "model_version", "error", "abstained", "unfamiliar")
 FORMATS = ("jsonl", "csv")
 SHARDS_DIR = "shards"
 Row = dict[str, Any]
@@ -224,8 +225,8 @@ def encode_rows(rows: Sequence[Row], fmt: str) -> bytes:
         probabilities = row.get("probabilities")
         writer.writerow([row["path"], row.get("label") or "", "" if row.get("confidence") is None
                          else repr(row["confidence"]), json.dumps(probabilities) if probabilities else "",
-                         _flag(row.get("abstained")), _flag(row.get("unfamiliar")),
-                         row.get("model_version") or "", row.get("error") or ""])
+                         row.get("model_version") or "", row.get("error") or "",
+                         _flag(row.get("abstained")), _flag(row.get("unfamiliar"))])
     return out.getvalue().encode()
 
 

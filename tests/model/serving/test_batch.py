@@ -3,6 +3,8 @@ processes; the CLI on SeaweedFS at the end. The merged report and its MLflow run
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import random
@@ -99,8 +101,11 @@ def test_results_round_trip(fmt: str) -> None:
     rows = [row("/x/a, b.jpg", "dandelion", 0.75), error_row('/x/"c".jpg', "not an image: PDF")]
     data = encode_rows(rows, fmt)
     assert decode_rows(data, fmt) == rows
-    if fmt == "csv":
-        assert data.decode().splitlines()[0] == ",".join(FIELDS)
+    if fmt == "csv":  # the columns of before point 4 keep their positions; the later ones come last
+        header = "path,label,confidence,probabilities,model_version,error,abstained,unfamiliar"
+        assert data.decode().splitlines()[0] == ",".join(FIELDS) == header
+        scored, failed = list(csv.reader(io.StringIO(data.decode())))[1:]
+        assert scored[4:] == ["3", "", "true", "false"] and failed[4:] == ["", "not an image: PDF", "", ""]
     else:
         assert list(json.loads(data.decode().splitlines()[0])) == list(FIELDS)
 
