@@ -58,22 +58,22 @@ class Runs:
         split = np.array([split_for(sha, key=key) for sha in hashes])
         self.dev, self.test = split != Split.TEST, split == Split.TEST
 
-    def run(self, y: np.ndarray, champion: tuple[Head, float, int] | None = None
-            ) -> tuple[Evaluation, Head, float, int]:
-        """A run on labels ``y`` against ``champion`` (its head and its run's cross-validated accuracy and size)."""
+    def run(self, y: np.ndarray, champion: tuple[Head, np.ndarray] | None = None
+            ) -> tuple[Evaluation, Head, np.ndarray]:
+        """A run on labels ``y`` against ``champion`` (its head and its run's out-of-fold correctness on the same
+        train+val samples: the same key); returns the evaluation, the head and this run's out-of-fold correctness."""
         x, k = self.x, len(self.labels)
         cv = cross_validate(x[self.dev], y[self.dev], n_classes=k, seed=0)
         head, calibration = final_head(cv, x[self.dev], y[self.dev], n_classes=k)
         y_test = [self.labels[i] for i in y[self.test]]
         versus: tuple = (None, None, None)
-        champion_cv = None
+        right = cv.logits.argmax(axis=1) == cv.y
         if champion is not None:
             proba = champion[0].predict_proba(x[self.test])
             versus = ("1", evaluate_probabilities(y_test, proba, self.labels), correct(y_test, proba, self.labels))
-            champion_cv = champion[1:]
         evaluation = judge(cv, calibration, head, x[self.test], y_test, self.labels, versus, self.rule,
-                           champion_cv=champion_cv)  # type: ignore[arg-type]
-        return evaluation, head, cv.accuracy, len(cv.y)
+                           champion_cv=(right, champion[1]) if champion is not None else None)
+        return evaluation, head, right
 
 
 def flipped(y: np.ndarray, share: float, n_labels: int, rng: np.random.Generator, where: np.ndarray) -> np.ndarray:
@@ -106,10 +106,10 @@ def main() -> None:
     for trial in range(args.keys):
         key, rng = secrets.token_hex(16), np.random.default_rng(trial)
         runs = Runs(x, y, labels, hashes, key, rule)
-        first, head, cv_acc, n_cv = runs.run(y)
+        first, head, right = runs.run(y)
         evidence = first.decision.evidence
         assert evidence is not None and evidence.cv_accuracy_ci is not None and evidence.baseline is not None
-        champion = (head, cv_acc, n_cv)
+        champion, n_cv = (head, right), evidence.n_cv
         every = np.ones(len(y), dtype=bool)
         flip_all, *_ = runs.run(flipped(y, 0.3, len(labels), rng, every), champion)
         flip_dev, *_ = runs.run(flipped(y, 0.3, len(labels), rng, runs.dev), champion)

@@ -273,10 +273,10 @@ def build_evidence(
     *, cv: CrossValidation, calibration: Calibration, y_test: list[str], candidate_metrics: Metrics,
     candidate_correct: np.ndarray, champion_version: str | None, champion_metrics: Metrics | None,
     champion_correct: np.ndarray | None, rule: GateRule | None = None,
-    champion_cv: tuple[float, int] | None = None,
+    champion_cv: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> GateEvidence:
     """The evidence the gate decides on (and the run record, MLflow and the UI show). ``champion_cv`` is the
-    champion's own run's ``(cross-validated accuracy, samples)`` when it was trained on the same labels."""
+    candidate's and the champion run's out-of-fold correctness on the train+val samples both cross-validated."""
     n_test = len(y_test)
     paired = (paired_counts(candidate_correct, champion_correct)
               if champion_metrics is not None and champion_correct is not None and n_test else None)
@@ -296,8 +296,8 @@ def build_evidence(
         paired=paired, mcnemar_p=paired.mcnemar_p if paired is not None else None, recall_deltas=recall_deltas,
         temperature=calibration.temperature, ece_before=calibration.ece_before, ece_after=calibration.ece_after,
         rule=rule, baseline=trivial_baseline(cv.y, y_test, n_labels=cv.logits.shape[1]),
-        champion_cv=(compare_cross_validations(cv, *champion_cv) if champion_cv is not None and champion_metrics
-                     is not None else None),
+        champion_cv=(compare_out_of_fold(*champion_cv) if champion_cv is not None and len(champion_cv[0])
+                     and champion_metrics is not None else None),
     )
 
 
@@ -308,17 +308,13 @@ def trivial_baseline(y_cv: np.ndarray, y_test: Sequence[str], *, n_labels: int) 
     return Baseline(share=cv_share, test_share=test_share, n_labels=n_labels)
 
 
-def compare_cross_validations(cv: CrossValidation, champion_accuracy: float, champion_n: int
-                              ) -> ChampionCrossValidation:
-    """The candidate's cross-validated accuracy against the champion's run's: one-sided Fisher exact p-value of
-    "the candidate's is lower" (its labels are harder to predict: noisier, or a harder problem)."""
-    from scipy.stats import fisher_exact
-
-    right = int(round(cv.accuracy * len(cv.y)))
-    champion_right = int(round(champion_accuracy * champion_n))
-    table = [[right, len(cv.y) - right], [champion_right, champion_n - champion_right]]
-    p = float(fisher_exact(table, alternative="less").pvalue) if len(cv.y) and champion_n else 1.0
-    return ChampionCrossValidation(accuracy=champion_accuracy, n=champion_n, p=p)
+def compare_out_of_fold(candidate_right: np.ndarray, champion_right: np.ndarray) -> ChampionCrossValidation:
+    """The candidate's and the champion run's out-of-fold correctness on the same train+val samples: their
+    accuracies and the one-sided exact McNemar p-value of "the champion run's is higher"."""
+    paired = paired_counts(candidate_right, champion_right)
+    return ChampionCrossValidation(accuracy=float(champion_right.mean()),
+                                   candidate_accuracy=float(candidate_right.mean()), n=len(candidate_right),
+                                   p=paired.mcnemar_p)
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:

@@ -148,19 +148,22 @@ class Baseline:
 
 @dataclass(frozen=True)
 class ChampionCrossValidation:
-    """The champion's own run's cross-validated accuracy (same label set), and the one-sided Fisher exact p-value
-    of "the candidate's cross-validated accuracy is lower": the labels got harder to predict."""
+    """Out-of-fold accuracy on the train+val samples both the candidate's run and the champion's run
+    cross-validated, each against the label it was given then, and the one-sided exact McNemar p-value of "the
+    champion run's is higher": on the same images, the labels got harder to predict (flipped) or the model worse."""
 
-    accuracy: float
+    accuracy: float  # the champion run's
+    candidate_accuracy: float
     n: int
     p: float
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"accuracy": self.accuracy, "n": self.n, "p": self.p}
+        return {"accuracy": self.accuracy, "candidate_accuracy": self.candidate_accuracy, "n": self.n, "p": self.p}
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> ChampionCrossValidation:
-        return cls(accuracy=stored["accuracy"], n=stored["n"], p=stored["p"])
+        return cls(accuracy=stored["accuracy"], candidate_accuracy=stored["candidate_accuracy"], n=stored["n"],
+                   p=stored["p"])
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 ChampionResult = tuple[str | None, Metrics | None, np.ndarray | None]
 """The champion's ``(version, metrics, per-sample correctness)`` on a candidate's test samples (all None without
 a champion)."""
+PairedOutOfFold = tuple[np.ndarray, np.ndarray]
+"""Out-of-fold correctness on the same train+val samples: ``(candidate's, champion run's)``."""
 
 
 @dataclass(frozen=True)
@@ -114,30 +116,48 @@ def evaluate_candidate(svc: Services, session: Session, candidate: Candidate, he
     champion = evaluate_champion(svc, session, test, backbone_name=candidate.name, x_test=x_test)
     evaluation = judge(candidate.cv, calibration, head, x_test, [s.label or "" for s in test], data.labels,
                        champion, GateRule.from_settings(svc.settings),
-                       champion_cv=champion_cross_validation(session, champion[0], data.labels))
+                       champion_cv=champion_out_of_fold(session, champion[0], candidate))
     log.info("gate %s: %s", "passed" if evaluation.decision.passed else "refused", evaluation.decision.reason)
     return evaluation
 
 
-def champion_cross_validation(session: Session, version: str | None, labels: list[str]) -> tuple[float, int] | None:
-    """The champion's own run's ``(cross-validated accuracy, samples)`` when that run trained these labels, under
-    their names of today (renames since are followed); None otherwise: labels merged, retired or added make a
-    different problem, whose accuracy is no yardstick."""
+def champion_out_of_fold(session: Session, version: str | None, candidate: Candidate) -> PairedOutOfFold | None:
+    """The candidate's and the champion run's out-of-fold correctness on the train+val samples both runs
+    cross-validated, each against the label it was given then (today's names: renames since are followed). None
+    without such a run or overlap, or when labels were merged, retired or added since: another problem.
+
+    Paired on the same images, new (maybe harder) samples weigh on neither side; what moves it is a label that
+    changed (flipped, or corrected) or a model that got worse at the same images."""
+    from model.learning.label_evidence import LabelEvidence
+
     run = queries.get_run_by_version(session, version=version) if version is not None else None
-    if run is None or not run.evidence:
+    evidence = LabelEvidence.from_dict(run.out_of_fold) if run is not None else None
+    if run is None or evidence is None:
         return None
-    today = label_map(run.labels or [], changes_after_run(session, run.id)).values()
-    if sorted(label or "" for label in today) != sorted(labels) or None in today:
+    today = label_map(sorted({*(run.labels or []), *evidence.labels}), changes_after_run(session, run.id))
+    current = [today[label] for label in run.labels or []]
+    if None in current or sorted(label or "" for label in current) != sorted(candidate.data.labels):
         return None
-    return float(run.evidence["cv_accuracy"]), int(run.evidence["n_cv"])
+    given = {row.sample_id: today.get(row.label) for row, _ in queries.run_lineage(session, run_id=run.id)}
+    champion_right = {sid: today.get(evidence.labels[int(evidence.proba[i].argmax())]) == given.get(sid)
+                      for i, sid in enumerate(evidence.sample_ids)
+                      if evidence.source(i) == "out_of_fold" and given.get(sid) is not None}
+    data, cv = candidate.data, candidate.cv
+    development = [s.id for s, dev in zip(data.samples, data.development, strict=True) if dev]
+    right = cv.logits.argmax(axis=1) == cv.y
+    both = [(bool(right[row]), champion_right[sid]) for row, sid in enumerate(development) if sid in champion_right]
+    if not both:
+        return None
+    pairs = np.array(both, dtype=bool)
+    return pairs[:, 0], pairs[:, 1]
 
 
 def judge(cv: CrossValidation, calibration: Calibration, head: Head, x_test: np.ndarray, y_test: list[str],
           labels: list[str], champion: ChampionResult, rule: GateRule, *,
-          champion_cv: tuple[float, int] | None = None) -> Evaluation:
+          champion_cv: PairedOutOfFold | None = None) -> Evaluation:
     """The gate on a candidate's evidence: its cross-validation, its test predictions, the champion's
-    ``(version, metrics, per-sample correctness)`` on the same test samples, and the champion run's
-    ``(cross-validated accuracy, samples)`` on the same labels."""
+    ``(version, metrics, per-sample correctness)`` on the same test samples, and the candidate's and the champion
+    run's out-of-fold correctness on the train+val samples both cross-validated (``champion_out_of_fold``)."""
     proba = head.predict_proba(x_test)
     metrics = evaluate_probabilities(y_test, proba, labels)
     champion_version, champion_metrics, champion_correct = champion

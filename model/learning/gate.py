@@ -85,7 +85,7 @@ class GateRule:
 
     min_accuracy: float | None = None
     max_regression: float = 0.02
-    alpha: float = 0.05  # one-sided McNemar / Fisher: "the champion is significantly better"
+    alpha: float = 0.05  # one-sided McNemar: "the champion is significantly better"
     min_class_support: int = 10  # a class's recall is compared only with this many test samples
 
     @classmethod
@@ -111,8 +111,8 @@ def gate(evidence: GateEvidence, rule: GateRule) -> Decision:
       share, chance for a balanced set), and the test interval's upper bound is above the test split's;
     - the operator's floor, when ``min_accuracy`` is set: the cross-validated accuracy ≥ it and the test
       interval's upper bound not below it;
-    - against the champion: its labels no harder to predict (the cross-validated accuracy not significantly below
-      the champion run's, same labels, by more than ``max_regression``), and on the same test images not
+    - against the champion: on the train+val images both runs cross-validated, the out-of-fold accuracy not
+      significantly below the champion run's (McNemar) by more than ``max_regression``, and on the same test images not
       significantly worse (McNemar) nor worse by more than ``max_regression`` in accuracy or in the recall of a
       class with enough test samples, the tolerance never less than one test image.
     """
@@ -142,7 +142,7 @@ def gate(evidence: GateEvidence, rule: GateRule) -> Decision:
         trivial = _baseline(baseline.share, baseline.n_labels)
         if cv_ci is None or cv_ci[0] <= baseline.share:
             return Decision(False, f"{cv}: not clearly better than the {trivial}", evidence)
-        if baseline.test_share is not None and test_ci[1] <= baseline.test_share:
+        if baseline.test_share is not None and baseline.test_share < 1.0 and test_ci[1] <= baseline.test_share:
             return Decision(False, f"{test}: even its upper bound is not above the "
                                    f"{_baseline(baseline.test_share, baseline.n_labels)} of the test images",
                             evidence)
@@ -159,11 +159,12 @@ def _versus_champion(evidence: GateEvidence, rule: GateRule, *, cv: str, test: s
     run, significantly worse on the same test images, or worse beyond the tolerance overall or in a class."""
     n_test, test_acc = evidence.n_test, evidence.test_accuracy or 0.0
     if (prior := evidence.champion_cv) is not None:
-        fall = prior.accuracy - evidence.cv_accuracy
+        fall = prior.accuracy - prior.candidate_accuracy
         if prior.p < rule.alpha and fall > rule.max_regression + 1e-9:
-            return (f"{cv} is {fall:.3f} below the champion v{evidence.champion_version}'s run ({prior.accuracy:.3f}"
-                    f" over {prior.n} samples, the same labels; Fisher p={prior.p:.3f}): the labels got harder to "
-                    f"predict (noisier, or a harder problem)")
+            return (f"{cv}; on the {prior.n} training images both runs cross-validated its out-of-fold accuracy is "
+                    f"{prior.candidate_accuracy:.3f} against {prior.accuracy:.3f} in the champion "
+                    f"v{evidence.champion_version}'s run (McNemar p={prior.p:.3f}): the same images' labels got "
+                    f"harder to predict (changed or flipped), or the model got worse at them")
     if evidence.mcnemar_p is not None and evidence.mcnemar_p < rule.alpha:
         return f"significantly worse than the {versus}"
     drop = (evidence.champion_test_accuracy or 0.0) - test_acc

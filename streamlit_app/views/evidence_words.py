@@ -21,8 +21,9 @@ def evidence_sentences(evidence: dict[str, Any]) -> list[str]:
                      f"{ui.percent(baseline['share'])}: the trivial baseline a model must clearly beat.")
     prior = evidence.get("champion_cv")
     if prior and evidence.get("champion_version"):
-        lines.append(f"Champion v{evidence['champion_version']}'s own run cross-validated "
-                     f"{ui.percent(prior['accuracy'])} over {prior['n']} images on the same labels.")
+        lines.append(f"On the {prior['n']} training images both runs cross-validated: "
+                     f"{ui.percent(prior.get('candidate_accuracy'))} right out of fold now, "
+                     f"{ui.percent(prior['accuracy'])} in champion v{evidence['champion_version']}'s run.")
     if evidence.get("n_test"):
         lines.append(f"On {evidence['n_test']} held-out test images: {ui.percent(evidence.get('test_accuracy'))}"
                      f"{_ci(evidence.get('test_accuracy_ci'))}.")

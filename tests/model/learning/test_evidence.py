@@ -56,7 +56,7 @@ def test_gate_evidence_round_trips_exactly_with_and_without_the_rule() -> None:
 
 def test_evidence_with_a_baseline_and_the_champions_cross_validation_round_trips() -> None:
     stored = {**STORED_EVIDENCE, "baseline": {"share": 0.5, "test_share": 0.53, "n_labels": 2},
-              "champion_cv": {"accuracy": 0.94, "n": 250, "p": 0.71}}
+              "champion_cv": {"accuracy": 0.94, "candidate_accuracy": 0.93, "n": 250, "p": 0.71}}
     evidence = GateEvidence.from_dict(json_copy(stored))
     assert evidence.baseline is not None and evidence.baseline.n_labels == 2
     assert evidence.champion_cv is not None and evidence.champion_cv.p == 0.71

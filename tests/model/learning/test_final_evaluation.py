@@ -9,9 +9,11 @@ import pytest
 from db import queries
 from model.core.settings import Settings
 from model.data.importer import import_directory
+from model.learning.assessment import assess_candidate
 from model.learning.embeddings import load_cached
 from model.learning.evidence import Metrics
-from model.learning.final_evaluation import champion_cross_validation, evaluate_champion
+from model.learning.final_evaluation import champion_out_of_fold, evaluate_champion
+from model.learning.gate import select_trainable
 from model.learning.promotion import train
 from model.review.taxonomy import merge_label, rename_label, retire_label
 from model.runtime.services import Services
@@ -46,18 +48,26 @@ def champion_on_all(svc: Services) -> tuple[dict[int, str], list[str], np.ndarra
     return {s.id: s.label or "" for s in samples}, sorted(metrics.per_class), right, metrics
 
 
+def paired_out_of_fold(svc: Services) -> tuple[np.ndarray, np.ndarray] | None:
+    """A candidate on today's approved samples, paired with version 1's run on the images both cross-validated."""
+    with svc.session() as session:
+        samples, labels, _ = select_trainable(queries.approved_samples(session))
+        candidate = assess_candidate(svc, session, BACKBONE, samples, labels)
+        return champion_out_of_fold(session, "1", candidate)
+
+
 def test_a_rename_merge_and_retire_map_the_champions_columns(svc: Services) -> None:
     ids, labels, right, before = champion_on_all(svc)
     assert labels == sorted(SCENES)
 
+    yardstick = paired_out_of_fold(svc)
+    assert yardstick is not None and len(yardstick[0]) > 100  # the same train+val images, the same labels
+    assert yardstick[0].tolist() == yardstick[1].tolist()  # the same data and seed: the same out-of-fold answers
     with svc.session() as session:
-        yardstick = champion_cross_validation(session, "1", sorted(SCENES))
-        assert yardstick is not None and yardstick[1] > 0  # its run's cross-validation, on the same labels
         rename_label(session, svc.store, label="sea", to="ocean", admin="boss")
     _, labels, renamed_right, renamed = champion_on_all(svc)
-    with svc.session() as session:  # a rename keeps the problem: the run's cross-validation stays the yardstick
-        assert champion_cross_validation(session, "1", labels) == yardstick
-        assert champion_cross_validation(session, "1", sorted(SCENES)) is None
+    renamed_pairs = paired_out_of_fold(svc)  # a rename keeps the problem: the run stays the yardstick
+    assert renamed_pairs is not None and renamed_pairs[1].tolist() == yardstick[1].tolist()
     assert labels == ["buildings", "forest", "glacier", "mountain", "ocean", "street"]
     assert renamed_right.tolist() == right.tolist()  # the same answers, right or wrong as before
     assert renamed.accuracy == before.accuracy and renamed.per_class["ocean"] == before.per_class["sea"]
@@ -65,8 +75,7 @@ def test_a_rename_merge_and_retire_map_the_champions_columns(svc: Services) -> N
     with svc.session() as session:
         merge_label(session, svc.store, label="glacier", into="mountain", admin="boss")
     _, labels, merged_right, merged = champion_on_all(svc)
-    with svc.session() as session:  # a merge makes another problem: no yardstick
-        assert champion_cross_validation(session, "1", labels) is None
+    assert paired_out_of_fold(svc) is None  # a merge makes another problem: no yardstick
     assert "glacier" not in labels and merged.per_class["mountain"].support == 40
     assert (merged_right | ~right).all()  # nothing it got right turns wrong: glacier ↔ mountain errors vanish
     assert merged.accuracy >= before.accuracy

@@ -48,8 +48,8 @@ def shared() -> dict[str, np.ndarray]:
             "sha": np.array([hashlib.sha256(p.read_bytes()).hexdigest() for _, p in paths])}
 
 
-Champion = tuple[Head, tuple[float, int]]
-"""A champion's head and its run's ``(cross-validated accuracy, samples)``."""
+Champion = tuple[Head, dict[int, bool]]
+"""A champion's head and its run's out-of-fold correctness per sample (index into the shared set)."""
 
 
 def run(shared: dict[str, np.ndarray], idx: np.ndarray, key: str, *, y: np.ndarray | None = None,
@@ -66,9 +66,11 @@ def run(shared: dict[str, np.ndarray], idx: np.ndarray, key: str, *, y: np.ndarr
     if champion is not None:
         proba = champion[0].predict_proba(x[test])
         versus = ("1", evaluate_probabilities(y_test, proba, label_names), correct(y_test, proba, label_names))
-    evaluation = judge(cv, calibration, head, x[test], y_test, label_names, versus, RULE,
-                       champion_cv=champion[1] if champion is not None else None)
-    return evaluation, (head, (cv.accuracy, len(cv.y)))
+    right = dict(zip(idx[dev].tolist(), (cv.logits.argmax(axis=1) == cv.y).tolist(), strict=True))
+    both = [(right[i], champion[1][i]) for i in right if champion is not None and i in champion[1]]
+    paired = (np.array([c for c, _ in both]), np.array([h for _, h in both])) if both else None
+    evaluation = judge(cv, calibration, head, x[test], y_test, label_names, versus, RULE, champion_cv=paired)
+    return evaluation, (head, right)
 
 
 def subset(rng: np.random.Generator, shared: dict[str, np.ndarray], per_label: int) -> np.ndarray:

@@ -48,8 +48,9 @@ def scenes() -> Scenes:
 
 
 def run(scenes: Scenes, key: str, y: np.ndarray,
-        champion: tuple[Head, float, int] | None = None) -> tuple[Evaluation, tuple[Head, float, int]]:
-    """A run on labels ``y`` under ``key``, against ``champion`` (its head, its run's cv accuracy and size)."""
+        champion: tuple[Head, np.ndarray] | None = None) -> tuple[Evaluation, tuple[Head, np.ndarray]]:
+    """A run on labels ``y`` under ``key``, against ``champion`` (its head, its run's out-of-fold correctness on
+    the same train+val samples: the same key)."""
     x, _, labels, hashes = scenes
     split = np.array([split_for(sha, key=key) for sha in hashes])
     dev, test = split != Split.TEST, split == Split.TEST
@@ -60,9 +61,10 @@ def run(scenes: Scenes, key: str, y: np.ndarray,
     if champion is not None:
         proba = champion[0].predict_proba(x[test])
         versus = ("1", evaluate_probabilities(y_test, proba, labels), correct(y_test, proba, labels))
+    right = cv.logits.argmax(axis=1) == cv.y
     evaluation = judge(cv, calibration, head, x[test], y_test, labels, versus, RULE,
-                       champion_cv=champion[1:] if champion is not None else None)
-    return evaluation, (head, cv.accuracy, len(cv.y))
+                       champion_cv=(right, champion[1]) if champion is not None else None)
+    return evaluation, (head, right)
 
 
 def test_six_labels_first_model_promoted_flipped_and_shuffled_refused_under_random_keys(scenes: Scenes) -> None:
