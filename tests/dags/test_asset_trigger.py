@@ -13,28 +13,12 @@ import httpx
 import pytest
 
 from tests import servers
+from tests.utils.airflow_runs import dag_runs, wait_for
 from tests.utils.live_api import SPROUT, prepare_home, serve, sprout_env, unused_photo
 from tests.utils.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DAG_ID = "sprout_retrain"
-
-
-def dag_runs(airflow: servers.AirflowServer) -> list[dict]:
-    resp = httpx.get(f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", params={"order_by": "-run_after"},
-                     headers={"Authorization": f"Bearer {airflow.token()}"}, timeout=10)
-    resp.raise_for_status()
-    return resp.json()["dag_runs"]
-
-
-def wait_for(what: str, probe, timeout: float, interval: float = 1.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def assert_the_api_user_may_do_nothing_else(airflow: servers.AirflowServer) -> None:

@@ -5,13 +5,13 @@ knowing only the new name — is served."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests import servers
+from tests.utils.airflow_runs import dag_runs, wait_for
 from tests.utils.datasets import dataset_tree
 from tests.utils.images import dataset_images
 from tests.utils.live_api import SPROUT, add_reviewer, serve, sprout, sprout_env
@@ -19,22 +19,6 @@ from tests.utils.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DAG_ID = "sprout_retrain"
-
-
-def dag_runs(airflow: servers.AirflowServer) -> list[dict]:
-    resp = httpx.get(f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", params={"order_by": "-run_after"},
-                     headers={"Authorization": f"Bearer {airflow.token()}"}, timeout=10)
-    resp.raise_for_status()
-    return resp.json()["dag_runs"]
-
-
-def wait_for(what: str, probe, timeout: float, interval: float = 2.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := probe():
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_a_rename_starts_a_forced_retrain_and_the_renamed_model_is_served(tmp_path: Path) -> None:
