@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import client, state, ui
+from streamlit_app import charts, client, state, ui
 from streamlit_app.client import ApiError
 from streamlit_app.views import model_quality, taxonomy
 from streamlit_app.views.evidence_words import evidence_sentences
@@ -69,7 +69,7 @@ def accuracy_chart(versions: list[dict[str, Any]]) -> None:
     if len(rows) < 2:
         return
     st.subheader("Accuracy per version", anchor=False)
-    st.line_chart(pd.DataFrame(rows).set_index("version"), y_label="accuracy")
+    st.altair_chart(charts.accuracy_lines(rows), width="stretch")
 
 
 def versions_table(versions: list[dict[str, Any]]) -> None:
@@ -159,14 +159,28 @@ def promote_control(models: dict[str, Any]) -> None:
     st.rerun()
 
 
+def retrain_trigger_words(min_new: int | None) -> str:
+    """How a retrain starts, in the words of the Retrain box."""
+    threshold = f"{min_new} newly approved samples" if min_new else "enough newly approved samples"
+    return (f"A retrain starts by itself once {threshold} exist (the API announces each approval to Airflow; the "
+            "retrain DAG runs on that event) and weekly as a fallback; start one now here. A candidate is promoted "
+            "only if it clears the gate.")
+
+
+def _min_new_samples(token: str) -> int | None:
+    try:
+        return int(client.read_stats(token)["min_new_samples"])
+    except (ApiError, KeyError, TypeError, ValueError):
+        return None
+
+
 def retrain_control() -> None:
     """Start the retrain DAG now and show its latest runs (reviewers; forcing a retrain: admins only)."""
     token = state.token()
     if token is None:
         return
     st.subheader("Retrain", anchor=False)
-    st.caption("The weekly Airflow DAG retrains once enough new samples are approved; start it now here. "
-               "A candidate is promoted only if it clears the gate.")
+    st.caption(retrain_trigger_words(_min_new_samples(token)))
     with st.form("retrain", width=520):
         force = state.is_admin() and st.checkbox("Train even with fewer new samples than the threshold (admin)")
         submitted = st.form_submit_button("Start retraining", icon=":material/model_training:")

@@ -15,8 +15,8 @@ from streamlit_app.views.class_balance import class_balance_section
 PAGE_SIZE = 10
 GRID_SIZE = 24
 GRID_COLUMNS = 4
-ORDERS = {"uncertainty": "Least confident", "novelty": "Novel", "diverse": "Diverse", "suspect": "Suspect",
-          "oldest": "Oldest"}
+ORDERS = {"uncertainty": "Least confident", "novelty": "Novel", "diverse": "Diverse", "suspect": "Contradicted",
+          "oldest": "Oldest"}  # "suspect" orders pending samples; the "Suspect labels" lane lists approved ones
 ORDER_CAPTIONS = {"uncertainty": "those the model found unfamiliar first, then the least confident",
                   "novelty": "farthest from the training set first",
                   "diverse": "uncertain and unlike each other first", "suspect": "contradicted suggestions first",

@@ -1,10 +1,10 @@
-"""Folding per-label series into the top labels and "other"."""
+"""Folding per-label series into the top labels and "other"; the accuracy chart zoomed to its data."""
 
 from __future__ import annotations
 
 import pytest
 
-from streamlit_app.charts import fold_labels, other_name, top_and_other
+from streamlit_app.charts import accuracy_lines, fold_labels, other_name, top_and_other
 
 
 def test_ten_labels_fold_into_the_top_five_and_one_other_bar() -> None:
@@ -37,3 +37,11 @@ def test_a_label_named_like_the_other_bar_keeps_its_own() -> None:
     folded = top_and_other(values, top=2)
     assert folded == {"other (2 labels)": 10.0, "a": 9.0, "other (2 labels)*": 2.0}
     assert other_name(1) == "other (1 label)"
+
+
+def test_the_accuracy_chart_zooms_to_its_data() -> None:
+    rows = [{"version": "v1", "test accuracy": 0.90, "cross-validated accuracy": 0.93},
+            {"version": "v2", "test accuracy": 0.95, "cross-validated accuracy": None}]
+    spec = accuracy_lines(rows).to_dict()
+    assert spec["encoding"]["y"]["scale"]["domain"] == pytest.approx([0.88, 1.0])  # not 0 to 1: 0.90 vs 0.95 shows
+    assert spec["encoding"]["x"]["sort"] == ["v1", "v2"]

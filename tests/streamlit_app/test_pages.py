@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Button
@@ -333,6 +334,13 @@ def test_a_reviewer_who_is_no_admin_gets_no_promote_or_force_controls(app: MakeA
     assert not [c for c in at.checkbox if "Train even with fewer" in c.label]
     assert any("An admin can rename, merge or retire a label" in c for c in texts(at.caption))
     assert not [s for s in at.selectbox if s.label == "Label"]  # the labels are listed, the controls withheld
+    # the Retrain box says how a retrain starts: the approval threshold, the event, the weekly fallback
+    threshold = httpx.get(f"{api.url}/admin/stats", headers=api.headers()).json()["min_new_samples"]
+    assert any(f"A retrain starts by itself once {threshold} newly approved samples exist" in c
+               and "weekly as a fallback" in c for c in texts(at.caption)), texts(at.caption)
+    ok(at.switch_page("views/review.py").run())
+    [order] = [b for b in at.get("button_group") if b.proto.label == "Order"]
+    assert "Contradicted" in [o.content for o in order.proto.options]  # not "Suspect": that is the lane's name
 
 
 @pytest.mark.slow
