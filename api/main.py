@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import InterfaceError, OperationalError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -107,10 +108,11 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API for these settings (default: the process's ``SPROUT_*`` settings)."""
     settings = settings or get_settings()
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc serve Swagger UI and ReDoc from the installed package, not a CDN
         title="Sprout",
         summary="Image classification with human-in-the-loop labeling and continuous training.",
         version="0.1.0",
+        static_url="/docs/assets",  # under /docs: the Ingress's /docs prefix (helm ingress.api.docs) serves them too
         lifespan=make_lifespan(settings),
     )
     install_error_handlers(app)
