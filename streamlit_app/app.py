@@ -13,6 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 from streamlit_app import client, session, state
+from streamlit_app.links import links_markdown
+from streamlit_app.settings import UiSettings
 
 VIEWS = Path(__file__).parent / "views"
 FLASH_STYLES = {
@@ -33,6 +35,7 @@ def sidebar(home: st.Page) -> None:
                 state.flash("You are logged out.", "info")
                 st.switch_page(home)
         st.caption(f"API: `{client.api_url()}`")
+        st.markdown(f":material/open_in_new: {links_markdown(UiSettings())}")
         session.sync()
 
 

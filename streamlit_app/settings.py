@@ -17,6 +17,17 @@ class UiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPROUT_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
     api_url: str = Field(default="http://127.0.0.1:8000", description="Where the Streamlit app finds the API.")
+    # Browser-facing addresses for the sidebar's links (the container-to-container ones above are not).
+    api_public_url: str | None = Field(
+        default=None,
+        description="The API as a browser reaches it, for the sidebar's link to its docs (`/docs`). "
+                    "Default: `SPROUT_API_URL`.")
+    mlflow_public_url: str | None = Field(
+        default=None,
+        description="MLflow's web UI as a browser reaches it, linked from the sidebar. Empty: no link.")
+    airflow_public_url: str | None = Field(
+        default=None,
+        description="Airflow's web UI as a browser reaches it, linked from the sidebar. Empty: no link.")
     api_timeout_seconds: float = Field(
         default=60.0,
         description="How long the Streamlit app waits for an answer of the API.")

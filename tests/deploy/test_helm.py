@@ -875,3 +875,15 @@ def test_training_task_is_a_gpu_pod_on_the_nodes_from_values(which: str, request
             path.write_text(json.dumps(pod))
             pod_files.append(path)
     kubernetes_validate(pod_files)
+
+
+def test_streamlit_links_become_the_sidebars_public_urls(default: Render, tmp_path: Path) -> None:
+    """streamlit.links: each URL set reaches the UI as SPROUT_<NAME>_PUBLIC_URL; none set, none passed."""
+    def env(render: Render) -> dict[str, str]:
+        container = render.get("Deployment", "sprout-streamlit")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e["value"] for e in container["env"] if "PUBLIC_URL" in e["name"]}
+
+    assert env(default) == {}
+    links = {"api": "https://sprout.example.org", "mlflow": "https://mlflow.example.org", "airflow": ""}
+    assert env(Render({"streamlit": {"links": links}}, "sprout", tmp_path)) == {
+        "SPROUT_API_PUBLIC_URL": "https://sprout.example.org", "SPROUT_MLFLOW_PUBLIC_URL": "https://mlflow.example.org"}
