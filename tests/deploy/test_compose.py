@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from model.core.settings import Settings
+from streamlit_app.settings import UiSettings
 from tests.deploy.tools import (
     AIRFLOW_PLUGINS,
     AIRFLOW_PYTHON,
@@ -459,8 +460,7 @@ def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str,
         {f"SPROUT_{name}" for name in re.findall(r"_env\(\"([A-Z0-9_]+)\"", dag_source)}
     init_names = set(re.findall(r"(SPROUT_[A-Z0-9_]+)", (DOCKER / "sprout-init.sh").read_text()))
     postgres_names = {"SPROUT_DB_PASSWORD"}
-    ui_names = {name for module in ("client.py", "settings.py")
-                for name in re.findall(r"(SPROUT_[A-Z0-9_]+)", (REPO_ROOT / "streamlit_app" / module).read_text())}
+    ui_names = {f"SPROUT_{name.upper()}" for name in UiSettings.model_fields}
     for name, service in resolved["services"].items():
         env = service.get("environment") or {}
         for key in env:
