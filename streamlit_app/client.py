@@ -165,11 +165,12 @@ def predict(name: str, data: bytes, content_type: str | None) -> dict[str, Any]:
 
 
 def submit_sample(name: str, data: bytes, content_type: str | None, *,
-                  label: str | None = None) -> tuple[dict[str, Any], bool]:
-    """``POST /samples``: (the stored sample, True when new; False: an exact duplicate, ``id``/``status`` null)."""
+                  label: str | None = None, token: str | None = None) -> tuple[dict[str, Any], bool]:
+    """``POST /samples``: (the stored sample, True when new; False: an exact duplicate, ``id``/``status`` null).
+    With a reviewer's ``token`` the receipt also names the existing sample and the near-duplicates."""
     files = {"file": (name, data, content_type or "application/octet-stream")}
     form = {"label": label} if label else {}
-    resp = _request("POST", "/samples", files=files, data=form)
+    resp = _request("POST", "/samples", files=files, data=form, token=token)
     _read_samples.clear()
     _read_stats.clear()
     return _json(resp), resp.status_code == 201

@@ -1,0 +1,105 @@
+"""The Predict page cannot crash: each image is its own card, a corrupt one says so in its card only, and the
+results table sends the checked images (or the low-confidence ones) for review. Logic: ``predict_cards``; the
+page under ``AppTest`` against the real API (the session's model, trained on dandelion and grass)."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+from PIL import Image
+
+from streamlit_app import predict_cards as cards
+from tests.streamlit_app.test_pages import MakeApp, button, metric, ok, sample_id_in, texts
+from tests.utils.images import random_image_bytes
+from tests.utils.live_api import LiveApi, unused_photo
+
+# A JPEG's start-of-image and APP0 markers, then noise: Pillow cannot even identify it (the API answers 400).
+CORRUPT_JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
+
+
+def test_preview_is_a_png_thumbnail_of_a_valid_image() -> None:
+    data = cards.preview(random_image_bytes(size=(1600, 900)), side=320)
+    with Image.open(io.BytesIO(data)) as image:
+        assert (image.format, image.size) == ("PNG", (320, 180))
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (CORRUPT_JPEG, "not an image Sprout can read"),
+    (random_image_bytes(size=(400, 300))[:600], "damaged"),  # a truncated JPEG: identified, not decodable
+    (b"", "not an image Sprout can read"),
+])
+def test_preview_turns_any_unreadable_file_into_one_sentence(data: bytes, says: str) -> None:
+    with pytest.raises(cards.PreviewError, match=says):
+        cards.preview(data)
+
+
+def test_rows_flags_and_what_a_bulk_send_sends() -> None:
+    items = [cards.Upload("a", "a.jpg"), cards.Upload("b", "b.jpg"), cards.Upload("c", "c.jpg"),
+             cards.Upload("d", "d.jpg")]
+    answers = {"a": {"result": {"label": "sea", "confidence": 0.41, "abstained": True, "unfamiliar": False}},
+               "b": {"result": {"label": "forest", "confidence": 0.97, "abstained": False, "unfamiliar": True}},
+               "c": {"error": "The file is not an image.", "status": 400},
+               "d": {"result": {"label": "glacier", "confidence": 0.38, "abstained": True}}}
+    sent = {"d": {"id": 7, "created": True}, "c": {"error": "The file is not an image."}}
+    assert cards.result_row(items[0], answers["a"], None) == {
+        "image": "a.jpg", "label": "sea", "confidence": 0.41, "not sure": True, "unfamiliar": False,
+        "review": "", "error": ""}
+    assert cards.result_row(items[2], answers["c"], sent["c"])["error"] == \
+        "Not sent for review: The file is not an image."
+    assert cards.result_row(items[3], answers["d"], sent["d"])["review"] == "sample #7"
+    assert cards.result_row(items[1], answers["b"], {"id": None, "created": False})["review"] == "already submitted"
+    assert cards.low_confidence_ids(items, answers) == {"a", "d"}  # abstained; an error is not low-confidence
+    # already sent (d) is not sent twice; a failed send (c) may be tried again; upload order is kept
+    assert [u.file_id for u in cards.to_send(items, {"d", "c", "a"}, sent)] == ["a", "c"]
+
+
+@pytest.mark.slow
+def test_a_corrupt_jpeg_among_valid_ones_errs_in_its_own_card_only(app: MakeApp, api: LiveApi) -> None:
+    at = ok(app().run())
+    uploader = at.file_uploader[0]
+    uploader.upload("grass.jpg", unused_photo("grass", 60).read_bytes(), "image/jpeg")
+    uploader.upload("broken.jpg", CORRUPT_JPEG, "image/jpeg")
+    uploader.upload("dandelion.jpg", unused_photo("dandelion", 60).read_bytes(), "image/jpeg")
+    ok(at.run())
+    assert metric(at, "Label") == ["grass", "dandelion"], metric(at, "Label")  # both valid results, in order
+    errors = texts(at.error)
+    assert len(errors) == 2, errors  # the broken card's preview and the API's refusal, nothing else
+    assert errors[0] == "**broken.jpg**: This file is not an image Sprout can read."
+    assert len(at.image) == 2  # the two valid previews
+    # the table: one row per image, the API's 4xx sentence in the broken one's row
+    rows = [m for m in texts(at.markdown) if m.startswith(":red[")]
+    assert rows == [f":red[{errors[1]}]"], rows
+    assert len(at.checkbox) == 3
+
+
+@pytest.mark.slow
+def test_send_selected_sends_the_checked_images_and_keeps_each_failure_in_its_row(app: MakeApp,
+                                                                                  api: LiveApi) -> None:
+    at = ok(app().run())
+    uploader = at.file_uploader[0]
+    uploader.upload("keep.jpg", unused_photo("grass", 61).read_bytes(), "image/jpeg")
+    uploader.upload("broken.jpg", CORRUPT_JPEG, "image/jpeg")
+    uploader.upload("send.jpg", unused_photo("dandelion", 61).read_bytes(), "image/jpeg")
+    ok(at.run())
+    assert button(at, "Send selected for review").disabled  # nothing checked yet
+    at.checkbox[1].check()
+    at.checkbox[2].check()
+    ok(at.run())
+    ok(button(at, "Send selected for review").click().run())
+    [sent] = [s for s in texts(at.success) if s.startswith("Sent for review as sample")]
+    sample_id = sample_id_in(sent)
+    try:
+        assert "Sent 1 of 2 images for review. 1 failed: see their rows." in texts(at.warning)
+        assert any(m.startswith(":red[Not sent for review: ") for m in texts(at.markdown)), texts(at.markdown)
+        assert f"sample #{sample_id}" in texts(at.markdown)
+        pending = {s["id"]: s for s in api.samples("pending")}
+        assert sample_id in pending and pending[sample_id]["suggested_label"] is None
+        assert metric(at, "Label") == ["grass", "dandelion"]  # the unchecked card is untouched
+        assert [b.label for b in at.button].count("Send for review") == 1  # keep.jpg's form only
+        assert at.checkbox[2].disabled and not at.checkbox[2].value  # sent: no second send
+    finally:  # the shared API's queue stays as other tests expect it
+        resp = httpx.post(f"{api.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
+                          headers=api.headers())
+        assert resp.status_code == 200, resp.text
