@@ -13,6 +13,7 @@ from playwright.sync_api import Page, Route, expect
 from tests.utils.live_api import LiveApi
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
+expect.set_options(timeout=30_000)  # two shared cores under a whole test suite
 Screenshot = Callable[[str], Path]
 
 
