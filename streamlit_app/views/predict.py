@@ -178,7 +178,7 @@ def card_body(upload: UploadedFile, answer: dict[str, Any]) -> None:
 
 
 SENT_NOTE = "predict-sent-note"  # session key: what the last bulk send did, shown once
-TABLE_WIDTHS = [0.6, 3, 2, 1.4, 1, 1.2, 1.8, 3]
+TABLE_WIDTHS = [0.5, 2.6, 1.8, 1.9, 1.4, 1.9, 1.8, 3]
 TABLE_HEADER = ["", "Image", "Label", "Confidence", "Not sure", "Unfamiliar", "Review", "Error"]
 
 

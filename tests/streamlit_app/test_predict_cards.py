@@ -56,7 +56,8 @@ def test_rows_flags_and_what_a_bulk_send_sends() -> None:
 
 
 @pytest.mark.slow
-def test_a_corrupt_jpeg_among_valid_ones_errs_in_its_own_card_only(app: MakeApp, api: LiveApi) -> None:
+@pytest.mark.usefixtures("api")  # the real API, SPROUT_API_URL pointing at it
+def test_a_corrupt_jpeg_among_valid_ones_errs_in_its_own_card_only(app: MakeApp) -> None:
     at = ok(app().run())
     uploader = at.file_uploader[0]
     uploader.upload("grass.jpg", unused_photo("grass", 60).read_bytes(), "image/jpeg")
