@@ -242,6 +242,14 @@ def review_page() -> None:
         pending_queue(token, stats)
 
 
+def remember_view(*, order: str, grid: bool) -> None:
+    """Keep the queue's order and mode in the page's URL (``?order=novelty&mode=grid``): a reload, a bookmark or a
+    shared link opens the queue as it was."""
+    wanted = {"order": order, "mode": "grid" if grid else "cards"}
+    if any(st.query_params.get(key) != value for key, value in wanted.items()):
+        st.query_params.update(wanted)
+
+
 def pending_queue(token: str, stats: dict[str, Any] | None) -> None:
     header, refresh = st.columns([4, 1], vertical_alignment="bottom")
     header.subheader("Pending samples", anchor=False)
@@ -249,9 +257,13 @@ def pending_queue(token: str, stats: dict[str, Any] | None) -> None:
         client.clear_review_reads()
         st.rerun()
     order_col, grid_col = st.columns([4, 1], vertical_alignment="center")
-    order = order_col.segmented_control("Order", list(ORDERS), format_func=ORDERS.__getitem__, default="uncertainty",
-                                        key="review_order") or "uncertainty"
-    grid = grid_col.toggle("Grid", key="review_grid", help="Several samples at a glance; decide them together.")
+    remembered = st.query_params.get("order")
+    order = order_col.segmented_control(
+        "Order", list(ORDERS), format_func=ORDERS.__getitem__, key="review_order",
+        default=remembered if remembered in ORDERS else "uncertainty") or "uncertainty"
+    grid = grid_col.toggle("Grid", key="review_grid", value=st.query_params.get("mode") == "grid",
+                           help="Several samples at a glance; decide them together.")
+    remember_view(order=order, grid=grid)
     try:
         queue = client.read_samples(token, status="pending", order=order, limit=GRID_SIZE if grid else PAGE_SIZE)
     except ApiError as err:

@@ -186,8 +186,29 @@ def test_wrong_password_is_refused_with_the_api_message(app: MakeApp, api: LiveA
     at = log_in(app(), api.username, "not-the-password")
     assert texts(at.error) == ["Incorrect user name or password."]
     assert at.session_state["token"] is None
+    # the user name stays for the next try, the password does not
+    assert at.text_input(key="login-username").value == api.username
+    assert at.text_input(key="login-password").value == ""
     with pytest.raises(ValueError):
         at.switch_page("views/review.py")
+
+
+def test_the_queue_keeps_its_order_and_mode_in_the_url_across_a_reload(app: MakeApp, api: LiveApi) -> None:
+    at = log_in(app(), api.username, api.password)
+    assert at.query_params["order"] == "uncertainty" and at.query_params["mode"] == "cards"
+    at.session_state["review_order"] = "novelty"
+    at.toggle(key="review_grid").set_value(True)
+    ok(at.run())
+    assert at.query_params["order"] == "novelty" and at.query_params["mode"] == "grid"
+    # a reload: a new session, logged in again from its cookie, opens the review page on the same URL
+    again = app()
+    ok(again.run())
+    for key in ("token", "username", "is_admin", "token_expires_at"):
+        again.session_state[key] = at.session_state[key]
+    ok(again.run())  # the navigation now offers the review page
+    again.query_params.update({"order": "novelty", "mode": "grid"})
+    ok(again.switch_page("views/review.py").run())
+    assert again.session_state["review_order"] == "novelty" and again.toggle(key="review_grid").value is True
 
 
 @pytest.mark.slow
