@@ -73,8 +73,11 @@ def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
             submitted = ui.when(sample.get("created_at"))
             st.markdown(f"**Sample #{sample_id}** · {sample.get('source', 'upload')} · {submitted}")
             label_col, confidence_col = st.columns(2)
-            label_col.metric("Predicted", predicted or "—")
+            version = sample.get("predicted_by_version")
+            label_col.metric("Predicted", predicted or "—", help=f"by model v{version}" if version else None)
             confidence_col.metric("Confidence", ui.percent(sample.get("confidence")))
+            if version:
+                label_col.caption(f"by model v{version}")
             if sample.get("predicted_unfamiliar"):
                 st.markdown(":material/help: Unfamiliar: this looks like nothing the model was trained on (a new "
                             "label, or something that does not belong).")

@@ -227,6 +227,8 @@ def test_reviewer_logs_in_and_approves_corrects_and_rejects(app: MakeApp, api: L
     assert {f"approve-{s['id']}" for s in (approve, correct, reject)} <= set(shown)
     confidences = [float(m.rstrip("%")) for m in metric(at, "Confidence")]
     assert confidences == sorted(confidences)  # least confident first
+    serving = api.get("/models")["serving"]
+    assert f"by model v{serving}" in texts(at.caption)  # each card names the version that predicted it
 
     ok(at.button(key=f"approve-{approve['id']}").click().run())
     assert texts(at.success) == [f"Approved sample #{approve['id']} as {approve['predicted_label']}."]
