@@ -141,12 +141,15 @@ def promote_control(models: dict[str, Any]) -> None:
         st.caption("There is no other version to promote.")
         return
     older = [v for v in choices if champion and _version_key(v) < _version_key(champion)]
-    with st.form("promote", width=520):
+    with st.container(border=True, width=560):
         version = st.selectbox("Version", choices, index=choices.index(older[0]) if older else 0,
                                format_func=lambda v: f"v{v}" + (" (the one before the champion)"
                                                                 if older and v == older[0] else ""))
+        metrics = {v["version"]: v.get("metrics") for v in models["versions"]}
+        st.markdown(metric_difference(version, metrics.get(version), champion, metrics.get(champion)))
+        confirmed = st.checkbox(f"Serve v{version} for every prediction from now on", key=f"confirm-promote-{version}")
         st.caption("The API starts serving the chosen version immediately.")
-        if not st.form_submit_button("Make it the champion", type="primary", icon=":material/swap_vert:"):
+        if not st.button("Make it the champion", type="primary", icon=":material/swap_vert:", disabled=not confirmed):
             return
     try:
         result = client.promote(token, version)
@@ -157,6 +160,20 @@ def promote_control(models: dict[str, Any]) -> None:
     state.flash(f"Version {result['champion']} is now the champion"
                 + (f" (was version {previous})." if previous else "."))
     st.rerun()
+
+
+def metric_difference(version: str, metrics: dict[str, Any] | None, champion: str | None,
+                      champion_metrics: dict[str, Any] | None) -> str:
+    """What a promotion changes, in words: the chosen version's test accuracy and macro F1 against the champion's
+    (each measured on its own run's test images)."""
+    parts = []
+    for name, label in (("accuracy", "test accuracy"), ("macro_f1", "macro F1")):
+        new, old = _metric(metrics, name), _metric(champion_metrics, name)
+        if new is None:
+            continue
+        versus = "" if old is None else f" against {ui.percent(old)} for v{champion} ({(new - old) * 100:+.1f} points)"
+        parts.append(f"{label} {ui.percent(new)}{versus}")
+    return f"v{version}: " + ("; ".join(parts) if parts else "no test metrics recorded") + "."
 
 
 def retrain_trigger_words(min_new: int | None) -> str:

@@ -382,6 +382,10 @@ def test_admin_rolls_back_to_the_previous_version(app: MakeApp, api: LiveApi) ->
     assert metric(at, "Champion") == [f"v{new}"]
     [choice] = [s for s in at.selectbox if s.label == "Version"]
     assert choice.value == str(int(new) - 1)  # the version before the champion is offered first
+    assert button(at, "Make it the champion").disabled  # not before the admin confirms
+    assert any(m.startswith(f"v{int(new) - 1}: test accuracy ") and f"for v{new} (" in m and " points)" in m
+               for m in texts(at.markdown)), texts(at.markdown)  # what the change does, in numbers
+    ok(at.checkbox(key=f"confirm-promote-{int(new) - 1}").check().run())
     ok(button(at, "Make it the champion").click().run())
     assert texts(at.success) == [f"Version {int(new) - 1} is now the champion (was version {new})."]
     assert metric(at, "Champion") == [f"v{int(new) - 1}"]
