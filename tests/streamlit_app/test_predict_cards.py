@@ -10,10 +10,11 @@ import httpx
 import pytest
 from PIL import Image
 
+from model.data.samples import sha256_of
 from streamlit_app import predict_cards as cards
-from tests.streamlit_app.test_pages import MakeApp, button, metric, ok, sample_id_in, texts
-from tests.utils.images import random_image_bytes
-from tests.utils.live_api import LiveApi, unused_photo
+from tests.streamlit_app.test_pages import MakeApp, button, log_in, metric, ok, sample_id_in, texts
+from tests.utils.images import dataset_images, near_copy, random_image_bytes
+from tests.utils.live_api import PER_LABEL, LiveApi, unused_photo
 
 # A JPEG's start-of-image and APP0 markers, then noise: Pillow cannot even identify it (the API answers 400).
 CORRUPT_JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
@@ -104,3 +105,37 @@ def test_send_selected_sends_the_checked_images_and_keeps_each_failure_in_its_ro
         resp = httpx.post(f"{api.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
                           headers=api.headers())
         assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.slow
+def test_a_reviewer_learns_what_an_upload_nearly_duplicates_and_a_visitor_does_not(app: MakeApp,
+                                                                                    api: LiveApi) -> None:
+    trained = {s["sha256"]: s["id"] for s in api.samples("approved")}
+    original = next(p for p in dataset_images("grass", PER_LABEL)[12:] if sha256_of(p.read_bytes()) in trained)
+    original_id = trained[sha256_of(original.read_bytes())]
+    visitor_copy = near_copy(original.read_bytes(), crop=0.08, scale=0.7, quality=73)
+    reviewer_copy = near_copy(original.read_bytes(), crop=0.12, scale=0.75, quality=74)
+    sent: list[int] = []
+    try:
+        at = ok(app().run())  # a visitor: no note, no id but the new sample's own
+        at.file_uploader[0].upload("copy.jpg", visitor_copy, "image/jpeg")
+        ok(at.run())
+        ok(button(at, "Send for review").click().run())
+        [message] = texts(at.success)
+        sent.append(sample_id_in(message))
+        assert not [i for i in texts(at.info) if "nearly duplicates" in i]
+
+        at = log_in(app(), api.username, api.password)
+        ok(at.switch_page("views/predict.py").run())
+        at.file_uploader[0].upload("copy.jpg", reviewer_copy, "image/jpeg")
+        ok(at.run())
+        ok(button(at, "Send for review").click().run())
+        [message] = texts(at.success)
+        sent.append(sample_id_in(message))
+        [note] = [i for i in texts(at.info) if "nearly duplicates" in i]
+        assert f"#{original_id}" in note, note
+    finally:  # the shared API's queue stays as other tests expect it
+        for sample_id in sent:
+            resp = httpx.post(f"{api.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
+                              headers=api.headers())
+            assert resp.status_code == 200, resp.text
