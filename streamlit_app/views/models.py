@@ -43,13 +43,22 @@ def champion_summary(models: dict[str, Any]) -> None:
         st.caption(f"The API still serves version {serving}; it follows the champion within seconds.")
 
 
-def latest_evidence(runs: list[dict[str, Any]]) -> None:
-    """The newest finished run's gate decision, its evidence in words, and the candidates it tried."""
-    run = next((r for r in sorted(runs, key=lambda r: r["id"], reverse=True) if r.get("evidence")), None)
-    if run is None:
+def latest_evidence(runs: list[dict[str, Any]], champion: str | None = None) -> None:
+    """Why the model serving now was promoted (the run that registered the champion), and the newest run when it
+    is another one: a later run refused or passed, or a later version that was rolled back."""
+    finished = sorted((r for r in runs if r.get("evidence")), key=lambda r: r["id"], reverse=True)
+    if not finished:
         return
-    verdict = "promoted" if run.get("promoted") else "passed by the gate" if run.get("gate_passed") else "refused"
-    st.subheader(f"Why run {run['id']} was {verdict}", anchor=False)
+    newest = finished[0]
+    serving = next((r for r in finished if champion and r.get("registered_version") == champion), None)
+    run = serving or newest
+    if serving is not None:
+        st.subheader(f"Why v{champion} serves: run {run['id']} promoted it", anchor=False)
+    else:
+        verdict = "promoted" if run.get("promoted") else "passed by the gate" if run.get("gate_passed") else "refused"
+        st.subheader(f"Why run {run['id']} was {verdict}", anchor=False)
+    if serving is not None and newest is not serving:
+        st.caption(newer_run_words(newest, champion))
     for line in evidence_sentences(run["evidence"]):
         st.markdown(f"- {line}")
     candidates = run.get("candidates") or []
@@ -59,6 +68,17 @@ def latest_evidence(runs: list[dict[str, Any]]) -> None:
                                     "CV log loss": c.get("log_loss")} for c in candidates]),
                      hide_index=True, column_config={"CV accuracy": st.column_config.NumberColumn(format="percent"),
                                                      "CV log loss": st.column_config.NumberColumn(format="%.3f")})
+
+
+def newer_run_words(run: dict[str, Any], champion: str | None) -> str:
+    """A run newer than the champion's, in one sentence: a version it registered that no longer serves (rolled
+    back), or the gate's decision on it."""
+    version = run.get("registered_version")
+    if version and version != champion:
+        return (f"Run {run['id']} registered v{version} later; v{champion} is the champion again (a rollback or a "
+                f"promotion by an admin).")
+    verdict = "passed the gate" if run.get("gate_passed") else "was refused"
+    return f"The newest run, {run['id']}, {verdict}: {run.get('gate_reason') or 'no reason recorded'}."
 
 
 def accuracy_chart(versions: list[dict[str, Any]]) -> None:
@@ -230,7 +250,7 @@ def models_page() -> None:
         ui.show_error(err)
         return
     champion_summary(models)
-    latest_evidence(models.get("runs", []))
+    latest_evidence(models.get("runs", []), models.get("champion"))
     accuracy_chart(models.get("versions", []))
     model_quality.quality_section(models.get("versions", []), models.get("champion"))
     versions_table(models.get("versions", []))
