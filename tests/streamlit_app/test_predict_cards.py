@@ -15,6 +15,7 @@ from streamlit_app import predict_cards as cards
 from tests.streamlit_app.test_pages import MakeApp, button, log_in, metric, ok, sample_id_in, texts
 from tests.utils.images import dataset_images, near_copy, random_image_bytes
 from tests.utils.live_api import PER_LABEL, LiveApi, unused_photo
+from tests.utils.paths import SCENES
 
 # A JPEG's start-of-image and APP0 markers, then noise: Pillow cannot even identify it (the API answers 400).
 CORRUPT_JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8
@@ -136,6 +137,34 @@ def test_a_reviewer_learns_what_an_upload_nearly_duplicates_and_a_visitor_does_n
         assert f"#{original_id}" in note, note
     finally:  # the shared API's queue stays as other tests expect it
         for sample_id in sent:
+            resp = httpx.post(f"{api.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
+                              headers=api.headers())
+            assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.slow
+def test_send_all_low_confidence_sends_exactly_the_images_the_model_abstained_on(app: MakeApp,
+                                                                                 api: LiveApi) -> None:
+    at = ok(app().run())
+    at.file_uploader[0].upload("grass.jpg", unused_photo("grass", 63).read_bytes(), "image/jpeg")
+    for photo in sorted((SCENES / "glacier").glob("*.jpg"))[2:8]:  # unlike anything trained: often not sure
+        at.file_uploader[0].upload(photo.name, photo.read_bytes(), "image/jpeg")
+    ok(at.run())
+    answers = at.session_state["predictions"]
+    low = [f for f, a in answers.items() if a["result"]["abstained"]]
+    assert low and len(low) < len(answers), answers  # some, not all (the grass photo is sure)
+    low_button = [b for b in at.button if b.key == "send-low"][0]
+    assert low_button.label == f"Send all low-confidence for review ({len(low)})"
+    ok(low_button.click().run())
+    sent = at.session_state["submissions"]
+    ids = [s["id"] for s in sent.values() if s.get("created")]
+    try:
+        assert set(sent) == set(low), (sent, low)
+        assert f"Sent {len(low)} of {len(low)} images for review." in texts(at.success)
+        assert len([s for s in texts(at.success) if s.startswith("Sent for review as sample")]) == len(low)
+        assert [b for b in at.button if b.key == "send-low"][0].disabled  # nothing left to send
+    finally:  # the shared API's queue stays as other tests expect it
+        for sample_id in ids:
             resp = httpx.post(f"{api.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
                               headers=api.headers())
             assert resp.status_code == 200, resp.text
