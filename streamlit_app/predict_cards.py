@@ -8,20 +8,25 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 PREVIEW_SIDE = 640  # pixels: the longest side of a card's preview
+PREVIEW_MAX_PIXELS = 50_000_000  # not decoded here above the API's ceiling (SPROUT_MAX_IMAGE_MEGAPIXELS ≤ 50)
 
 
 class PreviewError(Exception):
     """The image cannot be shown; ``str(error)`` is the sentence for its card."""
 
 
-def preview(data: bytes, side: int = PREVIEW_SIDE) -> bytes:
-    """A PNG thumbnail of the image, decoded in full here (a truncated or corrupt file fails now, not later in
-    ``st.image``); raises ``PreviewError`` for anything Pillow cannot decode."""
+def preview(data: bytes, side: int = PREVIEW_SIDE, max_pixels: int = PREVIEW_MAX_PIXELS) -> bytes:
+    """A PNG thumbnail of the image, upright (EXIF orientation applied), decoded in full here (a truncated or
+    corrupt file fails now, not later in ``st.image``); raises ``PreviewError`` for anything Pillow cannot decode."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.width * opened.height > max_pixels:
+                raise Image.DecompressionBombError
+            opened.draft("RGB", (side, side))  # a large JPEG decodes at a reduced scale: fast
+            image = ImageOps.exif_transpose(opened)
             image.load()
             image.thumbnail((side, side))
             shown = image.convert("RGBA" if "A" in image.getbands() else "RGB")

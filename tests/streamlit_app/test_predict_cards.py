@@ -13,7 +13,7 @@ from PIL import Image
 from model.data.samples import sha256_of
 from streamlit_app import predict_cards as cards
 from tests.streamlit_app.test_pages import MakeApp, button, log_in, metric, ok, sample_id_in, texts
-from tests.utils.images import dataset_images, near_copy, random_image_bytes
+from tests.utils.images import dataset_images, exif_jpeg_bytes, near_copy, png_claiming_size, random_image_bytes
 from tests.utils.live_api import PER_LABEL, LiveApi, unused_photo
 from tests.utils.paths import SCENES
 
@@ -25,12 +25,15 @@ def test_preview_is_a_png_thumbnail_of_a_valid_image() -> None:
     data = cards.preview(random_image_bytes(size=(1600, 900)), side=320)
     with Image.open(io.BytesIO(data)) as image:
         assert (image.format, image.size) == ("PNG", (320, 180))
+    with Image.open(io.BytesIO(cards.preview(exif_jpeg_bytes(6, size=(64, 48))))) as image:
+        assert image.size == (48, 64)  # upright: EXIF orientation 6 is a quarter turn
 
 
 @pytest.mark.parametrize(("data", "says"), [
     (CORRUPT_JPEG, "not an image Sprout can read"),
     (random_image_bytes(size=(400, 300))[:600], "damaged"),  # a truncated JPEG: identified, not decodable
     (b"", "not an image Sprout can read"),
+    (png_claiming_size(12_000, 9_000), "too many pixels"),  # 108 MP: refused before decoding
 ])
 def test_preview_turns_any_unreadable_file_into_one_sentence(data: bytes, says: str) -> None:
     with pytest.raises(cards.PreviewError, match=says):
