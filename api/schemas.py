@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from db.models import RunStatus, SampleSource, SampleStatus, Split
+from db.models import ChampionChangeKind, RunStatus, SampleSource, SampleStatus, Split
 from model.reports.history import VersionRow
 
 
@@ -202,11 +202,25 @@ class RunPublic(BaseModel):
     n_embedded: int | None
 
 
+class ChampionChangePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: ChampionChangeKind = Field(description="`run`: a training run's promotion; `promoted` or `rollback`: a "
+                                                 "person's, to a newer or an older version")
+    version: str
+    previous: str | None
+    changed_by: str = Field(description='The admin\'s user name, "run N", or "command line" (`sprout rollback`)')
+    run_id: int | None
+    created_at: datetime
+
+
 class ModelsPublic(BaseModel):
     champion: str | None
     serving: str | None
     versions: list[VersionRow]
     runs: list[RunPublic]
+    changes: list[ChampionChangePublic] = Field(
+        default=[], description="Who made which version the champion and when, newest first (the latest 20)")
 
 
 class PromoteResult(BaseModel):

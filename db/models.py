@@ -67,6 +67,12 @@ class LabelChangeKind(enum.StrEnum):
     RETIRE = "retire"
 
 
+class ChampionChangeKind(enum.StrEnum):
+    PROMOTED_BY_RUN = "run"  # a training run's candidate passed the gate
+    PROMOTED = "promoted"  # a person made a newer (or any other) version the champion
+    ROLLED_BACK = "rollback"  # a person moved the champion back to an older version
+
+
 class RunStatus(enum.StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -127,6 +133,20 @@ class Review(Base):
                                                         index=True)
 
     sample: Mapped[Sample] = relationship(back_populates="reviews")
+
+
+class ChampionChange(Base):
+    """Who made which version the champion, when, and which it replaced: a training run or a person."""
+
+    __tablename__ = "champion_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[ChampionChangeKind] = mapped_column(_enum(ChampionChangeKind, "champion_change_kind"))
+    version: Mapped[str] = mapped_column(String(32))
+    previous: Mapped[str | None] = mapped_column(String(32))
+    changed_by: Mapped[str] = mapped_column(String(64))  # a user name, "run 12", or "command line"
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class LabelChange(Base):

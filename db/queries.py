@@ -14,6 +14,8 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
+    ChampionChange,
+    ChampionChangeKind,
     Embedding,
     InstanceSecret,
     LabelChange,
@@ -371,3 +373,16 @@ def update_sample_where(session: Session, *, sample_id: int, expected: dict[str,
     result = session.execute(update(Sample).where(Sample.id == sample_id, *conditions).values(**values)
                              .execution_options(synchronize_session=False))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_champion_change(session: Session, *, kind: ChampionChangeKind, version: str, previous: str | None,
+                           changed_by: str, run_id: int | None = None) -> ChampionChange:
+    """Add the audit row of a change of the champion (the caller commits)."""
+    row = ChampionChange(kind=kind, version=version, previous=previous, changed_by=changed_by, run_id=run_id)
+    session.add(row)
+    return row
+
+
+def champion_changes(session: Session, *, limit: int = 20) -> list[ChampionChange]:
+    """The latest changes of the champion, newest first."""
+    return list(session.scalars(select(ChampionChange).order_by(ChampionChange.id.desc()).limit(limit)))

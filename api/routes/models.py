@@ -1,9 +1,9 @@
 """GET /models (public history) and POST /admin/models/{version}/promote (promote or roll back: admins only)."""
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from api.deps import ServicesDep, WatcherDep, require_admin
-from api.schemas import ModelsPublic, PromoteResult, RunPublic
+from api.deps import CurrentAdmin, ServicesDep, WatcherDep
+from api.schemas import ChampionChangePublic, ModelsPublic, PromoteResult, RunPublic
 from model.learning.promotion import rollback
 from model.reports.history import model_history
 
@@ -16,14 +16,15 @@ def read_models(services: ServicesDep, watcher: WatcherDep) -> ModelsPublic:
     history = model_history(services)
     return ModelsPublic(champion=history.champion, serving=watcher.version,
                         versions=history.versions,
-                        runs=[RunPublic.model_validate(r) for r in history.runs])
+                        runs=[RunPublic.model_validate(r) for r in history.runs],
+                        changes=[ChampionChangePublic.model_validate(c) for c in history.changes])
 
 
 @router.post("/admin/models/{version}/promote", response_model=PromoteResult,
-             dependencies=[Depends(require_admin)],
              responses={403: {"description": "Not an admin"}})
-def promote_version(version: str, services: ServicesDep, watcher: WatcherDep) -> PromoteResult:
-    """Make a registered version the champion (e.g. roll back); the API serves it at once. Admins only."""
-    result = rollback(services, version)
+def promote_version(version: str, services: ServicesDep, watcher: WatcherDep, admin: CurrentAdmin) -> PromoteResult:
+    """Make a registered version the champion (e.g. roll back); the API serves it at once; recorded with the
+    admin's name (``/models`` ``changes``). Admins only."""
+    result = rollback(services, version, by=admin.username)
     watcher.refresh()
     return PromoteResult.model_validate(result)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import RunStatus, TrainingRun
+from db.models import ChampionChangeKind, RunStatus, TrainingRun
 from model.core.errors import ConflictError, NotFoundError
 from model.data.label_changes import changes_after_run, describe, label_map, retrain_reason
 from model.learning.gate import retrain_due
@@ -89,6 +89,9 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
             session.commit()
         svc.registry.set_champion(run.registered_version)
         run.promoted = True
+        queries.record_champion_change(session, kind=ChampionChangeKind.PROMOTED_BY_RUN,
+                                       version=run.registered_version, previous=current_version,
+                                       changed_by=f"run {run.id}", run_id=run.id)
         session.commit()
         log.info("promoted run %s as version %s", run.id, run.registered_version)
         return TrainOutcome.from_run(run)
@@ -171,8 +174,9 @@ def train(svc: Services, *, force: bool = False, backbone_name: str | None = Non
     return promote_run(svc, outcome.run_id)
 
 
-def rollback(svc: Services, version: str | None = None) -> ChampionChange:
-    """Move ``champion`` to ``version`` or, by default, to the version promoted before the current one."""
+def rollback(svc: Services, version: str | None = None, *, by: str = "command line") -> ChampionChange:
+    """Move ``champion`` to ``version`` or, by default, to the version promoted before the current one; audited
+    (``champion_changes``: a rollback to an older version, else a promotion, made ``by`` this user)."""
     current = svc.registry.champion()
     if version is None:
         if current is None:
@@ -182,5 +186,12 @@ def rollback(svc: Services, version: str | None = None) -> ChampionChange:
             raise NotFoundError(f"Version {current.version} is the first version; nothing to roll back to.")
         version = older[-1].version
     svc.registry.set_champion(str(version))
-    log.info("champion moved from %s to %s", current.version if current else None, version)
-    return ChampionChange(previous=current.version if current else None, champion=str(version))
+    previous = current.version if current else None
+    back = previous is not None and previous.isdigit() and str(version).isdigit() and int(version) < int(previous)
+    with svc.session() as session:
+        queries.record_champion_change(
+            session, kind=ChampionChangeKind.ROLLED_BACK if back else ChampionChangeKind.PROMOTED,
+            version=str(version), previous=previous, changed_by=by)
+        session.commit()
+    log.info("champion moved from %s to %s by %s", previous, version, by)
+    return ChampionChange(previous=previous, champion=str(version))

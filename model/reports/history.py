@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from db import queries
-from db.models import TrainingRun
+from db.models import ChampionChange, TrainingRun
 from model.runtime.services import Services
 from model.serving.guards import AbstainRule
 from model.serving.registry import VersionInfo
@@ -37,6 +37,7 @@ class ModelHistory:
     champion: str | None
     versions: list[VersionRow]
     runs: list[TrainingRun]
+    changes: list[ChampionChange] = field(default_factory=list)  # who changed the champion, newest first
 
 
 def _version_row(v: VersionInfo, run: TrainingRun | None, champion: VersionInfo | None) -> VersionRow:
@@ -63,8 +64,9 @@ def model_history(svc: Services, *, runs_limit: int = 50) -> ModelHistory:
     with svc.session() as session:
         runs = queries.list_runs(session, limit=runs_limit)
         by_version = queries.runs_by_version(session)
+        changes = queries.champion_changes(session)
     return ModelHistory(
         champion=champion.version if champion else None,
         versions=[_version_row(v, by_version.get(v.version), champion) for v in reversed(versions)],
-        runs=runs,
+        runs=runs, changes=changes,
     )

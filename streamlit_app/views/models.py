@@ -38,9 +38,24 @@ def champion_summary(models: dict[str, Any]) -> None:
     cols[3].metric("Log loss", "—" if log_loss is None else f"{log_loss:.3f}")
     n = _metric(metrics, "n")
     cols[4].metric("Test images", "—" if n is None else f"{n:.0f}")
+    if (said := champion_origin(champion, models.get("changes") or [])) is not None:
+        st.caption(said)
     serving = models.get("serving")
     if serving and serving != champion:
         st.caption(f"The API still serves version {serving}; it follows the champion within seconds.")
+
+
+def champion_origin(champion: str, changes: list[dict[str, Any]]) -> str | None:
+    """Who made the champion the champion, and when (None when no change was recorded: an older install)."""
+    change = next((c for c in changes if c.get("version") == champion), None)
+    if change is None:
+        return None
+    when, was = ui.when(change.get("created_at")), f" (was v{change['previous']})" if change.get("previous") else ""
+    if change.get("kind") == "run":
+        return f"Promoted by {change['changed_by']} on {when}{was}: its candidate passed the gate."
+    if change.get("kind") == "rollback":
+        return f"Rolled back to v{champion} by {change['changed_by']} on {when}{was}."
+    return f"Made the champion by {change['changed_by']} on {when}{was}."
 
 
 def latest_evidence(runs: list[dict[str, Any]], champion: str | None = None) -> None:

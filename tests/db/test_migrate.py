@@ -14,7 +14,7 @@ from db.models import Base
 from db.session import normalize_url
 
 TABLES = {"samples", "reviews", "users", "training_runs", "training_run_samples", "embeddings",
-          "recent_predictions", "revoked_tokens", "label_changes"}
+          "recent_predictions", "revoked_tokens", "label_changes", "champion_changes"}
 
 
 def check_round_trip(url: str) -> None:

@@ -390,7 +390,9 @@ def test_admin_rolls_back_to_the_previous_version(app: MakeApp, api: LiveApi) ->
     assert texts(at.success) == [f"Version {int(new) - 1} is now the champion (was version {new})."]
     assert metric(at, "Champion") == [f"v{int(new) - 1}"]
     assert api.get("/models")["champion"] == str(int(new) - 1)
-    # the page explains the model serving now, not the newest run's promotion
+    # the header says who put the serving model there, and the page explains it, not the newest run's promotion
+    assert any(c.startswith(f"Rolled back to v{int(new) - 1} by {api.admin_username} on ") and c.endswith(
+        f"(was v{new}).") for c in texts(at.caption)), texts(at.caption)
     assert any(h.startswith(f"Why v{int(new) - 1} serves: run ") for h in texts(at.subheader)), texts(at.subheader)
     assert f"Run {trained['run_id']} registered v{new} later; v{int(new) - 1} is the champion again (a rollback or " \
         "a promotion by an admin)." in texts(at.caption)

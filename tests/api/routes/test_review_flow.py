@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.state import app_state
 from model.core.security import create_access_token
-from tests.api.conftest import PASSWORD, REVIEWER
+from tests.api.conftest import ADMIN, PASSWORD, REVIEWER
 from tests.utils.images import dataset_images, random_image_bytes
 
 
@@ -149,6 +149,13 @@ def test_models_and_promote(client: TestClient, admin_headers: dict) -> None:
     assert unknown.status_code == 404 and "42" in unknown.json()["detail"]
     same = client.post("/admin/models/1/promote", headers=admin_headers)
     assert same.status_code == 200 and same.json() == {"previous": "1", "champion": "1"}
+    # every change of the champion is recorded: the first by its training run, this one with the admin's name
+    changes = client.get("/models").json()["changes"]
+    assert {k: changes[0][k] for k in ("kind", "version", "previous", "changed_by")} == {
+        "kind": "promoted", "version": "1", "previous": "1", "changed_by": ADMIN}
+    first = changes[-1]
+    assert first["kind"] == "run" and first["version"] == "1" and first["previous"] is None
+    assert first["changed_by"] == f"run {first['run_id']}"
 
 
 def test_health_readiness_metrics_and_usage_events(client: TestClient) -> None:
