@@ -143,7 +143,7 @@ def champion_out_of_fold(session: Session, version: str | None, candidate: Candi
                       for i, sid in enumerate(evidence.sample_ids)
                       if evidence.source(i) == "out_of_fold" and given.get(sid) is not None}
     data, cv = candidate.data, candidate.cv
-    development = [s.id for s, dev in zip(data.samples, data.development, strict=True) if dev]
+    development = [s.id for s in data.development_samples]
     right = cv.logits.argmax(axis=1) == cv.y
     both = [(bool(right[row]), champion_right[sid]) for row, sid in enumerate(development) if sid in champion_right]
     if not both:

@@ -67,7 +67,7 @@ class LabelEvidence:
 def label_evidence(data: TrainingData, cv: CrossValidation, head: Head, *, temperature: float) -> LabelEvidence:
     """The run's record: ``cv``'s out-of-fold probabilities for the train+val samples, the final ``head``'s (its
     temperature-scaled logits times ``temperature``: the same scale) for the test samples."""
-    development = [s.id for s, dev in zip(data.samples, data.development, strict=True) if dev]
+    development = [s.id for s in data.development_samples]
     x_test, _ = data.split(Split.TEST)
     test_proba = softmax(head.logits(x_test) * temperature)
     return LabelEvidence(labels=list(data.labels), sample_ids=development + [s.id for s in data.test_samples],

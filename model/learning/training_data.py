@@ -43,6 +43,11 @@ class TrainingData:
         return mask
 
     @property
+    def development_samples(self) -> list[Sample]:
+        """The train+val samples, in ``development_set``'s order (the rows of the cross-validation)."""
+        return [s for s, dev in zip(self.samples, self.development, strict=True) if dev]
+
+    @property
     def counts(self) -> dict[str, int]:
         return {split.value: int(self.masks[split].sum()) for split in Split}
 
@@ -66,5 +71,4 @@ def development_set(data: TrainingData) -> tuple[np.ndarray, np.ndarray]:
 def development_groups(data: TrainingData) -> np.ndarray:
     """The near-duplicate group of each train+val sample, in ``development_set``'s order (cross-validation keeps
     each group in one fold)."""
-    return np.array([group_of(s) for s, dev in zip(data.samples, data.development, strict=True) if dev],
-                    dtype=np.int64)
+    return np.array([group_of(s) for s in data.development_samples], dtype=np.int64)

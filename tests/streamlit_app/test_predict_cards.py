@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -106,9 +105,7 @@ def test_send_selected_sends_the_checked_images_and_keeps_each_failure_in_its_ro
         assert [b.label for b in at.button].count("Send for review") == 1  # keep.jpg's form only
         assert at.checkbox[2].disabled and not at.checkbox[2].value  # sent: no second send
     finally:  # the shared API's queue stays as other tests expect it
-        resp = httpx.post(f"{api.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
-                          headers=api.headers())
-        assert resp.status_code == 200, resp.text
+        api.reject(sample_id)
 
 
 @pytest.mark.slow
@@ -139,10 +136,7 @@ def test_a_reviewer_learns_what_an_upload_nearly_duplicates_and_a_visitor_does_n
         [note] = [i for i in texts(at.info) if "nearly duplicates" in i]
         assert f"#{original_id}" in note, note
     finally:  # the shared API's queue stays as other tests expect it
-        for sample_id in sent:
-            resp = httpx.post(f"{api.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
-                              headers=api.headers())
-            assert resp.status_code == 200, resp.text
+        api.reject(*sent)
 
 
 @pytest.mark.slow
@@ -167,7 +161,4 @@ def test_send_all_low_confidence_sends_exactly_the_images_the_model_abstained_on
         assert len([s for s in texts(at.success) if s.startswith("Sent for review as sample")]) == len(low)
         assert [b for b in at.button if b.key == "send-low"][0].disabled  # nothing left to send
     finally:  # the shared API's queue stays as other tests expect it
-        for sample_id in ids:
-            resp = httpx.post(f"{api.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
-                              headers=api.headers())
-            assert resp.status_code == 200, resp.text
+        api.reject(*ids)

@@ -85,6 +85,13 @@ class LiveApi:
         assert resp.status_code == 200, resp.text
         return resp.json()["data"]
 
+    def reject(self, *sample_ids: int) -> None:
+        """Reject pending samples as a reviewer (a test's cleanup: the shared API's queue stays as others expect)."""
+        for sample_id in sample_ids:
+            resp = httpx.post(f"{self.url}/admin/samples/{sample_id}/review", json={"action": "reject"},
+                              headers=self.headers())
+            assert resp.status_code == 200, resp.text
+
     def metric(self, name: str, **labels: str) -> float:
         """The value of one Prometheus sample of ``GET /metrics`` (0 when it was never recorded)."""
         text = httpx.get(f"{self.url}/metrics").text
