@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from api.metrics import UNHANDLED_ERRORS
 from model.core.errors import (
     ConflictError,
+    ForbiddenError,
     ImageTooLargeError,
     InvalidImageError,
     InvalidLabelError,
@@ -33,6 +34,7 @@ STATUS: list[tuple[type[SproutError], int]] = [
     (ImageTooLargeError, 413),
     (UnsupportedMediaError, 415),
     (InvalidLabelError, 422),
+    (ForbiddenError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
     (NotEnoughDataError, 409),

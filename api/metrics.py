@@ -47,7 +47,7 @@ UNMEASURED_ROUTES = {"/metrics"}
 # Series that exist from the start, so rate() and increase() see their first event.
 for _result in ("created", "duplicate"):
     UPLOADS.labels(_result)
-for _action in ("approve", "correct", "reject", "relabel", "unapprove"):
+for _action in ("approve", "correct", "reject", "relabel", "unapprove", "undo"):
     REVIEWS.labels(_action)
 for _page in UiPage:
     UI_PAGE_VIEWS.labels(_page.value)

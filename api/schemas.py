@@ -299,3 +299,22 @@ class LabelSummaryPublic(BaseModel):
 class LabelsPublic(BaseModel):
     labels: list[LabelSummaryPublic]
     changes: list[LabelChangePublic] = Field(description="The latest taxonomy changes, newest first.")
+
+
+class RecentReviewPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    sample_id: int
+    action: Literal["approve", "correct", "reject"]
+    old_label: str | None = Field(description="The label the sample had before the decision (prediction or "
+                                              "suggestion).")
+    new_label: str | None = Field(description="The label it decided; null: rejected.")
+    created_at: datetime
+    undoable: bool = Field(description="The decision is the sample's latest change, the sample still holds it, and "
+                                       "the undo window is open.")
+    undoable_until: datetime | None = Field(description="When the undo window closes; null: not undoable.")
+
+
+class RecentReviewsPublic(BaseModel):
+    reviews: list[RecentReviewPublic] = Field(description="The calling reviewer's own decisions, newest first.")
+    undo_seconds: int = Field(description="How long a decision can be undone (SPROUT_REVIEW_UNDO_SECONDS; 0: off).")

@@ -59,6 +59,7 @@ class ReviewAction(enum.StrEnum):
     RENAME = "rename"  # a taxonomy change (``label_changes``): an admin renames a label
     MERGE = "merge"  # ... merges one label into another
     RETIRE = "retire"  # ... retires a label: its approved samples become rejected
+    UNDO = "undo"  # a reviewer takes back their own decision within the undo window: pending again
 
 
 class LabelChangeKind(enum.StrEnum):

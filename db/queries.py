@@ -234,6 +234,30 @@ def approval_reviews(session: Session, *, sample_ids: Sequence[int]) -> list[Rev
     return sorted(found, key=lambda r: r.id)
 
 
+def latest_review(session: Session, *, sample_id: int) -> Review | None:
+    """The sample's newest audit row (a decision, an admin's relabel, a taxonomy change, an undo), if any."""
+    return session.scalars(select(Review).where(Review.sample_id == sample_id).order_by(Review.id.desc())
+                           .limit(1)).first()
+
+
+def reviews_by(session: Session, *, reviewer: str, actions: Sequence[ReviewAction], limit: int) -> list[Review]:
+    """``reviewer``'s own audit rows of these actions (none of a taxonomy change), newest first."""
+    return list(session.scalars(select(Review).where(
+        Review.reviewer == reviewer, Review.action.in_(actions), Review.label_change_id.is_(None))
+        .order_by(Review.id.desc()).limit(limit)))
+
+
+def latest_review_ids(session: Session, *, sample_ids: Sequence[int]) -> dict[int, int]:
+    """Each sample's newest audit row id (samples without one are left out)."""
+    wanted, found = list(dict.fromkeys(sample_ids)), dict[int, int]()
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = session.execute(select(Review.sample_id, func.max(Review.id))
+                               .where(Review.sample_id.in_(wanted[start : start + _IN_CHUNK]))
+                               .group_by(Review.sample_id))
+        found.update((sample_id, review_id) for sample_id, review_id in rows)
+    return found
+
+
 def samples_by_id(session: Session, *, ids: Sequence[int]) -> dict[int, Sample]:
     """The samples with these ids (missing ones are left out)."""
     if not ids:

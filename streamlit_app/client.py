@@ -263,3 +263,17 @@ def send_event(page: str, action: str) -> None:
         _request("POST", "/events", json={"page": page, "action": action}, timeout=2.0)
     except ApiError as exc:
         log.info("usage event %s/%s not recorded: %s", page, action, exc)
+
+
+def undo_review(token: str, sample_id: int) -> dict[str, Any]:
+    """``POST /admin/samples/{id}/undo``: take back your own latest decision (within the undo window)."""
+    sample = _json(_request("POST", f"/admin/samples/{sample_id}/undo", token=token))
+    _read_samples.clear()
+    _read_stats.clear()
+    return sample
+
+
+def read_recent_reviews(token: str, *, limit: int = 10) -> dict[str, Any]:
+    """``GET /admin/reviews/recent`` (never cached): ``{reviews: [...], undo_seconds}``, your own decisions,
+    newest first, each with ``undoable`` and ``undoable_until``."""
+    return dict(_json(_request("GET", "/admin/reviews/recent", token=token, params={"limit": limit})))

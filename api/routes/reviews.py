@@ -1,4 +1,5 @@
-"""/admin/samples and /admin/stats: the review queue, images, decisions and progress. Reviewers only."""
+"""/admin/samples, /admin/reviews and /admin/stats: the review queue, images, decisions (and their undo) and
+progress. Reviewers only."""
 
 from typing import Annotated
 
@@ -20,6 +21,8 @@ from api.schemas import (
     LabelIssuePublic,
     LabelIssuesPublic,
     NearDuplicatePublic,
+    RecentReviewPublic,
+    RecentReviewsPublic,
     RelabelRequest,
     ReviewRequest,
     SamplePublic,
@@ -33,6 +36,7 @@ from model.reports.status import ReviewStats, review_stats
 from model.review.actions import relabel_sample, review_sample
 from model.review.label_issues import find_label_issues
 from model.review.queue import QueueOrder, review_queue, suggestion_conflicts
+from model.review.undo import recent_reviews, undo_review
 
 router = APIRouter(prefix="/admin", tags=["review"], dependencies=[Depends(get_current_reviewer)])
 
@@ -84,6 +88,28 @@ def review_pending_sample(sample_id: int, review: ReviewRequest, session: Sessio
     if sample.status is SampleStatus.APPROVED:
         background.add_task(announce_approvals, services)
     return public_samples(session, [sample])[0]
+
+
+@router.post("/samples/{sample_id}/undo", response_model=SamplePublic,
+             responses={403: {"description": "Another reviewer's decision"},
+                        409: {"description": "Nothing to undo, the window has passed, or the sample changed since"}})
+def undo_own_review(sample_id: int, session: SessionDep, store: StorageDep, reviewer: CurrentReviewer,
+                    services: ServicesDep) -> SamplePublic:
+    """Take back your own latest decision on a sample within the undo window (SPROUT_REVIEW_UNDO_SECONDS): it is
+    pending again, its object back under the pending key; audited as an ``undo`` review."""
+    sample = undo_review(session, store, sample_id=sample_id, reviewer=reviewer.username,
+                         undo_seconds=services.settings.review_undo_seconds)
+    REVIEWS.labels("undo").inc()
+    return public_samples(session, [sample])[0]
+
+
+@router.get("/reviews/recent", response_model=RecentReviewsPublic)
+def read_recent_reviews(session: SessionDep, reviewer: CurrentReviewer, services: ServicesDep,
+                        limit: Annotated[int, Query(ge=1, le=50)] = 10) -> RecentReviewsPublic:
+    """Your own latest decisions, newest first, each saying whether (and until when) you can still undo it."""
+    seconds = services.settings.review_undo_seconds
+    recent = recent_reviews(session, reviewer=reviewer.username, undo_seconds=seconds, limit=limit)
+    return RecentReviewsPublic(reviews=[RecentReviewPublic.model_validate(r) for r in recent], undo_seconds=seconds)
 
 
 @router.get("/label-issues", response_model=LabelIssuesPublic)

@@ -29,6 +29,10 @@ class ConflictError(SproutError):
     """Duplicate upload or already-reviewed sample (HTTP 409)."""
 
 
+class ForbiddenError(SproutError):
+    """An action on something that is not the caller's, e.g. undoing another reviewer's decision (HTTP 403)."""
+
+
 class QueueFullError(SproutError):
     """The review queue holds as many pending samples as allowed (HTTP 429)."""
 

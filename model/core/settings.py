@@ -189,6 +189,10 @@ class Settings(BaseSettings):
         description="Images classified per client address and minute, `/predict` and `/v2` infer together (a "
                     "batch counts each image); 429 with `Retry-After` beyond; `0`: no limit.")
     max_pending_samples: int = Field(default=10_000, ge=1, description="Review-queue cap: uploads beyond it get 429.")
+    review_undo_seconds: int = Field(
+        default=300, ge=0,
+        description="How long a reviewer may undo their own decision (approve, correct, reject), sending the sample "
+                    "back to the queue; 0 turns undo off. Later, an admin can relabel it or send it back.")
     database_timeout_seconds: float = Field(
         default=5.0, gt=0,
         description="Bound on every PostgreSQL connect and round trip.")

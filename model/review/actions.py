@@ -60,7 +60,7 @@ def review_sample(
         _check_still_today(session, chosen, new_label)
     session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
                        new_label=new_label, created_at=now))
-    _commit_move(session, store, old_key, new_key)
+    commit_move(session, store, old_key, new_key)
     session.refresh(sample)
     return sample
 
@@ -95,7 +95,7 @@ def relabel_sample(session: Session, store: ObjectStore, *, sample_id: int, labe
         _check_still_today(session, label, new_label)
     session.add(Review(sample_id=sample_id, reviewer=reviewer, action=action, old_label=old_label,
                        new_label=new_label, created_at=now))
-    _commit_move(session, store, old_key, new_key)
+    commit_move(session, store, old_key, new_key)
     session.refresh(sample)
     return sample
 
@@ -127,7 +127,7 @@ def _already_reviewed(sample: Sample) -> ConflictError:
     return ConflictError(f"Sample {sample.id} was already reviewed ({sample.status.value}{label}{by}).")
 
 
-def _commit_move(session: Session, store: ObjectStore, old_key: str, new_key: str) -> None:
+def commit_move(session: Session, store: ObjectStore, old_key: str, new_key: str) -> None:
     """Copy → commit (the row already names ``new_key``) → delete: a crash leaves two copies, never zero."""
     if new_key != old_key:
         try:
