@@ -256,9 +256,24 @@ class DagRunPublic(BaseModel):
     run_after: datetime | None = None
 
 
+class RetrainRunPublic(DagRunPublic):
+    """A retrain DAG run and what it did (Airflow says "success" also for a run that skipped training)."""
+
+    outcome: Literal["queued", "running", "skipped", "promoted", "refused", "failed"] = Field(
+        description="queued; running (`task`); skipped (`reason`: too few new samples); promoted (`version`); "
+                    "refused by the gate (`reason`); failed (`task`).")
+    reason: str | None = Field(default=None, description="Why it skipped training, or why the gate refused.")
+    task: str | None = Field(default=None, description="The task running now (running) or that failed (failed).")
+    training_run_id: int | None = Field(default=None, description="The Sprout training run it trained.")
+    version: str | None = Field(default=None, description="The version it promoted.")
+    airflow_url: str | None = Field(default=None, description="The run in Airflow's UI (SPROUT_AIRFLOW_PUBLIC_URL).")
+    mlflow_url: str | None = Field(default=None, description="Its training run in MLflow's UI "
+                                                             "(SPROUT_MLFLOW_PUBLIC_URL).")
+
+
 class RetrainRuns(BaseModel):
     dag_id: str
-    runs: list[DagRunPublic]
+    runs: list[RetrainRunPublic]
 
 
 # --- taxonomy changes: /admin/labels ---

@@ -221,7 +221,7 @@ def promote(token: str, version: str) -> dict[str, Any]:
     return result
 
 
-@st.cache_data(ttl=10, show_spinner=False)
+@st.cache_data(ttl=4, show_spinner=False)  # under the Retrain table's refresh (5 s)
 def _read_retrain_runs(base_url: str, token: str) -> dict[str, Any]:
     return _json(_request("GET", "/admin/retrain", token=token, base_url=base_url))
 

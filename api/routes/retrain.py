@@ -3,11 +3,14 @@
 Reviewers may start a run (it still waits for enough new approvals); forcing a retrain needs an admin.
 """
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from api.deps import CurrentReviewer, SettingsDep, get_current_reviewer
-from api.schemas import DagRunPublic, RetrainRequest, RetrainRuns
+from api.deps import CurrentReviewer, ServicesDep, SettingsDep, get_current_reviewer
+from api.schemas import DagRunPublic, RetrainRequest, RetrainRunPublic, RetrainRuns
 from model.runtime.airflow_client import AirflowClient
+from model.runtime.web_links import airflow_run_url, mlflow_run_url, training_experiment_id
 
 router = APIRouter(prefix="/admin/retrain", tags=["retrain"], dependencies=[Depends(get_current_reviewer)])
 
@@ -26,8 +29,18 @@ def trigger_retrain(settings: SettingsDep, reviewer: CurrentReviewer, request: R
     return DagRunPublic.model_validate(run)
 
 
-@router.get("", response_model=RetrainRuns)
-def read_retrain_runs(settings: SettingsDep) -> RetrainRuns:
-    """The latest runs of the retrain DAG and their states."""
-    runs = AirflowClient.from_settings(settings).recent_runs()
-    return RetrainRuns(dag_id=settings.retrain_dag_id, runs=[DagRunPublic.model_validate(r) for r in runs])
+@router.get("", response_model=RetrainRuns,
+            responses={503: {"description": "Airflow not configured or unreachable"}})
+def read_retrain_runs(settings: SettingsDep, services: ServicesDep) -> RetrainRuns:
+    """The latest runs of the retrain DAG and what each did: queued, running (which task), skipped (why),
+    promoted (which version), refused by the gate (why) or failed (in which task), with links to Airflow and
+    MLflow when their public URLs are set."""
+    found = AirflowClient.from_settings(settings).recent_outcomes()
+    experiment = (training_experiment_id(services.registry)
+                  if settings.mlflow_public_url and any(o.mlflow_run_id for _, o in found) else None)
+    return RetrainRuns(dag_id=settings.retrain_dag_id, runs=[RetrainRunPublic(
+        **asdict(run), outcome=outcome.outcome, reason=outcome.reason, task=outcome.task,
+        training_run_id=outcome.training_run_id, version=outcome.version,
+        airflow_url=airflow_run_url(settings.airflow_public_url, settings.retrain_dag_id, run.dag_run_id),
+        mlflow_url=mlflow_run_url(settings.mlflow_public_url, experiment, outcome.mlflow_run_id))
+        for run, outcome in found])

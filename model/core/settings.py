@@ -245,6 +245,15 @@ class Settings(BaseSettings):
         default=None,
         description="The password of `SPROUT_AIRFLOW_USERNAME` (`make up` sets it).")
     retrain_dag_id: str = Field(default="sprout_retrain", description="The DAG `POST /admin/retrain` triggers.")
+    # The same variables as the UI's sidebar links (streamlit_app/settings.py): the API links its retrain runs.
+    airflow_public_url: str | None = Field(
+        default=None,
+        description="Airflow's web UI as a browser reaches it: `GET /admin/retrain` links each run there. "
+                    "Empty: no link.")
+    mlflow_public_url: str | None = Field(
+        default=None,
+        description="MLflow's web UI as a browser reaches it: `GET /admin/retrain` links each training run's "
+                    "MLflow run. Empty: no link.")
     retrain_asset: str = Field(
         default="sprout_approved_samples",
         description="The Airflow asset approvals are announced on (API) and the retrain DAG is scheduled on.")
