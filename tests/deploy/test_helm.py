@@ -888,5 +888,13 @@ def test_streamlit_links_become_the_sidebars_public_urls(default: Render, tmp_pa
 
     assert env(default) == {}
     links = {"api": "https://sprout.example.org", "mlflow": "https://mlflow.example.org", "airflow": ""}
-    assert env(Render({"streamlit": {"links": links}}, "sprout", tmp_path)) == {
+    linked = Render({"streamlit": {"links": links}}, "sprout", tmp_path)
+    assert env(linked) == {
         "SPROUT_API_PUBLIC_URL": "https://sprout.example.org", "SPROUT_MLFLOW_PUBLIC_URL": "https://mlflow.example.org"}
+
+    def api_settings(render: Render) -> dict[str, str]:  # the API links its retrain runs to MLflow and Airflow too
+        data = next(c["data"] for c in render.kinds("ConfigMap").values() if "SPROUT_AIRFLOW_URL" in c.get("data", {}))
+        return {k: v for k, v in data.items() if "PUBLIC_URL" in k}
+
+    assert api_settings(default) == {}
+    assert api_settings(linked) == {"SPROUT_MLFLOW_PUBLIC_URL": "https://mlflow.example.org"}
