@@ -58,6 +58,22 @@ def test_a_failed_run_names_the_task_that_failed_and_needs_no_returned_json() ->
     assert xcoms_needed("failed", run["task_instances"]["task_instances"]) == []
 
 
+def test_a_recorded_promoting_run_gives_the_version_its_training_run_and_mlflow_run() -> None:
+    run = recorded("promoted")
+    assert xcoms_needed("success", run["task_instances"]["task_instances"]) == ["report"]
+    assert outcome_of(run) == RunOutcome("promoted", version="2", training_run_id=2,
+                                         mlflow_run_id="d7b943dc443047a5a36e9a10e6125baf")
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("queued", RunOutcome("queued")),
+    ("running", RunOutcome("running", task="train_candidate")),
+    ("running_queued_task", RunOutcome("running", task="train_candidate")),  # its task instance queued
+])
+def test_recorded_runs_in_progress_name_their_task(name: str, expected: RunOutcome) -> None:
+    assert outcome_of(recorded(name)) == expected
+
+
 def test_a_promoting_run_gives_the_version_and_its_training_run() -> None:
     report = {"decision": "promoted", "run_id": 7, "mlflow_run_id": "9f2c", "version": "4", "gate_reason": "ok"}
     run = with_states(recorded("skipped"), "success", ALL_DONE | {"record_rejection": "skipped"},
