@@ -75,7 +75,6 @@ def compare_section(versions: list[dict[str, Any]], champion: str | None) -> Non
         with column:
             st.markdown(f"**Confusion matrix of v{version['version']}**")
             if has_classes(version.get("metrics")):
-                st.altair_chart(confusion_chart(version["metrics"]["confusion_matrix"]), width="content",
-                                key=f"compare-confusion-{version['version']}")
+                st.altair_chart(confusion_chart(version["metrics"]["confusion_matrix"]), width="content")
             else:
                 st.caption("Not recorded for this version.")

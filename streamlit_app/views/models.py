@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import charts, client, state, ui
+from streamlit_app import charts, client, ui
 from streamlit_app.client import ApiError
-from streamlit_app.views import model_quality, retrain, taxonomy
+from streamlit_app.views import champion_change, compare_versions, model_quality, retrain, taxonomy
 from streamlit_app.views.evidence_words import evidence_sentences
 
 
@@ -161,56 +161,6 @@ def runs_table(runs: list[dict[str, Any]]) -> None:
     })
 
 
-def promote_control(models: dict[str, Any]) -> None:
-    """Choose a version and make it the champion (admins only; the API serves it at once)."""
-    token = state.token()
-    if token is None or not state.is_admin():
-        st.subheader("Change the champion", anchor=False)
-        st.caption(":material/lock: An admin can log in to roll back to an earlier version or promote another.")
-        return
-    st.subheader("Change the champion", anchor=False)
-    champion = models.get("champion")
-    choices = sorted((v["version"] for v in models["versions"] if v["version"] != champion),
-                     key=_version_key, reverse=True)
-    if not choices:
-        st.caption("There is no other version to promote.")
-        return
-    older = [v for v in choices if champion and _version_key(v) < _version_key(champion)]
-    with st.container(border=True, width=560):
-        version = st.selectbox("Version", choices, index=choices.index(older[0]) if older else 0,
-                               format_func=lambda v: f"v{v}" + (" (the one before the champion)"
-                                                                if older and v == older[0] else ""))
-        metrics = {v["version"]: v.get("metrics") for v in models["versions"]}
-        st.markdown(metric_difference(version, metrics.get(version), champion, metrics.get(champion)))
-        confirmed = st.checkbox(f"Serve v{version} for every prediction from now on", key=f"confirm-promote-{version}")
-        st.caption("The API starts serving the chosen version immediately.")
-        if not st.button("Make it the champion", type="primary", icon=":material/swap_vert:", disabled=not confirmed):
-            return
-    try:
-        result = client.promote(token, version)
-    except ApiError as err:
-        ui.show_error(err)
-        return
-    previous = result.get("previous")
-    state.flash(f"Version {result['champion']} is now the champion"
-                + (f" (was version {previous})." if previous else "."))
-    st.rerun()
-
-
-def metric_difference(version: str, metrics: dict[str, Any] | None, champion: str | None,
-                      champion_metrics: dict[str, Any] | None) -> str:
-    """What a promotion changes, in words: the chosen version's test accuracy and macro F1 against the champion's
-    (each measured on its own run's test images)."""
-    parts = []
-    for name, label in (("accuracy", "test accuracy"), ("macro_f1", "macro F1")):
-        new, old = _metric(metrics, name), _metric(champion_metrics, name)
-        if new is None:
-            continue
-        versus = "" if old is None else f" against {ui.percent(old)} for v{champion} ({(new - old) * 100:+.1f} points)"
-        parts.append(f"{label} {ui.percent(new)}{versus}")
-    return f"v{version}: " + ("; ".join(parts) if parts else "no test metrics recorded") + "."
-
-
 def models_page() -> None:
     ui.record_view("models")
     st.title("Models", anchor=False)
@@ -223,9 +173,10 @@ def models_page() -> None:
     latest_evidence(models.get("runs", []), models.get("champion"))
     accuracy_chart(models.get("versions", []))
     model_quality.quality_section(models.get("versions", []), models.get("champion"))
+    compare_versions.compare_section(models.get("versions", []), models.get("champion"))
     versions_table(models.get("versions", []))
     runs_table(models.get("runs", []))
-    promote_control(models)
+    champion_change.promote_control(models)
     retrain.retrain_control()
     taxonomy.labels_section()
 

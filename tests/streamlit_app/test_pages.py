@@ -16,7 +16,7 @@ from streamlit.testing.v1.element_tree import Button
 from model.data.samples import sha256_of
 from tests.streamlit_app.conftest import VIEWS
 from tests.utils.images import dataset_images, near_copy
-from tests.utils.live_api import LiveApi, sprout, unused_photo
+from tests.utils.live_api import LiveApi, unused_photo
 
 MakeApp = Callable[..., AppTest]
 
@@ -370,29 +370,3 @@ def test_a_reviewer_who_is_no_admin_gets_no_promote_or_force_controls(app: MakeA
     [order] = [b for b in at.get("button_group") if b.proto.label == "Order"]
     assert "Contradicted" in [o.content for o in order.proto.options]  # not "Suspect": that is the lane's name
 
-
-@pytest.mark.slow
-def test_admin_rolls_back_to_the_previous_version(app: MakeApp, api: LiveApi) -> None:
-    trained = sprout(api.home, "train", "--force")  # version 2, on the same data: the gate lets it through
-    assert trained["promoted"], trained
-    new = trained["version"]
-
-    at = log_in(app(), api.admin_username, api.admin_password)
-    ok(at.switch_page("views/models.py").run())
-    assert metric(at, "Champion") == [f"v{new}"]
-    [choice] = [s for s in at.selectbox if s.label == "Version"]
-    assert choice.value == str(int(new) - 1)  # the version before the champion is offered first
-    assert button(at, "Make it the champion").disabled  # not before the admin confirms
-    assert any(m.startswith(f"v{int(new) - 1}: test accuracy ") and f"for v{new} (" in m and " points)" in m
-               for m in texts(at.markdown)), texts(at.markdown)  # what the change does, in numbers
-    ok(at.checkbox(key=f"confirm-promote-{int(new) - 1}").check().run())
-    ok(button(at, "Make it the champion").click().run())
-    assert texts(at.success) == [f"Version {int(new) - 1} is now the champion (was version {new})."]
-    assert metric(at, "Champion") == [f"v{int(new) - 1}"]
-    assert api.get("/models")["champion"] == str(int(new) - 1)
-    # the header says who put the serving model there, and the page explains it, not the newest run's promotion
-    assert any(c.startswith(f"Rolled back to v{int(new) - 1} by {api.admin_username} on ") and c.endswith(
-        f"(was v{new}).") for c in texts(at.caption)), texts(at.caption)
-    assert any(h.startswith(f"Why v{int(new) - 1} serves: run ") for h in texts(at.subheader)), texts(at.subheader)
-    assert f"Run {trained['run_id']} registered v{new} later; v{int(new) - 1} is the champion again (a rollback or " \
-        "a promotion by an admin)." in texts(at.caption)
