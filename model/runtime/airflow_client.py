@@ -4,6 +4,8 @@ through Airflow's REST API (v2, JWT auth)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import quote
@@ -33,19 +35,15 @@ class AirflowClient:
         return cls(url=settings.airflow_url, username=settings.airflow_username,
                    password=settings.airflow_password.get_secret_value(), dag_id=settings.retrain_dag_id)
 
-    def _open(self) -> httpx.Client:
+    @contextmanager
+    def _open(self) -> Iterator[httpx.Client]:
         """A client holding one bearer token: every call of a listing reuses it."""
-        client = httpx.Client(base_url=self.url, timeout=TIMEOUT)
-        try:
+        with httpx.Client(base_url=self.url, timeout=TIMEOUT) as client:
             token = client.post("/auth/token", json={"username": self.username, "password": self.password})
-        except BaseException:
-            client.close()
-            raise
-        if token.status_code >= 400:
-            client.close()
-            raise OrchestratorUnavailableError(f"Airflow refused Sprout's credentials ({token.status_code}).")
-        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-        return client
+            if token.status_code >= 400:
+                raise OrchestratorUnavailableError(f"Airflow refused Sprout's credentials ({token.status_code}).")
+            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            yield client
 
     @retry(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_attempt(3),
            wait=wait_exponential(multiplier=0.3, max=2), reraise=True)
