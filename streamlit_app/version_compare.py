@@ -44,12 +44,12 @@ def _points(new: float | None, old: float | None) -> str:
 
 def summary_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, str]]:
     """One row per measure — accuracy, macro F1, log loss, test images, backbone, run, trained — with each
-    version's value and the difference (b − a; "—" where it has no meaning or a value is missing)."""
+    version's value and the difference, column "vB − vA" ("—" where a value is missing; empty for text)."""
     ma, mb = a.get("metrics"), b.get("metrics")
     col_a, col_b = f"v{a['version']}", f"v{b['version']}"
 
     def row(measure: str, left: str, right: str, difference: str = "") -> dict[str, str]:
-        return {"": measure, col_a: left, col_b: right, "difference": difference}
+        return {"": measure, col_a: left, col_b: right, f"{col_b} − {col_a}": difference}
 
     loss_a, loss_b = metric(ma, "log_loss"), metric(mb, "log_loss")
     n_a, n_b = metric(ma, "n"), metric(mb, "n")

@@ -36,8 +36,9 @@ def _shown(column: str, value: Any) -> str:
 def _class_table(rows: list[dict[str, Any]], va: str, vb: str) -> None:
     shown = [{column: _shown(column, value) if column != "label" else value for column, value in row.items()}
              for row in rows]
-    st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch", column_config={
-        **{f"{m} Δ": st.column_config.TextColumn(help=f"{vb} − {va}, in points")
+    narrow = {column: st.column_config.TextColumn(width="small") for column in shown[0] if column != "label"}
+    st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch", column_config=narrow | {
+        **{f"{m} Δ": st.column_config.TextColumn(width="small", help=f"{vb} − {va}, in points")
            for m in ("precision", "recall", "F1")},
         "known by": st.column_config.TextColumn(help="A label only one version knows is — for the other")})
 

@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.streamlit_app.test_pages import MakeApp, button, log_in, metric, ok, texts
-from tests.utils.datasets import scenes_tree
+from tests.utils.datasets import dataset_tree, scenes_tree
 from tests.utils.live_api import LiveApi, add_reviewer, serve, sprout
 from tests.utils.markers import needs
 
@@ -36,6 +36,20 @@ def six_label_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]
         yield running
 
 
+@pytest.fixture(scope="module")
+@needs("server")
+def two_version_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    """The real API on a home of its own (the rollback changes its champion, which the shared API's other tests
+    must not see): dandelion/grass, version 1 and version 2 (the champion) trained on the same photos."""
+    root = tmp_path_factory.mktemp("two-versions")
+    home = root / "home"
+    add_reviewer(home)
+    sprout(home, "import", str(dataset_tree(root, 40)))
+    assert sprout(home, "train", "--force", "--backbone", "efficientnet_lite0")["version"] == "1"
+    with serve(home) as running:
+        yield running
+
+
 def table_with(at: AppTest, column: str) -> pd.DataFrame:
     return next(d.value for d in at.dataframe if column in d.value.columns)
 
@@ -48,14 +62,14 @@ def test_six_labels_compare_side_by_side_and_a_label_only_one_version_knows_is_m
     assert "Compare two versions" in texts(at.subheader)
     first, second = at.selectbox(key="compare-a"), at.selectbox(key="compare-b")
     assert (first.value, second.value) == ("2", "1")  # the champion against the newest other version
-    summary = table_with(at, "difference")
-    assert list(summary.columns) == ["", "v2", "v1", "difference"]
+    summary = table_with(at, "v1 − v2")
+    assert list(summary.columns) == ["", "v2", "v1", "v1 − v2"]
     versions = {v["version"]: v for v in six_label_api.get("/models")["versions"]}
     rows = summary.set_index("").to_dict("index")
     assert rows["test images"] == {"v2": f"{versions['2']['metrics']['n']}", "v1": f"{versions['1']['metrics']['n']}",
-                                   "difference": f"{versions['1']['metrics']['n'] - versions['2']['metrics']['n']:+d}"}
+                                   "v1 − v2": f"{versions['1']['metrics']['n'] - versions['2']['metrics']['n']:+d}"}
     assert rows["training run"] == {"v2": str(versions["2"]["run_id"]), "v1": str(versions["1"]["run_id"]),
-                                    "difference": ""}
+                                    "v1 − v2": ""}
     per_label = table_with(at, "known by")
     assert sorted(per_label["label"]) == sorted([*FIVE, NEW_LABEL])
     new = per_label.set_index("label").loc[NEW_LABEL]
@@ -71,14 +85,16 @@ def test_six_labels_compare_side_by_side_and_a_label_only_one_version_knows_is_m
     # the other way round: the older version first
     ok(first.set_value("1").run())
     ok(at.selectbox(key="compare-b").set_value("2").run())
-    assert list(table_with(at, "difference").columns) == ["", "v1", "v2", "difference"]
+    assert list(table_with(at, "v2 − v1").columns) == ["", "v1", "v2", "v2 − v1"]
     new = table_with(at, "known by").set_index("label").loc[NEW_LABEL]
     assert new["known by"] == "v2" and new["recall v1"] == "—" and new["test images v1"] == "—"
     assert new["test images v2"].isdigit()  # a count, perhaps 0: the split decides whether it has test images
 
 
-def test_an_admin_rolls_back_and_promotes_through_the_dialog_cancel_changes_nothing(app: MakeApp,
-                                                                                    api: LiveApi) -> None:
+def test_an_admin_rolls_back_and_promotes_through_the_dialog_cancel_changes_nothing(
+        app: MakeApp, two_version_api: LiveApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = two_version_api
+    monkeypatch.setenv("SPROUT_API_URL", api.url)
     trained = sprout(api.home, "train", "--force", "--backbone", "efficientnet_lite0")  # on the same data
     assert trained["promoted"], trained
     new = trained["version"]

@@ -47,8 +47,8 @@ def test_summary_rows_give_both_values_and_the_difference_in_points() -> None:
     a, b = version("1", ["dandelion", "grass"], 8, run_id=1, wrong=2), version("2", ["dandelion", "grass"], 9,
                                                                                 run_id=4)
     rows = {row[""]: row for row in summary_rows(a, b)}
-    assert rows["test accuracy"] == {"": "test accuracy", "v1": "80.0%", "v2": "90.0%", "difference": "+10.0 points"}
-    assert rows["test images"]["v1"] == "20" and rows["test images"]["difference"] == "+0"
+    assert rows["test accuracy"] == {"": "test accuracy", "v1": "80.0%", "v2": "90.0%", "v2 − v1": "+10.0 points"}
+    assert rows["test images"]["v1"] == "20" and rows["test images"]["v2 − v1"] == "+0"
     assert rows["training run"]["v1"] == "1" and rows["training run"]["v2"] == "4"
     assert rows["trained"]["v1"] == "2026-12-01 10:00"
     assert list(rows) == ["test accuracy", "macro F1", "log loss (lower is better)", "test images", "backbone",
