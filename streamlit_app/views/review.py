@@ -1,6 +1,6 @@
-"""Review: the pending queue (least confident, novel, diverse, suspect or oldest first) as cards or a grid;
-approve, correct or reject each sample, or several at once; near-duplicates are named on their card, and a
-suggestion that contradicts their approved label is flagged."""
+"""Review: the pending queue (least confident, novel, diverse, contradicted or oldest first), page by page, as
+cards or a grid; approve, correct or reject each sample, or several at once, by mouse or keyboard; undo one's own
+recent decisions. The order, the mode and the page live in the URL (``?order=novelty&mode=cards&page=2``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Any
 
 import streamlit as st
 
-from streamlit_app import client, state, ui
+from streamlit_app import client, review_nav, state, ui
 from streamlit_app.client import ApiError
+from streamlit_app.review_nav import Pager
 from streamlit_app.views.class_balance import class_balance_section
+from streamlit_app.views.review_card import FOCUS_ID, FOCUS_POSITION, LAST, decided_notice, highlight, sample_card
+from streamlit_app.views.review_grid import sample_grid
+from streamlit_app.views.review_history import recently_reviewed
 
-PAGE_SIZE = 10
-GRID_SIZE = 24
-GRID_COLUMNS = 4
+PAGE, GRID, SCROLL = "review_page", "review_grid", "review_scroll"  # session keys (not widgets): survive reruns
 ORDERS = {"uncertainty": "Least confident", "novelty": "Novel", "diverse": "Diverse", "suspect": "Contradicted",
           "oldest": "Oldest"}  # "suspect" orders pending samples; the "Suspect labels" lane lists approved ones
 ORDER_CAPTIONS = {"uncertainty": "those the model found unfamiliar first, then the least confident",
@@ -45,143 +47,6 @@ def training_progress(token: str) -> dict[str, Any] | None:
                    icon=":material/warning:")
     class_balance_section(stats.get("class_balance"))
     return stats
-
-
-def decide(token: str, sample_id: int, *, action: str, label: str | None, done: str) -> None:
-    """Send the decision; on success reload the queue with a confirmation, else show the API's reason."""
-    try:
-        client.review_sample(token, sample_id, action=action, label=label)
-    except ApiError as err:
-        if err.status in (404, 409):  # decided by someone else meanwhile: the next run reloads the queue
-            client.clear_review_reads()
-        ui.show_error(err)
-        return
-    state.flash(done)
-    st.rerun()
-
-
-def sample_card(token: str, sample: dict[str, Any], labels: list[str]) -> None:
-    sample_id, predicted, suggested = sample["id"], sample.get("predicted_label"), sample.get("suggested_label")
-    with st.container(border=True, key=f"sample-{sample_id}"):
-        picture, details = st.columns([2, 3], gap="large")
-        with picture:
-            try:
-                st.image(client.read_sample_image(token, sample_id), width="stretch")
-            except ApiError as err:
-                ui.show_error(err)
-        with details:
-            submitted = ui.when(sample.get("created_at"))
-            st.markdown(f"**Sample #{sample_id}** · {sample.get('source', 'upload')} · {submitted}")
-            label_col, confidence_col = st.columns(2)
-            version = sample.get("predicted_by_version")
-            label_col.metric("Predicted", predicted or "—", help=f"by model v{version}" if version else None)
-            confidence_col.metric("Confidence", ui.percent(sample.get("confidence")))
-            if version:
-                label_col.caption(f"by model v{version}")
-            if sample.get("predicted_unfamiliar"):
-                st.markdown(":material/help: Unfamiliar: this looks like nothing the model was trained on (a new "
-                            "label, or something that does not belong).")
-            if suggested:
-                st.markdown(f":material/lightbulb: The submitter suggests **{suggested}**.")
-            if conflict := sample.get("suggestion_conflict"):
-                st.warning(conflict_note(suggested, conflict), icon=":material/warning:")
-            twins = sample.get("near_duplicates") or []
-            for twin in twins:
-                st.markdown(f":material/content_copy: {near_duplicate_note(twin)}")
-            twin = twins[0] if twins else None
-            with st.container(horizontal=True):
-                if twin and twin.get("label") and twin.get("status") == "approved" and st.button(
-                        f"Approve as {twin['label']}, like #{twin['id']}", key=f"twin-{sample_id}",
-                        icon=":material/content_copy:", help="The same label as the image it nearly duplicates."):
-                    decide(token, sample_id, action="approve", label=twin["label"],
-                           done=f"Approved sample #{sample_id} as {twin['label']}, like #{twin['id']}.")
-                if twin and st.button("Reject as duplicate", key=f"dup-{sample_id}", icon=":material/delete:"):
-                    decide(token, sample_id, action="reject", label=None,
-                           done=f"Rejected sample #{sample_id} as a duplicate of #{twin['id']}.")
-                if st.button(f"Approve as {predicted}" if predicted else "Approve", key=f"approve-{sample_id}",
-                             type="primary", icon=":material/check:", disabled=not predicted,
-                             help=None if predicted else "No prediction: correct it with a label instead."):
-                    decide(token, sample_id, action="approve", label=predicted,
-                           done=f"Approved sample #{sample_id} as {predicted}.")
-                if suggested and suggested != predicted and st.button(
-                        f"Approve as {suggested}", key=f"suggested-{sample_id}", icon=":material/check:"):
-                    decide(token, sample_id, action="approve", label=suggested,
-                           done=f"Approved sample #{sample_id} as {suggested}.")
-                if st.button("Reject", key=f"reject-{sample_id}", icon=":material/block:",
-                             help="Not usable for training (wrong subject, unreadable, duplicate...)."):
-                    decide(token, sample_id, action="reject", label=None, done=f"Rejected sample #{sample_id}.")
-            choose, save = st.columns([3, 1], vertical_alignment="bottom")
-            correction = choose.selectbox("Correct the label", [label for label in labels if label != predicted],
-                                          index=None, accept_new_options=True, key=f"label-{sample_id}",
-                                          placeholder="Choose another label or type a new one")
-            if save.button("Correct", key=f"correct-{sample_id}", icon=":material/edit:", width="stretch"):
-                new_label = (correction or "").strip()
-                if not new_label:
-                    st.error("Choose or type the correct label first.")
-                else:
-                    decide(token, sample_id, action="approve", label=new_label,
-                           done=f"Approved sample #{sample_id} as {new_label} (corrected).")
-
-
-def conflict_note(suggested: str | None, approved: str) -> str:
-    """The card's warning: the submitter's suggestion contradicts the near-duplicate group's approved label."""
-    return f"The suggestion **{suggested}** contradicts this image's near-duplicates, approved as **{approved}**."
-
-
-def near_duplicate_note(twin: dict[str, Any]) -> str:
-    """"near-duplicate of #N (label, status)" for a card."""
-    what = ", ".join(part for part in (twin.get("label"), twin.get("status")) if part)
-    return (f"Near-duplicate of **#{twin['id']}**{f' ({what})' if what else ''}, "
-            f"similarity {ui.percent(twin.get('similarity'))}")
-
-
-def decide_many(token: str, samples: list[dict[str, Any]], *, action: str) -> None:
-    """Approve (each as predicted) or reject several samples; report how many succeeded and why others did not."""
-    done, failed = 0, []
-    for sample in samples:
-        try:
-            client.review_sample(token, sample["id"], action=action,
-                                 label=sample.get("predicted_label") if action == "approve" else None)
-            done += 1
-        except ApiError as err:
-            failed.append(f"#{sample['id']}: {err.detail}")
-    client.clear_review_reads()
-    for sample in samples:
-        st.session_state.pop(f"pick-{sample['id']}", None)
-    verb = "Approved" if action == "approve" else "Rejected"
-    state.flash(f"{verb} {done} sample{'s' if done != 1 else ''}."
-                + (f" Not decided: {'; '.join(failed)}" if failed else ""))
-    st.rerun()
-
-
-def sample_grid(token: str, samples: list[dict[str, Any]]) -> None:
-    """A compact grid: tick several cards, then approve them as predicted or reject them together."""
-    picked = [s for s in samples if st.session_state.get(f"pick-{s['id']}")]
-    approvable = [s for s in picked if s.get("predicted_label")]
-    with st.container(horizontal=True, vertical_alignment="center"):
-        if st.button(f"Approve {len(approvable)} selected as predicted", key="grid-approve", type="primary",
-                     icon=":material/done_all:", disabled=not approvable, shortcut="A",
-                     help="Each ticked sample gets its predicted label (shortcut: A)."):
-            decide_many(token, approvable, action="approve")
-        if st.button(f"Reject {len(picked)} selected", key="grid-reject", icon=":material/block:",
-                     disabled=not picked, shortcut="X", help="Reject every ticked sample (shortcut: X)."):
-            decide_many(token, picked, action="reject")
-        st.caption("Tick the cards to decide together.")
-    for start in range(0, len(samples), GRID_COLUMNS):
-        for column, sample in zip(st.columns(GRID_COLUMNS), samples[start : start + GRID_COLUMNS], strict=False):
-            with column, st.container(border=True, key=f"cell-{sample['id']}"):
-                try:
-                    st.image(client.read_sample_image(token, sample["id"]), width="stretch")
-                except ApiError as err:
-                    st.caption(err.detail)
-                st.checkbox(f"#{sample['id']} · {sample.get('predicted_label') or '—'} "
-                            f"{ui.percent(sample.get('confidence'))}", key=f"pick-{sample['id']}")
-                if sample.get("suggested_label") and sample["suggested_label"] != sample.get("predicted_label"):
-                    st.caption(f":material/lightbulb: suggested {sample['suggested_label']}")
-                if conflict := sample.get("suggestion_conflict"):
-                    st.caption(f":material/warning: {conflict_note(sample.get('suggested_label'), conflict)}")
-                for twin in sample.get("near_duplicates") or []:
-                    st.caption(f":material/content_copy: {near_duplicate_note(twin)}")
 
 
 def suspect_labels(token: str) -> None:
@@ -245,12 +110,74 @@ def review_page() -> None:
         pending_queue(token, stats)
 
 
-def remember_view(*, order: str, grid: bool) -> None:
-    """Keep the queue's order and mode in the page's URL (``?order=novelty&mode=grid``): a reload, a bookmark or a
-    shared link opens the queue as it was."""
-    wanted = {"order": order, "mode": "grid" if grid else "cards"}
+
+
+def remember_view(*, order: str, grid: bool, page: int) -> None:
+    """Keep the queue's order, mode and page in the page's URL (``?order=novelty&mode=grid&page=2``): a reload,
+    a bookmark or a shared link opens the queue as it was."""
+    wanted = {"order": order, "mode": "grid" if grid else "cards", "page": str(page)}
     if any(st.query_params.get(key) != value for key, value in wanted.items()):
         st.query_params.update(wanted)
+
+
+def restore_view() -> None:
+    """A new session (a reload) starts on the mode and page of its URL."""
+    if PAGE not in st.session_state:
+        st.session_state[PAGE] = review_nav.page_number(st.query_params.get("page"))
+    if GRID not in st.session_state:
+        st.session_state[GRID] = st.query_params.get("mode") == "grid"
+
+
+def go_to_page(number: int, *, focus_position: int = 0) -> None:
+    st.session_state[PAGE] = max(1, number)
+    st.session_state[FOCUS_ID], st.session_state[FOCUS_POSITION] = None, focus_position
+    st.session_state.pop(LAST, None)
+    st.session_state[SCROLL] = True
+
+
+def switch_mode() -> None:
+    """Cards ⇄ grid, on the page that holds the same place in the queue."""
+    grid = bool(st.session_state.get(GRID))
+    old, new = ((review_nav.CELLS_PER_PAGE, review_nav.CARDS_PER_PAGE) if grid
+                else (review_nav.CARDS_PER_PAGE, review_nav.CELLS_PER_PAGE))
+    st.session_state[GRID] = not grid
+    go_to_page((st.session_state.get(PAGE, 1) - 1) * old // new + 1)
+
+
+def move_focus(ids: list[int], step: int, pager: Pager) -> None:
+    """J / K: the next or previous card; past the page's last (first) card, the next (previous) page."""
+    current = review_nav.focus_index(ids, wanted_id=st.session_state.get(FOCUS_ID),
+                                     position=st.session_state.get(FOCUS_POSITION, 0))
+    target = current + step
+    if target >= len(ids) and pager.has_next:
+        go_to_page(pager.number + 1)
+    elif target < 0 and pager.has_previous:
+        go_to_page(pager.number - 1, focus_position=pager.size - 1)
+    else:
+        target = min(max(0, target), len(ids) - 1)
+        st.session_state[FOCUS_ID], st.session_state[FOCUS_POSITION] = ids[target], target
+        st.session_state[SCROLL] = True
+
+
+def navigation(pager: Pager, ids: list[int], *, grid: bool, shown: int) -> None:
+    """Pages, focus and mode, each with its key; the keyboard legend under them."""
+    with st.container(horizontal=True, vertical_alignment="center", key="review-nav"):
+        st.button("Previous page", key="page-previous", icon=":material/chevron_left:",
+                  disabled=not pager.has_previous, shortcut=review_nav.PREVIOUS_PAGE,
+                  on_click=go_to_page, args=(pager.number - 1,))
+        st.markdown(pager.words(shown))
+        st.button("Next page", key="page-next", icon=":material/chevron_right:", disabled=not pager.has_next,
+                  shortcut=review_nav.NEXT_PAGE, on_click=go_to_page, args=(pager.number + 1,))
+        if not grid:
+            st.button("Previous card", key="card-previous", icon=":material/keyboard_arrow_up:", disabled=not ids,
+                      shortcut=review_nav.PREVIOUS_CARD, on_click=move_focus, args=(ids, -1, pager))
+            st.button("Next card", key="card-next", icon=":material/keyboard_arrow_down:", disabled=not ids,
+                      shortcut=review_nav.NEXT_CARD, on_click=move_focus, args=(ids, 1, pager))
+        st.button("Cards" if grid else "Grid", key="review-mode", shortcut=review_nav.GRID, on_click=switch_mode,
+                  icon=":material/view_agenda:" if grid else ":material/grid_view:",
+                  help="Switch to one card per sample." if grid else "Several samples at a glance; decide them "
+                                                                      "together.")
+    st.caption(f":material/keyboard: {review_nav.legend_markdown()}")
 
 
 def pending_queue(token: str, stats: dict[str, Any] | None) -> None:
@@ -259,30 +186,57 @@ def pending_queue(token: str, stats: dict[str, Any] | None) -> None:
     if refresh.button("Refresh", icon=":material/refresh:", width="stretch"):
         client.clear_review_reads()
         st.rerun()
-    order_col, grid_col = st.columns([4, 1], vertical_alignment="center")
+    restore_view()
     remembered = st.query_params.get("order")
-    order = order_col.segmented_control(
-        "Order", list(ORDERS), format_func=ORDERS.__getitem__, key="review_order",
+    order = st.segmented_control(
+        "Order", list(ORDERS), format_func=ORDERS.__getitem__, key="review_order", on_change=go_to_page, args=(1,),
         default=remembered if remembered in ORDERS else "uncertainty") or "uncertainty"
-    grid = grid_col.toggle("Grid", key="review_grid", value=st.query_params.get("mode") == "grid",
-                           help="Several samples at a glance; decide them together.")
-    remember_view(order=order, grid=grid)
+    grid = bool(st.session_state[GRID])
+    size = review_nav.CELLS_PER_PAGE if grid else review_nav.CARDS_PER_PAGE
     try:
-        queue = client.read_samples(token, status="pending", order=order, limit=GRID_SIZE if grid else PAGE_SIZE)
+        pager, queue = read_page(token, order=order, number=st.session_state[PAGE], size=size)
     except ApiError as err:
         ui.show_error(err)
         return
-    if not queue["data"]:
+    st.session_state[PAGE] = pager.number
+    remember_view(order=order, grid=grid, page=pager.number)
+    samples = queue["data"]
+    ids = [sample["id"] for sample in samples]
+    navigation(pager, ids, grid=grid, shown=len(samples))
+    recently_reviewed(token)
+    last = st.session_state.get(LAST)
+    if not samples:
+        if last:
+            decided_notice(token, last, undo_key=review_nav.UNDO)
         st.success("The queue is empty: nothing waits for review.", icon=":material/done_all:")
         return
-    st.caption(f"Showing {len(queue['data'])} of {queue['count']} pending samples, {ORDER_CAPTIONS[order]}.")
+    st.caption(f"{queue['count']} pending samples, {ORDER_CAPTIONS[order]}.")
     if grid:
-        sample_grid(token, queue["data"])
+        sample_grid(token, samples)
         return
     known = set((stats or {}).get("labels", {}))
-    for sample in queue["data"]:
+    for sample in samples:
         known.update(label for label in (sample.get("predicted_label"), sample.get("suggested_label")) if label)
-    for sample in queue["data"]:
-        sample_card(token, sample, sorted(known))
+    focused = review_nav.focus_index(ids, wanted_id=st.session_state.get(FOCUS_ID),
+                                     position=st.session_state.get(FOCUS_POSITION, 0))
+    for position, sample in enumerate(samples):
+        if last and position == min(last["position"], len(samples)):
+            decided_notice(token, last, undo_key=review_nav.UNDO)
+        sample_card(token, sample, sorted(known), position=position, focused=position == focused)
+    if last and last["position"] >= len(samples):
+        decided_notice(token, last, undo_key=review_nav.UNDO)
+    highlight(ids[focused], scroll=bool(st.session_state.pop(SCROLL, False)), nonce=ids[focused])
+
+
+def read_page(token: str, *, order: str, number: int, size: int) -> tuple[Pager, dict[str, Any]]:
+    """The queue's page ``number``; a page past the end (the queue shrank) becomes the last page."""
+    pager = Pager(number, size, 0)
+    queue = client.read_samples(token, status="pending", order=order, limit=size, offset=pager.offset)
+    pager = Pager(number, size, int(queue["count"]))
+    if pager.clamped() != pager:
+        pager = pager.clamped()
+        queue = client.read_samples(token, status="pending", order=order, limit=size, offset=pager.offset)
+    return pager, queue
+
 
 review_page()

@@ -193,22 +193,23 @@ def test_wrong_password_is_refused_with_the_api_message(app: MakeApp, api: LiveA
         at.switch_page("views/review.py")
 
 
-def test_the_queue_keeps_its_order_and_mode_in_the_url_across_a_reload(app: MakeApp, api: LiveApi) -> None:
+def test_the_queue_keeps_its_order_mode_and_page_in_the_url_across_a_reload(app: MakeApp, api: LiveApi) -> None:
     at = log_in(app(), api.username, api.password)
-    assert at.query_params["order"] == "uncertainty" and at.query_params["mode"] == "cards"
+    assert (at.query_params["order"], at.query_params["mode"], at.query_params["page"]) == ("uncertainty", "cards", "1")
     at.session_state["review_order"] = "novelty"
-    at.toggle(key="review_grid").set_value(True)
     ok(at.run())
-    assert at.query_params["order"] == "novelty" and at.query_params["mode"] == "grid"
+    ok(at.button(key="review-mode").click().run())  # the Grid button (key G)
+    assert (at.query_params["order"], at.query_params["mode"]) == ("novelty", "grid")
     # a reload: a new session, logged in again from its cookie, opens the review page on the same URL
     again = app()
     ok(again.run())
     for key in ("token", "username", "is_admin", "token_expires_at"):
         again.session_state[key] = at.session_state[key]
     ok(again.run())  # the navigation now offers the review page
-    again.query_params.update({"order": "novelty", "mode": "grid"})
+    again.query_params.update({"order": "novelty", "mode": "grid", "page": "1"})
     ok(again.switch_page("views/review.py").run())
-    assert again.session_state["review_order"] == "novelty" and again.toggle(key="review_grid").value is True
+    assert again.session_state["review_order"] == "novelty" and again.session_state["review_grid"] is True
+    assert again.button(key="review-mode").label == "Cards"
 
 
 @pytest.mark.slow
