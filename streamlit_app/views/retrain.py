@@ -101,10 +101,11 @@ def runs_table(runs: list[dict[str, Any]]) -> None:
     if not runs:
         st.caption("No retrain runs yet.")
         return
-    rows = [{"run": r["dag_run_id"], "outcome": outcome_words(r), "type": r.get("run_type"),
+    # what a person reads first — the outcome and its links — comes first; the long run id last
+    rows = [{"outcome": outcome_words(r), "Airflow": r.get("airflow_url"), "MLflow": r.get("mlflow_url"),
              "started": ui.when(r.get("start_date")), "ended": ui.when(r.get("end_date")),
-             "training run": r.get("training_run_id"), "Airflow": r.get("airflow_url"),
-             "MLflow": r.get("mlflow_url")} for r in runs]
+             "type": r.get("run_type"), "training run": r.get("training_run_id"), "run": r["dag_run_id"]}
+            for r in runs]
     st.dataframe(rows, hide_index=True, width="stretch", key="retrain-runs", column_config={
         "outcome": st.column_config.TextColumn(width="large", help="What the run did: skipped (why), promoted, "
                                                                    "refused by the gate (why), failed (where)."),

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,12 +31,19 @@ START_TIMEOUT_S = 60
 @pytest.fixture(scope="session")
 @needs("server")
 def streamlit_url(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Streamlit app talking to the live API; its URL once healthy."""
+    with streamlit_server(live_api.url, live_api.home, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+@contextmanager
+def streamlit_server(api_url: str, home: Path, log_dir: Path) -> Iterator[str]:
     """``streamlit run streamlit_app/server.py`` (the app and its ``/session`` route) on a free port, talking to
-    the live API; its URL once healthy."""
+    the API at ``api_url``; its URL once healthy."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = sprout_env(live_api.home, SPROUT_API_URL=live_api.url)
+    log_path = log_dir / "streamlit.log"
+    env = sprout_env(home, SPROUT_API_URL=api_url)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app" / "server.py"),
