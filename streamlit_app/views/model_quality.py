@@ -79,7 +79,8 @@ def quality_section(versions: list[dict[str, Any]], champion: str | None) -> Non
     st.subheader("Per label", anchor=False)
     names = [v["version"] for v in known]
     chosen = st.segmented_control(
-        "Version", names, default=champion if champion in names else names[0], key="quality_version",
+        "Version", names, default=champion if champion in names else names[0],
+        key=f"quality_version-{champion}",  # a new champion (a rollback) selects itself again
         format_func=lambda v: f"v{v}" + (" (champion)" if v == champion else "")) or names[0]
     metrics = next(v for v in known if v["version"] == chosen)["metrics"]
     st.caption(f"Version {chosen} on its {metrics.get('n', 0)} held-out test images. Recall: the share of a "

@@ -135,6 +135,7 @@ def test_an_admin_rolls_back_and_promotes_through_the_dialog_cancel_changes_noth
     assert any(c.startswith(f"Rolled back to v{old} by {api.admin_username} on ") and c.endswith(f"(was v{new}).")
                for c in texts(at.caption)), texts(at.caption)
     assert any(h.startswith(f"Why v{old} serves: run ") for h in texts(at.subheader)), texts(at.subheader)
+    assert any(c.startswith(f"Version {old} on its ") for c in texts(at.caption))  # per label: the new champion
     assert f"Run {trained['run_id']} registered v{new} later; v{old} is the champion again (a rollback or a " \
         "promotion by an admin)." in texts(at.caption)
 
