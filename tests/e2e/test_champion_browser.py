@@ -15,8 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import streamlit_server
 from tests.e2e.test_browser import log_in, settle
-from tests.utils.datasets import dataset_tree
-from tests.utils.live_api import LiveApi, add_reviewer, serve, sprout
+from tests.utils.live_api import LiveApi, one_version_home, serve, sprout
 from tests.utils.markers import needs
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
@@ -35,10 +34,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """dandelion/grass with version 1 trained, the API serving it and the Streamlit app talking to that API."""
     root = tmp_path_factory.mktemp("champion-browser")
-    home = root / "home"
-    add_reviewer(home)
-    sprout(home, "import", str(dataset_tree(root, 40)))
-    assert sprout(home, "train", "--force", "--backbone", "efficientnet_lite0")["version"] == "1"
+    home = one_version_home(root)
     with serve(home) as api, streamlit_server(api.url, home, root) as ui:
         yield Stack(api, ui)
 

@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.streamlit_app.test_pages import MakeApp, button, log_in, metric, ok, texts
-from tests.utils.datasets import dataset_tree, scenes_tree
-from tests.utils.live_api import LiveApi, add_reviewer, serve, sprout
+from tests.utils.datasets import scenes_tree
+from tests.utils.live_api import LiveApi, add_reviewer, one_version_home, serve, sprout
 from tests.utils.markers import needs
 
 pytestmark = pytest.mark.slow  # each home trains its versions first
@@ -38,14 +38,10 @@ def six_label_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]
 
 @pytest.fixture(scope="module")
 @needs("server")
-def two_version_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+def own_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     """The real API on a home of its own (the rollback changes its champion, which the shared API's other tests
-    must not see): dandelion/grass, version 1 and version 2 (the champion) trained on the same photos."""
-    root = tmp_path_factory.mktemp("two-versions")
-    home = root / "home"
-    add_reviewer(home)
-    sprout(home, "import", str(dataset_tree(root, 40)))
-    assert sprout(home, "train", "--force", "--backbone", "efficientnet_lite0")["version"] == "1"
+    must not see): dandelion/grass with version 1; the test trains version 2 on the same photos."""
+    home = one_version_home(tmp_path_factory.mktemp("two-versions"))
     with serve(home) as running:
         yield running
 
@@ -92,8 +88,8 @@ def test_six_labels_compare_side_by_side_and_a_label_only_one_version_knows_is_m
 
 
 def test_an_admin_rolls_back_and_promotes_through_the_dialog_cancel_changes_nothing(
-        app: MakeApp, two_version_api: LiveApi, monkeypatch: pytest.MonkeyPatch) -> None:
-    api = two_version_api
+        app: MakeApp, own_api: LiveApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = own_api
     monkeypatch.setenv("SPROUT_API_URL", api.url)
     trained = sprout(api.home, "train", "--force", "--backbone", "efficientnet_lite0")  # on the same data
     assert trained["promoted"], trained

@@ -163,6 +163,16 @@ def prepare_home(root: Path) -> Path:
     return home
 
 
+def one_version_home(root: Path, per_label: int = 40) -> Path:
+    """``root/home`` of its own — for a test that changes the champion, which the shared API's tests must not
+    see —: dandelion/grass (``per_label`` photos each), version 1 trained on lite0, a reviewer and an admin."""
+    home = root / "home"
+    add_reviewer(home)
+    sprout(home, "import", str(dataset_tree(root, per_label)))
+    assert sprout(home, "train", "--force", "--backbone", "efficientnet_lite0")["version"] == "1"
+    return home
+
+
 def add_reviewer(home: Path) -> None:
     """``echo PASSWORD | sprout users add reviewer`` and the same for an admin."""
     home.mkdir(parents=True, exist_ok=True)
