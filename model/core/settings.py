@@ -258,6 +258,29 @@ class Settings(BaseSettings):
         default="sprout_approved_samples",
         description="The Airflow asset approvals are announced on (API) and the retrain DAG is scheduled on.")
 
+    # Outbound webhooks (model/runtime/webhooks.py): champion and rollout events, signed per Standard Webhooks.
+    webhook_url: str | None = Field(
+        default=None,
+        description="An `http(s)://` URL that receives a signed JSON event (Standard Webhooks) when the champion "
+                    "changes and when a rollout starts, promotes or aborts. Unset: no webhooks.")
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret of the webhooks, `whsec_` + base64 of 24 to 64 random bytes; required with "
+                    "`SPROUT_WEBHOOK_URL`, no default.")
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Bound on each webhook delivery attempt (connect and response).")
+    webhook_attempts: int = Field(
+        default=3, ge=1, le=10,
+        description="Delivery attempts of an event (same `webhook-id`), with backoff; only a connection error, "
+                    "a timeout, a 5xx or a 429 is retried.")
+
+    @model_validator(mode="after")
+    def _check_webhook(self) -> Settings:
+        from model.core.webhook_settings import check_webhook_settings
+
+        check_webhook_settings(self.webhook_url, self.webhook_secret)
+        return self
+
     crash_at: CrashPoint | None = Field(
         default=None,
         description="Tests only (refused in production): `move.after_copy` or `move.after_commit` kills the "
