@@ -177,6 +177,53 @@ class Settings(BaseSettings):
         description="How often the API recomputes the drift gauges of `/metrics` (in the background, only when "
                     "the window or the champion changed).")
 
+    # The rollout rule (model/rollout/rule.py): when live evidence promotes or aborts a challenger.
+    rollout_min_reviewed: int = Field(
+        default=30, ge=1,
+        description="Enough live evidence, first way: this many reviewed live images both models answered (a "
+                    "reviewer's label to judge each pair by).")
+    rollout_min_shadowed: int = Field(
+        default=500, ge=1,
+        description="Enough live evidence, second way (with `SPROUT_ROLLOUT_MIN_MINUTES`): this many shadowed "
+                    "requests, reviewed or not; then only errors, latency and the reviewed images there are judge.")
+    rollout_min_minutes: float = Field(
+        default=60.0, ge=0,
+        description="The age a rollout needs before its shadowed requests alone are enough evidence.")
+    rollout_alpha: float = Field(
+        default=0.05, gt=0.0, lt=0.5,
+        description='One-sided exact McNemar level on reviewed live images for "the challenger is significantly '
+                    'worse" (an abort at once).')
+    rollout_max_error_rate: float = Field(
+        default=0.01, ge=0.0, lt=1.0,
+        description="Largest tolerated share of shadowed requests the challenger fails on; above it, an abort "
+                    "(the champion's errors are not observed in shadow, so the tolerance is absolute).")
+    rollout_min_error_requests: int = Field(
+        default=20, ge=1,
+        description="Shadowed requests needed before the challenger's error rate counts.")
+    rollout_max_latency_ratio: float = Field(
+        default=1.5, ge=1.0,
+        description="Largest tolerated ratio of p99 latencies, challenger / champion; above it, an abort.")
+    rollout_min_latency_requests: int = Field(
+        default=100, ge=1,
+        description="Latencies each model needs before the p99 ratio counts.")
+    rollout_timeout_hours: float = Field(
+        default=168.0, gt=0,
+        description="A rollout whose evidence never became enough is decided by `SPROUT_ROLLOUT_TIMEOUT_FALLBACK` "
+                    "after this long (default 7 days).")
+    rollout_timeout_fallback: Literal["abort", "promote"] = Field(
+        default="abort",
+        description="The decision at the time-out: `abort` keeps the champion when live evidence never became "
+                    "enough; `promote` promotes it then (any abort condition still aborts first).")
+
+    @model_validator(mode="after")
+    def _check_rollout_rule(self) -> Settings:
+        if self.rollout_timeout_hours * 60 <= self.rollout_min_minutes:
+            raise ValueError(
+                f"SPROUT_ROLLOUT_TIMEOUT_HOURS ({self.rollout_timeout_hours:g} h) must be longer than "
+                f"SPROUT_ROLLOUT_MIN_MINUTES ({self.rollout_min_minutes:g} min), or shadowed requests could never "
+                "be enough evidence")
+        return self
+
     split_key: SecretStr | None = Field(
         default=None,
         description="Key of the split hash, used only when `sprout db upgrade` creates a database; default "

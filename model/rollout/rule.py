@@ -1,0 +1,136 @@
+"""The automatic rollout rule: promote a challenger, abort it, or wait for more live evidence."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from model.core.settings import Settings
+    from model.rollout.evidence import LiveEvidence
+
+Action = Literal["promote", "abort", "wait"]
+
+
+@dataclass(frozen=True)
+class RolloutRule:
+    """The rule's thresholds (settings ``SPROUT_ROLLOUT_*``, validated there; the defaults are the settings')."""
+
+    min_reviewed: int = 30
+    min_shadowed: int = 500
+    min_minutes: float = 60.0
+    alpha: float = 0.05
+    max_error_rate: float = 0.01
+    min_error_requests: int = 20
+    max_latency_ratio: float = 1.5
+    min_latency_requests: int = 100
+    timeout_hours: float = 168.0
+    timeout_fallback: Literal["abort", "promote"] = "abort"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RolloutRule:
+        return cls(min_reviewed=settings.rollout_min_reviewed, min_shadowed=settings.rollout_min_shadowed,
+                   min_minutes=settings.rollout_min_minutes, alpha=settings.rollout_alpha,
+                   max_error_rate=settings.rollout_max_error_rate,
+                   min_error_requests=settings.rollout_min_error_requests,
+                   max_latency_ratio=settings.rollout_max_latency_ratio,
+                   min_latency_requests=settings.rollout_min_latency_requests,
+                   timeout_hours=settings.rollout_timeout_hours, timeout_fallback=settings.rollout_timeout_fallback)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RolloutDecision:
+    """What to do with the challenger, and the sentence a person reads (with the numbers)."""
+
+    action: Action
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"action": self.action, "reason": self.reason}
+
+
+def _regression(ev: LiveEvidence, rule: RolloutRule) -> str | None:
+    """Why the challenger must go at once, or None: a significant accuracy loss on reviewed live images, an error
+    rate above the tolerance, or a p99 latency above the tolerated ratio (each only with enough data)."""
+    if ev.p_worse < rule.alpha:
+        return (f"the challenger is significantly worse on {ev.reviewed} reviewed live images: right on "
+                f"{ev.both_right + ev.only_challenger_right} against the champion's "
+                f"{ev.both_right + ev.only_champion_right} (champion alone right on {ev.only_champion_right}, "
+                f"challenger alone on {ev.only_challenger_right}; one-sided McNemar p={ev.p_worse:.2g} < "
+                f"{rule.alpha:g})")
+    if (ev.shadowed >= rule.min_error_requests and ev.challenger_error_rate is not None
+            and ev.challenger_error_rate > rule.max_error_rate):
+        return (f"the challenger failed on {ev.challenger_errors} of {ev.shadowed} shadowed requests "
+                f"({ev.challenger_error_rate:.1%} > the tolerated {rule.max_error_rate:.1%})")
+    if (ev.champion_p99_ms is not None and ev.challenger_p99_ms is not None and ev.champion_p99_ms > 0
+            and min(ev.champion_latencies, ev.challenger_latencies) >= rule.min_latency_requests):
+        ratio = ev.challenger_p99_ms / ev.champion_p99_ms
+        if ratio > rule.max_latency_ratio:
+            return (f"the challenger is too slow: p99 {ev.challenger_p99_ms:.0f} ms against the champion's "
+                    f"{ev.champion_p99_ms:.0f} ms ({ratio:.2f}× > the tolerated {rule.max_latency_ratio:g}×)")
+    return None
+
+
+def _enough(ev: LiveEvidence, rule: RolloutRule, age: timedelta) -> str | None:
+    """What made the evidence enough, or None."""
+    if ev.reviewed >= rule.min_reviewed:
+        return f"{ev.reviewed} reviewed live images (≥ {rule.min_reviewed})"
+    if ev.shadowed >= rule.min_shadowed and age >= timedelta(minutes=rule.min_minutes):
+        return (f"{ev.shadowed} shadowed requests (≥ {rule.min_shadowed}) over {_duration(age)} "
+                f"(≥ {_duration(timedelta(minutes=rule.min_minutes))})")
+    return None
+
+
+def _duration(span: timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    if minutes < 120:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _checks(ev: LiveEvidence) -> str:
+    """What the challenger was found not to regress on (for a promotion's reason)."""
+    parts = [f"not significantly worse on {ev.reviewed} reviewed live images (right on "
+             f"{ev.both_right + ev.only_challenger_right} vs {ev.both_right + ev.only_champion_right}, one-sided "
+             f"McNemar p={ev.p_worse:.2g})" if ev.reviewed else "no reviewed live images to compare accuracy on"]
+    parts.append(f"{ev.challenger_errors} errors in {ev.shadowed} shadowed requests")
+    if ev.challenger_p99_ms is not None and ev.champion_p99_ms is not None:
+        parts.append(f"p99 {ev.challenger_p99_ms:.0f} ms vs {ev.champion_p99_ms:.0f} ms")
+    return "; ".join(parts)
+
+
+def decide(evidence: LiveEvidence, rule: RolloutRule, *, started_at: datetime, now: datetime) -> RolloutDecision:
+    """The rule, in this order:
+
+    1. **abort** at once on a significant accuracy loss on reviewed live images (one-sided exact McNemar, the
+       challenger worse, p < ``alpha``), an error rate above ``max_error_rate`` (once ``min_error_requests``
+       requests were shadowed) or a p99 latency above ``max_latency_ratio`` × the champion's (once each model has
+       ``min_latency_requests`` latencies);
+    2. **promote** when the evidence is enough — ``min_reviewed`` reviewed pairs, or ``min_shadowed`` shadowed
+       requests and a rollout at least ``min_minutes`` old — and none of those holds;
+    3. at the time-out (``timeout_hours`` after ``started_at``), the ``timeout_fallback``;
+    4. else **wait**, saying what is missing.
+    """
+    ev, age = evidence, now - started_at
+    regression = _regression(ev, rule)
+    if regression is not None:
+        return RolloutDecision("abort", f"Abort: {regression}; the champion stays.")
+    enough = _enough(ev, rule, age)
+    if enough is not None:
+        return RolloutDecision("promote", f"Promote: enough live evidence ({enough}) and {_checks(ev)}.")
+    timeout = timedelta(hours=rule.timeout_hours)
+    missing = (f"{ev.reviewed} of {rule.min_reviewed} reviewed live images; or {ev.shadowed} of {rule.min_shadowed} "
+               f"shadowed requests and {_duration(age)} of {_duration(timedelta(minutes=rule.min_minutes))}")
+    if age >= timeout:
+        if rule.timeout_fallback == "promote":
+            return RolloutDecision("promote", f"Promote at the time-out ({_duration(timeout)}; the fallback is "
+                                              f"`promote`): live evidence never became enough ({missing}) and "
+                                              f"{_checks(ev)}.")
+        return RolloutDecision("abort", f"Abort at the time-out ({_duration(timeout)}; the fallback is `abort`): "
+                                        f"live evidence never became enough ({missing}); the champion stays.")
+    return RolloutDecision("wait", f"Wait: {missing}; time-out in {_duration(timeout - age)}.")
