@@ -898,3 +898,35 @@ def test_streamlit_links_become_the_sidebars_public_urls(default: Render, tmp_pa
 
     assert api_settings(default) == {}
     assert api_settings(linked) == {"SPROUT_MLFLOW_PUBLIC_URL": "https://mlflow.example.org"}
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def secret_keys_of(spec: dict[str, Any]) -> set[str]:
+    return {e["valueFrom"]["secretKeyRef"]["key"] for c in spec["containers"] for e in c.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+def test_webhooks_add_the_url_and_their_secret_only_when_a_url_is_set(default: Render, tmp_path: Path) -> None:
+    """webhooks.url puts SPROUT_WEBHOOK_URL in the settings and gives every container that loads them (the API, the
+    init Job, the DAGs' training pods) SPROUT_WEBHOOK_SECRET from the Secret, required: Sprout refuses a URL
+    without its secret. No URL, no secret is referenced."""
+    url = "https://hooks.example.com/sprout"
+    hooked = Render({"webhooks": {"url": url}}, "sprout", tmp_path / "hooks")
+    assert hooked.get("ConfigMap", "sprout-settings")["data"]["SPROUT_WEBHOOK_URL"] == url
+    keys = hooked.get("ConfigMap", "sprout-airflow-env")["data"]["SPROUT_K8S_SECRET_KEYS"].split(",")
+    assert "SPROUT_WEBHOOK_SECRET" in keys  # required (no trailing ?)
+    pods = dict(hooked.pod_specs())
+    for owner in ("Deployment/sprout-api", "Job/sprout-init"):
+        assert "SPROUT_WEBHOOK_SECRET" in secret_keys_of(pods[owner]), owner
+        [ref] = [e["valueFrom"]["secretKeyRef"] for c in pods[owner]["containers"] for e in c.get("env", [])
+                 if e["name"] == "SPROUT_WEBHOOK_SECRET"]
+        assert ref == {"name": "sprout-env", "key": "SPROUT_WEBHOOK_SECRET"}  # required: no optional
+    kubernetes_validate(hooked.files)
+    assert "SPROUT_WEBHOOK_URL" not in default.get("ConfigMap", "sprout-settings")["data"]
+    airflow_env = default.get("ConfigMap", "sprout-airflow-env")["data"]
+    assert "SPROUT_WEBHOOK_SECRET" not in airflow_env["SPROUT_K8S_SECRET_KEYS"]
+    assert all("SPROUT_WEBHOOK_SECRET" not in secret_keys_of(spec) for _, spec in default.pod_specs())
+    with pytest.raises(require_helm().HelmValuesError):
+        Render({"webhooks": {"url": "ftp://hooks.example.com/"}}, "x", tmp_path / "ftp")

@@ -130,6 +130,11 @@ include "sprout.secretEnv" (list . (list "REQUIRED_KEY" ...) (list "OPTIONAL_KEY
 {{- toJson (list "SPROUT_DATABASE_URL" "SPROUT_S3_ACCESS_KEY" "SPROUT_S3_SECRET_KEY" "SPROUT_SECRET_KEY") }}
 {{- end }}
 
+{{/* The webhooks' signing secret, for every container that loads the settings, only when webhooks.url is set. */}}
+{{- define "sprout.webhookSecretKeys" -}}
+{{- toJson (ternary (list "SPROUT_WEBHOOK_SECRET") (list) (not (empty .Values.webhooks.url))) }}
+{{- end }}
+
 {{/* MLflow's login (MLflow's client reads these), for the processes that use the registry. */}}
 {{- define "sprout.mlflowClientKeys" -}}
 {{- toJson (list "MLFLOW_TRACKING_USERNAME" "MLFLOW_TRACKING_PASSWORD") }}
