@@ -193,6 +193,11 @@ class Settings(BaseSettings):
         default=0.05, gt=0.0, lt=0.5,
         description='One-sided exact McNemar level on reviewed live images for "the challenger is significantly '
                     'worse" (an abort at once).')
+    rollout_max_regression: float = Field(
+        default=0.02, ge=0.0, le=1.0,
+        description="Largest tolerated accuracy deficit of the challenger on reviewed live images (never less than "
+                    "one image), as the gate's `SPROUT_GATE_MAX_REGRESSION`: a challenger further behind but not "
+                    "yet significantly worse is not promoted; it waits for more evidence (or the time-out).")
     rollout_max_error_rate: float = Field(
         default=0.01, ge=0.0, lt=1.0,
         description="Largest tolerated share of shadowed requests the challenger fails on; above it, an abort "

@@ -21,6 +21,7 @@ class RolloutRule:
     min_shadowed: int = 500
     min_minutes: float = 60.0
     alpha: float = 0.05
+    max_regression: float = 0.02
     max_error_rate: float = 0.01
     min_error_requests: int = 20
     max_latency_ratio: float = 1.5
@@ -32,6 +33,7 @@ class RolloutRule:
     def from_settings(cls, settings: Settings) -> RolloutRule:
         return cls(min_reviewed=settings.rollout_min_reviewed, min_shadowed=settings.rollout_min_shadowed,
                    min_minutes=settings.rollout_min_minutes, alpha=settings.rollout_alpha,
+                   max_regression=settings.rollout_max_regression,
                    max_error_rate=settings.rollout_max_error_rate,
                    min_error_requests=settings.rollout_min_error_requests,
                    max_latency_ratio=settings.rollout_max_latency_ratio,
@@ -85,6 +87,19 @@ def _enough(ev: LiveEvidence, rule: RolloutRule, age: timedelta) -> str | None:
     return None
 
 
+def _behind(ev: LiveEvidence, rule: RolloutRule) -> str | None:
+    """Why the challenger, though not significantly worse, is too far behind on reviewed live images to promote:
+    more images right for the champion alone than the tolerance (``max_regression``, never less than one image)."""
+    deficit = ev.only_champion_right - ev.only_challenger_right
+    if ev.reviewed == 0 or deficit <= max(rule.max_regression * ev.reviewed, 1):
+        return None
+    challenger, champion = ev.both_right + ev.only_challenger_right, ev.both_right + ev.only_champion_right
+    return (f"the challenger is behind on {ev.reviewed} reviewed live images, right on {challenger} against the "
+            f"champion's {champion} ({deficit / ev.reviewed:.1%} > the tolerated {rule.max_regression:.1%}), though "
+            "not significantly "
+            f"(McNemar p={ev.p_worse:.2g})")
+
+
 def _duration(span: timedelta) -> str:
     minutes = span.total_seconds() / 60
     if minutes < 120:
@@ -112,7 +127,9 @@ def decide(evidence: LiveEvidence, rule: RolloutRule, *, started_at: datetime, n
        requests were shadowed) or a p99 latency above ``max_latency_ratio`` × the champion's (once each model has
        ``min_latency_requests`` latencies);
     2. **promote** when the evidence is enough — ``min_reviewed`` reviewed pairs, or ``min_shadowed`` shadowed
-       requests and a rollout at least ``min_minutes`` old — and none of those holds;
+       requests and a rollout at least ``min_minutes`` old — none of those holds, and the challenger is not behind
+       the champion on the reviewed live images by more than ``max_regression`` (never less than one image; as the
+       gate's tolerance): further behind, it waits for the evidence to become significant either way;
     3. at the time-out (``timeout_hours`` after ``started_at``), the ``timeout_fallback``;
     4. else **wait**, saying what is missing.
     """
@@ -120,17 +137,19 @@ def decide(evidence: LiveEvidence, rule: RolloutRule, *, started_at: datetime, n
     regression = _regression(ev, rule)
     if regression is not None:
         return RolloutDecision("abort", f"Abort: {regression}; the champion stays.")
-    enough = _enough(ev, rule, age)
-    if enough is not None:
+    enough, behind = _enough(ev, rule, age), _behind(ev, rule)
+    if enough is not None and behind is None:
         return RolloutDecision("promote", f"Promote: enough live evidence ({enough}) and {_checks(ev)}.")
     timeout = timedelta(hours=rule.timeout_hours)
-    missing = (f"{ev.reviewed} of {rule.min_reviewed} reviewed live images; or {ev.shadowed} of {rule.min_shadowed} "
-               f"shadowed requests and {_duration(age)} of {_duration(timedelta(minutes=rule.min_minutes))}")
+    missing = behind if enough is not None and behind is not None else (
+        f"{ev.reviewed} of {rule.min_reviewed} reviewed live images; or {ev.shadowed} of {rule.min_shadowed} "
+        f"shadowed requests and {_duration(age)} of {_duration(timedelta(minutes=rule.min_minutes))}")
     if age >= timeout:
         if rule.timeout_fallback == "promote":
             return RolloutDecision("promote", f"Promote at the time-out ({_duration(timeout)}; the fallback is "
-                                              f"`promote`): live evidence never became enough ({missing}) and "
-                                              f"{_checks(ev)}.")
+                                              f"`promote`): live evidence never became enough to promote "
+                                              f"({missing}) and {_checks(ev)}.")
         return RolloutDecision("abort", f"Abort at the time-out ({_duration(timeout)}; the fallback is `abort`): "
-                                        f"live evidence never became enough ({missing}); the champion stays.")
+                                        f"live evidence never became enough to promote ({missing}); the champion "
+                                        "stays.")
     return RolloutDecision("wait", f"Wait: {missing}; time-out in {_duration(timeout - age)}.")

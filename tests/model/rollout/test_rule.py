@@ -40,9 +40,20 @@ def test_an_equal_challenger_is_promoted(labels: list[str]) -> None:
     assert "33 reviewed live images (≥ 30)" in decision.reason and "not significantly worse" in decision.reason
 
 
-def test_a_slightly_worse_but_not_significant_challenger_is_promoted() -> None:
-    # champion alone right on 5, challenger alone on 2: p = 0.23, no evidence of a loss
-    assert judge(paired(SCENES, both_right=25, only_champion=5, only_challenger=2, both_wrong=0)).action == "promote"
+def test_a_challenger_behind_but_not_significantly_waits_for_more_evidence() -> None:
+    # champion alone right on 5, challenger alone on 2 of 32: p = 0.23, not significant, but 9.4% behind (> 2%)
+    behind = paired(SCENES, both_right=25, only_champion=5, only_challenger=2, both_wrong=0)
+    decision = judge(behind)
+    assert decision.action == "wait"
+    assert decision.reason.startswith("Wait: the challenger is behind on 32 reviewed live images, right on 27 against "
+                                      "the champion's 30 (9.4% > the tolerated 2.0%), though not significantly "
+                                      "(McNemar p=0.23); time-out in")
+    assert judge(behind, RolloutRule(max_regression=0.1)).action == "promote"
+    # one image behind is always tolerated (as the gate tolerates one test image)
+    assert judge(paired(TWO, both_right=25, only_champion=3, only_challenger=2, both_wrong=0)).action == "promote"
+    timed_out = judge(behind, RolloutRule(timeout_hours=2), minutes=120)
+    assert timed_out.action == "abort" and "never became enough to promote (the challenger is behind" in \
+        timed_out.reason
 
 
 def test_an_erroring_challenger_is_aborted_on_errors_alone() -> None:
@@ -181,7 +192,7 @@ def test_an_identical_challenger_is_never_aborted_for_accuracy(seed: int | None)
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_challenger_wrong_on_30_percent_more_images_is_aborted_at_60_reviewed(seed: int | None) -> None:
-    seed = _seed(seed)
+    fresh, seed = seed is None, _seed(seed)
     rng = np.random.default_rng(seed)
     n = 60
     labels, truth, champion = _champion(rng, n)
@@ -198,8 +209,17 @@ def test_a_challenger_wrong_on_30_percent_more_images_is_aborted_at_60_reviewed(
     wrong = np.concatenate([worse, broken]).astype(int)
     challenger[wrong] = (truth[wrong] + rng.integers(1, k, len(wrong))) % k
     challenger[fixed] = truth[fixed]
-    ev = live_evidence(_observations(labels, truth, champion, challenger, rng, int(rng.integers(0, 200))))
+    observations = _observations(labels, truth, champion, challenger, rng, 0)
+    ev = live_evidence(observations)
     assert ev.reviewed == n and ev.only_champion_right - ev.only_challenger_right == round(0.3 * n)
     decision = decide(ev, RULE, started_at=START, now=SOON)
     assert decision.action == "abort", (seed, k, swaps, decision.reason)
     assert "significantly worse" in decision.reason
+    if fresh:  # in a random order a prefix can, rarely, hold few of its losses (4 of 1500 seeds measured)
+        return
+    # judged after every review, as the images come: never promoted on the way
+    for i in range(1, n + 1):
+        decision = judge(observations[:i])
+        assert decision.action != "promote", (seed, k, swaps, i, decision.reason)
+        if decision.action == "abort":
+            break
