@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -64,13 +65,19 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
+def counted(event: str, result: str) -> float:
+    return REGISTRY.get_sample_value("sprout_webhook_deliveries_total", {"event": event, "result": result}) or 0.0
+
+
 def hook_settings(url: str, **extra: object) -> Settings:
     return Settings(webhook_url=url, webhook_secret=SECRET, **extra)  # type: ignore[arg-type]
 
 
 def test_an_event_arrives_signed_and_only_the_right_secret_and_body_verify(receiver: Receiver) -> None:
+    before = counted("rollout.aborted", "delivered")
     delivery = send_event(hook_settings(receiver.url), "rollout.aborted",
                           {"rollout_id": 7, "reason": "challenger worse on 412 live predictions"})
+    assert counted("rollout.aborted", "delivered") == before + 1
     assert delivery is not None and delivery.delivered and delivery.attempts == 1 and delivery.status_code == 200
     [(body, headers)] = receiver.received
     assert headers["webhook-id"] == delivery.event_id and headers["content-type"] == "application/json"
@@ -110,12 +117,13 @@ def test_429_is_retried_but_a_4xx_is_final_and_a_last_5xx_fails_without_raising(
 def test_a_receiver_that_is_down_fails_fast_without_raising_and_the_log_keeps_the_secrets(
         caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{free_port()}/hooks/sprout-team-token"  # nothing listens there
-    started = time.monotonic()
+    started, before = time.monotonic(), counted("champion.rolled_back", "failed")
     with caplog.at_level(logging.WARNING, logger="model.runtime.webhooks"):
         delivery = send_event(hook_settings(url), "champion.rolled_back", {"version": "1"})
     assert time.monotonic() - started < 5
     assert delivery is not None and not delivery.delivered and delivery.attempts == 3
     assert delivery.status_code is None and delivery.error == "cannot connect (ConnectError)"
+    assert counted("champion.rolled_back", "failed") == before + 1  # sprout_webhook_deliveries_total on /metrics
     [record] = caplog.records
     assert "champion.rolled_back" in record.getMessage() and "after 3 attempt(s)" in record.getMessage()
     assert SECRET.removeprefix("whsec_") not in caplog.text and "sprout-team-token" not in caplog.text
