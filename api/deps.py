@@ -24,11 +24,12 @@ from model.core.security import InvalidTokenError, TokenClaims, read_access_toke
 from model.core.settings import Settings
 from model.data.storage import ObjectStore
 from model.monitoring.drift import DriftMonitor
+from model.runtime.live_rollout import LiveRollout
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder
 from model.serving.capture import Capturer
 from model.serving.predictor import Predictor
-from model.serving.watcher import ChampionWatcher
+from model.serving.watcher import ModelWatcher
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
@@ -70,11 +71,11 @@ async def get_store(services: ServicesDep) -> ObjectStore:
 StorageDep = Annotated[ObjectStore, Depends(get_store)]
 
 
-async def get_watcher(state: AppStateDep) -> ChampionWatcher:
+async def get_watcher(state: AppStateDep) -> ModelWatcher:
     return state.watcher
 
 
-WatcherDep = Annotated[ChampionWatcher, Depends(get_watcher)]
+WatcherDep = Annotated[ModelWatcher, Depends(get_watcher)]
 
 
 async def get_predictor(watcher: WatcherDep) -> Predictor:
@@ -98,6 +99,14 @@ async def get_drift_monitor(state: AppStateDep) -> DriftMonitor:
 
 
 DriftMonitorDep = Annotated[DriftMonitor, Depends(get_drift_monitor)]
+
+
+async def get_rollout(state: AppStateDep) -> LiveRollout:
+    """The challenger's side of this process during a rollout (inactive without one)."""
+    return state.rollout
+
+
+RolloutDep = Annotated[LiveRollout, Depends(get_rollout)]
 
 
 async def get_capture(state: AppStateDep) -> Capturer:

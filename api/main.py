@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
-from api.metrics import CAPTURES, DRIFT, MODEL_REJECTED, TRAINING, MetricsMiddleware
+from api.metrics import CANARY_ANSWERS, CAPTURES, DRIFT, MODEL_REJECTED, ROLLOUT_SCORED, TRAINING, MetricsMiddleware
 from api.prediction_pool import PredictionPool, predict_threads
 from api.routes import auth, health, labels, models, predict, retrain, reviews, samples
 from api.state import AppState, install
@@ -26,10 +27,12 @@ from db.migrate import SchemaOutOfDateError
 from model.core.security import signing_key
 from model.core.settings import Settings, get_settings
 from model.monitoring.drift import DriftMonitor
+from model.runtime.live_rollout import LiveRollout
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder
 from model.serving.capture import CapturePolicy, Capturer
-from model.serving.watcher import ChampionWatcher
+from model.serving.registry import CHALLENGER, CHAMPION
+from model.serving.watcher import ModelWatcher
 
 log = logging.getLogger("sprout.api")
 WORKER_THREADS = 100
@@ -75,19 +78,29 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         services = connect(settings)
         threads = predict_threads(settings.predict_threads)
-        watcher = ChampionWatcher(services.registry, poll_seconds=settings.model_poll_seconds, threads=1,
-                                  max_pixels=settings.max_image_pixels, verify=services.verify_artifact,
-                                  on_reject=lambda _version, _reason: MODEL_REJECTED.inc(), concurrency=threads)
+        slots = threading.BoundedSemaphore(threads)  # shared by the champion and the challenger
+        watcher, challenger = (ModelWatcher(
+            services.registry, poll_seconds=settings.model_poll_seconds, threads=1, alias=alias,
+            max_pixels=settings.max_image_pixels, verify=services.verify_artifact, slots=slots,
+            on_reject=lambda _version, _reason: MODEL_REJECTED.inc()) for alias in (CHAMPION, CHALLENGER))
+        rollout = LiveRollout(challenger, services.sessions, shadow_share=settings.shadow_share,
+                              canary_share=settings.canary_share, queue_size=settings.shadow_queue,
+                              max_observations=settings.rollout_max_observations,
+                              on_scored=lambda mode, outcome: ROLLOUT_SCORED.labels(mode, outcome).inc(),
+                              on_answer=lambda model: CANARY_ANSWERS.labels(model).inc())
         recorder = PredictionRecorder.from_settings(services.sessions, settings)
         drift = DriftMonitor(services, lambda: watcher.version)
         TRAINING.services = services
         DRIFT.recorder, DRIFT.monitor = recorder, drift
         key, storage = signing_key(settings), settings.rate_limit_storage
         throttle = Throttle.from_uri(storage.get_secret_value() if storage else None)
-        state = AppState(services=services, watcher=watcher, recorder=recorder, drift=drift, signing_key=key,
-                         throttle=throttle, capture=capturer(services), predictions=PredictionPool(threads))
+        state = AppState(services=services, watcher=watcher, rollout=rollout, recorder=recorder, drift=drift,
+                         signing_key=key, throttle=throttle, capture=capturer(services),
+                         predictions=PredictionPool(threads))
         install(app, state)
         watcher.start()
+        challenger.start()
+        rollout.start(settings.model_poll_seconds)
         state.capture.start()
         recorder.start()
         drift.start()
@@ -97,6 +110,8 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             drift.stop()
             recorder.stop()
             watcher.stop()
+            challenger.stop()
+            rollout.stop()
             state.capture.stop()
             state.predictions.shutdown()
             services.close()

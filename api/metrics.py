@@ -41,6 +41,12 @@ UI_PAGE_VIEWS = Counter("sprout_ui_page_views_total", "Streamlit page views (onc
 UI_PREDICT_CLICKS = Counter("sprout_ui_predict_clicks_total", "Predictions requested from the Streamlit page")
 MODEL_REJECTED = Counter("sprout_model_artifact_rejections_total",
                          "Champion versions the API refused to serve (artifact not Sprout's, or sha256 mismatch)")
+ROLLOUT_SCORED = Counter("sprout_rollout_scored_total",
+                         "Images the other model scored off the request path during a rollout, by mode (shadow: the "
+                         "challenger; canary: the champion) and outcome (agree, disagree, error, dropped)",
+                         ["mode", "outcome"])
+CANARY_ANSWERS = Counter("sprout_canary_answers_total", "Predictions answered during a canary rollout, by model "
+                         "(champion, challenger)", ["model"])
 UNHANDLED_ERRORS = Counter("sprout_api_unhandled_errors_total", "Requests that failed with an unexpected error")
 UNMEASURED_ROUTES = {"/metrics"}
 

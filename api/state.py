@@ -9,10 +9,11 @@ from starlette.applications import Starlette
 from api.prediction_pool import PredictionPool
 from api.throttle import Throttle
 from model.monitoring.drift import DriftMonitor
+from model.runtime.live_rollout import LiveRollout
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder
 from model.serving.capture import Capturer
-from model.serving.watcher import ChampionWatcher
+from model.serving.watcher import ModelWatcher
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class AppState:
     """The services and the API's long-lived helpers (background threads, counters, the token key)."""
 
     services: Services
-    watcher: ChampionWatcher  # the champion, followed by its alias
+    watcher: ModelWatcher  # the champion, followed by its alias
+    rollout: LiveRollout  # the challenger during a rollout: shadow scoring, canary routing, observations
     recorder: PredictionRecorder  # the drift window's buffered writer
     drift: DriftMonitor  # the drift report, refreshed in the background
     capture: Capturer  # low-confidence images to the review queue, in the background

@@ -72,6 +72,17 @@ class ChampionChangeKind(enum.StrEnum):
     PROMOTED_BY_RUN = "run"  # a training run's candidate passed the gate
     PROMOTED = "promoted"  # a person made a newer (or any other) version the champion
     ROLLED_BACK = "rollback"  # a person moved the champion back to an older version
+    PROMOTED_BY_ROLLOUT = "rollout"  # a challenger won on live traffic (``sprout rollout judge``)
+
+
+class RolloutMode(enum.StrEnum):
+    SHADOW = "shadow"  # the challenger also scores a share of requests; the champion answers
+    CANARY = "canary"  # the challenger answers a share of client keys
+
+
+class RolloutOutcome(enum.StrEnum):
+    PROMOTED = "promoted"  # the challenger became the champion
+    ABORTED = "aborted"  # the challenger was discarded; the champion stayed
 
 
 class RunStatus(enum.StrEnum):
@@ -286,3 +297,45 @@ class RecentPrediction(Base):
     label: Mapped[str] = mapped_column(String(64))
     confidence: Mapped[float] = mapped_column(Float)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32 vector; NULL from graphs without one
+
+
+class Rollout(Base):
+    """A challenger judged on live traffic beside the champion: who started it, and how it ended.
+
+    At most one is open (``open`` is True while it runs, NULL once decided: a unique index on it)."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    challenger_version: Mapped[str] = mapped_column(String(32))
+    champion_version: Mapped[str | None] = mapped_column(String(32))  # when it started
+    mode: Mapped[RolloutMode] = mapped_column(_enum(RolloutMode, "rollout_mode"))
+    started_by: Mapped[str] = mapped_column(String(64))  # "run 12", a user name, or "command line"
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    open: Mapped[bool | None] = mapped_column(Boolean, unique=True, default=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[RolloutOutcome | None] = mapped_column(_enum(RolloutOutcome, "rollout_outcome"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(64))  # "rule", a user name, or "command line"
+
+
+class RolloutObservation(Base):
+    """One live image scored by both models during a rollout (bounded: ``SPROUT_ROLLOUT_MAX_OBSERVATIONS``).
+
+    Paired with the reviewer's label through ``sha256`` once the image is reviewed (sent, captured, queued)."""
+
+    __tablename__ = "rollout_observations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # of the request's image bytes
+    answered_by: Mapped[str] = mapped_column(String(16))  # "champion" or "challenger" (canary)
+    champion_label: Mapped[str | None] = mapped_column(String(64))
+    champion_confidence: Mapped[float | None] = mapped_column(Float)
+    champion_latency_ms: Mapped[float | None] = mapped_column(Float)
+    challenger_label: Mapped[str | None] = mapped_column(String(64))
+    challenger_confidence: Mapped[float | None] = mapped_column(Float)
+    challenger_latency_ms: Mapped[float | None] = mapped_column(Float)
+    challenger_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

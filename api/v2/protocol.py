@@ -10,7 +10,7 @@ import numpy as np
 
 from model.serving.contract import INPUT_NAME, OUTPUT_NAME
 from model.serving.predictor import PredictionResult, Predictor
-from model.serving.watcher import ChampionWatcher
+from model.serving.watcher import ModelWatcher
 
 PLATFORM = "onnxruntime_onnx"  # Triton's name for ONNX Runtime models
 EXTENSIONS = ["binary_tensor_data"]
@@ -81,7 +81,7 @@ def model_metadata(name: str, predictor: Predictor) -> dict[str, Any]:
     }
 
 
-def served_predictor(name: str, version: str | None, *, model_name: str, watcher: ChampionWatcher) -> Predictor:
+def served_predictor(name: str, version: str | None, *, model_name: str, watcher: ModelWatcher) -> Predictor:
     """The champion if the path names it: 404 for another model or version, 503 (NoChampionError) for none yet.
 
     The server holds one model, the champion: only its version can be asked for explicitly.

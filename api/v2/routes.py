@@ -1,6 +1,8 @@
 """The ``/v2`` routes of the Open Inference Protocol (see ``api.v2``): they move bytes between HTTP and
 ``api.v2.inference``, and answer errors as the protocol has them."""
 
+import hashlib
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -17,7 +19,8 @@ from api.throttle import count_predictions
 from api.v2 import inference, protocol
 from model.core.errors import NoChampionError, SproutError
 from model.core.settings import Settings
-from model.serving.watcher import ChampionWatcher
+from model.runtime.live_rollout import CHAMPION, CLIENT_HEADER
+from model.serving.watcher import ModelWatcher
 
 
 class ProtocolRoute(APIRoute):
@@ -67,7 +70,7 @@ async def read_server_ready(watcher: WatcherDep) -> JSONResponse:
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
 
-def _model_ready(name: str, version: str | None, settings: Settings, watcher: ChampionWatcher) -> JSONResponse:
+def _model_ready(name: str, version: str | None, settings: Settings, watcher: ModelWatcher) -> JSONResponse:
     try:
         protocol.served_predictor(name, version, model_name=settings.model_name, watcher=watcher)
     except NoChampionError:
@@ -108,17 +111,24 @@ async def _infer(name: str, version: str | None, request: Request, state: AppSta
     """Parse, run and encode on a prediction thread; count each prediction as ``/predict`` does. Only encoded
     images enter the drift window and capture: ``pixels`` are whatever the client says (any embedding)."""
     settings = state.services.settings
-    predictor = protocol.served_predictor(name, version, model_name=settings.model_name, watcher=state.watcher)
+    champion = protocol.served_predictor(name, version, model_name=settings.model_name, watcher=state.watcher)
     body, headers = await request.body(), request.headers
+    # during a canary rollout, a client's whole request goes to one version (a path naming one: that one)
+    predictor, answered_by = (champion, CHAMPION) if version is not None else state.rollout.choose(
+        champion, lambda: headers.get(CLIENT_HEADER) or hashlib.sha256(body).hexdigest())
+    started = time.perf_counter()
     answer = await state.predictions.run(partial(
         inference.answer, body, headers.get(protocol.HEADER_LENGTH), headers.get("content-encoding"), predictor,
         model_name=name, count=lambda images: count_predictions(state.throttle, request, settings, images)))
-    images = answer.request.images
-    for i, result in enumerate(answer.inference.results):
+    images, results = answer.request.images, answer.inference.results
+    for i, result in enumerate(results):
         observe_prediction(result)
         if images is not None:
             state.recorder.record(result)
             state.capture.offer(images[i], result)
+    if images is not None:  # shadow scoring or the canary's pair, off the response path
+        per_image_ms = (time.perf_counter() - started) * 1000 / max(1, len(images))
+        state.rollout.observe_many(images, results, answered_by, per_image_ms, champion)
     if answer.header_length is None:
         return Response(answer.body, media_type="application/json")
     return Response(answer.body, media_type="application/octet-stream",

@@ -65,6 +65,8 @@ class DagSettings(BaseSettings):
     retrain_asset: str = _env("SPROUT_RETRAIN_ASSET", "sprout_approved_samples",
                               description="The Airflow asset the retrain DAG is scheduled on (the API's "
                                            "`SPROUT_RETRAIN_ASSET`).")
+    rollout_schedule: str = _env("SPROUT_ROLLOUT_SCHEDULE", "*/5 * * * *",
+                                 description="How often the rollout DAG judges the open rollout (cron or preset).")
     retries: int = _env("SPROUT_TASK_RETRIES", 2,
                         description="Retries of a task.")
     retry_delay_seconds: float = _env("SPROUT_TASK_RETRY_DELAY_SECONDS", 60.0,

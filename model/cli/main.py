@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from model.cli import admin, data, labels, reports, scoring, training
+from model.cli import admin, data, labels, reports, rollout, scoring, training
 from model.cli.invocation import Invocation, running
 
 # The collector's youngest generation is collected every GC_THRESHOLD allocations (Python's default: 700). A
@@ -91,4 +91,5 @@ for name, run in (
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(labels.labels_app, name="labels")
+app.add_typer(rollout.rollout_app, name="rollout")
 app.add_typer(admin.mlflow_app, name="mlflow")

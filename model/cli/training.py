@@ -32,7 +32,12 @@ def outcome_line(d: dict[str, Any]) -> None:
     acc = (d.get("metrics") or {}).get("accuracy")
     err.print(f"run {d['run_id']} ({d['backbone']}): test accuracy {acc}, gate "
               f"{'passed' if d['gate'] and d['gate']['passed'] else 'refused'}: {d['gate'] and d['gate']['reason']}")
-    err.print(f"version {d['version']} promoted" if d["promoted"] else "not promoted")
+    if d["promoted"]:
+        err.print(f"version {d['version']} promoted")
+    elif d["version"] and d["gate"] and d["gate"]["passed"]:
+        err.print(f"version {d['version']} is the challenger, judged on live traffic first (`sprout rollout status`)")
+    else:
+        err.print("not promoted")
 
 
 def train(force: ForceOpt = False, backbone: BackboneOpt = None) -> None:

@@ -279,6 +279,27 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         default=10.0, gt=0,
         description="How often the API checks the registry for a new champion.")
+    rollout: Literal["direct", "shadow", "canary"] = Field(
+        default="direct",
+        description="What a candidate that clears the gate becomes: `direct` the champion at once; `shadow` or "
+                    "`canary` the challenger (an MLflow alias beside the champion), judged on live traffic by "
+                    "`sprout rollout judge` and promoted or aborted by the rule (docs: rollout).")
+    shadow_share: float = Field(
+        default=1.0, ge=0, le=1,
+        description="Shadow: the share of `/predict` and `/v2` requests the challenger also scores, off the "
+                    "response path (the answer is always the champion's).")
+    canary_share: float = Field(
+        default=0.1, ge=0, le=1,
+        description="Canary: the share of client keys (the `X-Sprout-Client` header, else the image's hash) "
+                    "the challenger answers; the same key always reaches the same version.")
+    shadow_queue: int = Field(
+        default=64, ge=1, le=10_000,
+        description="Images waiting for the challenger; beyond it a shadowed request is dropped and counted "
+                    "(`sprout_shadow_dropped_total`), never waited for.")
+    rollout_max_observations: int = Field(
+        default=100_000, ge=100,
+        description="Live observations kept per rollout (images both models scored); beyond it no more are "
+                    "recorded for that rollout (the judge has long decided by then).")
     predict_threads: int | None = Field(
         default=None, ge=1, le=64,
         description="Predictions (`/predict`, `/v2/.../infer`) the API runs at once, one ONNX Runtime thread "

@@ -9,14 +9,14 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.models import ChampionChangeKind, RunStatus, TrainingRun
+from db import queries, rollouts
+from db.models import ChampionChangeKind, RolloutMode, RunStatus, TrainingRun
 from model.core.errors import ConflictError, NotFoundError
 from model.data.label_changes import changes_after_run, describe, label_map, retrain_reason
 from model.learning.gate import retrain_due
 from model.learning.pipeline import train_candidate
 from model.learning.run_record import RunParams, TrainOutcome
-from model.runtime import webhooks
+from model.runtime import rollout_control, webhooks
 from model.runtime.services import Services
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
                 raise ConflictError(f"Run {run.id} logged no model to register.")
             run.registered_version = svc.registry.register(model_uri, run.mlflow_run_id or "")
             session.commit()
+        if svc.settings.rollout != "direct":  # judged on live traffic first: the challenger, not the champion
+            return _start_rollout(svc, session, run)
         svc.registry.set_champion(run.registered_version)
         run.promoted = True
         change = queries.record_champion_change(session, kind=ChampionChangeKind.PROMOTED_BY_RUN,
@@ -97,6 +99,18 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
         log.info("promoted run %s as version %s", run.id, run.registered_version)
         webhooks.champion_changed(svc.settings, change)
         return TrainOutcome.from_run(run)
+
+
+def _start_rollout(svc: Services, session: Session, run: TrainingRun) -> TrainOutcome:
+    """Put the run's registered version in front of live traffic as the challenger (``SPROUT_ROLLOUT``); a retry
+    finds its rollout started already."""
+    mode = RolloutMode(svc.settings.rollout)
+    started = [r for r in rollouts.recent_rollouts(session, limit=5) if r.run_id == run.id]
+    if not started:
+        rollout_control.start(svc, str(run.registered_version), mode=mode, started_by=f"run {run.id}",
+                              run_id=run.id)
+        log.info("run %s: version %s is the challenger (%s)", run.id, run.registered_version, mode.value)
+    return TrainOutcome.from_run(run)
 
 
 def _labels_changed(session: Session, run: TrainingRun) -> str | None:

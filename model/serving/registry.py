@@ -1,4 +1,5 @@
-"""MLflow model registry: runs, the ``sprout-classifier`` registered model and its ``champion`` alias."""
+"""MLflow model registry: runs, the ``sprout-classifier`` registered model, its ``champion`` alias and, during a
+rollout, its ``challenger`` alias."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ MLFLOW_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_R
                           "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"  # a version judged on live traffic beside the champion (shadow or canary)
 MODEL_ARTIFACT = "model"
 
 
@@ -234,15 +236,43 @@ class Registry:
             self.client.set_registered_model_alias(self.model_name, CHAMPION, str(version))
 
     def champion(self) -> VersionInfo | None:
+        return self.aliased(CHAMPION)
+
+    def challenger(self) -> VersionInfo | None:
+        return self.aliased(CHALLENGER)
+
+    def aliased(self, alias: str) -> VersionInfo | None:
+        """The version ``alias`` points at, or None when it points nowhere."""
         from mlflow.exceptions import MlflowException
 
         try:
             with _requests_errors():
-                mv = self.client.get_model_version_by_alias(self.model_name, CHAMPION)
+                mv = self.client.get_model_version_by_alias(self.model_name, alias)
         except MlflowException as exc:
             _raise_unless_missing(exc)
             return None
         return self._info(mv)
+
+    def set_challenger(self, version: str) -> None:
+        self.version_info(version)
+        with _mlflow_errors():
+            self.client.set_registered_model_alias(self.model_name, CHALLENGER, str(version))
+
+    def clear_challenger(self) -> None:
+        """Remove the ``challenger`` alias (nothing to do when it points nowhere)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with _requests_errors():
+                self.client.delete_registered_model_alias(self.model_name, CHALLENGER)
+        except MlflowException as exc:
+            _raise_unless_missing(exc)
+
+    def tag_version(self, version: str, tags: dict[str, str]) -> None:
+        """Set tags on a registered version (e.g. its rollout's live comparison, shown in MLflow's UI)."""
+        with _mlflow_errors():
+            for key, value in tags.items():
+                self.client.set_model_version_tag(self.model_name, str(version), key, value[:5000])
 
     def version_info(self, version: str) -> VersionInfo:
         from mlflow.exceptions import MlflowException

@@ -1,7 +1,8 @@
-"""The champion model for a long-running server: loaded at start, re-checked every few seconds.
+"""A registry alias's model for a long-running server — the champion, and during a rollout the challenger —:
+loaded at start, re-checked every few seconds.
 
-A newly promoted version is loaded beside the old one and swapped in with one assignment, so no
-request fails during the swap. Framework-free: the API starts ``ChampionWatcher.run_forever`` as a thread.
+A newly aliased version is loaded beside the old one and swapped in with one assignment, so no request fails
+during the swap. Framework-free: the API starts ``ModelWatcher.run_forever`` as a thread.
 """
 
 from __future__ import annotations
@@ -14,28 +15,31 @@ from pathlib import Path
 from model.core.errors import ArtifactRejectedError, NoChampionError
 from model.data.images import DEFAULT_MAX_PIXELS
 from model.serving.predictor import Predictor
-from model.serving.registry import Registry
+from model.serving.registry import CHAMPION, Registry
 
 log = logging.getLogger(__name__)
 
 
-class ChampionWatcher:
-    """Holds the current champion Predictor and follows the registry's ``champion`` alias."""
+class ModelWatcher:
+    """Holds the Predictor of the version a registry alias points at, and follows the alias."""
 
     def __init__(self, registry: Registry, *, poll_seconds: float, threads: int = 1,
                  max_pixels: int = DEFAULT_MAX_PIXELS, verify: Callable[[str, Path], None] | None = None,
-                 on_reject: Callable[[str, str], None] | None = None, concurrency: int | None = None) -> None:
+                 on_reject: Callable[[str, str], None] | None = None,
+                 slots: threading.BoundedSemaphore | None = None, alias: str = CHAMPION) -> None:
         """``verify(version, path)`` raises ArtifactRejectedError for an artifact that must not be served;
         ``on_reject(version, reason)`` is told once per rejected version (e.g. to count it in a metric);
-        ``concurrency``: at most this many decodes and graph runs at once, over every model it serves."""
+        ``slots``: at most this many decodes and graph runs at once, shared by every model the process serves.
+        The champion is kept when its alias disappears (serve what we have); any other alias's model is dropped."""
         self.registry = registry
+        self.alias = alias
         self.verify = verify
         self.on_reject = on_reject
         self.rejected: dict[str, str] = {}
         self.max_pixels = max_pixels
         self.poll_seconds = poll_seconds
         self.threads = threads
-        self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
+        self.slots = slots
         self._predictor: Predictor | None = None
         self._stop = threading.Event()
         self._refresh_lock = threading.Lock()
@@ -59,14 +63,19 @@ class ChampionWatcher:
         return current.version if current else None
 
     def refresh(self) -> bool:
-        """Load the champion if it changed; True when a new model was swapped in."""
+        """Load the aliased version if it changed; True when the served model changed (a challenger's alias
+        removed drops its model)."""
         with self._refresh_lock:
             try:
-                champion = self.registry.champion()
-                if champion is None or champion.version == self.version:
+                aliased = self.registry.aliased(self.alias)
+                if aliased is None and self.alias != CHAMPION and self._predictor is not None:
+                    log.info("the %s alias points nowhere now: version %s unloaded", self.alias, self.version)
+                    self._predictor, self.last_error = None, None
+                    return True
+                if aliased is None or aliased.version == self.version:
                     self.last_error = None
                     return False
-                info, path = self.registry.model_file(champion.version)
+                info, path = self.registry.model_file(aliased.version)
                 if self.verify is not None:
                     self.verify(info.version, path)
                 predictor = Predictor.load(path, version=info.version, threads=self.threads,
@@ -82,11 +91,11 @@ class ChampionWatcher:
                 return False
             except Exception as exc:  # registry or artifact store down: keep serving what we have
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("could not refresh the champion model: %s", self.last_error)
+                log.warning("could not refresh the %s model: %s", self.alias, self.last_error)
                 return False
             previous, self._predictor = self.version, predictor
             self.last_error = None
-            log.info("serving model version %s (was %s)", predictor.version, previous)
+            log.info("%s: serving model version %s (was %s)", self.alias, predictor.version, previous)
             return True
 
     def run_forever(self) -> None:
@@ -95,7 +104,7 @@ class ChampionWatcher:
 
     def start(self) -> threading.Thread:
         self.refresh()
-        thread = threading.Thread(target=self.run_forever, name="champion-watcher", daemon=True)
+        thread = threading.Thread(target=self.run_forever, name=f"{self.alias}-watcher", daemon=True)
         thread.start()
         return thread
 

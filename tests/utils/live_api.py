@@ -123,10 +123,10 @@ def sprout_env(home: Path, **extra: str) -> dict[str, str]:
                                     "SPROUT_SPLIT_KEY": TEST_SPLIT_KEY, "SPROUT_GATE_MIN_ACCURACY": "0.5"} | extra
 
 
-def sprout(home: Path, *args: str, stdin: str | None = None) -> dict[str, Any]:
-    """Run ``sprout --json ARGS`` as a person would; its one JSON object."""
+def sprout(home: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``sprout --json ARGS`` as a person would (``env``: more settings); its one JSON object."""
     proc = subprocess.run([SPROUT, "--json", *args], input=stdin, capture_output=True, text=True,
-                          env=sprout_env(home), cwd=home.parent, timeout=900)
+                          env=sprout_env(home, **(env or {})), cwd=home.parent, timeout=900)
     assert proc.returncode == 0, f"sprout {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

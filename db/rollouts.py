@@ -1,0 +1,71 @@
+"""Queries of rollouts: the open one, its start and end (compare-and-set), and its live observations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from db.models import (
+    Rollout,
+    RolloutMode,
+    RolloutObservation,
+    RolloutOutcome,
+    Sample,
+    SampleStatus,
+    utcnow,
+)
+
+
+def open_rollout(session: Session) -> Rollout | None:
+    """The rollout in progress, if any (at most one: a unique index on ``open``)."""
+    return session.scalars(select(Rollout).where(Rollout.open.is_(True))).first()
+
+
+def start_rollout(session: Session, *, challenger_version: str, champion_version: str | None, mode: RolloutMode,
+                  started_by: str, run_id: int | None = None) -> Rollout:
+    """Add an open rollout (the caller commits; IntegrityError at the flush when another is open)."""
+    row = Rollout(challenger_version=challenger_version, champion_version=champion_version, mode=mode,
+                  started_by=started_by, run_id=run_id, open=True)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def end_rollout(session: Session, rollout_id: int, *, outcome: RolloutOutcome, reason: str,
+                decided_by: str) -> bool:
+    """Close the rollout if it is still open (compare-and-set: two judges, or a judge and an admin, racing end it
+    once); True when this call ended it. The caller commits."""
+    ended = session.execute(
+        update(Rollout).where(Rollout.id == rollout_id, Rollout.open.is_(True))
+        .values(open=None, ended_at=utcnow(), outcome=outcome, reason=reason[:2000], decided_by=decided_by)
+        .execution_options(synchronize_session=False))
+    return bool(getattr(ended, "rowcount", 0) == 1)
+
+
+def recent_rollouts(session: Session, *, limit: int = 10) -> list[Rollout]:
+    """The latest rollouts, newest first."""
+    return list(session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(limit)))
+
+
+def add_observations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert observations (dicts of RolloutObservation's columns) in one statement; the caller commits."""
+    if rows:
+        session.execute(insert(RolloutObservation), list(rows))
+
+
+def count_observations(session: Session, rollout_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(RolloutObservation)
+                              .where(RolloutObservation.rollout_id == rollout_id)) or 0)
+
+
+def labelled_observations(session: Session, rollout_id: int) -> list[tuple[RolloutObservation, str | None]]:
+    """Every observation of the rollout with the reviewer's label of its image (approved: its label; not
+    reviewed yet, rejected or never submitted: None), oldest first."""
+    reviewed = (select(Sample.sha256, Sample.label).where(Sample.status == SampleStatus.APPROVED).subquery())
+    query = (select(RolloutObservation, reviewed.c.label)
+             .outerjoin(reviewed, reviewed.c.sha256 == RolloutObservation.sha256)
+             .where(RolloutObservation.rollout_id == rollout_id).order_by(RolloutObservation.id))
+    return [(obs, label) for obs, label in session.execute(query)]

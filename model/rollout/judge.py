@@ -1,0 +1,137 @@
+"""A rollout from start to decision: read its live observations with the reviewers' labels, judge them by the
+rule, act (promote or abort, once), and say so — in MLflow tags on both versions and in signed webhooks.
+
+``sprout rollout judge`` (the ``sprout_rollout`` DAG, every few minutes) calls ``judge``; ``sprout rollout
+start|promote|abort`` and the admin routes call ``begin`` and ``override`` (audited under the person's name).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from db import rollouts
+from db.models import Rollout, RolloutMode, RolloutOutcome
+from model.rollout.evidence import LiveEvidence, Observation, describe, live_evidence
+from model.rollout.rule import RolloutDecision, RolloutRule, decide
+from model.runtime import rollout_control, webhooks
+from model.runtime.services import Services
+
+log = logging.getLogger(__name__)
+RULE = "rule"  # decided_by of the automatic decisions
+
+
+@dataclass(frozen=True)
+class RolloutReport:
+    """A rollout, its live evidence in numbers and words, and what the rule says (or said) of it."""
+
+    rollout: Rollout
+    evidence: LiveEvidence
+    decision: RolloutDecision | None  # what the rule would do now (an open rollout); None once decided
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.rollout
+        return {"id": r.id, "challenger": r.challenger_version, "champion": r.champion_version,
+                "mode": r.mode.value, "started_by": r.started_by, "run_id": r.run_id,
+                "started_at": r.started_at.isoformat(), "open": bool(r.open),
+                "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+                "outcome": r.outcome.value if r.outcome else None, "reason": r.reason, "decided_by": r.decided_by,
+                "evidence": self.evidence.to_dict(), "summary": describe(self.evidence),
+                "decision": self.decision.to_dict() if self.decision else None}
+
+
+def observations(svc: Services, rollout_id: int) -> list[Observation]:
+    """The rollout's observations, each with the reviewer's label of its image when it was approved (a pair the
+    champion could not score — a canary whose champion failed — is no evidence about the challenger)."""
+    with svc.session() as session:
+        rows = rollouts.labelled_observations(session, rollout_id)
+    return [Observation(champion_label=o.champion_label, champion_confidence=float(o.champion_confidence or 0.0),
+                        champion_latency_ms=float(o.champion_latency_ms or 0.0), challenger_label=o.challenger_label,
+                        challenger_confidence=o.challenger_confidence,
+                        challenger_latency_ms=o.challenger_latency_ms, challenger_error=o.challenger_error,
+                        reviewed_label=label, at=_aware(o.created_at))
+            for o, label in rows if o.champion_label is not None]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back: they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def report(svc: Services, rollout: Rollout, *, now: datetime | None = None) -> RolloutReport:
+    evidence = live_evidence(observations(svc, rollout.id))
+    decision = None
+    if rollout.open:
+        decision = decide(evidence, RolloutRule.from_settings(svc.settings), started_at=_aware(rollout.started_at),
+                          now=now or datetime.now(UTC))
+    return RolloutReport(rollout, evidence, decision)
+
+
+def status(svc: Services) -> list[RolloutReport]:
+    """The latest rollouts (the open one first, if any), each with its evidence."""
+    with svc.session() as session:
+        recent = rollouts.recent_rollouts(session, limit=5)
+    return [report(svc, r) for r in recent]
+
+
+def begin(svc: Services, version: str, *, mode: RolloutMode, by: str) -> RolloutReport:
+    """Start a rollout of ``version`` (an admin's or the command line's), announced by webhook."""
+    row = rollout_control.start(svc, version, mode=mode, started_by=by)
+    webhooks.send_event(svc.settings, "rollout.started", _event(row))
+    return report(svc, row)
+
+
+def judge(svc: Services, *, now: datetime | None = None) -> RolloutReport | None:
+    """Judge the open rollout by the rule and act: promote, abort, or wait. None when no rollout is open."""
+    with svc.session() as session:
+        row = rollouts.open_rollout(session)
+    if row is None:
+        return None
+    current = report(svc, row, now=now)
+    assert current.decision is not None
+    if current.decision.action == "wait":
+        return current
+    outcome = RolloutOutcome.PROMOTED if current.decision.action == "promote" else RolloutOutcome.ABORTED
+    return _end(svc, outcome, reason=current.decision.reason, by=RULE, evidence=current.evidence,
+                rollout_id=row.id)
+
+
+def override(svc: Services, outcome: RolloutOutcome, *, by: str, reason: str | None = None) -> RolloutReport:
+    """A person promotes or aborts the open rollout, whatever the rule says (audited under ``by``)."""
+    with svc.session() as session:
+        row = rollouts.open_rollout(session)
+    evidence = live_evidence(observations(svc, row.id)) if row is not None else live_evidence([])
+    said = reason or f"{outcome.value} by {by}, overriding the rule"
+    return _end(svc, outcome, reason=said, by=by, evidence=evidence, rollout_id=row.id if row else None)
+
+
+def _end(svc: Services, outcome: RolloutOutcome, *, reason: str, by: str, evidence: LiveEvidence,
+         rollout_id: int | None) -> RolloutReport:
+    ended = rollout_control.end(svc, outcome, reason=reason, decided_by=by, rollout_id=rollout_id)
+    row = ended.rollout
+    _tag(svc, row, evidence)
+    event: webhooks.EventType = "rollout.promoted" if outcome is RolloutOutcome.PROMOTED else "rollout.aborted"
+    webhooks.send_event(svc.settings, event, _event(row) | {"evidence": evidence.to_dict()})
+    return RolloutReport(row, evidence, None)
+
+
+def _tag(svc: Services, row: Rollout, evidence: LiveEvidence) -> None:
+    """The decision and its live comparison as MLflow tags on both versions (best effort: the decision stands)."""
+    tags = {"sprout.rollout.id": str(row.id), "sprout.rollout.outcome": row.outcome.value if row.outcome else "",
+            "sprout.rollout.reason": row.reason or "", "sprout.rollout.decided_by": row.decided_by or "",
+            "sprout.rollout.summary": describe(evidence)}
+    for version, role in ((row.challenger_version, "challenger"), (row.champion_version, "champion")):
+        if version is None:
+            continue
+        try:
+            svc.registry.tag_version(version, tags | {"sprout.rollout.role": role})
+        except Exception as exc:  # the registry down: the decision is recorded in the database already
+            log.warning("rollout %s: could not tag version %s in MLflow (%s)", row.id, version, exc)
+
+
+def _event(row: Rollout) -> dict[str, Any]:
+    return {"rollout_id": row.id, "challenger": row.challenger_version, "champion": row.champion_version,
+            "mode": row.mode.value, "started_by": row.started_by, "outcome": row.outcome.value if row.outcome else None,
+            "reason": row.reason, "decided_by": row.decided_by}

@@ -1,0 +1,97 @@
+"""A challenger on the real API (uvicorn, an embedded home): a candidate that clears the gate with SPROUT_ROLLOUT=shadow
+becomes the challenger, not the champion; in shadow the champion answers and the challenger scores the images off
+the response path, the pairs recorded and later paired with a reviewer's label; in canary the challenger answers
+its share of client keys, each key always the same version."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.utils.images import dataset_images
+from tests.utils.live_api import ADMIN, LiveApi, one_version_home, serve, sprout
+from tests.utils.markers import needs
+
+pytestmark = pytest.mark.slow  # two versions are trained first
+TRAINED = 40  # one_version_home's photos per label: the ones after these were never seen
+FAST = {"SPROUT_MODEL_POLL_SECONDS": "0.5", "SPROUT_PREDICTIONS_PER_MINUTE": "100000"}
+
+
+@pytest.fixture(scope="module")
+@needs("server")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Version 1 the champion; version 2, trained with SPROUT_ROLLOUT=shadow, the challenger of an open rollout."""
+    home = one_version_home(tmp_path_factory.mktemp("rollout"))
+    trained = sprout(home, "train", "--force", "--backbone", "efficientnet_lite0", env={"SPROUT_ROLLOUT": "shadow"})
+    assert trained["gate"]["passed"], trained
+    return home
+
+
+def unseen(count: int) -> list[bytes]:
+    """``count`` photos neither version trained on, both labels."""
+    return [dataset_images(label, TRAINED + i + 1)[-1].read_bytes() for i in range(count // 2)
+            for label in ("dandelion", "grass")]
+
+
+def predict(client: httpx.Client, api: LiveApi, data: bytes, key: str | None = None) -> dict[str, Any]:
+    resp = client.post(f"{api.url}/predict", files={"file": ("x.jpg", data, "image/jpeg")},
+                       headers={"X-Sprout-Client": key} if key else {})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def rollouts(home: Path) -> list[dict[str, Any]]:
+    return sprout(home, "rollout", "status")["rollouts"]
+
+
+def wait_for_evidence(home: Path, shadowed: int, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = rollouts(home)[0]
+        if current["evidence"]["shadowed"] >= shadowed or time.monotonic() > deadline:
+            return current
+        time.sleep(1)
+
+
+def test_a_passing_candidate_becomes_the_challenger_and_shadows_the_champion(home: Path) -> None:
+    [started] = rollouts(home)
+    assert (started["challenger"], started["champion"], started["mode"], started["open"]) == ("2", "1", "shadow", True)
+    assert started["started_by"].startswith("run ")
+    with serve(home, env=FAST) as api:
+        assert api.get("/models")["champion"] == "1"  # the champion did not change
+        images = unseen(12)
+        with httpx.Client(timeout=30) as client:
+            answers = [predict(client, api, data) for data in images]
+        assert {a["model_version"] for a in answers} == {"1"}  # the champion answers in shadow
+        current = wait_for_evidence(home, len(images))
+        assert current["evidence"]["shadowed"] == len(images), current
+        assert current["evidence"]["reviewed"] == 0
+        assert api.metric("sprout_rollout_scored_total", mode="shadow", outcome="agree") + api.metric(
+            "sprout_rollout_scored_total", mode="shadow", outcome="disagree") == len(images)
+
+        # a reviewer approves one of those images: its pair now counts on the reviewed side
+        sample = api.submit(images[0], label="dandelion", headers=api.headers())
+        resp = httpx.post(f"{api.url}/admin/samples/{sample['id']}/review",
+                          json={"action": "approve", "label": "dandelion"}, headers=api.headers(), timeout=30)
+        assert resp.status_code == 200, resp.text
+        assert rollouts(home)[0]["evidence"]["reviewed"] == 1
+
+
+def test_canary_answers_its_share_of_client_keys_and_a_key_always_gets_the_same_version(home: Path) -> None:
+    assert sprout(home, "rollout", "abort", "--by", ADMIN)["outcome"] == "aborted"
+    assert sprout(home, "rollout", "start", "2", "--by", ADMIN, "--mode", "canary")["open"]
+    with serve(home, env=FAST | {"SPROUT_CANARY_SHARE": "0.1"}) as api:
+        data = unseen(2)[0]
+        with httpx.Client(timeout=30) as client:
+            versions = [predict(client, api, data, key=f"client-{i}")["model_version"] for i in range(2000)]
+            again = {i: predict(client, api, data, key=f"client-{i}")["model_version"] for i in range(0, 2000, 50)}
+        share = Counter(versions)["2"] / len(versions)
+        assert 0.08 <= share <= 0.12, share
+        assert all(again[i] == versions[i] for i in again)  # sticky: the same key, the same version
+        assert api.metric("sprout_canary_answers_total", model="challenger") == Counter(versions)["2"] + sum(
+            v == "2" for v in again.values())
