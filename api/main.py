@@ -18,7 +18,7 @@ from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
 from api.metrics import CANARY_ANSWERS, CAPTURES, DRIFT, MODEL_REJECTED, ROLLOUT_SCORED, TRAINING, MetricsMiddleware
 from api.prediction_pool import PredictionPool, predict_threads
-from api.routes import auth, health, labels, models, predict, retrain, reviews, samples
+from api.routes import auth, health, labels, models, predict, retrain, reviews, rollouts, samples
 from api.state import AppState, install
 from api.throttle import Throttle
 from api.uploads import BodySizeLimitMiddleware
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     for router in (predict.router, samples.router, auth.router, reviews.router, labels.router, models.router,
-                   retrain.router, health.router, v2.router):
+                   rollouts.router, retrain.router, health.router, v2.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=int(settings.max_upload_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware)

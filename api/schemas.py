@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from db.models import ChampionChangeKind, RunStatus, SampleSource, SampleStatus, Split
+from db.models import ChampionChangeKind, RolloutMode, RolloutOutcome, RunStatus, SampleSource, SampleStatus, Split
 from model.reports.history import VersionRow
 
 
@@ -206,7 +206,8 @@ class ChampionChangePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     kind: ChampionChangeKind = Field(description="`run`: a training run's promotion; `promoted` or `rollback`: a "
-                                                 "person's, to a newer or an older version")
+                                                 "person's, to a newer or an older version; `rollout`: a "
+                                                 "challenger promoted on live evidence")
     version: str
     previous: str | None
     changed_by: str = Field(description='The admin\'s user name, "run N", or "command line" (`sprout rollback`)')
@@ -217,6 +218,8 @@ class ChampionChangePublic(BaseModel):
 class ModelsPublic(BaseModel):
     champion: str | None
     serving: str | None
+    challenger: str | None = Field(default=None, description="The version scored beside the champion during a "
+                                                             "rollout (`GET /rollouts`)")
     versions: list[VersionRow]
     runs: list[RunPublic]
     changes: list[ChampionChangePublic] = Field(
@@ -333,3 +336,42 @@ class RecentReviewPublic(BaseModel):
 class RecentReviewsPublic(BaseModel):
     reviews: list[RecentReviewPublic] = Field(description="The calling reviewer's own decisions, newest first.")
     undo_seconds: int = Field(description="How long a decision can be undone (SPROUT_REVIEW_UNDO_SECONDS; 0: off).")
+
+
+class RolloutDecisionPublic(BaseModel):
+    action: Literal["promote", "abort", "wait"]
+    reason: str
+
+
+class RolloutPublic(BaseModel):
+    """A rollout: the challenger against the champion on live traffic, its evidence and its decision."""
+
+    id: int
+    challenger: str
+    champion: str | None = Field(description="The champion when it started")
+    mode: RolloutMode
+    started_by: str = Field(description='"run N", the admin\'s user name, or "command line"')
+    run_id: int | None
+    started_at: datetime
+    open: bool
+    ended_at: datetime | None
+    outcome: RolloutOutcome | None = Field(description="`promoted` or `aborted` once decided")
+    reason: str | None = Field(description="Why it ended (the rule's sentence, or the person's reason)")
+    decided_by: str | None = Field(description='"rule", or the admin\'s user name')
+    evidence: dict[str, Any] = Field(description="The live comparison in numbers (docs: rollout)")
+    summary: str = Field(description="The live comparison in plain words")
+    decision: RolloutDecisionPublic | None = Field(description="An open rollout: what the rule would do now")
+
+
+class RolloutsPublic(BaseModel):
+    challenger: str | None = Field(description="The version the API scores beside the champion, if any")
+    rollouts: list[RolloutPublic] = Field(description="The latest rollouts, newest first")
+
+
+class RolloutStart(BaseModel):
+    version: str = Field(min_length=1, max_length=32, description="A registered version a Sprout run trained")
+    mode: RolloutMode = RolloutMode.SHADOW
+
+
+class RolloutDecisionRequest(BaseModel):
+    reason: str | None = Field(default=None, max_length=500, description="Why (recorded with the decision)")

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.deps import CurrentAdmin, ServicesDep, WatcherDep
+from api.deps import CurrentAdmin, RolloutDep, ServicesDep, WatcherDep
 from api.schemas import ChampionChangePublic, ModelsPublic, PromoteResult, RunPublic
 from model.learning.promotion import rollback
 from model.reports.history import model_history
@@ -11,10 +11,13 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/models", response_model=ModelsPublic)
-def read_models(services: ServicesDep, watcher: WatcherDep) -> ModelsPublic:
-    """Registered versions with their metrics, every training run with its gate decision, the champion."""
+def read_models(services: ServicesDep, watcher: WatcherDep, rollout: RolloutDep) -> ModelsPublic:
+    """Registered versions with their metrics, every training run with its gate decision, the champion, and the
+    challenger during a rollout."""
     history = model_history(services)
+    live = rollout.active()
     return ModelsPublic(champion=history.champion, serving=watcher.version,
+                        challenger=live[0].challenger_version if live else None,
                         versions=history.versions,
                         runs=[RunPublic.model_validate(r) for r in history.runs],
                         changes=[ChampionChangePublic.model_validate(c) for c in history.changes])

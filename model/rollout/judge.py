@@ -30,6 +30,7 @@ class RolloutReport:
     rollout: Rollout
     evidence: LiveEvidence
     decision: RolloutDecision | None  # what the rule would do now (an open rollout); None once decided
+    alpha: float = 0.05  # the rule's significance level, for the words
 
     def to_dict(self) -> dict[str, Any]:
         r = self.rollout
@@ -38,21 +39,25 @@ class RolloutReport:
                 "started_at": r.started_at.isoformat(), "open": bool(r.open),
                 "ended_at": r.ended_at.isoformat() if r.ended_at else None,
                 "outcome": r.outcome.value if r.outcome else None, "reason": r.reason, "decided_by": r.decided_by,
-                "evidence": self.evidence.to_dict(), "summary": describe(self.evidence),
+                "evidence": self.evidence.to_dict(), "summary": describe(self.evidence, self.alpha),
                 "decision": self.decision.to_dict() if self.decision else None}
 
 
 def observations(svc: Services, rollout_id: int) -> list[Observation]:
-    """The rollout's observations, each with the reviewer's label of its image when it was approved (a pair the
-    champion could not score — a canary whose champion failed — is no evidence about the challenger)."""
+    """The rollout's observations, the latest of each image with the reviewer's label when it was approved: a
+    reviewed image is one paired comparison however often it was sent (McNemar counts images, not requests), while
+    every request counts for agreement, errors and latency. A pair the champion could not score — a canary whose
+    champion failed — is no evidence about the challenger."""
     with svc.session() as session:
-        rows = rollouts.labelled_observations(session, rollout_id)
-    return [Observation(champion_label=o.champion_label, champion_confidence=float(o.champion_confidence or 0.0),
+        rows = [(o, label) for o, label in rollouts.labelled_observations(session, rollout_id)
+                if o.champion_label is not None]
+    latest = {o.sha256: o.id for o, _ in rows}  # oldest first: the last one of each image wins
+    return [Observation(champion_label=str(o.champion_label), champion_confidence=float(o.champion_confidence or 0.0),
                         champion_latency_ms=float(o.champion_latency_ms or 0.0), challenger_label=o.challenger_label,
                         challenger_confidence=o.challenger_confidence,
                         challenger_latency_ms=o.challenger_latency_ms, challenger_error=o.challenger_error,
-                        reviewed_label=label, at=_aware(o.created_at))
-            for o, label in rows if o.champion_label is not None]
+                        reviewed_label=label if latest[o.sha256] == o.id else None, at=_aware(o.created_at))
+            for o, label in rows]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -61,12 +66,11 @@ def _aware(moment: datetime) -> datetime:
 
 
 def report(svc: Services, rollout: Rollout, *, now: datetime | None = None) -> RolloutReport:
-    evidence = live_evidence(observations(svc, rollout.id))
+    evidence, rule = live_evidence(observations(svc, rollout.id)), RolloutRule.from_settings(svc.settings)
     decision = None
     if rollout.open:
-        decision = decide(evidence, RolloutRule.from_settings(svc.settings), started_at=_aware(rollout.started_at),
-                          now=now or datetime.now(UTC))
-    return RolloutReport(rollout, evidence, decision)
+        decision = decide(evidence, rule, started_at=_aware(rollout.started_at), now=now or datetime.now(UTC))
+    return RolloutReport(rollout, evidence, decision, rule.alpha)
 
 
 def status(svc: Services) -> list[RolloutReport]:
@@ -114,14 +118,14 @@ def _end(svc: Services, outcome: RolloutOutcome, *, reason: str, by: str, eviden
     _tag(svc, row, evidence)
     event: webhooks.EventType = "rollout.promoted" if outcome is RolloutOutcome.PROMOTED else "rollout.aborted"
     webhooks.send_event(svc.settings, event, _event(row) | {"evidence": evidence.to_dict()})
-    return RolloutReport(row, evidence, None)
+    return RolloutReport(row, evidence, None, RolloutRule.from_settings(svc.settings).alpha)
 
 
 def _tag(svc: Services, row: Rollout, evidence: LiveEvidence) -> None:
     """The decision and its live comparison as MLflow tags on both versions (best effort: the decision stands)."""
     tags = {"sprout.rollout.id": str(row.id), "sprout.rollout.outcome": row.outcome.value if row.outcome else "",
             "sprout.rollout.reason": row.reason or "", "sprout.rollout.decided_by": row.decided_by or "",
-            "sprout.rollout.summary": describe(evidence)}
+            "sprout.rollout.summary": describe(evidence, RolloutRule.from_settings(svc.settings).alpha)}
     for version, role in ((row.challenger_version, "challenger"), (row.champion_version, "champion")):
         if version is None:
             continue

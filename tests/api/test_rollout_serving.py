@@ -1,7 +1,8 @@
 """A challenger on the real API (uvicorn, an embedded home): a candidate that clears the gate with SPROUT_ROLLOUT=shadow
 becomes the challenger, not the champion; in shadow the champion answers and the challenger scores the images off
 the response path, the pairs recorded and later paired with a reviewer's label; in canary the challenger answers
-its share of client keys, each key always the same version."""
+its share of client keys, each key always the same version; admins start, promote and abort rollouts through the
+API, audited and announced by signed webhooks."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from tests.utils.images import dataset_images
 from tests.utils.live_api import ADMIN, LiveApi, one_version_home, serve, sprout
 from tests.utils.markers import needs
+from tests.utils.webhook_receiver import SECRET, webhook_receiver
 
 pytestmark = pytest.mark.slow  # two versions are trained first
 TRAINED = 40  # one_version_home's photos per label: the ones after these were never seen
@@ -95,3 +97,47 @@ def test_canary_answers_its_share_of_client_keys_and_a_key_always_gets_the_same_
         assert all(again[i] == versions[i] for i in again)  # sticky: the same key, the same version
         assert api.metric("sprout_canary_answers_total", model="challenger") == Counter(versions)["2"] + sum(
             v == "2" for v in again.values())
+
+
+def test_admins_start_promote_and_abort_rollouts_through_the_api_audited_and_announced(home: Path) -> None:
+    with webhook_receiver() as hooks, serve(home, env=FAST | {"SPROUT_WEBHOOK_URL": hooks.url,
+                                                               "SPROUT_WEBHOOK_SECRET": SECRET}) as api:
+        public = api.get("/rollouts")
+        assert public["challenger"] == "2" and public["rollouts"][0]["open"]  # the canary of the test before
+        assert public["rollouts"][0]["summary"] and public["rollouts"][0]["decision"]["action"] == "wait"
+        # the canary sent one reviewed image 2,040 times: one paired comparison (McNemar counts images)
+        assert public["rollouts"][0]["evidence"]["reviewed"] == 1
+        admin, reviewer = api.headers(admin=True), api.headers()
+        start = f"{api.url}/admin/rollouts"
+        assert httpx.post(start, json={"version": "2"}, timeout=30).status_code == 401
+        assert httpx.post(start, json={"version": "2"}, headers=reviewer, timeout=30).status_code == 403
+        busy = httpx.post(start, json={"version": "2"}, headers=admin, timeout=30)
+        assert busy.status_code == 409 and "still open" in busy.json()["detail"]
+
+        aborted = httpx.post(f"{start}/current/abort", json={"reason": "trying the override"}, headers=admin,
+                             timeout=30)
+        assert aborted.status_code == 200, aborted.text
+        assert (aborted.json()["outcome"], aborted.json()["decided_by"], aborted.json()["reason"]) == (
+            "aborted", api.admin_username, "trying the override")
+        assert api.get("/models")["challenger"] is None  # this process dropped the challenger at once
+        assert httpx.post(start, json={"version": "99"}, headers=admin, timeout=30).status_code == 404
+        champion = httpx.post(start, json={"version": "1"}, headers=admin, timeout=30)
+        assert champion.status_code == 409 and "champion already" in champion.json()["detail"]
+        assert httpx.post(start, json={"version": "2", "mode": "blue"}, headers=admin, timeout=30).status_code == 422
+
+        started = httpx.post(start, json={"version": "2", "mode": "shadow"}, headers=admin, timeout=30)
+        assert started.status_code == 201 and started.json()["started_by"] == api.admin_username, started.text
+        assert api.get("/models")["challenger"] == "2"
+        promoted = httpx.post(f"{start}/current/promote", json={}, headers=admin, timeout=30)
+        assert promoted.status_code == 200 and promoted.json()["outcome"] == "promoted", promoted.text
+        models = api.get("/models")
+        assert (models["champion"], models["serving"], models["challenger"]) == ("2", "2", None)
+        assert (models["changes"][0]["kind"], models["changes"][0]["changed_by"]) == ("rollout", api.admin_username)
+        with httpx.Client(timeout=30) as client:
+            assert predict(client, api, unseen(2)[0])["model_version"] == "2"  # served at once
+        assert httpx.post(f"{start}/current/promote", json={}, headers=admin, timeout=30).status_code == 404
+
+        events = hooks.events()  # every one signed with the secret
+        kinds = [e["type"] for e in events]
+        assert kinds == ["rollout.aborted", "rollout.started", "champion.promoted", "rollout.promoted"], kinds
+        assert events[-1]["data"]["challenger"] == "2" and events[-1]["data"]["decided_by"] == api.admin_username

@@ -7,11 +7,8 @@ import base64
 import dataclasses
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,43 +23,13 @@ from model.runtime.webhooks import send_event
 from tests.utils.datasets import colour_dataset
 from tests.utils.live_api import free_port
 from tests.utils.services import migrated_services
-
-SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint: records each request and answers the next status of ``answers`` (then 200)."""
-
-    url: str
-    answers: list[int] = field(default_factory=list)
-    delay: float = 0.0
-    received: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+from tests.utils.webhook_receiver import SECRET, Receiver, webhook_receiver
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    rec = Receiver(url=f"http://127.0.0.1:{server.server_port}/hooks/sprout-team-token")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = self.rfile.read(int(self.headers["content-length"]))
-            rec.received.append((body, {k.lower(): v for k, v in self.headers.items()}))
-            time.sleep(rec.delay)
-            self.send_response(rec.answers.pop(0) if rec.answers else 200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server.RequestHandlerClass = Handler
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as rec:
+        yield rec
 
 
 def counted(event: str, result: str) -> float:
