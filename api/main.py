@@ -16,7 +16,16 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.errors import install_error_handlers
 from api.headers import SecurityHeadersMiddleware
-from api.metrics import CANARY_ANSWERS, CAPTURES, DRIFT, MODEL_REJECTED, ROLLOUT_SCORED, TRAINING, MetricsMiddleware
+from api.metrics import (
+    CANARY_ANSWERS,
+    CAPTURES,
+    DRIFT,
+    MODEL_REJECTED,
+    ROLLOUT,
+    ROLLOUT_SCORED,
+    TRAINING,
+    MetricsMiddleware,
+)
 from api.prediction_pool import PredictionPool, predict_threads
 from api.routes import auth, health, labels, models, predict, retrain, reviews, rollouts, samples
 from api.state import AppState, install
@@ -27,6 +36,7 @@ from db.migrate import SchemaOutOfDateError
 from model.core.security import signing_key
 from model.core.settings import Settings, get_settings
 from model.monitoring.drift import DriftMonitor
+from model.rollout.monitor import RolloutMonitor
 from model.runtime.live_rollout import LiveRollout
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder
@@ -90,8 +100,10 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
                               on_answer=lambda model: CANARY_ANSWERS.labels(model).inc())
         recorder = PredictionRecorder.from_settings(services.sessions, settings)
         drift = DriftMonitor(services, lambda: watcher.version)
+        rollout_metrics = RolloutMonitor(services)
         TRAINING.services = services
         DRIFT.recorder, DRIFT.monitor = recorder, drift
+        ROLLOUT.monitor = rollout_metrics
         key, storage = signing_key(settings), settings.rate_limit_storage
         throttle = Throttle.from_uri(storage.get_secret_value() if storage else None)
         state = AppState(services=services, watcher=watcher, rollout=rollout, recorder=recorder, drift=drift,
@@ -104,9 +116,11 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         state.capture.start()
         recorder.start()
         drift.start()
+        rollout_metrics.start()
         try:
             yield
         finally:
+            rollout_metrics.stop()
             drift.stop()
             recorder.stop()
             watcher.stop()

@@ -16,6 +16,7 @@ from model.monitoring.telemetry import training_snapshot
 
 if TYPE_CHECKING:
     from model.monitoring.drift import DriftMonitor
+    from model.rollout.monitor import RolloutMonitor
     from model.runtime.services import Services
     from model.runtime.traffic import PredictionRecorder
     from model.serving.predictor import PredictionResult
@@ -59,6 +60,11 @@ for _page in UiPage:
     UI_PAGE_VIEWS.labels(_page.value)
 for _kind in ("abstained", "unfamiliar"):
     DOUBTS.labels(_kind)
+for _mode in ("shadow", "canary"):
+    for _outcome in ("agree", "disagree", "error", "dropped"):
+        ROLLOUT_SCORED.labels(_mode, _outcome)
+for _model in ("champion", "challenger"):
+    CANARY_ANSWERS.labels(_model)
 
 
 def observe_prediction(result: PredictionResult) -> None:
@@ -201,3 +207,63 @@ class DriftCollector(Collector):
 
 DRIFT = DriftCollector()
 REGISTRY.register(DRIFT)
+
+
+class RolloutCollector(Collector):
+    """The open rollout's live evidence and the decisions taken so far: the rollout monitor's latest snapshot
+    (refreshed off the request path, never at scrape time). A figure without data (no reviewed pair, no
+    latency) is left out rather than exported as NaN."""
+
+    def __init__(self) -> None:
+        self.monitor: RolloutMonitor | None = None
+
+    def collect(self) -> Any:
+        snap = self.monitor.latest if self.monitor is not None else None
+        if snap is None:
+            return
+        yield GaugeMetricFamily("sprout_rollout_open", "1 while a challenger is in a rollout (shadow or canary)",
+                                value=1.0 if snap.open else 0.0)
+        yield GaugeMetricFamily("sprout_rollout_age_seconds", "Seconds the open rollout has run (0: none is open)",
+                                value=snap.age_seconds())
+        decisions = GaugeMetricFamily("sprout_rollout_decisions",
+                                      "Ended rollouts by outcome and whether the rule decided (else a person)",
+                                      labels=["outcome", "decided_by_rule"])
+        for outcome in ("promoted", "aborted"):
+            for by_rule in (True, False):
+                count = sum(n for (o, rule), n in snap.decisions.items() if o.value == outcome and rule == by_rule)
+                decisions.add_metric([outcome, str(by_rule).lower()], count)
+        yield decisions
+        if not snap.open or snap.evidence is None or snap.mode is None:
+            return
+        info = GaugeMetricFamily("sprout_rollout_info", "1 for the open rollout's challenger, champion and mode",
+                                 labels=["challenger", "champion", "mode"])
+        info.add_metric([snap.challenger or "", snap.champion or "", snap.mode.value], 1.0)
+        yield info
+        ev = snap.evidence
+        yield GaugeMetricFamily("sprout_rollout_reviewed_pairs",
+                                "Reviewed live images both models answered (the paired comparison)", value=ev.reviewed)
+        yield GaugeMetricFamily("sprout_rollout_observations", "Live images both models scored in this rollout",
+                                value=ev.shadowed)
+        accuracy = GaugeMetricFamily("sprout_rollout_live_accuracy", "Accuracy on reviewed live images, by model",
+                                     labels=["model"])
+        p99 = GaugeMetricFamily("sprout_rollout_p99_seconds", "p99 latency on live images, by model",
+                                labels=["model"])
+        for model, acc, ms in (("champion", ev.champion_accuracy, ev.champion_p99_ms),
+                               ("challenger", ev.challenger_accuracy, ev.challenger_p99_ms)):
+            if acc is not None:
+                accuracy.add_metric([model], acc)
+            if ms is not None:
+                p99.add_metric([model], ms / 1000)
+        yield accuracy
+        yield p99
+        for name, doc, value in (
+                ("sprout_rollout_agreement", "Share of live images the challenger labelled as the champion did",
+                 ev.agreement),
+                ("sprout_rollout_challenger_error_rate", "Share of live images the challenger failed on",
+                 ev.challenger_error_rate)):
+            if value is not None:
+                yield GaugeMetricFamily(name, doc, value=value)
+
+
+ROLLOUT = RolloutCollector()
+REGISTRY.register(ROLLOUT)

@@ -69,3 +69,19 @@ def labelled_observations(session: Session, rollout_id: int) -> list[tuple[Rollo
              .outerjoin(reviewed, reviewed.c.sha256 == RolloutObservation.sha256)
              .where(RolloutObservation.rollout_id == rollout_id).order_by(RolloutObservation.id))
     return [(obs, label) for obs, label in session.execute(query)]
+
+
+def decision_counts(session: Session, *, rule: str) -> dict[tuple[RolloutOutcome, bool], int]:
+    """Ended rollouts by (outcome, decided by ``rule`` — the automatic rule's ``decided_by`` — rather than a
+    person)."""
+    by_rule = Rollout.decided_by == rule
+    query = (select(Rollout.outcome, by_rule, func.count()).where(Rollout.outcome.is_not(None))
+             .group_by(Rollout.outcome, by_rule))
+    return {(outcome, bool(ruled)): int(n) for outcome, ruled, n in session.execute(query) if outcome is not None}
+
+
+def evidence_version(session: Session, rollout_id: int) -> tuple[int | None, Any]:
+    """What the rollout's live evidence depends on, cheaply: its newest observation and the latest review of any
+    sample (the pairs' labels); unchanged, the evidence is unchanged."""
+    newest = session.scalar(select(func.max(RolloutObservation.id)).where(RolloutObservation.rollout_id == rollout_id))
+    return newest, session.scalar(select(func.max(Sample.updated_at)))

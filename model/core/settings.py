@@ -295,11 +295,15 @@ class Settings(BaseSettings):
     shadow_queue: int = Field(
         default=64, ge=1, le=10_000,
         description="Images waiting for the challenger; beyond it a shadowed request is dropped and counted "
-                    "(`sprout_shadow_dropped_total`), never waited for.")
+                    "(`sprout_rollout_scored_total{outcome=\"dropped\"}`), never waited for.")
     rollout_max_observations: int = Field(
         default=100_000, ge=100,
         description="Live observations kept per rollout (images both models scored); beyond it no more are "
                     "recorded for that rollout (the judge has long decided by then).")
+    rollout_metrics_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How often the API recomputes the rollout gauges of `/metrics` from the open rollout's live "
+                    "evidence (in the background, only when observations or reviews changed).")
     predict_threads: int | None = Field(
         default=None, ge=1, le=64,
         description="Predictions (`/predict`, `/v2/.../infer`) the API runs at once, one ONNX Runtime thread "
