@@ -221,6 +221,34 @@ def promote(token: str, version: str) -> dict[str, Any]:
     return result
 
 
+@st.cache_data(ttl=5, show_spinner=False)  # under the Rollout section's refresh (10 s)
+def _read_rollouts(base_url: str) -> dict[str, Any]:
+    return _json(_request("GET", "/rollouts", base_url=base_url))
+
+
+def read_rollouts() -> dict[str, Any]:
+    """``GET /rollouts`` (public): ``{challenger, rollouts}``, the latest rollouts newest first, each with its live
+    comparison (``evidence``, ``summary``) and, while open, what the rule would do now (``decision``)."""
+    return _read_rollouts(api_url())
+
+
+def start_rollout(token: str, version: str, *, mode: str = "shadow") -> dict[str, Any]:
+    """``POST /admin/rollouts`` (admins): ``version`` becomes the challenger in ``mode`` (shadow or canary)."""
+    rollout = _json(_request("POST", "/admin/rollouts", token=token, json={"version": version, "mode": mode}))
+    _read_rollouts.clear()
+    _read_models.clear()
+    return rollout
+
+
+def decide_rollout(token: str, action: str, *, reason: str | None = None) -> dict[str, Any]:
+    """``POST /admin/rollouts/current/{promote|abort}`` (admins): end the open rollout now, overriding the rule."""
+    rollout = _json(_request("POST", f"/admin/rollouts/current/{action}", token=token, json={"reason": reason}))
+    _read_rollouts.clear()
+    _read_models.clear()
+    _read_stats.clear()
+    return rollout
+
+
 @st.cache_data(ttl=4, show_spinner=False)  # under the Retrain table's refresh (5 s)
 def _read_retrain_runs(base_url: str, token: str) -> dict[str, Any]:
     return _json(_request("GET", "/admin/retrain", token=token, base_url=base_url))

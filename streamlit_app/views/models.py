@@ -10,7 +10,7 @@ import streamlit as st
 
 from streamlit_app import charts, client, ui
 from streamlit_app.client import ApiError
-from streamlit_app.views import champion_change, compare_versions, model_quality, retrain, taxonomy
+from streamlit_app.views import champion_change, compare_versions, model_quality, retrain, rollout, taxonomy
 from streamlit_app.views.evidence_words import evidence_sentences
 
 
@@ -55,6 +55,10 @@ def champion_origin(champion: str, changes: list[dict[str, Any]]) -> str | None:
         return f"Promoted by {change['changed_by']} on {when}{was}: its candidate passed the gate."
     if change.get("kind") == "rollback":
         return f"Rolled back to v{champion} by {change['changed_by']} on {when}{was}."
+    if change.get("kind") == "rollout" and change.get("changed_by") == "rule":
+        return f"Promoted by the rollout rule on {when}{was}: as good as the champion on live traffic (see Rollout)."
+    if change.get("kind") == "rollout":
+        return f"Promoted from its rollout by {change['changed_by']} on {when}{was}, overriding the rollout rule."
     return f"Made the champion by {change['changed_by']} on {when}{was}."
 
 
@@ -170,6 +174,7 @@ def models_page() -> None:
         ui.show_error(err)
         return
     champion_summary(models)
+    rollout.rollout_section(models)
     latest_evidence(models.get("runs", []), models.get("champion"))
     accuracy_chart(models.get("versions", []))
     model_quality.quality_section(models.get("versions", []), models.get("champion"))
