@@ -3,6 +3,8 @@ what an admin's override or start does — no label named, so any label set read
 
 from __future__ import annotations
 
+from typing import Any
+
 from streamlit_app.client import ApiError
 from streamlit_app.views.rollout import (
     decided_by_words,
@@ -14,7 +16,7 @@ from streamlit_app.views.rollout import (
     start_words,
 )
 
-OPEN = {"id": 3, "challenger": "3", "champion": "2", "mode": "shadow", "started_by": "run 12",
+OPEN: dict[str, Any] = {"id": 3, "challenger": "3", "champion": "2", "mode": "shadow", "started_by": "run 12",
         "started_at": "2026-12-07T13:20:05+00:00", "open": True, "outcome": None, "reason": None, "decided_by": None,
         "decision": {"action": "wait", "reason": "Wait: 12 of 30 reviewed live images; time-out in 6.9 days."}}
 
