@@ -226,9 +226,12 @@ def _read_rollouts(base_url: str) -> dict[str, Any]:
     return _json(_request("GET", "/rollouts", base_url=base_url))
 
 
-def read_rollouts() -> dict[str, Any]:
+def read_rollouts(*, fresh: bool = False) -> dict[str, Any]:
     """``GET /rollouts`` (public): ``{challenger, rollouts}``, the latest rollouts newest first, each with its live
-    comparison (``evidence``, ``summary``) and, while open, what the rule would do now (``decision``)."""
+    comparison (``evidence``, ``summary``) and, while open, what the rule would do now (``decision``). ``fresh``:
+    not from this server's cache."""
+    if fresh:
+        _read_rollouts.clear()
     return _read_rollouts(api_url())
 
 

@@ -14,7 +14,8 @@ from streamlit_app.client import ApiError
 from streamlit_app.version_compare import version_key
 from streamlit_app.views import champion_change
 
-PENDING = "rollout-pending"  # the open dialog: {"action": "promote" | "abort" | "start", "version", "mode"}
+PENDING = "rollout-pending"  # the open dialog: {"action": "promote" | "abort", "rollout"} or {"action": "start",
+# "version", "mode"}; it stays open until confirmed or cancelled, so a rollout decided meanwhile gets the API's answer
 REFRESH_SECONDS = 10  # the API recomputes GET /rollouts at most every 10 s
 MODES = ("shadow", "canary")
 MODE_WORDS = {
@@ -167,9 +168,10 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} ms"
 
 
-def _open_dialog(action: str, version: str | None = None, mode: str | None = None) -> None:
+def _open_dialog(action: str, rollout: dict[str, Any] | None = None, version: str | None = None,
+                 mode: str | None = None) -> None:
     st.session_state.pop(champion_change.PENDING, None)  # one dialog at a time
-    st.session_state[PENDING] = {"action": action, "version": version, "mode": mode}
+    st.session_state[PENDING] = {"action": action, "rollout": rollout, "version": version, "mode": mode}
 
 
 def _close() -> None:
@@ -183,9 +185,9 @@ def _admin_controls(models: dict[str, Any], current: dict[str, Any] | None) -> N
     if current is not None:
         promote_col, abort_col = st.columns(2, width=560)
         promote_col.button("Promote the challenger now…", key="rollout-promote", icon=":material/trending_up:",
-                           on_click=_open_dialog, args=("promote",), width="stretch")
+                           on_click=_open_dialog, args=("promote", current), width="stretch")
         abort_col.button("Abort the rollout…", key="rollout-abort", icon=":material/block:",
-                         on_click=_open_dialog, args=("abort",), width="stretch")
+                         on_click=_open_dialog, args=("abort", current), width="stretch")
     else:
         choices = sorted((v["version"] for v in models.get("versions") or [] if v["version"] != champion),
                          key=version_key, reverse=True)
@@ -195,20 +197,20 @@ def _admin_controls(models: dict[str, Any], current: dict[str, Any] | None) -> N
                                        format_func=lambda v: f"v{v}")
                 mode = st.radio("Mode", MODES, key="rollout-mode", horizontal=True)
                 st.button(f"Start a rollout of v{version}…", key="rollout-start", icon=":material/science:",
-                          on_click=_open_dialog, args=("start", version, mode))
+                          on_click=_open_dialog, args=("start", None, version, mode))
     pending = st.session_state.get(PENDING)
     if not isinstance(pending, dict):
         return
-    action = pending.get("action")
-    if action in ("promote", "abort") and current is not None:
-        title = f"Promote v{current['challenger']} now?" if action == "promote" else \
-            f"Abort the rollout of v{current['challenger']}?"
-        st.dialog(title, width="medium", on_dismiss=_close)(_confirm_decision)(token, action, current)
-    elif action == "start" and current is None and pending.get("version"):
+    action, chosen = pending.get("action"), pending.get("rollout")
+    if action in ("promote", "abort") and isinstance(chosen, dict):
+        title = f"Promote v{chosen['challenger']} now?" if action == "promote" else \
+            f"Abort the rollout of v{chosen['challenger']}?"
+        st.dialog(title, width="medium", on_dismiss=_close)(_confirm_decision)(token, str(action), chosen)
+    elif action == "start" and pending.get("version"):
         st.dialog(f"Start a rollout of v{pending['version']}?", width="medium", on_dismiss=_close)(_confirm_start)(
             token, str(pending["version"]), str(pending.get("mode") or "shadow"), champion)
     else:
-        _close()  # the rollout ended or began meanwhile
+        _close()
 
 
 def _buttons() -> tuple[bool, bool]:
@@ -232,6 +234,9 @@ def _confirm_decision(token: str, action: str, rollout: dict[str, Any]) -> None:
     if not confirmed:
         return
     try:
+        if (moved := _moved_on(rollout)) is not None:
+            st.warning(moved, icon=":material/warning:")
+            return
         ended = client.decide_rollout(token, action, reason=reason.strip() or None)
     except ApiError as err:
         _show(err)
@@ -240,6 +245,16 @@ def _confirm_decision(token: str, action: str, rollout: dict[str, Any]) -> None:
     state.flash(f"v{ended['challenger']} was promoted: it is the champion now." if ended.get("outcome") == "promoted"
                 else f"The rollout of v{ended['challenger']} was aborted: the champion stays.")
     st.rerun()
+
+
+def _moved_on(rollout: dict[str, Any]) -> str | None:
+    """Why deciding now would act on another rollout than the one shown (the API decides the open one), or None.
+    None too when none is open any more: the API then says so itself."""
+    now_open = next((r for r in client.read_rollouts(fresh=True)["rollouts"] if r.get("open")), None)
+    if now_open is None or now_open["id"] == rollout["id"]:
+        return None
+    return (f"The rollout of v{rollout['challenger']} has ended meanwhile and v{now_open['challenger']} is the "
+            "challenger now: nothing was done. Cancel and look again.")
 
 
 def _confirm_start(token: str, version: str, mode: str, champion: str | None) -> None:
