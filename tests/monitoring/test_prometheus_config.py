@@ -30,6 +30,8 @@ EXPECTED_ALERTS = {
     "SproutApiDown", "SproutApiHighErrorRate", "SproutApiHighLatency", "SproutNoModelServed", "SproutModelStale",
     "SproutGateFailed", "SproutTrainingRunFailed", "SproutPendingQueueGrowing", "SproutModelArtifactRejected",
     "SproutTrafficDrift", "SproutConfidenceDrop",
+    # a challenger on live traffic (issue 25): aborted, failing, its scoring queue dropping, never decided
+    "SproutRolloutAborted", "SproutChallengerErrors", "SproutShadowDropped", "SproutRolloutStuck",
 }
 
 
@@ -107,8 +109,16 @@ def test_promtool_test_rules_passes() -> None:
         ("SproutConfidenceDrop", '(sprout_drift_window_size{job="sprout-api"}) >= 30',
          '(sprout_drift_window_size{job="sprout-api"}) >= 0'),
         ("SproutConfidenceDrop", ") > 0.10", ") > 0.05"),
+        # an abort would page for two hours; dropped images would dilute the challenger's error rate
+        ("SproutRolloutAborted", 'outcome="aborted"}[1h]', 'outcome="aborted"}[2h]'),
+        ("SproutChallengerErrors", 'mode="shadow", outcome!="dropped"', 'mode="shadow"'),
+        # the alert would no longer name the replica that drops
+        ("SproutShadowDropped", 'sum by (instance) (rate(sprout_rollout_scored_total{job="sprout-api", outcome="drop',
+         'sum(rate(sprout_rollout_scored_total{job="sprout-api", outcome="drop'),
+        ("SproutRolloutStuck", "> 8 * 86400", "> 7 * 86400"),
     ],
-    ids=["5xx-filter", "model-age", "gate-labels", "queue-size", "drift-min-predictions", "confidence-drop"],
+    ids=["5xx-filter", "model-age", "gate-labels", "queue-size", "drift-min-predictions", "confidence-drop",
+         "rollout-aborted-window", "challenger-errors-dropped", "shadow-dropped-instance", "rollout-age"],
 )
 def test_promtool_test_rules_catches_a_mutated_rule(tmp_path: Path, alert: str, old: str, new: str) -> None:
     """The unit tests of ``alert`` (only those, to keep it quick) fail against a rules file with one change."""
