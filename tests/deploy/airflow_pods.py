@@ -4,8 +4,8 @@
 
 Parses the DAGs folder (``AIRFLOW__CORE__DAGS_FOLDER``) with the environment the Helm chart gives Airflow
 (the ``SPROUT_*`` of its ``airflow-env`` ConfigMap, set by the test) and writes, per DAG and task, the Pod
-that the KubernetesPodOperator would create, as the JSON sent to the Kubernetes API. Parse errors are written
-too. Output goes to a file because Airflow logs to stdout.
+that the KubernetesPodOperator would create, as the JSON sent to the Kubernetes API, and each DAG's schedule. Parse
+errors are written too. Output goes to a file because Airflow logs to stdout.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ def pods() -> dict[str, Any]:
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     bag = BundleDagBag(dag_folder=folder, bundle_path=folder, bundle_name="dags-folder")
     client = ApiClient()
-    result: dict[str, Any] = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "dags": {}}
+    result: dict[str, Any] = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "dags": {},
+                              "schedules": {}}
     for dag_id, dag in bag.dags.items():
+        result["schedules"][dag_id] = dag.timetable.summary
         tasks: dict[str, Any] = {}
         for task in dag.tasks:
             if type(task).__name__ != "KubernetesPodOperator":

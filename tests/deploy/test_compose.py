@@ -216,7 +216,9 @@ def test_no_secret_has_a_default(env_file: Path) -> None:
         elif name in generated or SECRET_NAME.search(name):
             assert operator == ":?", f"${{{name}}} must be required (${{{name}:?...}}), not {operator or 'plain'}"
         else:
-            assert re.fullmatch(r"\w+_PORT|IMAGE_TAG|SEED_DIR|BIND_ADDRESS", name), f"unexpected variable {name}"
+            # the rollout's settings (docs: concepts/rollout): a default, or empty for Sprout's own
+            assert re.fullmatch(r"\w+_PORT|IMAGE_TAG|SEED_DIR|BIND_ADDRESS|ROLLOUT\w*|(SHADOW|CANARY)_SHARE", name), \
+                f"unexpected variable {name}"
     required = {name for name, operator, _ in interpolations() if operator == ":?"}
     assert required == set(generated), f"make env writes {sorted(set(generated) - required)} unused, " \
                                        f"misses {sorted(required - set(generated))}"
@@ -453,6 +455,12 @@ def test_minio_init_gives_each_key_its_own_bucket_only(resolved: dict[str, Any],
 # --------------------------------------------------------------------------- settings reach real settings
 
 
+def container_settings(env: dict[str, Any]) -> Settings:
+    """The settings a container's SPROUT_* environment gives (empty values are unset: Sprout ignores them)."""
+    return Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()  # type: ignore[arg-type]
+                       if k.removeprefix("SPROUT_").lower() in Settings.model_fields and v not in ("", None)})
+
+
 def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str, Any]) -> None:
     """Every SPROUT_* variable given to a container is a field of model/settings.py, one the DAGs read, or
     one the init script reads; the production settings validate."""
@@ -470,8 +478,7 @@ def test_sprout_settings_in_the_containers_are_real_settings(resolved: dict[str,
                 known = fields | dag_names | init_names | postgres_names | ui_names
                 assert key in known, f"{name}: {key} is read by nobody"
         if "SPROUT_DATABASE_URL" in env:
-            settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()
-                                   if k.removeprefix("SPROUT_").lower() in Settings.model_fields})
+            settings = container_settings(env)
             assert settings.env == "production" and settings.s3_endpoint == "minio:9000"
 
 
@@ -608,3 +615,37 @@ def test_postgres_init_script_creates_the_three_databases() -> None:
         assert proc.returncode != 0
     finally:
         postgres.stop_postgres(bindir, data, base)
+
+
+ROLLOUT_PROCESSES = ("api", "airflow-scheduler", "airflow-dag-processor", "trainer")  # serve, judge, promote
+
+
+def test_rollouts_default_to_shadow_and_env_tunes_the_rule(resolved: dict[str, Any], env_file: Path,
+                                                           tmp_path: Path) -> None:
+    """The API, Airflow (which parses the sprout_rollout DAG and runs its judge) and the trainer get SPROUT_ROLLOUT
+    shadow, both shares and the DAG's schedule; every threshold of the rule is there, empty (Sprout's default) unless
+    .env sets it; .env's ROLLOUT=direct promotes at once, as `make up` does."""
+    rule = {f"SPROUT_{f.upper()}" for f in Settings.model_fields if f.startswith("rollout_")}
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    services = resolved["services"]
+    assert set(ROLLOUT_PROCESSES) <= set(services)
+    for name in ROLLOUT_PROCESSES:
+        env = services[name]["environment"]
+        assert (env["SPROUT_ROLLOUT"], env["SPROUT_SHADOW_SHARE"], env["SPROUT_CANARY_SHARE"]) == (
+            "shadow", "1.0", "0.1"), name
+        assert env["SPROUT_ROLLOUT_SCHEDULE"] == "*/5 * * * *", name
+        assert {k for k in env if k.startswith("SPROUT_ROLLOUT_")} - {"SPROUT_ROLLOUT_SCHEDULE"} == rule, name
+        assert all(env[k] in ("", None) for k in rule), name
+        if "SPROUT_DATABASE_URL" in env:
+            settings = container_settings(env)
+            assert settings.rollout == "shadow"
+            assert settings.rollout_min_reviewed == defaults.rollout_min_reviewed
+
+    tuned = tmp_path / ".env"
+    tuned.write_text(env_file.read_text() + "ROLLOUT=direct\nROLLOUT_MIN_REVIEWED=60\n"
+                     "ROLLOUT_TIMEOUT_FALLBACK=promote\nROLLOUT_SCHEDULE=*/10 * * * *\n")
+    api = resolve(tuned)["services"]["api"]["environment"]
+    settings = container_settings(api)
+    assert (settings.rollout, settings.rollout_min_reviewed, settings.rollout_timeout_fallback) == (
+        "direct", 60, "promote")
+    assert api["SPROUT_ROLLOUT_SCHEDULE"] == "*/10 * * * *"

@@ -842,14 +842,16 @@ def test_training_task_is_a_gpu_pod_on_the_nodes_from_values(which: str, request
     assert proc.returncode == 0 and out.is_file(), (proc.stdout + proc.stderr)[-5000:]
     result = json.loads(out.read_text())
     assert result["import_errors"] == {}
-    assert {"sprout_retrain", "sprout_bootstrap", "sprout_batch_predict"} <= set(result["dags"])
+    assert {"sprout_retrain", "sprout_bootstrap", "sprout_batch_predict", "sprout_rollout"} <= set(result["dags"])
+    schedule = render.merged["rollout"]["schedule"]
+    assert result["schedules"]["sprout_rollout"] == env["SPROUT_ROLLOUT_SCHEDULE"] == schedule
     gpu = render.merged["training"]["gpu"]
     trainer_image = env["SPROUT_TRAINER_IMAGE"]
     trainer_peer = render.merged["networkPolicy"]["trainerPodSelector"]
     pod_files = []
     for dag_id, tasks in result["dags"].items():
         pods = {t: info["pod"] for t, info in tasks.items() if info["type"] == "KubernetesPodOperator"}
-        trains = dag_id != "sprout_batch_predict"  # batch prediction's pods score on CPU
+        trains = dag_id in ("sprout_retrain", "sprout_bootstrap")  # batch prediction and the judge run on CPU
         assert ("train_candidate" in pods) is trains, f"{dag_id}: the training task is not a KubernetesPodOperator"
         assert pods, f"{dag_id}: no pods"
         for task_id, pod in pods.items():
@@ -930,3 +932,50 @@ def test_webhooks_add_the_url_and_their_secret_only_when_a_url_is_set(default: R
     assert all("SPROUT_WEBHOOK_SECRET" not in secret_keys_of(spec) for _, spec in default.pod_specs())
     with pytest.raises(require_helm().HelmValuesError):
         Render({"webhooks": {"url": "ftp://hooks.example.com/"}}, "x", tmp_path / "ftp")
+
+
+# --------------------------------------------------------------------------- rollouts
+
+RULE = {"minReviewed": 50, "minShadowed": 1000, "minMinutes": 30, "alpha": 0.01, "maxRegression": 0.03,
+        "maxErrorRate": 0.02, "minErrorRequests": 40, "maxLatencyRatio": 2.0, "minLatencyRequests": 200,
+        "timeoutHours": 72, "timeoutFallback": "promote", "maxObservations": 1_000_000, "metricsSeconds": 15}
+
+
+def settings_of(render: Render) -> Settings:
+    data = render.get("ConfigMap", "sprout-settings")["data"]
+    return Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in data.items()},  # type: ignore[arg-type]
+                    secret_key="x" * 40, s3_access_key="k", s3_secret_key="s" * 30)
+
+
+def test_rollouts_default_to_shadow_judged_by_the_rollout_dag(default: Render, tmp_path: Path) -> None:
+    """A passing candidate becomes the challenger in shadow by default (both shares set, the rule's thresholds
+    Sprout's defaults), judged on the rollout DAG's schedule; every rollout.rule value reaches its SPROUT_ROLLOUT_*
+    setting as set (integers as integers), and the schema names exactly the rule's settings."""
+    data = default.get("ConfigMap", "sprout-settings")["data"]
+    assert (data["SPROUT_ROLLOUT"], data["SPROUT_SHADOW_SHARE"], data["SPROUT_CANARY_SHARE"]) == ("shadow", "1", "0.1")
+    assert not [k for k in data if k.startswith("SPROUT_ROLLOUT_")]  # unset: Sprout's defaults
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    production = settings_of(default)
+    assert production.rollout == "shadow" and production.rollout_min_reviewed == defaults.rollout_min_reviewed
+    assert default.get("ConfigMap", "sprout-airflow-env")["data"]["SPROUT_ROLLOUT_SCHEDULE"] == "*/5 * * * *"
+
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["rollout"]["properties"]
+    snake = {re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in schema["rule"]["properties"]}
+    assert {f"rollout_{name}" for name in snake} == {f for f in Settings.model_fields if f.startswith("rollout_")}
+    assert set(RULE) == set(schema["rule"]["properties"])
+
+    tuned = Render({"rollout": {"mode": "canary", "canaryShare": 0.05, "schedule": "*/2 * * * *", "rule": RULE}},
+                   "sprout", tmp_path / "tuned")
+    settings = settings_of(tuned)
+    assert (settings.rollout, settings.canary_share) == ("canary", 0.05)
+    for name, value in RULE.items():
+        field = "rollout_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        assert getattr(settings, field) == value, field
+    assert tuned.get("ConfigMap", "sprout-airflow-env")["data"]["SPROUT_ROLLOUT_SCHEDULE"] == "*/2 * * * *"
+    overridden = {"SPROUT_ENV": "production", "SPROUT_SHADOW_SHARE": "0.5"}
+    direct = Render({"rollout": {"mode": "direct"}, "settings": overridden}, "sprout", tmp_path / "direct")
+    assert settings_of(direct).rollout == "direct" and settings_of(direct).shadow_share == 0.5  # settings.* wins
+    for bad in ({"mode": "blue-green"}, {"shadowShare": 1.5}, {"rule": {"minReviwed": 3}},
+                {"rule": {"timeoutFallback": "wait"}}):
+        with pytest.raises(require_helm().HelmValuesError):
+            Render({"rollout": bad}, "x", tmp_path / "bad")
