@@ -210,7 +210,7 @@ The API's paths on the Ingress (JSON list): only the routes clients outside the 
 the OpenAPI docs only with ingress.api.docs.
 */}}
 {{- define "sprout.apiIngressPaths" -}}
-{{- $paths := list "/predict" "/samples" "/auth" "/admin" "/models" "/v2" }}
+{{- $paths := list "/predict" "/samples" "/auth" "/admin" "/models" "/rollouts" "/v2" }}
 {{- if .Values.ingress.api.docs }}
 {{- $paths = concat $paths (list "/docs" "/redoc" "/openapi.json") }}
 {{- end }}
