@@ -943,8 +943,8 @@ RULE = {"minReviewed": 50, "minShadowed": 1000, "minMinutes": 30, "alpha": 0.01,
 
 def settings_of(render: Render) -> Settings:
     data = render.get("ConfigMap", "sprout-settings")["data"]
-    return Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in data.items()},  # type: ignore[arg-type]
-                    secret_key="x" * 40, s3_access_key="k", s3_secret_key="s" * 30)
+    values: dict[str, Any] = {k.removeprefix("SPROUT_").lower(): v for k, v in data.items()}
+    return Settings(**values | {"secret_key": "x" * 40, "s3_access_key": "k", "s3_secret_key": "s" * 30})
 
 
 def test_rollouts_default_to_shadow_judged_by_the_rollout_dag(default: Render, tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ ROLLOUT_COUNTERS = {  # per replica, per 15 s
     '{mode="shadow", outcome="disagree"}': 3, 'sprout_rollout_scored_total{mode="shadow", outcome="dropped"}': 1.5,
     'sprout_canary_answers_total{model="champion"}': 0,
 }
-ROLLOUT_ROW_EXPECTED = {  # panel title -> its samples at 60 min: labels -> value
+ROLLOUT_ROW_EXPECTED: dict[str, dict[str, float]] = {  # panel title -> its samples at 60 min: labels -> value
     "Rollout open": {"{}": 1}, "Open for": {"{}": 5400}, "Reviewed live pairs": {"{}": 40},
     "Agreement": {"{}": 0.9}, "Challenger errors": {"{}": 0.02},
     "Challenger": {'{challenger="7", champion="6", mode="shadow"}': 1},
