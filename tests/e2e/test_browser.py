@@ -138,7 +138,7 @@ def test_reviewer_sees_a_near_duplicate_approves_several_in_the_grid_and_an_admi
     screenshot("1-near-duplicate")
 
     # The grid: tick three cards, approve them together.
-    page.get_by_text("Grid", exact=True).click()
+    page.locator(".st-key-review-mode").get_by_role("button", name=re.compile(r"^Grid")).click()  # or the key G
     settle(page)
     for sample in batch:
         cell = page.locator(f".st-key-cell-{sample['id']}")
