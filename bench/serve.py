@@ -10,9 +10,12 @@ Prints both throughputs, their ratio (target >= 0.9), the server's p50/p99 laten
 the load, then the p50 of sequential /predict calls with a 12-megapixel phone-sized JPEG against a small one (the
 shared set's photos; target <= 2.5). With --capture, the
 API is loaded again with production capture on for every prediction (SPROUT_CAPTURE_BELOW=1, into a copy of
-the home) and the p50s are compared (target: capture on within 10% of off).
+the home) and the p50s are compared (target: capture on within 10% of off). With --shadow, a copy of the home
+gets a challenger (a new candidate trained with SPROUT_ROLLOUT=shadow) that scores every request off the response
+path (SPROUT_SHADOW_SHARE=1); both APIs run side by side and are measured in alternated rounds: /predict p50 at
+concurrency 1 (target: shadow on within 10% of off) and the throughput at saturation (its cost, reported).
 
-    python bench/serve.py [--seconds 10] [--rounds 6] [--concurrency 16] [--home DIR] [--capture]
+    python bench/serve.py [--seconds 10] [--rounds 6] [--concurrency 16] [--home DIR] [--capture] [--shadow]
 
 Without --home it builds a fresh embedded home (imports the shared set and trains; about a minute).
 """
@@ -115,10 +118,11 @@ def prepare_home(home: Path) -> None:
 
 
 @contextmanager
-def running_api(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+def running_api(home: Path, extra_env: dict[str, str] | None = None, port: int | None = None,
+                ) -> Iterator[tuple[str, int]]:
     """The real API (``uvicorn api.main:app``) on this home, ready: its URL and pid. Without the per-address
     prediction limit: all the load comes from 127.0.0.1 (tens of thousands of images a minute)."""
-    port = 18000 + os.getpid() % 1000
+    port = port or 18000 + os.getpid() % 1000
     env = {**os.environ, "SPROUT_HOME": str(home), "SPROUT_PREDICTIONS_PER_MINUTE": "0", **(extra_env or {})}
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("uvicorn")), "api.main:app", "--host", "127.0.0.1", "--port", str(port),
@@ -172,6 +176,50 @@ def photo_latencies(url: str, files: list[Path], rounds: int = 20) -> tuple[floa
     return statistics.median(times["big"]), statistics.median(times["small"])
 
 
+def shadow_home(home: Path, copy: Path) -> None:
+    """A copy of ``home`` whose new candidate (same data, trained with SPROUT_ROLLOUT=shadow) is the challenger."""
+    shutil.copytree(home, copy)
+    env = {**os.environ, "SPROUT_HOME": str(copy), "SPROUT_ROLLOUT": "shadow"}
+    sprout = str(Path(sys.executable).with_name("sprout"))
+    trained = subprocess.run([sprout, "train", "--force"], env=env, capture_output=True, text=True)
+    status = subprocess.run([sprout, "--json", "rollout", "status"], env=env, capture_output=True, text=True)
+    if '"open": true' not in status.stdout:
+        sys.exit(f"no challenger: the candidate did not clear the gate\n{trained.stderr[-2000:]}")
+
+
+def compare_shadow(home: Path, tmp: Path, script: Path, files: list[Path], seconds: float, rounds: int,
+                   concurrency: int) -> None:
+    """Shadow off (``home``) against on (a copy with a challenger scoring every request), side by side, alternated:
+    p50 at concurrency 1 and throughput at ``concurrency``; prints their ratios and the challenger's agreement."""
+    copy = tmp / "shadow-home"
+    print("preparing a challenger: train a candidate with SPROUT_ROLLOUT=shadow ...", flush=True)
+    shadow_home(home, copy)
+    port = 18000 + os.getpid() % 1000
+    off_p50, on_p50, off_rps, on_rps = [], [], [], []
+    with running_api(home, port=port + 1) as (off, _), \
+            running_api(copy, {"SPROUT_SHADOW_SHARE": "1"}, port=port + 2) as (on, on_pid):
+        for url in (off, on):
+            load(url, script, files, 3, 1)  # warm-up
+        for r in range(rounds):
+            off_p50.append(load(off, script, files, seconds, 1)["p50_ms"])
+            on_p50.append(load(on, script, files, seconds, 1)["p50_ms"])
+            off_rps.append(load(off, script, files, seconds, concurrency)["rps"])
+            on_rps.append(load(on, script, files, seconds, concurrency)["rps"])
+            print(f"shadow round {r + 1}: p50 off {off_p50[-1]:.1f} ms, on {on_p50[-1]:.1f} ms; "
+                  f"at {concurrency}: off {off_rps[-1]:.1f} img/s, on {on_rps[-1]:.1f} img/s", flush=True)
+        rss = resident_mb(on_pid)
+        import httpx
+
+        summary = httpx.get(f"{on}/rollouts", timeout=60).json()["rollouts"][0]
+    p50_off, p50_on = sorted(off_p50)[len(off_p50) // 2], sorted(on_p50)[len(on_p50) // 2]
+    print(f"shadow at 100%: /predict p50 at concurrency 1 off {p50_off:.1f} ms, on {p50_on:.1f} ms; "
+          f"ratio on/off = {p50_on / p50_off:.3f}  (target <= 1.10; median of {rounds} alternated rounds)")
+    print(f"shadow at 100%: throughput at concurrency {concurrency} off {sum(off_rps) / rounds:.1f} img/s, on "
+          f"{sum(on_rps) / rounds:.1f} img/s; ratio on/off = {sum(on_rps) / sum(off_rps):.3f} (the challenger "
+          "scores every image on the same cores)")
+    print(f"API with champion + challenger: {rss:.0f} MB resident; {summary['summary']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10, help="Length of each ceiling and each load round.")
@@ -179,6 +227,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--home", type=Path, help="An embedded home with a champion (default: build one).")
     parser.add_argument("--capture", action="store_true", help="Also compare p50 with production capture on.")
+    parser.add_argument("--shadow", action="store_true",
+                        help="Only compare shadow scoring at 100%% on against off (p50 at concurrency 1, throughput).")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -199,6 +249,9 @@ def main() -> None:
             model = Path(tmp) / "model.onnx"
         script = Path(tmp) / "predict.lua"
         script.write_text(LUA)
+        if args.shadow:
+            compare_shadow(home, Path(tmp), script, files, args.seconds, args.rounds, args.concurrency)
+            return
         with running_api(home) as (url, pid), ceiling(model, images, cores) as measure_ceiling:
             load(url, script, files, 3, args.concurrency)  # warm-up
             for r in range(args.rounds):  # alternated: a machine that speeds up or slows down weighs on both
