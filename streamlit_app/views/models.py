@@ -62,7 +62,7 @@ def champion_origin(champion: str, changes: list[dict[str, Any]]) -> str | None:
     return f"Made the champion by {change['changed_by']} on {when}{was}."
 
 
-def latest_evidence(runs: list[dict[str, Any]], champion: str | None = None) -> None:
+def latest_evidence(runs: list[dict[str, Any]], champion: str | None = None, challenger: str | None = None) -> None:
     """Why the model serving now was promoted (the run that registered the champion), and the newest run when it
     is another one: a later run refused or passed, or a later version that was rolled back."""
     finished = sorted((r for r in runs if r.get("evidence")), key=lambda r: r["id"], reverse=True)
@@ -77,7 +77,7 @@ def latest_evidence(runs: list[dict[str, Any]], champion: str | None = None) -> 
         verdict = "promoted" if run.get("promoted") else "passed by the gate" if run.get("gate_passed") else "refused"
         st.subheader(f"Why run {run['id']} was {verdict}", anchor=False)
     if serving is not None and newest is not serving:
-        st.caption(newer_run_words(newest, champion))
+        st.caption(newer_run_words(newest, champion, challenger))
     for line in evidence_sentences(run["evidence"]):
         st.markdown(f"- {line}")
     candidates = run.get("candidates") or []
@@ -89,10 +89,16 @@ def latest_evidence(runs: list[dict[str, Any]], champion: str | None = None) -> 
                                                      "CV log loss": st.column_config.NumberColumn(format="%.3f")})
 
 
-def newer_run_words(run: dict[str, Any], champion: str | None) -> str:
-    """A run newer than the champion's, in one sentence: a version it registered that no longer serves (rolled
-    back), or the gate's decision on it."""
+def newer_run_words(run: dict[str, Any], champion: str | None, challenger: str | None = None) -> str:
+    """A run newer than the champion's, in one sentence: a version it registered that is the challenger now, one
+    that no longer serves (rolled back), or the gate's decision on it."""
     version = run.get("registered_version")
+    if version and version == challenger:
+        return (f"Run {run['id']} registered v{version} later: it is the challenger now, tried on live traffic "
+                "(Rollout).")
+    if version and version != champion and not run.get("promoted") and run.get("gate_passed"):
+        return (f"Run {run['id']} registered v{version} later as the challenger of a rollout (see Rollout); "
+                f"v{champion} is the champion.")
     if version and version != champion:
         return (f"Run {run['id']} registered v{version} later; v{champion} is the champion again (a rollback or a "
                 f"promotion by an admin).")
@@ -175,7 +181,7 @@ def models_page() -> None:
         return
     champion_summary(models)
     rollout.rollout_section(models)
-    latest_evidence(models.get("runs", []), models.get("champion"))
+    latest_evidence(models.get("runs", []), models.get("champion"), models.get("challenger"))
     accuracy_chart(models.get("versions", []))
     model_quality.quality_section(models.get("versions", []), models.get("champion"))
     compare_versions.compare_section(models.get("versions", []), models.get("champion"))

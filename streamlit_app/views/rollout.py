@@ -62,9 +62,9 @@ def decided_by_words(decided_by: str | None) -> str:
 
 def ended_rows(rollouts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The ended rollouts, newest first: outcome, by whom, why, when."""
-    return [{"challenger": f"v{r['challenger']}", "outcome": r.get("outcome") or "—", "mode": r.get("mode"),
-             "decided by": decided_by_words(r.get("decided_by")), "reason": r.get("reason") or "",
-             "ended": ui.when(r.get("ended_at")), "started": ui.when(r.get("started_at"))}
+    return [{"challenger": f"v{r['challenger']}", "outcome": r.get("outcome") or "—",
+             "decided by": decided_by_words(r.get("decided_by")), "ended": ui.when(r.get("ended_at")),
+             "reason": r.get("reason") or "", "mode": r.get("mode"), "started": ui.when(r.get("started_at"))}
             for r in rollouts if not r.get("open")]
 
 

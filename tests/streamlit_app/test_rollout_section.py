@@ -115,6 +115,8 @@ def test_a_visitor_sees_the_challenger_its_live_comparison_and_the_rules_decisio
     assert metric(at, "Champion p99")[0].endswith(" ms") and metric(at, "Challenger p99")[0].endswith(" ms")
     assert not [b for b in at.button if (b.key or "").startswith("rollout-")]  # no admin controls for a visitor
     assert not [d for d in at.dataframe if "decided by" in d.value.columns]  # nothing ended yet
+    assert any(c.startswith("Run ") and c.endswith("registered v2 later: it is the challenger now, tried on live "
+                                                   "traffic (Rollout).") for c in texts(at.caption)), texts(at.caption)
 
 
 def test_an_admin_aborts_starts_and_promotes_through_the_dialogs(
@@ -146,6 +148,8 @@ def test_an_admin_aborts_starts_and_promotes_through_the_dialogs(
     assert (row["challenger"], row["outcome"], row["decided by"], row["reason"]) == (
         "v2", "aborted", f"{api.admin_username} (an admin, overriding the rule)", "tried by hand")
     assert "No rollout is open: the champion answers alone." in " ".join(texts(at.caption))
+    assert any(c.startswith("Run ") and c.endswith("registered v2 later as the challenger of a rollout (see Rollout); "
+                                                   "v1 is the champion.") for c in texts(at.caption)), texts(at.caption)
 
     # start: any version but the champion, shadow or canary
     assert at.selectbox(key="rollout-version").options == ["v2"]
