@@ -27,7 +27,7 @@ def pods() -> dict[str, Any]:
     result: dict[str, Any] = {"import_errors": {str(k): str(v) for k, v in bag.import_errors.items()}, "dags": {},
                               "schedules": {}}
     for dag_id, dag in bag.dags.items():
-        result["schedules"][dag_id] = dag.timetable.summary
+        result["schedules"][dag_id] = str(dag.schedule)  # as the DAG file gave it (a cron string, an asset, ...)
         tasks: dict[str, Any] = {}
         for task in dag.tasks:
             if type(task).__name__ != "KubernetesPodOperator":
