@@ -45,6 +45,11 @@ def end_rollout(session: Session, rollout_id: int, *, outcome: RolloutOutcome, r
     return bool(getattr(ended, "rowcount", 0) == 1)
 
 
+def rollout_of_run(session: Session, run_id: int) -> Rollout | None:
+    """The rollout a training run started, if any (a retried promotion finds it, however long ago)."""
+    return session.scalars(select(Rollout).where(Rollout.run_id == run_id).order_by(Rollout.id.desc())).first()
+
+
 def recent_rollouts(session: Session, *, limit: int = 10) -> list[Rollout]:
     """The latest rollouts, newest first."""
     return list(session.scalars(select(Rollout).order_by(Rollout.id.desc()).limit(limit)))
@@ -62,9 +67,12 @@ def count_observations(session: Session, rollout_id: int) -> int:
 
 
 def labelled_observations(session: Session, rollout_id: int) -> list[tuple[RolloutObservation, str | None]]:
-    """Every observation of the rollout with the reviewer's label of its image (approved: its label; not
-    reviewed yet, rejected or never submitted: None), oldest first."""
-    reviewed = (select(Sample.sha256, Sample.label).where(Sample.status == SampleStatus.APPROVED).subquery())
+    """Every observation of the rollout with the reviewer's label of its image — approved since the rollout
+    started: its label; not reviewed yet, rejected, never submitted, or approved before (a training image, or one
+    anybody could send again to make "reviewed" pairs at will): None —, oldest first."""
+    started = select(Rollout.started_at).where(Rollout.id == rollout_id).scalar_subquery()
+    reviewed = (select(Sample.sha256, Sample.label)
+                .where(Sample.status == SampleStatus.APPROVED, Sample.approved_at >= started).subquery())
     query = (select(RolloutObservation, reviewed.c.label)
              .outerjoin(reviewed, reviewed.c.sha256 == RolloutObservation.sha256)
              .where(RolloutObservation.rollout_id == rollout_id).order_by(RolloutObservation.id))

@@ -2,8 +2,9 @@
 ``api.v2.inference``, and answer errors as the protocol has them."""
 
 import hashlib
+import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -20,6 +21,7 @@ from api.v2 import inference, protocol
 from model.core.errors import NoChampionError, SproutError
 from model.core.settings import Settings
 from model.runtime.live_rollout import CHAMPION, CLIENT_HEADER
+from model.serving.predictor import Predictor
 from model.serving.watcher import ModelWatcher
 
 
@@ -43,6 +45,7 @@ class ProtocolRoute(APIRoute):
         return route
 
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v2", tags=["inference protocol (v2)"], route_class=ProtocolRoute)
 INFER_BODY = {"content": {
     "application/json": {"example": {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
@@ -117,9 +120,22 @@ async def _infer(name: str, version: str | None, request: Request, state: AppSta
     predictor, answered_by = (champion, CHAMPION) if version is not None else state.rollout.choose(
         champion, lambda: headers.get(CLIENT_HEADER) or hashlib.sha256(body).hexdigest())
     started = time.perf_counter()
-    answer = await state.predictions.run(partial(
-        inference.answer, body, headers.get(protocol.HEADER_LENGTH), headers.get("content-encoding"), predictor,
-        model_name=name, count=lambda images: count_predictions(state.throttle, request, settings, images)))
+
+    def run(model: Predictor, count: Callable[[int], None]) -> Awaitable[inference.Answer]:
+        return state.predictions.run(partial(inference.answer, body, headers.get(protocol.HEADER_LENGTH),
+                                             headers.get("content-encoding"), model, model_name=name, count=count))
+
+    counted = partial(count_predictions, state.throttle, request, settings)
+    try:
+        answer = await run(predictor, counted)
+    except SproutError:
+        raise  # the request itself is bad: the champion would refuse it too
+    except Exception:
+        if answered_by == CHAMPION:
+            raise
+        log.exception("the challenger failed on a canary request; the champion answers")
+        predictor, answered_by = champion, CHAMPION
+        answer = await run(champion, lambda _images: None)  # counted once, on the first try
     images, results = answer.request.images, answer.inference.results
     for i, result in enumerate(results):
         observe_prediction(result)

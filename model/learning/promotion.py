@@ -105,11 +105,13 @@ def _start_rollout(svc: Services, session: Session, run: TrainingRun) -> TrainOu
     """Put the run's registered version in front of live traffic as the challenger (``SPROUT_ROLLOUT``); a retry
     finds its rollout started already."""
     mode = RolloutMode(svc.settings.rollout)
-    started = [r for r in rollouts.recent_rollouts(session, limit=5) if r.run_id == run.id]
-    if not started:
-        rollout_control.start(svc, str(run.registered_version), mode=mode, started_by=f"run {run.id}",
-                              run_id=run.id)
+    if rollouts.rollout_of_run(session, run.id) is None:
+        row = rollout_control.start(svc, str(run.registered_version), mode=mode, started_by=f"run {run.id}",
+                                    run_id=run.id)
         log.info("run %s: version %s is the challenger (%s)", run.id, run.registered_version, mode.value)
+        webhooks.send_event(svc.settings, "rollout.started", {
+            "rollout_id": row.id, "challenger": row.challenger_version, "champion": row.champion_version,
+            "mode": row.mode.value, "started_by": row.started_by})
     return TrainOutcome.from_run(run)
 
 

@@ -95,6 +95,17 @@ def judge(svc: Services, *, now: datetime | None = None) -> RolloutReport | None
         return None
     current = report(svc, row, now=now)
     assert current.decision is not None
+    champion = svc.registry.champion()
+    serving = champion.version if champion else None
+    if serving == row.challenger_version:  # a promotion moved the alias and died before recording it: finish it
+        return _end(svc, RolloutOutcome.PROMOTED, reason="completing a promotion interrupted before it was recorded "
+                    f"(the champion alias already pointed at v{row.challenger_version})", by=RULE,
+                    evidence=current.evidence, rollout_id=row.id)
+    if serving != row.champion_version:  # a rollback or a direct promotion meanwhile: the evidence is not about it
+        return _end(svc, RolloutOutcome.ABORTED, reason=f"Abort: the champion changed during the rollout "
+                    f"(v{row.champion_version} then, v{serving} now), so the live evidence compared the challenger "
+                    "with another model; the champion stays.", by=RULE, evidence=current.evidence,
+                    rollout_id=row.id)
     if current.decision.action == "wait":
         return current
     outcome = RolloutOutcome.PROMOTED if current.decision.action == "promote" else RolloutOutcome.ABORTED

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from db import queries, rollouts
-from db.models import ChampionChangeKind, Rollout, RolloutMode, RolloutOutcome
+from db.models import ChampionChangeKind, Rollout, RolloutMode, RolloutOutcome, TrainingRun
 from model.core.errors import ArtifactRejectedError, ConflictError, NotFoundError
 from model.runtime import webhooks
 from model.runtime.services import Services
@@ -56,7 +56,13 @@ def start(svc: Services, version: str, *, mode: RolloutMode, started_by: str, ru
         except IntegrityError:  # another start won the race for the one open rollout
             session.rollback()
             raise ConflictError(_busy(rollouts.open_rollout(session))) from None
-        svc.registry.set_challenger(info.version)
+        try:
+            svc.registry.set_challenger(info.version)
+        except Exception as exc:  # no replica would load it: close the row rather than block every later start
+            rollouts.end_rollout(session, row.id, outcome=RolloutOutcome.ABORTED, decided_by=started_by,
+                                 reason=f"Abort: the registry could not point the challenger alias at it ({exc}).")
+            session.commit()
+            raise
         session.refresh(row)
         log.info("rollout %s: version %s is the challenger (%s), started by %s", row.id, info.version, mode.value,
                  started_by)
@@ -81,17 +87,38 @@ def end(svc: Services, outcome: RolloutOutcome, *, reason: str, decided_by: str,
                                 f"Rollout {rollout_id} is not the open one (rollout {row.id} is).")
         previous = svc.registry.champion()
         previous_version = previous.version if previous else None
+        if previous_version == row.challenger_version:  # a promotion moved the alias, then died before its record
+            previous_version = row.champion_version
+        elif outcome is RolloutOutcome.PROMOTED and previous_version != row.champion_version:
+            raise ConflictError(
+                f"The champion changed during rollout {row.id} (v{row.champion_version} then, v{previous_version} "
+                "now): its live evidence compared the challenger with another model. Abort it and start a new "
+                "rollout.")
         if not rollouts.end_rollout(session, row.id, outcome=outcome, reason=reason, decided_by=decided_by):
             session.rollback()
             raise ConflictError(f"Rollout {row.id} was decided by someone else meanwhile.")
         change = None
         if outcome is RolloutOutcome.PROMOTED:
             svc.registry.set_champion(row.challenger_version)
-            change = queries.record_champion_change(session, kind=ChampionChangeKind.PROMOTED_BY_ROLLOUT,
-                                                    version=row.challenger_version, previous=previous_version,
-                                                    changed_by=decided_by, run_id=row.run_id)
-        session.commit()
-        svc.registry.clear_challenger()
+            try:
+                change = queries.record_champion_change(session, kind=ChampionChangeKind.PROMOTED_BY_ROLLOUT,
+                                                        version=row.challenger_version, previous=previous_version,
+                                                        changed_by=decided_by, run_id=row.run_id)
+                trained = session.get(TrainingRun, row.run_id) if row.run_id is not None else None
+                if trained is not None:  # the run's model serves now: reports, novelty and dedup follow it
+                    trained.promoted = True
+                session.commit()
+            except Exception:  # not recorded: the alias goes back, so what serves is what the database says
+                session.rollback()
+                if previous_version is not None:
+                    svc.registry.set_champion(previous_version)
+                raise
+        else:
+            session.commit()
+        try:
+            svc.registry.clear_challenger()
+        except Exception as exc:  # the decision is recorded; replicas drop the challenger once the row is closed
+            log.warning("rollout %s: could not remove the challenger alias (%s)", row.id, exc)
         if change is not None:
             webhooks.champion_changed(svc.settings, change)
         session.refresh(row)

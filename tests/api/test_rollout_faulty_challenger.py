@@ -10,6 +10,7 @@ the API verifies and loads it, as it would a real Sprout artifact).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import statistics
 import time
@@ -135,3 +136,9 @@ def test_in_canary_a_client_routed_to_a_failing_challenger_is_answered_by_the_ch
                     enumerate(live_images())]
         assert set(versions) == {"1", "2"}, versions  # the dark half answered by v2, the bright half by v1
         assert api.metric("sprout_canary_answers_total", model="challenger") == versions.count("2")
+        bright = next(data for data, version in zip(live_images(), versions, strict=True) if version == "1")
+        body = {"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
+                            "data": [base64.b64encode(bright).decode()]}]}
+        answered = client.post(f"{api.url}/v2/models/sprout-classifier/infer", json=body,
+                               headers={"X-Sprout-Client": "a-v2-client"})
+        assert answered.status_code == 200 and answered.json()["model_version"] == "1", answered.text  # /v2 too

@@ -67,14 +67,15 @@ def test_a_passing_candidate_becomes_the_challenger_and_shadows_the_champion(hom
     with serve(home, env=FAST) as api:
         assert api.get("/models")["champion"] == "1"  # the champion did not change
         images = unseen(12)
+        trained_on = dataset_images("dandelion", 1)[-1].read_bytes()  # approved before the rollout started
         with httpx.Client(timeout=30) as client:
-            answers = [predict(client, api, data) for data in images]
+            answers = [predict(client, api, data) for data in [*images, trained_on]]
         assert {a["model_version"] for a in answers} == {"1"}  # the champion answers in shadow
-        current = wait_for_evidence(home, len(images))
-        assert current["evidence"]["shadowed"] == len(images), current
-        assert current["evidence"]["reviewed"] == 0
+        current = wait_for_evidence(home, len(images) + 1)
+        assert current["evidence"]["shadowed"] == len(images) + 1, current
+        assert current["evidence"]["reviewed"] == 0  # a training image is no reviewed live image
         assert api.metric("sprout_rollout_scored_total", mode="shadow", outcome="agree") + api.metric(
-            "sprout_rollout_scored_total", mode="shadow", outcome="disagree") == len(images)
+            "sprout_rollout_scored_total", mode="shadow", outcome="disagree") == len(images) + 1
 
         # a reviewer approves one of those images: its pair now counts on the reviewed side
         sample = api.submit(images[0], label="dandelion", headers=api.headers())
@@ -82,6 +83,11 @@ def test_a_passing_candidate_becomes_the_challenger_and_shadows_the_champion(hom
                           json={"action": "approve", "label": "dandelion"}, headers=api.headers(), timeout=30)
         assert resp.status_code == 200, resp.text
         assert rollouts(home)[0]["evidence"]["reviewed"] == 1
+        with httpx.Client(timeout=30) as client:  # the same reviewed image, again and again
+            for _ in range(3):
+                predict(client, api, images[0])
+        again = wait_for_evidence(home, len(images) + 4)["evidence"]
+        assert (again["shadowed"], again["reviewed"]) == (len(images) + 4, 1)  # one image, one paired comparison
 
 
 def test_canary_answers_its_share_of_client_keys_and_a_key_always_gets_the_same_version(home: Path) -> None:
@@ -105,8 +111,8 @@ def test_admins_start_promote_and_abort_rollouts_through_the_api_audited_and_ann
         public = api.get("/rollouts")
         assert public["challenger"] == "2" and public["rollouts"][0]["open"]  # the canary of the test before
         assert public["rollouts"][0]["summary"] and public["rollouts"][0]["decision"]["action"] == "wait"
-        # the canary sent one reviewed image 2,040 times: one paired comparison (McNemar counts images)
-        assert public["rollouts"][0]["evidence"]["reviewed"] == 1
+        # the canary sent 2,040 times an image approved before it started: no paired comparison at all
+        assert public["rollouts"][0]["evidence"]["reviewed"] == 0
         admin, reviewer = api.headers(admin=True), api.headers()
         start = f"{api.url}/admin/rollouts"
         assert httpx.post(start, json={"version": "2"}, timeout=30).status_code == 401
@@ -141,3 +147,14 @@ def test_admins_start_promote_and_abort_rollouts_through_the_api_audited_and_ann
         kinds = [e["type"] for e in events]
         assert kinds == ["rollout.aborted", "rollout.started", "champion.promoted", "rollout.promoted"], kinds
         assert events[-1]["data"]["challenger"] == "2" and events[-1]["data"]["decided_by"] == api.admin_username
+
+
+def test_a_champion_change_during_a_rollout_aborts_it_at_the_next_judgement(home: Path) -> None:
+    """The evidence compared the challenger with the champion of the rollout's start: once another champion
+    serves (a rollback, or a direct promotion), the judge aborts rather than promote on stale evidence."""
+    assert sprout(home, "rollout", "start", "1", "--by", ADMIN)["champion"] == "2"
+    trained = sprout(home, "train", "--force", "--backbone", "efficientnet_lite0")  # SPROUT_ROLLOUT=direct
+    assert trained["promoted"] and trained["version"] == "3", trained
+    judged = sprout(home, "rollout", "judge")
+    assert (judged["outcome"], judged["decided_by"]) == ("aborted", "rule"), judged
+    assert "the champion changed during the rollout (v2 then, v3 now)" in judged["reason"]
