@@ -184,11 +184,12 @@ class Settings(BaseSettings):
                     "reviewer's label to judge each pair by).")
     rollout_min_shadowed: int = Field(
         default=500, ge=1,
-        description="Enough live evidence, second way (with `SPROUT_ROLLOUT_MIN_MINUTES`): this many shadowed "
-                    "requests, reviewed or not; then only errors, latency and the reviewed images there are judge.")
+        description="Enough live evidence, second way (with `SPROUT_ROLLOUT_MIN_MINUTES`), for a challenger that "
+                    "cleared the gate only: this many distinct shadowed images, reviewed or not; then only errors, "
+                    "latency and the reviewed images there are judge.")
     rollout_min_minutes: float = Field(
         default=60.0, ge=0,
-        description="The age a rollout needs before its shadowed requests alone are enough evidence.")
+        description="The age a rollout needs before its shadowed images alone are enough evidence.")
     rollout_alpha: float = Field(
         default=0.05, gt=0.0, lt=0.5,
         description='One-sided exact McNemar level on reviewed live images for "the challenger is significantly '
@@ -218,7 +219,8 @@ class Settings(BaseSettings):
     rollout_timeout_fallback: Literal["abort", "promote"] = Field(
         default="abort",
         description="The decision at the time-out: `abort` keeps the champion when live evidence never became "
-                    "enough; `promote` promotes it then (any abort condition still aborts first).")
+                    "enough; `promote` promotes it then (any abort condition still aborts first; never a version "
+                    "started by a person rather than the gate).")
 
     @model_validator(mode="after")
     def _check_rollout_rule(self) -> Settings:

@@ -18,7 +18,8 @@ import numpy as np
 class Observation:
     """One production image scored by both models. ``challenger_label`` is None when the challenger failed on it
     (``challenger_error`` says why); ``reviewed_label`` is the reviewer's label once the image was approved or
-    corrected (None while unreviewed or rejected); ``at`` is UTC."""
+    corrected (None while unreviewed or rejected); ``at`` is UTC; ``image`` the sha256 of its bytes (None: unknown,
+    counted as an image of its own)."""
 
     champion_label: str
     champion_confidence: float
@@ -29,6 +30,7 @@ class Observation:
     challenger_error: str | None
     reviewed_label: str | None
     at: datetime
+    image: str | None = None
 
 
 def _binom_greater(successes: int, trials: int) -> float:
@@ -51,12 +53,14 @@ class LiveEvidence:
     On reviewed images (a reviewer's label and a challenger answer): the paired 2×2 counts, each model's accuracy
     and McNemar's exact test on the discordant pairs, one-sided each way (``p_worse``: the champion is right alone
     more often than chance allows, i.e. the challenger is worse; ``p_better``: the reverse; 1.0 when they never
-    disagree). On all shadowed traffic: ``answered`` (the challenger answered), the agreement rate and the mean
-    confidence shift (challenger − champion) on those, the challenger's errors and error rate (over all shadowed
-    requests; the champion's errors are not observed here: a request the champion failed on was never shadowed),
-    and each model's p99 latency (None with no data)."""
+    disagree). On all shadowed traffic: ``images`` (the distinct images among the ``shadowed`` requests),
+    ``answered`` (the challenger answered), the agreement rate and the mean confidence shift (challenger − champion)
+    on those, the challenger's errors and error rate (over all shadowed requests; the champion's errors are not
+    observed here: a request the champion failed on was never shadowed), and each model's p99 latency (None with
+    no data)."""
 
     shadowed: int
+    images: int
     answered: int
     reviewed: int
     both_right: int
@@ -89,10 +93,12 @@ def live_evidence(observations: Iterable[Observation]) -> LiveEvidence:
     shadowed = answered = agree = errors = 0
     both_right = only_champion = only_challenger = both_wrong = 0
     shifts: list[float] = []
+    images: set[str] = set()
     champion_latencies: list[float] = []
     challenger_latencies: list[float] = []
     for obs in observations:
         shadowed += 1
+        images.add(obs.image if obs.image is not None else f"#{shadowed}")
         champion_latencies.append(obs.champion_latency_ms)
         if obs.challenger_label is None:
             errors += 1
@@ -113,7 +119,7 @@ def live_evidence(observations: Iterable[Observation]) -> LiveEvidence:
     reviewed = both_right + only_champion + only_challenger + both_wrong
     discordant = only_champion + only_challenger
     return LiveEvidence(
-        shadowed=shadowed, answered=answered, reviewed=reviewed, both_right=both_right,
+        shadowed=shadowed, images=len(images), answered=answered, reviewed=reviewed, both_right=both_right,
         only_champion_right=only_champion, only_challenger_right=only_challenger, both_wrong=both_wrong,
         champion_accuracy=(both_right + only_champion) / reviewed if reviewed else None,
         challenger_accuracy=(both_right + only_challenger) / reviewed if reviewed else None,

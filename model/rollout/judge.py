@@ -56,7 +56,8 @@ def observations(svc: Services, rollout_id: int) -> list[Observation]:
                         champion_latency_ms=float(o.champion_latency_ms or 0.0), challenger_label=o.challenger_label,
                         challenger_confidence=o.challenger_confidence,
                         challenger_latency_ms=o.challenger_latency_ms, challenger_error=o.challenger_error,
-                        reviewed_label=label if latest[o.sha256] == o.id else None, at=_aware(o.created_at))
+                        reviewed_label=label if latest[o.sha256] == o.id else None, at=_aware(o.created_at),
+                        image=o.sha256)
             for o, label in rows]
 
 
@@ -69,7 +70,8 @@ def report(svc: Services, rollout: Rollout, *, now: datetime | None = None) -> R
     evidence, rule = live_evidence(observations(svc, rollout.id)), RolloutRule.from_settings(svc.settings)
     decision = None
     if rollout.open:
-        decision = decide(evidence, rule, started_at=_aware(rollout.started_at), now=now or datetime.now(UTC))
+        decision = decide(evidence, rule, started_at=_aware(rollout.started_at), now=now or datetime.now(UTC),
+                          gate_cleared=rollout.run_id is not None)  # a run's candidate; not an admin's pick
     return RolloutReport(rollout, evidence, decision, rule.alpha)
 
 

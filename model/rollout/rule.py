@@ -77,12 +77,13 @@ def _regression(ev: LiveEvidence, rule: RolloutRule) -> str | None:
     return None
 
 
-def _enough(ev: LiveEvidence, rule: RolloutRule, age: timedelta) -> str | None:
-    """What made the evidence enough, or None."""
+def _enough(ev: LiveEvidence, rule: RolloutRule, age: timedelta, *, gate_cleared: bool) -> str | None:
+    """What made the evidence enough, or None. Traffic alone (distinct images, not requests: one image sent a
+    thousand times is one) is enough only for a challenger that cleared the offline gate."""
     if ev.reviewed >= rule.min_reviewed:
         return f"{ev.reviewed} reviewed live images (≥ {rule.min_reviewed})"
-    if ev.shadowed >= rule.min_shadowed and age >= timedelta(minutes=rule.min_minutes):
-        return (f"{ev.shadowed} shadowed requests (≥ {rule.min_shadowed}) over {_duration(age)} "
+    if gate_cleared and ev.images >= rule.min_shadowed and age >= timedelta(minutes=rule.min_minutes):
+        return (f"{ev.images} distinct shadowed images (≥ {rule.min_shadowed}) over {_duration(age)} "
                 f"(≥ {_duration(timedelta(minutes=rule.min_minutes))})")
     return None
 
@@ -119,37 +120,45 @@ def _checks(ev: LiveEvidence) -> str:
     return "; ".join(parts)
 
 
-def decide(evidence: LiveEvidence, rule: RolloutRule, *, started_at: datetime, now: datetime) -> RolloutDecision:
+def decide(evidence: LiveEvidence, rule: RolloutRule, *, started_at: datetime, now: datetime,
+           gate_cleared: bool = True) -> RolloutDecision:
     """The rule, in this order:
 
     1. **abort** at once on a significant accuracy loss on reviewed live images (one-sided exact McNemar, the
        challenger worse, p < ``alpha``), an error rate above ``max_error_rate`` (once ``min_error_requests``
        requests were shadowed) or a p99 latency above ``max_latency_ratio`` × the champion's (once each model has
        ``min_latency_requests`` latencies);
-    2. **promote** when the evidence is enough — ``min_reviewed`` reviewed pairs, or ``min_shadowed`` shadowed
-       requests and a rollout at least ``min_minutes`` old — none of those holds, and the challenger is not behind
-       the champion on the reviewed live images by more than ``max_regression`` (never less than one image; as the
-       gate's tolerance): further behind, it waits for the evidence to become significant either way;
-    3. at the time-out (``timeout_hours`` after ``started_at``), the ``timeout_fallback``;
+    2. **promote** when the evidence is enough — ``min_reviewed`` reviewed pairs, or (only for a challenger that
+       cleared the offline gate, ``gate_cleared``) ``min_shadowed`` distinct shadowed images and a rollout at least
+       ``min_minutes`` old — none of those holds, and the challenger is not behind the champion on the reviewed live
+       images by more than ``max_regression`` (never less than one image; as the gate's tolerance): further behind,
+       it waits for the evidence to become significant either way;
+    3. at the time-out (``timeout_hours`` after ``started_at``), the ``timeout_fallback`` — which promotes only a
+       challenger that cleared the gate: a version an admin put in front of traffic is promoted on reviewed live
+       images or by a person, never by the clock;
     4. else **wait**, saying what is missing.
     """
     ev, age = evidence, now - started_at
     regression = _regression(ev, rule)
     if regression is not None:
         return RolloutDecision("abort", f"Abort: {regression}; the champion stays.")
-    enough, behind = _enough(ev, rule, age), _behind(ev, rule)
+    enough, behind = _enough(ev, rule, age, gate_cleared=gate_cleared), _behind(ev, rule)
     if enough is not None and behind is None:
         return RolloutDecision("promote", f"Promote: enough live evidence ({enough}) and {_checks(ev)}.")
     timeout = timedelta(hours=rule.timeout_hours)
+    traffic = (f"; or {ev.images} of {rule.min_shadowed} distinct shadowed images and {_duration(age)} of "
+               f"{_duration(timedelta(minutes=rule.min_minutes))}" if gate_cleared
+               else " (a version started by a person, not by the gate: only reviewed live images promote it)")
     missing = behind if enough is not None and behind is not None else (
-        f"{ev.reviewed} of {rule.min_reviewed} reviewed live images; or {ev.shadowed} of {rule.min_shadowed} "
-        f"shadowed requests and {_duration(age)} of {_duration(timedelta(minutes=rule.min_minutes))}")
+        f"{ev.reviewed} of {rule.min_reviewed} reviewed live images{traffic}")
     if age >= timeout:
-        if rule.timeout_fallback == "promote":
+        if rule.timeout_fallback == "promote" and gate_cleared:
             return RolloutDecision("promote", f"Promote at the time-out ({_duration(timeout)}; the fallback is "
                                               f"`promote`): live evidence never became enough to promote "
                                               f"({missing}) and {_checks(ev)}.")
-        return RolloutDecision("abort", f"Abort at the time-out ({_duration(timeout)}; the fallback is `abort`): "
+        fallback = ("`abort`" if rule.timeout_fallback == "abort"
+                    else "`promote`, but not for a version the gate never cleared")
+        return RolloutDecision("abort", f"Abort at the time-out ({_duration(timeout)}; the fallback is {fallback}): "
                                         f"live evidence never became enough to promote ({missing}); the champion "
                                         "stays.")
     return RolloutDecision("wait", f"Wait: {missing}; time-out in {_duration(timeout - age)}.")

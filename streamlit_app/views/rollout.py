@@ -156,7 +156,8 @@ def open_rollout(rollout: dict[str, Any]) -> None:
         st.info(f"**The rule:** {said}", icon=icon)
     ev = rollout.get("evidence") or {}
     cols = st.columns(6)
-    cols[0].metric("Compared requests", ev.get("shadowed", 0))
+    cols[0].metric("Compared requests", ev.get("shadowed", 0),
+                   help=f"{ev.get('images', 0)} distinct images: the rule counts images, not requests.")
     cols[1].metric("Reviewed pairs", ev.get("reviewed", 0), help="Live images a reviewer labelled, scored by both.")
     cols[2].metric("Agreement", ui.percent(ev.get("agreement")))
     cols[3].metric("Challenger errors", ev.get("challenger_errors", 0))

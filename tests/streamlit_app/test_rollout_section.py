@@ -107,8 +107,8 @@ def test_a_visitor_sees_the_challenger_its_live_comparison_and_the_rules_decisio
     assert rollout["summary"].startswith("No reviewed live image yet. Agreement ")
     assert f"over {len(images)} shadowed requests" in rollout["summary"]
     [rule] = [i for i in texts(at.info) if i.startswith("**The rule:**")]
-    assert rule.startswith(f"**The rule:** Waiting: 0 of 30 reviewed live images; or {len(images)} of 500 shadowed "
-                           "requests and "), rule
+    assert rule.startswith(f"**The rule:** Waiting: 0 of 30 reviewed live images; or {len(images)} of 500 distinct "
+                           "shadowed images and "), rule
     assert metric(at, "Compared requests") == [str(len(images))]
     assert metric(at, "Reviewed pairs") == ["0"] and metric(at, "Challenger errors") == ["0"]
     assert metric(at, "Agreement")[0].endswith("%")
@@ -208,8 +208,14 @@ def test_the_header_says_the_rollout_rule_promoted_the_champion(
     sprout(api.home, "rollout", "start", other, "--by", ADMIN)
     images = unseen(1, 1)
     assert shadow(api, images)["evidence"]["shadowed"] >= len(images)
-    enough = {"SPROUT_ROLLOUT_MIN_SHADOWED": str(len(images)), "SPROUT_ROLLOUT_MIN_MINUTES": "0"}
-    judged = sprout(api.home, "rollout", "judge", env=enough)
+    traffic = {"SPROUT_ROLLOUT_MIN_SHADOWED": str(len(images)), "SPROUT_ROLLOUT_MIN_MINUTES": "0"}
+    waited = sprout(api.home, "rollout", "judge", env=traffic)  # a person's pick: traffic alone never promotes it
+    assert waited["open"] and "only reviewed live images promote it" in waited["decision"]["reason"], waited
+    sample = api.submit(images[0], label=LABELS[0], headers=api.headers())  # a reviewer approves one of them
+    approved = httpx.post(f"{api.url}/admin/samples/{sample['id']}/review",
+                          json={"action": "approve", "label": LABELS[0]}, headers=api.headers(), timeout=30)
+    assert approved.status_code == 200, approved.text
+    judged = sprout(api.home, "rollout", "judge", env=traffic | {"SPROUT_ROLLOUT_MIN_REVIEWED": "1"})
     assert (judged["outcome"], judged["decided_by"]) == ("promoted", "rule"), judged
     deadline = time.monotonic() + 30  # GET /rollouts recomputes its answer every 10 s
     while api.get("/rollouts")["rollouts"][0]["id"] != judged["id"] and time.monotonic() < deadline:

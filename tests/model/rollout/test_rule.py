@@ -5,6 +5,7 @@ property checks over random seeds."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -93,18 +94,45 @@ def test_waiting_says_what_is_missing() -> None:
     observations = paired(SCENES, both_right=10, only_champion=1, only_challenger=1, both_wrong=0, unreviewed=218)
     decision = judge(observations, minutes=35)
     assert decision.action == "wait"
-    assert decision.reason == ("Wait: 12 of 30 reviewed live images; or 230 of 500 shadowed requests and 35 min of "
-                               "60 min; time-out in 7.0 days.")
+    assert decision.reason == ("Wait: 12 of 30 reviewed live images; or 230 of 500 distinct shadowed images and "
+                               "35 min of 60 min; time-out in 7.0 days.")
 
 
 def test_shadowed_requests_and_time_are_enough_evidence() -> None:
     observations = paired(TWO, both_right=8, only_champion=1, only_challenger=1, both_wrong=0, unreviewed=490)
     early = judge(observations, minutes=59)
-    assert early.action == "wait" and "500 of 500 shadowed requests and 59 min of 60 min" in early.reason
+    assert early.action == "wait" and "500 of 500 distinct shadowed images and 59 min of 60 min" in early.reason
     decision = judge(observations, minutes=61)
     assert decision.action == "promote"
-    assert "500 shadowed requests (≥ 500) over 61 min (≥ 60 min)" in decision.reason
+    assert "500 distinct shadowed images (≥ 500) over 61 min (≥ 60 min)" in decision.reason
     assert judge(observations[:-1], minutes=600).action == "wait"  # 499 requests, however long
+
+
+def test_one_image_sent_again_and_again_is_one_image_of_evidence() -> None:
+    """Traffic counts distinct images: a client replaying one photo 500 times cannot make a challenger "proven"."""
+    replayed = [replace(o, image="same") for o in paired(TWO, both_right=0, only_champion=0, only_challenger=0,
+                                                          both_wrong=0, unreviewed=500)]
+    evidence = live_evidence(replayed)
+    assert (evidence.shadowed, evidence.images) == (500, 1)
+    decision = decide(evidence, RULE, started_at=START, now=START + timedelta(hours=3))
+    assert decision.action == "wait" and "1 of 500 distinct shadowed images" in decision.reason
+
+
+@pytest.mark.parametrize("labels", [TWO, SCENES], ids=["2 labels", "6 labels"])
+def test_a_version_a_person_started_is_promoted_on_reviewed_images_only(labels: list[str]) -> None:
+    """An admin may put any registered version — one the gate refused — in front of traffic: no volume of unreviewed
+    traffic, and no time-out, promotes it; reviewed live images that show it not worse do."""
+    traffic = paired(labels, both_right=10, only_champion=0, only_challenger=0, both_wrong=0, unreviewed=990)
+    late = START + timedelta(hours=3)
+    waiting = decide(live_evidence(traffic), RULE, started_at=START, now=late, gate_cleared=False)
+    assert waiting.action == "wait"
+    assert "10 of 30 reviewed live images (a version started by a person" in waiting.reason
+    assert decide(live_evidence(traffic), RULE, started_at=START, now=late).action == "promote"  # a gate's candidate
+    timeout = RolloutRule(timeout_hours=2, timeout_fallback="promote")
+    ended = decide(live_evidence(traffic), timeout, started_at=START, now=late, gate_cleared=False)
+    assert ended.action == "abort" and "not for a version the gate never cleared" in ended.reason
+    reviewed = paired(labels, both_right=28, only_champion=1, only_challenger=1, both_wrong=0)
+    assert decide(live_evidence(reviewed), RULE, started_at=START, now=late, gate_cleared=False).action == "promote"
 
 
 @pytest.mark.parametrize("fallback", ["abort", "promote"])
