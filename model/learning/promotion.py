@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db import queries, rollouts
-from db.models import ChampionChangeKind, RolloutMode, RunStatus, TrainingRun
+from db.models import ChampionChangeKind, RolloutMode, RolloutOutcome, RunStatus, TrainingRun
 from model.core.errors import ConflictError, NotFoundError
 from model.data.label_changes import changes_after_run, describe, label_map, retrain_reason
 from model.learning.gate import retrain_due
@@ -103,15 +103,29 @@ def promote_run(svc: Services, run_id: int | None = None) -> TrainOutcome:
 
 def _start_rollout(svc: Services, session: Session, run: TrainingRun) -> TrainOutcome:
     """Put the run's registered version in front of live traffic as the challenger (``SPROUT_ROLLOUT``); a retry
-    finds its rollout started already."""
-    mode = RolloutMode(svc.settings.rollout)
-    if rollouts.rollout_of_run(session, run.id) is None:
-        row = rollout_control.start(svc, str(run.registered_version), mode=mode, started_by=f"run {run.id}",
-                                    run_id=run.id)
-        log.info("run %s: version %s is the challenger (%s)", run.id, run.registered_version, mode.value)
-        webhooks.send_event(svc.settings, "rollout.started", {
-            "rollout_id": row.id, "challenger": row.challenger_version, "champion": row.champion_version,
-            "mode": row.mode.value, "started_by": row.started_by})
+    finds its rollout started already. An open rollout of an older run's candidate is superseded (aborted, the
+    champion untouched): this one cleared the gate on newer data. An open rollout a person started stands: the
+    candidate stays registered, and the outcome says how to roll it out once that one ends."""
+    mode, version = RolloutMode(svc.settings.rollout), str(run.registered_version)
+    if rollouts.rollout_of_run(session, run.id) is not None:
+        return TrainOutcome.from_run(run)
+    current = rollouts.open_rollout(session)
+    if current is not None and current.run_id is None:
+        note = (f"version {version} cleared the gate but is not the challenger: rollout {current.id} of version "
+                f"{current.challenger_version}, started by {current.started_by}, is still open; once it ends, "
+                f"`sprout rollout start {version}` puts this one in front of live traffic")
+        log.warning("run %s: %s", run.id, note)
+        outcome = TrainOutcome.from_run(run)
+        return replace(outcome, warnings=[*outcome.warnings, note])
+    if current is not None:
+        ended = rollout_control.end(
+            svc, RolloutOutcome.ABORTED, decided_by=f"run {run.id}", rollout_id=current.id,
+            reason=f"Abort: superseded by run {run.id}'s version {version}, which cleared the gate on newer data; "
+                   "the champion stays.")
+        webhooks.send_event(svc.settings, "rollout.aborted", rollout_control.event(ended.rollout))
+    row = rollout_control.start(svc, version, mode=mode, started_by=f"run {run.id}", run_id=run.id)
+    log.info("run %s: version %s is the challenger (%s)", run.id, version, mode.value)
+    webhooks.send_event(svc.settings, "rollout.started", rollout_control.event(row))
     return TrainOutcome.from_run(run)
 
 

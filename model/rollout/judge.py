@@ -85,7 +85,7 @@ def status(svc: Services) -> list[RolloutReport]:
 def begin(svc: Services, version: str, *, mode: RolloutMode, by: str) -> RolloutReport:
     """Start a rollout of ``version`` (an admin's or the command line's), announced by webhook."""
     row = rollout_control.start(svc, version, mode=mode, started_by=by)
-    webhooks.send_event(svc.settings, "rollout.started", _event(row))
+    webhooks.send_event(svc.settings, "rollout.started", rollout_control.event(row))
     return report(svc, row)
 
 
@@ -130,7 +130,7 @@ def _end(svc: Services, outcome: RolloutOutcome, *, reason: str, by: str, eviden
     row = ended.rollout
     _tag(svc, row, evidence)
     event: webhooks.EventType = "rollout.promoted" if outcome is RolloutOutcome.PROMOTED else "rollout.aborted"
-    webhooks.send_event(svc.settings, event, _event(row) | {"evidence": evidence.to_dict()})
+    webhooks.send_event(svc.settings, event, rollout_control.event(row) | {"evidence": evidence.to_dict()})
     return RolloutReport(row, evidence, None, RolloutRule.from_settings(svc.settings).alpha)
 
 
@@ -146,9 +146,3 @@ def _tag(svc: Services, row: Rollout, evidence: LiveEvidence) -> None:
             svc.registry.tag_version(version, tags | {"sprout.rollout.role": role})
         except Exception as exc:  # the registry down: the decision is recorded in the database already
             log.warning("rollout %s: could not tag version %s in MLflow (%s)", row.id, version, exc)
-
-
-def _event(row: Rollout) -> dict[str, Any]:
-    return {"rollout_id": row.id, "challenger": row.challenger_version, "champion": row.champion_version,
-            "mode": row.mode.value, "started_by": row.started_by, "outcome": row.outcome.value if row.outcome else None,
-            "reason": row.reason, "decided_by": row.decided_by}

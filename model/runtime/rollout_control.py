@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -67,6 +68,13 @@ def start(svc: Services, version: str, *, mode: RolloutMode, started_by: str, ru
         log.info("rollout %s: version %s is the challenger (%s), started by %s", row.id, info.version, mode.value,
                  started_by)
         return row
+
+
+def event(row: Rollout) -> dict[str, Any]:
+    """A rollout as its webhooks and logs tell it."""
+    return {"rollout_id": row.id, "challenger": row.challenger_version, "champion": row.champion_version,
+            "mode": row.mode.value, "started_by": row.started_by, "outcome": row.outcome.value if row.outcome else None,
+            "reason": row.reason, "decided_by": row.decided_by}
 
 
 def _busy(current: Rollout | None) -> str:

@@ -158,3 +158,35 @@ def test_a_champion_change_during_a_rollout_aborts_it_at_the_next_judgement(home
     judged = sprout(home, "rollout", "judge")
     assert (judged["outcome"], judged["decided_by"]) == ("aborted", "rule"), judged
     assert "the champion changed during the rollout (v2 then, v3 now)" in judged["reason"]
+
+
+def test_a_newer_candidate_supersedes_a_runs_challenger_but_waits_for_a_persons_rollout(home: Path) -> None:
+    """A rollout a person started stands when a retrain's candidate clears the gate (the candidate stays registered
+    and the outcome says how to roll it out); once that one ended, the candidate's promotion is retried and it becomes
+    the challenger; the next run's candidate then supersedes it — the older rollout aborted by that run, the champion
+    untouched."""
+    champion = sprout(home, "status")["champion"]["version"]
+    other = next(v for v in ("1", "2") if v != champion)
+    assert sprout(home, "rollout", "start", other, "--by", ADMIN)["open"]
+    shadow = {"SPROUT_ROLLOUT": "shadow"}
+    waiting = sprout(home, "train", "--force", "--backbone", "efficientnet_lite0", env=shadow)
+    assert waiting["gate"]["passed"] and not waiting["promoted"], waiting
+    assert any(f"rollout start {waiting['version']}` puts this one" in w for w in waiting["warnings"]), waiting
+    assert rollouts(home)[0]["challenger"] == other  # the person's rollout stands
+
+    assert sprout(home, "rollout", "abort", "--by", ADMIN)["outcome"] == "aborted"
+    retried = sprout(home, "promote", str(waiting["run_id"]), env=shadow)
+    assert not retried["promoted"] and not retried["warnings"], retried
+    first = rollouts(home)[0]
+    assert (first["challenger"], first["started_by"], first["open"]) == (
+        waiting["version"], f"run {waiting['run_id']}", True)
+
+    newer = sprout(home, "train", "--force", "--backbone", "efficientnet_lite0", env=shadow)
+    assert newer["gate"]["passed"] and not newer["promoted"], newer
+    current, superseded = rollouts(home)[:2]
+    assert (current["challenger"], current["open"], current["started_by"]) == (
+        newer["version"], True, f"run {newer['run_id']}")
+    assert (superseded["id"], superseded["outcome"], superseded["decided_by"]) == (
+        first["id"], "aborted", f"run {newer['run_id']}")
+    assert superseded["reason"].startswith(f"Abort: superseded by run {newer['run_id']}'s version {newer['version']}")
+    assert sprout(home, "status")["champion"]["version"] == champion  # never touched
