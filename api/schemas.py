@@ -375,3 +375,5 @@ class RolloutStart(BaseModel):
 
 class RolloutDecisionRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=500, description="Why (recorded with the decision)")
+    rollout_id: int | None = Field(default=None, description="The rollout the decision is about (the one shown to "
+                                                               "the admin): 409 when another one is open now")

@@ -243,9 +243,11 @@ def start_rollout(token: str, version: str, *, mode: str = "shadow") -> dict[str
     return rollout
 
 
-def decide_rollout(token: str, action: str, *, reason: str | None = None) -> dict[str, Any]:
-    """``POST /admin/rollouts/current/{promote|abort}`` (admins): end the open rollout now, overriding the rule."""
-    rollout = _json(_request("POST", f"/admin/rollouts/current/{action}", token=token, json={"reason": reason}))
+def decide_rollout(token: str, action: str, *, rollout_id: int, reason: str | None = None) -> dict[str, Any]:
+    """``POST /admin/rollouts/current/{promote|abort}`` (admins): end the open rollout now, overriding the rule —
+    only if it is still ``rollout_id`` (the one shown; the API answers 409 otherwise)."""
+    rollout = _json(_request("POST", f"/admin/rollouts/current/{action}", token=token,
+                             json={"reason": reason, "rollout_id": rollout_id}))
     _read_rollouts.clear()
     _read_models.clear()
     _read_stats.clear()

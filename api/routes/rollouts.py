@@ -71,7 +71,7 @@ def start_rollout(request: RolloutStart, services: ServicesDep, rollout: Rollout
 
 def _decide(outcome: RolloutOutcome, request: RolloutDecisionRequest, services: Services, rollout: RolloutDep,
             watcher: WatcherDep, admin: CurrentAdmin) -> RolloutPublic:
-    made = override(services, outcome, by=admin.username, reason=request.reason)
+    made = override(services, outcome, by=admin.username, reason=request.reason, rollout_id=request.rollout_id)
     CACHE.clear()
     watcher.refresh()
     rollout.refresh()
@@ -81,7 +81,7 @@ def _decide(outcome: RolloutOutcome, request: RolloutDecisionRequest, services: 
 
 @router.post("/admin/rollouts/current/promote", response_model=RolloutPublic,
              responses={403: {"description": "Not an admin"}, 404: {"description": "No rollout is open"},
-                        409: {"description": "Decided by someone else meanwhile"}})
+                        409: {"description": "Decided by someone else meanwhile, or `rollout_id` is not the open one"}})
 def promote_rollout(request: RolloutDecisionRequest, services: ServicesDep, rollout: RolloutDep,
                     watcher: WatcherDep, admin: CurrentAdmin) -> RolloutPublic:
     """Promote the open rollout's challenger to champion now, whatever the rule says. Admins only; audited."""
@@ -90,7 +90,7 @@ def promote_rollout(request: RolloutDecisionRequest, services: ServicesDep, roll
 
 @router.post("/admin/rollouts/current/abort", response_model=RolloutPublic,
              responses={403: {"description": "Not an admin"}, 404: {"description": "No rollout is open"},
-                        409: {"description": "Decided by someone else meanwhile"}})
+                        409: {"description": "Decided by someone else meanwhile, or `rollout_id` is not the open one"}})
 def abort_rollout(request: RolloutDecisionRequest, services: ServicesDep, rollout: RolloutDep,
                   watcher: WatcherDep, admin: CurrentAdmin) -> RolloutPublic:
     """Abort the open rollout: the challenger is discarded, the champion stays. Admins only; audited."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from db import rollouts
 from db.models import Rollout, RolloutMode, RolloutOutcome
+from model.core.errors import ConflictError
 from model.rollout.evidence import LiveEvidence, Observation, describe, live_evidence
 from model.rollout.rule import RolloutDecision, RolloutRule, decide
 from model.runtime import rollout_control, webhooks
@@ -115,10 +116,16 @@ def judge(svc: Services, *, now: datetime | None = None) -> RolloutReport | None
                 rollout_id=row.id)
 
 
-def override(svc: Services, outcome: RolloutOutcome, *, by: str, reason: str | None = None) -> RolloutReport:
-    """A person promotes or aborts the open rollout, whatever the rule says (audited under ``by``)."""
+def override(svc: Services, outcome: RolloutOutcome, *, by: str, reason: str | None = None,
+             rollout_id: int | None = None) -> RolloutReport:
+    """A person promotes or aborts the open rollout — ``rollout_id``, when given, must be it (the one the person
+    looked at; else ConflictError) — whatever the rule says (audited under ``by``)."""
     with svc.session() as session:
         row = rollouts.open_rollout(session)
+    if rollout_id is not None and (row is None or row.id != rollout_id):
+        raise ConflictError(f"Rollout {rollout_id} was decided meanwhile" + (
+            f"; rollout {row.id} (v{row.challenger_version}) is the open one now: nothing was done." if row else
+            ": nothing was done."))
     evidence = live_evidence(observations(svc, row.id)) if row is not None else live_evidence([])
     said = reason or f"{outcome.value} by {by}, overriding the rule"
     return _end(svc, outcome, reason=said, by=by, evidence=evidence, rollout_id=row.id if row else None)

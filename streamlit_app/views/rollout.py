@@ -238,7 +238,7 @@ def _confirm_decision(token: str, action: str, rollout: dict[str, Any]) -> None:
         if (moved := _moved_on(rollout)) is not None:
             st.warning(moved, icon=":material/warning:")
             return
-        ended = client.decide_rollout(token, action, reason=reason.strip() or None)
+        ended = client.decide_rollout(token, action, rollout_id=int(rollout["id"]), reason=reason.strip() or None)
     except ApiError as err:
         _show(err)
         return

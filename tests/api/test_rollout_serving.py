@@ -134,7 +134,12 @@ def test_admins_start_promote_and_abort_rollouts_through_the_api_audited_and_ann
         started = httpx.post(start, json={"version": "2", "mode": "shadow"}, headers=admin, timeout=30)
         assert started.status_code == 201 and started.json()["started_by"] == api.admin_username, started.text
         assert api.get("/models")["challenger"] == "2"
-        promoted = httpx.post(f"{start}/current/promote", json={}, headers=admin, timeout=30)
+        stale = httpx.post(f"{start}/current/promote", json={"rollout_id": aborted.json()["id"]}, headers=admin,
+                           timeout=30)  # the admin looked at the rollout that was aborted: nothing is done
+        assert stale.status_code == 409 and "decided meanwhile" in stale.json()["detail"], stale.text
+        assert api.get("/models")["champion"] == "1"
+        promoted = httpx.post(f"{start}/current/promote", json={"rollout_id": started.json()["id"]}, headers=admin,
+                              timeout=30)
         assert promoted.status_code == 200 and promoted.json()["outcome"] == "promoted", promoted.text
         models = api.get("/models")
         assert (models["champion"], models["serving"], models["challenger"]) == ("2", "2", None)
