@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from model.cli import admin, data, labels, reports, rollout, scoring, training
+from model.cli import admin, data, labels, reports, retention, rollout, scoring, training
 from model.cli.invocation import Invocation, running
 
 # The collector's youngest generation is collected every GC_THRESHOLD allocations (Python's default: 700). A
@@ -86,6 +86,7 @@ for name, run in (
     ("rollback", training.rollback),
     ("fsck", data.fsck),
     ("dedup", data.dedup),
+    ("gc", retention.gc),
 ):
     app.command(name)(run)
 app.add_typer(admin.db_app, name="db")

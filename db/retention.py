@@ -1,0 +1,159 @@
+"""Queries of retention (``sprout gc``): each rule names the rows it may delete; they are measured, then deleted in
+batches by primary key, the rule's condition checked again in every ``DELETE`` (a row that changed since it was
+listed, e.g. a rejected sample approved meanwhile, is left alone)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, literal, select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+
+from db.models import (
+    Base,
+    Embedding,
+    RecentPrediction,
+    Review,
+    RevokedToken,
+    Rollout,
+    RolloutObservation,
+    RunStatus,
+    Sample,
+    SampleStatus,
+    TrainingRun,
+    TrainingRunSample,
+)
+
+BATCH = 1000  # rows per DELETE (and per commit): short transactions beside the API's writes
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Expired:
+    """The rows of ``table`` one rule may delete: their key columns, the condition, a row's payload bytes."""
+
+    table: type[Base]
+    keys: tuple[InstrumentedAttribute[Any], ...]
+    where: ColumnElement[bool]
+    size: ColumnElement[Any] | None = None
+
+    def _key(self) -> Any:
+        return self.keys[0] if len(self.keys) == 1 else tuple_(*self.keys)
+
+
+def measure(session: Session, expired: Expired) -> tuple[int, int]:
+    """``(rows, payload bytes)`` the rule would delete now."""
+    size = func.coalesce(func.sum(expired.size), 0) if expired.size is not None else literal(0)
+    rows, total = session.execute(select(func.count(), size).select_from(expired.table).where(expired.where)).one()
+    return int(rows), int(total or 0)
+
+
+def next_batch(session: Session, expired: Expired, *, limit: int = BATCH) -> list[tuple[Any, ...]]:
+    """The keys of up to ``limit`` rows the rule may delete, in key order."""
+    query = select(*expired.keys).where(expired.where).order_by(*expired.keys).limit(limit)
+    return [tuple(row) for row in session.execute(query)]
+
+
+def delete_keys(session: Session, expired: Expired, keys: Sequence[tuple[Any, ...]]) -> int:
+    """Delete the rows with these keys that the rule still allows (the caller commits); how many went."""
+    if not keys:
+        return 0
+    wanted = [k[0] for k in keys] if len(expired.keys) == 1 else list(keys)
+    result = session.execute(delete(expired.table).where(expired._key().in_(wanted), expired.where)
+                             .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- the rules -----------------------------------------------------------------------------------
+
+
+def predictions_beyond_window(session: Session, *, keep: int) -> Expired:
+    """Recent predictions older than the newest ``keep`` (the drift window's writer prunes the same way)."""
+    cutoff = session.scalar(select(RecentPrediction.id).order_by(RecentPrediction.id.desc()).offset(keep - 1).limit(1))
+    where = RecentPrediction.id < cutoff if cutoff is not None else false()
+    return Expired(RecentPrediction, (RecentPrediction.id,), where, func.length(RecentPrediction.embedding))
+
+
+def expired_revocations(*, now: datetime) -> Expired:
+    """Revocations of tokens that have expired (refused for their expiry anyway)."""
+    return Expired(RevokedToken, (RevokedToken.jti,), RevokedToken.expires_at < now)
+
+
+def observations_of_ended_rollouts(*, ended_before: datetime) -> Expired:
+    """Live observations of rollouts that ended before ``ended_before`` (never the open rollout's)."""
+    ended = select(Rollout.id).where(Rollout.open.is_not(True), Rollout.ended_at.is_not(None),
+                                     Rollout.ended_at < ended_before)
+    return Expired(RolloutObservation, (RolloutObservation.id,), RolloutObservation.rollout_id.in_(ended))
+
+
+def unregistered_runs(*, finished_before: datetime) -> Select[int]:
+    """Finished runs that registered no version, did not pass the gate and are not the latest successful run
+    (whose lineage says which approvals are new), finished before ``finished_before``: their lineage may go."""
+    latest = select(func.max(TrainingRun.id)).where(TrainingRun.status == RunStatus.SUCCEEDED).scalar_subquery()
+    return select(TrainingRun.id).where(
+        TrainingRun.status != RunStatus.RUNNING, TrainingRun.registered_version.is_(None),
+        TrainingRun.gate_passed.is_not(True), TrainingRun.finished_at.is_not(None),
+        TrainingRun.finished_at < finished_before, TrainingRun.id != func.coalesce(latest, 0))
+
+
+def lineage_of_unregistered_runs(*, finished_before: datetime) -> Expired:
+    """The lineage rows of ``unregistered_runs``."""
+    return Expired(TrainingRunSample, (TrainingRunSample.run_id, TrainingRunSample.sample_id),
+                   TrainingRunSample.run_id.in_(unregistered_runs(finished_before=finished_before)))
+
+
+def unreferenced_rejected_samples(*, changed_before: datetime, lineage_before: datetime | None) -> Expired:
+    """Rejected samples last changed before ``changed_before`` that nothing refers to: in no training run's
+    lineage (but that of ``unregistered_runs`` finished before ``lineage_before``, which goes first), heading no
+    near-duplicate group another sample belongs to, and not the newest sample (SQLite may give a deleted highest
+    id to the next row, and ids are named in reviews and near-duplicate lists).
+    Payload: the stored image and the sample's cached embeddings."""
+    other = aliased(Sample)
+    lineage = exists().where(TrainingRunSample.sample_id == Sample.id)
+    if lineage_before is not None:
+        lineage = lineage.where(TrainingRunSample.run_id.not_in(unregistered_runs(finished_before=lineage_before)))
+    embedded = (select(func.coalesce(func.sum(func.length(Embedding.vector)), 0))
+                .where(Embedding.sha256 == Sample.sha256).scalar_subquery())
+    where = and_(
+        Sample.status == SampleStatus.REJECTED, Sample.updated_at < changed_before, ~lineage,
+        ~exists().where(other.duplicate_group == Sample.id, other.id != Sample.id),
+        Sample.id < select(func.max(other.id)).scalar_subquery())
+    return Expired(Sample, (Sample.id,), where, Sample.size_bytes + embedded)
+
+
+def delete_rejected(session: Session, expired: Expired, keys: Sequence[tuple[Any, ...]]) -> list[tuple[str, str]]:
+    """Delete these rejected samples if the rule still allows, with their review rows and cached embeddings (the
+    caller commits); ``(sha256, object_key)`` of each sample deleted, whose object the caller deletes after."""
+    if not keys:
+        return []
+    gone = list(session.execute(
+        delete(Sample).where(Sample.id.in_([k[0] for k in keys]), expired.where)
+        .returning(Sample.id, Sample.sha256, Sample.object_key).execution_options(synchronize_session=False)))
+    ids, hashes = [int(row[0]) for row in gone], [str(row[1]) for row in gone]
+    if ids:  # the foreign key cascades on PostgreSQL and SQLite alike; said again for a database without it
+        session.execute(delete(Review).where(Review.sample_id.in_(ids)).execution_options(synchronize_session=False))
+        session.execute(delete(Embedding).where(Embedding.sha256.in_(hashes))
+                        .execution_options(synchronize_session=False))
+    return [(str(sha), str(key)) for _, sha, key in gone]
+
+
+def embeddings_without_sample(*, created_before: datetime) -> Expired:
+    """Cached embeddings of images no sample has (any backbone), cached before ``created_before``."""
+    where = and_(~exists().where(Sample.sha256 == Embedding.sha256), Embedding.created_at < created_before)
+    return Expired(Embedding, (Embedding.id,), where, func.length(Embedding.vector))
+
+
+def sample_hashes(session: Session) -> set[str]:
+    """The content hash of every sample (what object keys are named after)."""
+    return set(session.scalars(select(Sample.sha256)))
+
+
+def known_hashes(session: Session, hashes: Sequence[str]) -> set[str]:
+    """Which of ``hashes`` a sample has now."""
+    wanted, found = list(dict.fromkeys(hashes)), set[str]()
+    for start in range(0, len(wanted), _IN_CHUNK):
+        found.update(session.scalars(select(Sample.sha256).where(Sample.sha256.in_(wanted[start:start + _IN_CHUNK]))))
+    return found
