@@ -9,7 +9,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, literal, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    cast,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    null,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from db.models import (
@@ -103,6 +118,26 @@ def lineage_of_unregistered_runs(*, finished_before: datetime) -> Expired:
     """The lineage rows of ``unregistered_runs``."""
     return Expired(TrainingRunSample, (TrainingRunSample.run_id, TrainingRunSample.sample_id),
                    TrainingRunSample.run_id.in_(unregistered_runs(finished_before=finished_before)))
+
+
+def out_of_fold_of_old_runs(*, finished_before: datetime) -> Expired:
+    """The out-of-fold probabilities (one per sample and label) of runs finished before ``finished_before`` other
+    than the latest successful run, the only one ``sprout label-issues`` reads; the run's row stays. (A run without
+    them may hold JSON ``null``: not counted.)"""
+    latest = select(func.max(TrainingRun.id)).where(TrainingRun.status == RunStatus.SUCCEEDED).scalar_subquery()
+    stored = cast(TrainingRun.out_of_fold, Text)
+    where = and_(stored.is_not(None), stored != "null", TrainingRun.finished_at.is_not(None),
+                 TrainingRun.finished_at < finished_before, TrainingRun.id != func.coalesce(latest, 0))
+    return Expired(TrainingRun, (TrainingRun.id,), where, func.length(stored))
+
+
+def clear_out_of_fold(session: Session, expired: Expired, keys: Sequence[tuple[Any, ...]]) -> int:
+    """Set the out-of-fold probabilities of these runs to NULL if the rule still allows (the caller commits)."""
+    if not keys:
+        return 0
+    result = session.execute(update(TrainingRun).where(TrainingRun.id.in_([k[0] for k in keys]), expired.where)
+                             .values(out_of_fold=null()).execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def unreferenced_rejected_samples(*, changed_before: datetime, lineage_before: datetime | None) -> Expired:

@@ -108,6 +108,10 @@ def collect(session: Session, store: ObjectStore, policy: RetentionPolicy, *, ap
     ]
     for name, rule, expired in table_rules:
         report.rules.append(_enforce(session, RuleReport(name, rule), expired(), apply))
+    report.rules.append(_enforce(session, RuleReport("out_of_fold", _after(
+        policy.run_lineage_days, "out-of-fold probabilities of runs but the latest successful one", "the run",
+        "SPROUT_RETAIN_RUN_LINEAGE_DAYS")), rules.out_of_fold_of_old_runs(finished_before=lineage_before)
+        if policy.run_lineage_days else None, apply, rules.clear_out_of_fold))
     report.rules.append(_rejected(session, store, policy, now, apply))
     report.rules.append(_enforce(session, RuleReport(
         "embeddings", f"embeddings of images no sample has: deleted {_hours(policy.orphan_grace)} after caching "
@@ -122,13 +126,15 @@ def _hours(grace: timedelta) -> str:
     return f"{grace.total_seconds() / 3600:g} h"
 
 
-def _enforce(session: Session, report: RuleReport, expired: rules.Expired | None, apply: bool) -> RuleReport:
+def _enforce(session: Session, report: RuleReport, expired: rules.Expired | None, apply: bool,
+             remove: Callable[[Session, rules.Expired, list[tuple[object, ...]]], int] = rules.delete_keys,
+             ) -> RuleReport:
     if expired is None:
         return report
     report.found, report.bytes = rules.measure(session, expired)
     if apply:
         for keys in _batches(session, expired):
-            report.deleted += rules.delete_keys(session, expired, keys)
+            report.deleted += remove(session, expired, keys)
             session.commit()
     return report
 

@@ -5,6 +5,7 @@ SeaweedFS."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ OLD, RECENT = NOW - timedelta(days=200), NOW - timedelta(days=1)
 POLICY = RetentionPolicy(drift_window=10)
 VECTOR = bytes(16)  # a 4-dimensional float32 embedding
 BACKBONE = "efficientnet_lite0"
+OUT_OF_FOLD = {"sample_ids": [1, 2], "labels": ["bird", "cat", "dog"], "proba": [[0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]}
 
 
 def png(seed: int) -> bytes:
@@ -98,9 +100,11 @@ def add(svc: Services, seed: int, *, label: str | None = None, reject: bool = Fa
 
 def run(svc: Services, *, status: RunStatus, finished: datetime, lineage: list[int], registered: str | None = None,
         gate_passed: bool | None = None) -> int:
+    """A training run with its lineage and, when it succeeded, out-of-fold probabilities."""
     with svc.session() as session:
         row = TrainingRun(status=status, backbone=BACKBONE, labels=["bird", "cat", "dog"], params={},
-                          registered_version=registered, gate_passed=gate_passed, finished_at=finished)
+                          registered_version=registered, gate_passed=gate_passed, finished_at=finished,
+                          out_of_fold=OUT_OF_FOLD if status is RunStatus.SUCCEEDED else None)
         session.add(row)
         session.flush()
         session.add_all(TrainingRunSample(run_id=row.id, sample_id=s, split=Split.TRAIN, label="cat") for s in lineage)
@@ -188,7 +192,8 @@ def test_gc_deletes_exactly_what_expired_and_nothing_referenced(svc: Services) -
     assert snapshot(svc) == before  # a report changes nothing
     rejected_bytes = sum(size for size, _ in sizes.values()) + 2 * len(VECTOR)
     expected = {"recent_predictions": (2, 2 * len(VECTOR)), "revoked_tokens": (1, 0), "rollout_observations": (3, 0),
-                "training_run_samples": (2, 0), "rejected_samples": (2, rejected_bytes),
+                "training_run_samples": (2, 0), "out_of_fold": (1, len(json.dumps(OUT_OF_FOLD))),
+                "rejected_samples": (2, rejected_bytes),
                 "embeddings": (1, len(VECTOR)), "objects": (1, len(png(11)))}
     assert found(report) == expected and report["applied"] is False and report["deleted"] == 0
 
@@ -212,6 +217,8 @@ def test_gc_deletes_exactly_what_expired_and_nothing_referenced(svc: Services) -
                               .where(Review.sample_id == world.samples["rejected_recent"])) == 1
         lineage = {(r.run_id, r.sample_id) for r in session.scalars(select(TrainingRunSample))}
         assert {run for run, _ in lineage} == {world.runs[n] for n in ("registered", "refused_latest", "failed_recent")}
+        with_out_of_fold = {r.id for r in session.scalars(select(TrainingRun)) if r.out_of_fold is not None}
+        assert with_out_of_fold == {world.runs["refused_latest"]}  # the latest successful run's
         observed = {o.rollout_id for o in session.scalars(select(RolloutObservation))}
         assert observed == {world.rollouts["ended_recent"], world.rollouts["open"]}
         assert set(session.scalars(select(RevokedToken.jti))) == {"valid"}
