@@ -147,15 +147,17 @@ def unreferenced_rejected_samples(*, changed_before: datetime, lineage_before: d
     id to the next row, and ids are named in reviews and near-duplicate lists).
     Payload: the stored image and the sample's cached embeddings."""
     other = aliased(Sample)
-    lineage = exists().where(TrainingRunSample.sample_id == Sample.id)
+    # Uncorrelated NOT IN: one pass over each table (the lineage has no index led by sample_id).
+    in_lineage = select(TrainingRunSample.sample_id)
     if lineage_before is not None:
-        lineage = lineage.where(TrainingRunSample.run_id.not_in(unregistered_runs(finished_before=lineage_before)))
+        expiring = unregistered_runs(finished_before=lineage_before)
+        in_lineage = in_lineage.where(TrainingRunSample.run_id.not_in(expiring))
+    heads = select(other.duplicate_group).where(other.duplicate_group.is_not(None), other.id != other.duplicate_group)
     embedded = (select(func.coalesce(func.sum(func.length(Embedding.vector)), 0))
                 .where(Embedding.sha256 == Sample.sha256).scalar_subquery())
     where = and_(
-        Sample.status == SampleStatus.REJECTED, Sample.updated_at < changed_before, ~lineage,
-        ~exists().where(other.duplicate_group == Sample.id, other.id != Sample.id),
-        Sample.id < select(func.max(other.id)).scalar_subquery())
+        Sample.status == SampleStatus.REJECTED, Sample.updated_at < changed_before, Sample.id.not_in(in_lineage),
+        Sample.id.not_in(heads), Sample.id < select(func.max(other.id)).scalar_subquery())
     return Expired(Sample, (Sample.id,), where, Sample.size_bytes + embedded)
 
 
