@@ -119,10 +119,10 @@ def collect(session: Session, store: ObjectStore, policy: RetentionPolicy, *, ap
         apply))
     report.rules.append(_orphan_objects(session, store, policy, now, apply))
     session.rollback()
-    for rule in report.rules:
-        if rule.deleted or rule.refused:
-            log.info("gc %s: %d found, %d deleted%s", rule.name, rule.found, rule.deleted,
-                     f" (refused: {rule.refused})" if rule.refused else "")
+    for done in report.rules:
+        if done.deleted or done.refused:
+            log.info("gc %s: %d found, %d deleted%s", done.name, done.found, done.deleted,
+                     f" (refused: {done.refused})" if done.refused else "")
     return report
 
 
