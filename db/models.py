@@ -99,7 +99,9 @@ class Sample(Base):
     """One image known to Sprout, pending review or labelled."""
 
     __tablename__ = "samples"
-    __table_args__ = (Index("ix_samples_status_approved_at", "status", "approved_at"),)
+    __table_args__ = (Index("ix_samples_status_approved_at", "status", "approved_at"),
+                      Index("ix_samples_status_novelty", "status", "novelty"),
+                      Index("ix_samples_status_confidence", "status", "confidence"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the upload: dedup, split, key name
@@ -114,6 +116,8 @@ class Sample(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     predicted_by_version: Mapped[str | None] = mapped_column(String(32))
     predicted_unfamiliar: Mapped[bool | None] = mapped_column(Boolean)  # NULL: no prediction, or before issue 23
+    # 1 - best cosine to the serving champion's train+val embeddings at submission; NULL: no prediction or index
+    novelty: Mapped[float | None] = mapped_column(Float)
     source: Mapped[SampleSource] = mapped_column(_enum(SampleSource, "sample_source"))
     split: Mapped[Split] = mapped_column(_enum(Split, "sample_split"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -6,11 +6,11 @@ Writes stay with the domain code that owns the rule (``model.data.samples``, ``m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import and_, case, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -36,7 +36,7 @@ from db.models import (
 _IN_CHUNK = 500  # keep IN (...) lists well below every driver's parameter limit
 
 
-SqlOrder = Literal["uncertainty", "newest", "oldest"]
+SqlOrder = Literal["uncertainty", "novelty", "contradiction", "newest", "oldest"]
 """The review-queue orders SQL sorts by itself (``uncertainty``: least confident prediction first); the one
 public enum of every order is ``QueueOrder``, next to the review queue in ``model``."""
 
@@ -95,6 +95,13 @@ def list_samples(
     if order == "uncertainty":  # unfamiliar first (issue 23), then the least confident
         query = query.order_by(Sample.predicted_unfamiliar.is_not(True), Sample.confidence.is_not(None),
                                Sample.confidence.asc(), Sample.id.asc())
+    elif order == "novelty":  # farthest from the predicting model's training set first; unscored ones last
+        query = query.order_by(Sample.novelty.is_(None), Sample.novelty.desc(), Sample.id.asc())
+    elif order == "contradiction":  # the submitter's suggestion confidently contradicted by the model first
+        contradicted = and_(Sample.suggested_label.is_not(None), Sample.predicted_label.is_not(None),
+                            Sample.suggested_label != Sample.predicted_label)
+        query = query.order_by(case((contradicted, func.coalesce(Sample.confidence, 0.0)), else_=-1.0).desc(),
+                               Sample.id.asc())
     elif order == "newest":
         query = query.order_by(Sample.id.desc())
     else:
@@ -221,6 +228,12 @@ def run_lineage(session: Session, *, run_id: int) -> list[tuple[TrainingRunSampl
     rows = session.execute(select(TrainingRunSample, Sample).join(Sample, Sample.id == TrainingRunSample.sample_id)
                            .where(TrainingRunSample.run_id == run_id).order_by(Sample.id))
     return [(lineage, sample) for lineage, sample in rows]
+
+
+def training_sample_ids(session: Session, *, run_id: int) -> list[int]:
+    """The ids of the samples a run trained on (train and val; not its test set)."""
+    return list(session.scalars(select(TrainingRunSample.sample_id).where(
+        TrainingRunSample.run_id == run_id, TrainingRunSample.split != Split.TEST)))
 
 
 def approval_reviews(session: Session, *, sample_ids: Sequence[int]) -> list[Review]:
@@ -410,3 +423,30 @@ def record_champion_change(session: Session, *, kind: ChampionChangeKind, versio
 def champion_changes(session: Session, *, limit: int = 20) -> list[ChampionChange]:
     """The latest changes of the champion, newest first."""
     return list(session.scalars(select(ChampionChange).order_by(ChampionChange.id.desc()).limit(limit)))
+
+
+# --- training at scale (issue 26) ------------------------------------------------------------------
+
+EMBEDDING_SCAN_FROM = 5_000  # from this many hashes on, one scan of the backbone's rows beats IN (...) lookups
+
+
+def embedding_vectors(session: Session, *, backbone: str, hashes: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """The cached vectors (float32 bytes) of ``hashes`` for ``backbone``, streamed as ``(sha256, bytes)`` rows
+    (missing ones are absent; nothing collects every blob at once): by ``IN`` lists for a few hashes, else one
+    query over the backbone's rows read ``yield_per`` rows at a time (a retrain of 100k samples)."""
+    wanted = set(hashes)
+    if len(wanted) < EMBEDDING_SCAN_FROM:
+        listed = list(wanted)
+        for start in range(0, len(listed), _IN_CHUNK):
+            yield from ((sha, blob) for sha, blob in session.execute(select(Embedding.sha256, Embedding.vector).where(
+                Embedding.backbone == backbone, Embedding.sha256.in_(listed[start : start + _IN_CHUNK]))))
+        return
+    rows = session.execute(select(Embedding.sha256, Embedding.vector).where(Embedding.backbone == backbone)
+                           .execution_options(yield_per=2_000))
+    yield from ((sha, blob) for sha, blob in rows if sha in wanted)
+
+
+def recent_succeeded_runs(session: Session, *, limit: int) -> list[TrainingRun]:
+    """The latest ``limit`` succeeded training runs, newest first."""
+    return list(session.scalars(select(TrainingRun).where(TrainingRun.status == RunStatus.SUCCEEDED)
+                                .order_by(TrainingRun.id.desc()).limit(limit)))

@@ -4,9 +4,11 @@ Either signal alone fails on the shared set: resized, re-encoded and 10%-cropped
 0.84–0.97 while two different grass photos reach 0.955, and a perceptual hash confuses low-detail images.
 Together (``bench/near_duplicates.py`` measures the pair) they separate copies from different photos.
 
-The index is an exact cosine search (numpy) over the cached embeddings of one backbone. It syncs from the
-database before every search (only rows newer than the last it saw), so it is correct across restarts and
-across API workers: the database is the index's source of truth, the matrix in memory a cache of it.
+The index (``model.data.vector_index``: exact below a measured size, usearch's HNSW graph above it) holds the cached
+embeddings of one backbone. It syncs from the database before every search (only rows newer than the last it saw),
+so it is correct across restarts and across API workers: the database is the index's source of truth, the index in
+memory a cache of it. The rule is applied to exact cosines: the few candidates are rescored from their stored
+vectors. The same index gives a new image's novelty (``model.data.novelty``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Sample
 from model.data.images import decode_image
+from model.data.novelty import TrainingSets, novelty_of
 from model.data.storage import ObjectStore
+from model.data.vector_index import VectorIndex, normalized
 
 MAX_MATCHES = 5
+COSINE_SLACK = 0.01  # candidates this far under the rule's cosine are rescored exactly (f16 rounds ~1e-3)
 _PHASH_SIDE, _PHASH_BITS = 32, 8
 
 
@@ -80,73 +85,84 @@ class NearDuplicateRule:
         return similarity >= self.min_similarity and distance is not None and distance <= self.max_hash_distance
 
 
-def normalized(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (cosine similarity is then a dot product)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 class EmbeddingIndex:
-    """Exact cosine search over the samples' cached embeddings of one backbone, synced from the database."""
+    """Cosine search over the samples' cached embeddings of one backbone, synced from the database."""
 
     def __init__(self, backbone: str) -> None:
         self.backbone = backbone
-        self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._last_id = 0
-        self._sample_ids = np.zeros(0, dtype=np.int64)
-        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._vectors: VectorIndex | None = None
 
     def __len__(self) -> int:
-        return int(self._sample_ids.size)
+        return 0 if self._vectors is None else len(self._vectors)
 
     def sync(self, session: Session) -> None:
-        """Add the embeddings cached since the last sync (every worker sees every sample)."""
-        rows = queries.sample_embeddings_after(session, backbone=self.backbone, after_id=self._last_id)
-        if not rows:
-            return
-        with self._lock:
-            fresh = [(eid, sid, vec) for eid, sid, vec in rows if eid > self._last_id]
-            if not fresh:
+        """Add the embeddings cached since the last sync (every worker sees every sample; each row once)."""
+        with self._sync_lock:
+            rows = queries.sample_embeddings_after(session, backbone=self.backbone, after_id=self._last_id)
+            if not rows:
                 return
-            vectors = normalized(np.stack([np.frombuffer(vec, dtype=np.float32) for _, _, vec in fresh]))
-            ids = np.array([sid for _, sid, _ in fresh], dtype=np.int64)
-            self._matrix = vectors if self._matrix.size == 0 else np.concatenate([self._matrix, vectors])
-            self._sample_ids = np.concatenate([self._sample_ids, ids])
-            self._last_id = max(eid for eid, _, _ in fresh)
+            vectors = np.stack([np.frombuffer(vec, dtype=np.float32) for _, _, vec in rows])
+            if self._vectors is None:
+                self._vectors = VectorIndex(vectors.shape[1])
+            self._vectors.add(np.array([sid for _, sid, _ in rows], dtype=np.int64), vectors)
+            self._last_id = max(eid for eid, _, _ in rows)
 
     def nearest(self, vector: np.ndarray, *, k: int, min_similarity: float = -1.0) -> list[tuple[int, float]]:
-        """Up to ``k`` ``(sample_id, cosine)`` pairs, most similar first, at least ``min_similarity``."""
-        with self._lock:
-            matrix, ids = self._matrix, self._sample_ids
-        if ids.size == 0:
-            return []
-        sims = matrix @ normalized(vector).reshape(-1)
-        order = np.argsort(-sims)[:k]
-        return [(int(ids[i]), float(sims[i])) for i in order if sims[i] >= min_similarity]
+        """Up to ``k`` ``(sample_id, cosine)`` pairs, most similar first, at least ``min_similarity`` (cosines
+        rounded to half precision once the index is approximate)."""
+        vectors = self._vectors
+        return [] if vectors is None else vectors.nearest(vector, k=k, min_similarity=min_similarity)
 
 
 class NearDuplicateFinder:
-    """Finds the existing samples an incoming image nearly duplicates (one index per backbone)."""
+    """Finds the existing samples an incoming image nearly duplicates (one index per backbone), and how novel the
+    image is to the model that predicted it."""
 
     def __init__(self, rule: NearDuplicateRule) -> None:
         self.rule = rule
         self._indexes: dict[str, EmbeddingIndex] = {}
         self._lock = threading.Lock()
+        self._training = TrainingSets()
 
     def index(self, backbone: str) -> EmbeddingIndex:
         with self._lock:
             return self._indexes.setdefault(backbone, EmbeddingIndex(backbone))
 
     def find(self, session: Session, *, backbone: str, embedding: np.ndarray, phash: str) -> list[NearDuplicate]:
-        """Near-duplicates of an image, most similar first (at most ``MAX_MATCHES``)."""
+        """Near-duplicates of an image, most similar first (at most ``MAX_MATCHES``), by exact cosines."""
         index = self.index(backbone)
         index.sync(session)
-        close = index.nearest(embedding, k=4 * MAX_MATCHES, min_similarity=self.rule.min_similarity)
+        close = index.nearest(embedding, k=4 * MAX_MATCHES,  # half-precision cosines once approximate: rescored
+                              min_similarity=self.rule.min_similarity - COSINE_SLACK)
         rows = queries.samples_by_id(session, ids=[sid for sid, _ in close])
-        matches = [NearDuplicate(sid, sim) for sid, sim in close
-                   if sid in rows and self.rule.holds(sim, _distance(phash, rows[sid].phash))]
+        exact = _exact_cosines(session, backbone, embedding, [rows[sid] for sid, _ in close if sid in rows])
+        ranked = sorted(((sid, exact[sid]) for sid, _ in close if sid in exact), key=lambda m: (-m[1], m[0]))
+        matches = [NearDuplicate(sid, sim) for sid, sim in ranked
+                   if self.rule.holds(sim, _distance(phash, rows[sid].phash))]
         return matches[:MAX_MATCHES]
+
+    def novelty(self, session: Session, *, backbone: str, embedding: np.ndarray, version: str | None) -> float | None:
+        """``1 - best cosine`` of the image to the train+val images of the run that registered ``version`` (None
+        when that run is unknown or trained on another backbone). Call after ``find`` (the index is synced)."""
+        training = self._training.of_version(session, version, backbone=backbone)
+        if not training:
+            return None
+        return novelty_of(self.index(backbone).nearest, embedding, training)
+
+
+def _exact_cosines(session: Session, backbone: str, query: np.ndarray, samples: list[Sample]) -> dict[int, float]:
+    """The exact cosine of ``query`` to each sample's stored embedding (``{sample id: cosine}``)."""
+    if not samples:
+        return {}
+    stored = queries.cached_embeddings(session, backbone=backbone, hashes=[s.sha256 for s in samples])
+    with_vector = [s for s in samples if s.sha256 in stored]
+    if not with_vector:
+        return {}
+    matrix = normalized(np.stack([np.frombuffer(stored[s.sha256], dtype=np.float32) for s in with_vector]))
+    sims = matrix @ normalized(query).reshape(-1)
+    return {s.id: float(sim) for s, sim in zip(with_vector, sims, strict=True)}
 
 
 def _distance(phash: str, other: str | None) -> int | None:

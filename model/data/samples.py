@@ -119,6 +119,7 @@ def add_sample(
     split = split_for(sha, key=split_key(session))
     embedding = _embedding_row(session, sha, prediction)
     matches, best = _near_duplicates_of(session, near_duplicates, embedding, phash)
+    novelty = _novelty(session, near_duplicates, embedding, prediction)
     if best is not None:
         split = best.split
     session.commit()  # end the read transaction: no database connection is held while the image is stripped
@@ -139,6 +140,7 @@ def add_sample(
         confidence=prediction.confidence if prediction else None,
         predicted_by_version=prediction.model_version if prediction else None,
         predicted_unfamiliar=prediction.unfamiliar if prediction else None,
+        novelty=novelty,
         source=source,
         split=split,
         created_at=now,
@@ -181,6 +183,15 @@ def _near_duplicates_of(session: Session, finder: NearDuplicateFinder | None, em
     vector = np.frombuffer(embedding.vector, dtype=np.float32)
     matches = finder.find(session, backbone=embedding.backbone, embedding=vector, phash=phash)
     return matches, (queries.find_sample(session, sample_id=matches[0].id) if matches else None)
+
+
+def _novelty(session: Session, finder: NearDuplicateFinder | None, embedding: Embedding | None,
+             prediction: Prediction | None) -> float | None:
+    """How far the image lies from what the predicting version trained on (None without a finder or embedding)."""
+    if finder is None or embedding is None or prediction is None:
+        return None
+    return finder.novelty(session, backbone=embedding.backbone, version=prediction.model_version,
+                          embedding=np.frombuffer(embedding.vector, dtype=np.float32))
 
 
 def get_sample(session: Session, sample_id: int) -> Sample:

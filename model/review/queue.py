@@ -3,12 +3,17 @@
 - ``uncertainty`` (the default): the images the model called unfamiliar first (they look like nothing it was
   trained on: a new label, or something that does not belong), then the least confident prediction first (active
   learning).
-- ``novelty``: farthest from every image the champion trained on first (lowest best cosine to its training
-  embeddings); samples without an embedding come last.
+- ``novelty``: farthest from every image the predicting model trained on first (lowest best cosine to its
+  training embeddings, kept with the sample at submission: ``model.data.novelty``); samples without one come last.
 - ``diverse``: uncertainty with k-center diversity: the most uncertain first, then each next one the most
-  uncertain among those far from all already picked, so ten look-alike uncertain images do not fill a page.
-- ``suspect``: pending samples whose submitter's suggestion the model confidently contradicts; approved
-  samples in the order of ``sprout label-issues`` (Cleanlab), the rest after them.
+  uncertain among those far from all already picked, so ten look-alike uncertain images do not fill a page. The
+  k-center runs over a bounded pool — the ``DIVERSE_POOL`` × (offset + page) most uncertain — so its cost follows
+  the page, not the queue.
+- ``suspect``: pending samples whose submitter's suggestion the model confidently contradicts (a database sort);
+  approved samples in the order of ``sprout label-issues`` (Cleanlab), the rest after them.
+
+``uncertainty``, ``novelty``, ``oldest``, ``newest`` and ``suspect`` on pending samples are sorted by the database
+(indexes on status with confidence and with novelty), so a page costs the same with 100 or 100,000 samples.
 - ``oldest`` / ``newest``: by arrival.
 
 ``suggestion_conflicts`` flags a pending sample whose submitter's suggestion contradicts the label its
@@ -24,7 +29,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Sample, SampleStatus, Split
+from db.models import Sample, SampleStatus
 from model.data.near_duplicates import normalized
 from model.review.label_issues import find_label_issues
 from model.runtime.services import Services
@@ -45,62 +50,46 @@ class QueueOrder(enum.StrEnum):
 
 
 SQL_ORDERS: dict[QueueOrder, queries.SqlOrder] = {
-    QueueOrder.UNCERTAINTY: "uncertainty", QueueOrder.OLDEST: "oldest", QueueOrder.NEWEST: "newest"}
+    QueueOrder.UNCERTAINTY: "uncertainty", QueueOrder.NOVELTY: "novelty", QueueOrder.OLDEST: "oldest",
+    QueueOrder.NEWEST: "newest"}
 """The orders the database sorts by itself; the others are ranked here."""
+
+
+def _sql_order(order: QueueOrder, status: SampleStatus | None) -> queries.SqlOrder | None:
+    if order is QueueOrder.SUSPECT and status is SampleStatus.PENDING:  # no Cleanlab ranking of pending samples
+        return "contradiction"
+    return SQL_ORDERS.get(order)
 
 
 def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrder, limit: int,
                  offset: int) -> tuple[list[Sample], int]:
     """A page of samples in ``order`` and the total count with that status."""
     with svc.session() as session:
-        if (sql_order := SQL_ORDERS.get(order)) is not None:
+        if (sql_order := _sql_order(order, status)) is not None:
             rows, total = queries.list_samples(session, status=status, order=sql_order, limit=limit, offset=offset)
             session.expunge_all()
             return rows, total
-        rows = queries.samples_with_status(session, status=status, limit=MAX_RANKED)
-        total = queries.count_samples_with_status(session, status=status)
-        if order is QueueOrder.NOVELTY:
-            ranked = by_novelty(session, rows)
-        elif order is QueueOrder.DIVERSE:
-            ranked = by_diversity(session, rows, page=limit + offset)
+        if order is QueueOrder.DIVERSE:
+            pool, total = queries.list_samples(session, status=status, order="uncertainty",
+                                               limit=DIVERSE_POOL * (offset + limit), offset=0)
+            ranked = by_diversity(session, pool, page=limit + offset)
         else:
+            rows = queries.samples_with_status(session, status=status, limit=MAX_RANKED)
+            total = queries.count_samples_with_status(session, status=status)
             ranked = by_suspicion(svc, rows)
         session.expunge_all()
     return ranked[offset : offset + limit], total
 
 
-def _champion_backbone_and_training(session: Session) -> tuple[str | None, list[str]]:
-    """The backbone of the promoted model's run and the content hashes it trained on (train + val)."""
+def _champion_backbone(session: Session) -> str | None:
+    """The backbone of the promoted model's run (None before the first promotion)."""
     run = queries.last_promoted_run(session)
-    if run is None:
-        return None, []
-    lineage = queries.run_lineage(session, run_id=run.id)
-    return run.backbone, [s.sha256 for row, s in lineage if row.split is not Split.TEST]
+    return run.backbone if run is not None else None
 
 
 def _embeddings(session: Session, backbone: str, rows: list[Sample]) -> dict[int, np.ndarray]:
     cached = queries.cached_embeddings(session, backbone=backbone, hashes=[s.sha256 for s in rows])
     return {s.id: np.frombuffer(cached[s.sha256], dtype=np.float32) for s in rows if s.sha256 in cached}
-
-
-def novelty_scores(session: Session, rows: list[Sample]) -> dict[int, float]:
-    """``1 - best cosine`` to the champion's training embeddings, for the rows that have an embedding."""
-    backbone, trained = _champion_backbone_and_training(session)
-    if backbone is None or not trained:
-        return {}
-    reference = queries.cached_embeddings(session, backbone=backbone, hashes=trained)
-    vectors = _embeddings(session, backbone, rows)
-    if not reference or not vectors:
-        return {}
-    ref = normalized(np.stack([np.frombuffer(v, dtype=np.float32) for v in reference.values()]))
-    ids = list(vectors)
-    best = (normalized(np.stack([vectors[i] for i in ids])) @ ref.T).max(axis=1)
-    return {i: float(1.0 - b) for i, b in zip(ids, best, strict=True)}
-
-
-def by_novelty(session: Session, rows: list[Sample]) -> list[Sample]:
-    scores = novelty_scores(session, rows)
-    return sorted(rows, key=lambda s: (s.id not in scores, -scores.get(s.id, 0.0), s.id))
 
 
 def _uncertainty(sample: Sample) -> float:
@@ -111,7 +100,7 @@ def by_diversity(session: Session, rows: list[Sample], *, page: int) -> list[Sam
     """Greedy k-center over the most uncertain: each pick maximises uncertainty × distance to the picked."""
     uncertain = sorted(rows, key=lambda s: (-_uncertainty(s), s.id))
     pool, rest = uncertain[: DIVERSE_POOL * max(page, 1)], uncertain[DIVERSE_POOL * max(page, 1):]
-    backbone, _ = _champion_backbone_and_training(session)
+    backbone = _champion_backbone(session)
     vectors = _embeddings(session, backbone, pool) if backbone else {}
     with_vec = [s for s in pool if s.id in vectors]
     if len(with_vec) < 2:
