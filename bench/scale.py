@@ -3,18 +3,19 @@
 For each N it builds a fresh home through Sprout's own paths — ``sprout import`` of a folder-per-label tree of
 distinct generated JPEGs (90 % of N, approved), ``sprout train --force`` (the champion), then 10 % of N uploaded
 to the real API (``POST /samples``: pending, each with the champion's prediction and embedding) — and measures,
-against that API: uploads, ``GET /admin/samples`` pages, every review-queue order, ``/admin/stats``, ``/models``,
-``/admin/drift`` (after 60 predictions), then ``sprout train`` after 10 approvals through the review route (wall
-time and the child's peak RSS) and the database and object-store bytes per sample. One shortcut: the approved
-samples' embeddings are written into the embedding cache (table ``embeddings``, one row per image and backbone)
-as synthetic vectors that carry label signal, instead of running the backbone over them (its cost is linear
-and measured by bench/retrain.py); every other step is the product's code. It prints a table per N, then all
-of them side by side with the ratio largest N / smallest N.
+against that API as a reviewer: uploads, ``GET /admin/samples`` pages, every review-queue order, ``/admin/stats``,
+``/models``, ``/admin/drift`` (after 60 predictions), then ``sprout train`` after 10 approvals through the review
+route (wall time and the child's peak RSS), the database's growth and the object store's bytes per sample (MLflow's
+store, the home's SQLite, is not counted). One shortcut: the approved samples' embeddings are written into the
+embedding cache (table ``embeddings``, one row per image and backbone) as synthetic vectors that carry label
+signal, instead of running the backbone over them (its cost is linear and measured by bench/retrain.py); every
+other step is the product's code. It prints a table per N, then all of them with the ratio largest / smallest N.
 
     python bench/scale.py [--sizes 1000,10000,100000] [--labels 4] [--real] [--repeats 20] [--json FILE]
 
-``--real`` runs on PostgreSQL and SeaweedFS (throwaway servers from tests/servers on 127.0.0.1: a database and a
-key prefix per N) instead of the embedded SQLite and local object store. Everything listens on 127.0.0.1.
+``--real`` runs on PostgreSQL and SeaweedFS (throwaway servers from tests/servers: a database and a key prefix per
+N) instead of the embedded SQLite and local object store; MLflow stays the home's SQLite store. Everything listens
+on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from __future__ import annotations
 import argparse
 import colorsys
 import contextlib
+import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,14 +93,22 @@ def texture_jpeg(rng: np.random.Generator, label_index: int, n_labels: int) -> b
 
 
 def write_tree(root: Path, count: int, labels: list[str], seed: int) -> dict[str, str]:
-    """``root/<label>/<i>.jpg`` for ``count`` images, labels round-robin; ``{sha256: label}``."""
-    import hashlib
-
-    rng = np.random.default_rng(seed)
-    by_sha: dict[str, str] = {}
+    """``root/<label>/<i>.jpg`` for ``count`` images, labels round-robin, on every core; ``{sha256: label}``."""
     for label in labels:
         (root / label).mkdir(parents=True, exist_ok=True)
-    for i in range(count):
+    cuts = np.linspace(0, count, (os.cpu_count() or 1) * 4 + 1).astype(int)
+    by_sha: dict[str, str] = {}
+    with ProcessPoolExecutor() as pool:
+        jobs = [pool.submit(_write_images, root, labels, [seed, part], int(a), int(b))
+                for part, (a, b) in enumerate(itertools.pairwise(cuts))]
+        for job in jobs:
+            by_sha.update(job.result())
+    return by_sha
+
+
+def _write_images(root: Path, labels: list[str], seed: list[int], start: int, stop: int) -> dict[str, str]:
+    rng, by_sha = np.random.default_rng(seed), {}
+    for i in range(start, stop):
         k = i % len(labels)
         data = texture_jpeg(rng, k, len(labels))
         (root / labels[k] / f"{i:06d}.jpg").write_bytes(data)
@@ -264,7 +276,7 @@ class Client:
     """An HTTP client of the API that logs in as the bench's reviewer (or admin) and times requests."""
 
     def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=600)
+        self.url, self.http = url, httpx.Client(base_url=url, timeout=600)
 
     def login(self, user: str = REVIEWER) -> None:
         resp = self.http.post("/auth/token", data={"username": user, "password": PASSWORD})
@@ -292,21 +304,31 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def upload_pending(client: Client, count: int, labels: list[str], seed: int, result: Result) -> dict[int, str]:
-    """``count`` pending uploads (half with the true label suggested); the last ones timed. ``{id: label}``."""
-    rng = np.random.default_rng(seed)
+    """``count`` pending uploads (half with the true label suggested), two at a time but for the last ones, sent
+    one by one and timed. ``{id: true label}``."""
+    bulk = max(count - TIMED_UPLOADS, 0)
     truth: dict[int, str] = {}
-    times: list[float] = []
-    for i in range(count):
+    with ThreadPoolExecutor(2) as pool:
+        for sent, _ in pool.map(lambda half: _upload(Client(client.url), range(half, bulk, 2), labels, [seed, half]),
+                                (0, 1)):
+            truth.update(sent)
+    sent, times = _upload(client, range(bulk, count), labels, [seed, 2])
+    truth.update(sent)
+    result.put("POST /samples (upload) p50", statistics.median(times), "ms")
+    result.put("POST /samples (upload) p99", percentile(times, 99), "ms")
+    return truth
+
+
+def _upload(client: Client, indexes: range, labels: list[str], seed: list[int]) -> tuple[dict[int, str], list[float]]:
+    rng, truth, times = np.random.default_rng(seed), {}, []
+    for i in indexes:
         k = i % len(labels)
         form = {"label": labels[k]} if i % 2 == 0 else {}
         ms, resp = client.timed("POST", "/samples", data=form,
                                 files={"file": (f"u{i}.jpg", texture_jpeg(rng, k, len(labels)), "image/jpeg")})
         truth[resp.json()["id"]] = labels[k]
-        if i >= count - TIMED_UPLOADS:
-            times.append(ms)
-    result.put("POST /samples (upload) p50", statistics.median(times), "ms")
-    result.put("POST /samples (upload) p99", percentile(times, 99), "ms")
-    return truth
+        times.append(ms)
+    return truth, times
 
 
 def measure_reads(client: Client, n_approved: int, repeats: int, result: Result) -> None:
@@ -357,16 +379,17 @@ class Plan:
 def bench_home(plan: Plan, stack: Stack, n: int) -> Result:
     """Build a home of ``n`` samples through Sprout's paths and measure it."""
     result, root = Result(n), plan.work / f"n{n}"
-    home, pending = root / "home", max(int(round(n * PENDING_SHARE)), NEW_APPROVALS)
+    home, pending = root / "home", pending_of(n)
     environment(stack.env(n, home), plan)
     export_backbone_graph()
     start = time.perf_counter()
     with stage(result, "build: images generated"):
         by_sha = write_tree(root / "tree", n - pending, plan.labels, seed=n)
+    sprout("db", "upgrade")
+    sprout("users", "add", REVIEWER, stdin=f"{PASSWORD}\n")
+    sprout("users", "add", ADMIN, "--admin", stdin=f"{PASSWORD}\n")
+    empty_database = stack.database_bytes(home)
     with stage(result, "build: sprout import"):
-        sprout("db", "upgrade")
-        sprout("users", "add", REVIEWER, stdin=f"{PASSWORD}\n")
-        sprout("users", "add", ADMIN, "--admin", stdin=f"{PASSWORD}\n")
         imported = sprout("import", str(root / "tree"))
     if imported.get("added") != n - pending:
         sys.exit(f"import added {imported.get('added')} of {n - pending}: {str(imported)[:500]}")
@@ -390,12 +413,17 @@ def bench_home(plan: Plan, stack: Stack, n: int) -> Result:
         sys.exit(f"N={n}: sprout train after {NEW_APPROVALS} approvals was skipped: {outcome.get('reason')}")
     result.put(f"sprout train after {NEW_APPROVALS} approvals", wall, "s")
     result.put("sprout train peak RSS", rss, "MB")
-    result.put("database per sample", stack.database_bytes(home) / n / 1024, "KiB")
+    result.put("database per sample", (stack.database_bytes(home) - empty_database) / n / 1024, "KiB")
     result.put("object store per sample", object_store_bytes() / n / 1024, "KiB")
     console.print(f"N={n}: second run {outcome.get('run_id')} gate "
                   f"{'passed' if (outcome.get('gate') or {}).get('passed') else 'refused'}, "
                   f"{outcome.get('n_embedded')} embedded")
     return result
+
+
+def pending_of(n: int) -> int:
+    """Samples uploaded as pending: 10 % of N, and at least the approvals the retrain waits for."""
+    return max(int(round(n * PENDING_SHARE)), NEW_APPROVALS)
 
 
 def environment(extra: dict[str, str], plan: Plan) -> None:
@@ -464,9 +492,12 @@ def main() -> None:
                           f"{int(PENDING_SHARE * 100)} % pending, work folder {work}")
             for n in sizes:
                 results.append(bench_home(plan, stack, n))
-                console.print(table_of(results[-1:], f"N = {n:,} ({stack.name})"))
+                console.print(f"N = {n:,} on the {stack.name} stack: {n - pending_of(n):,} approved, "
+                              f"{pending_of(n):,} pending, {args.labels} labels")
+                console.print(table_of(results[-1:], f"N = {n:,}"))
                 write_json(args.json, stack.name, results)
-            console.print(table_of(results, f"Sprout at scale, {stack.name}: ratios {sizes[-1]}/{sizes[0]}"))
+                if len(results) > 1:
+                    console.print(table_of(results, f"Sprout at scale, {stack.name}: ratios {n}/{sizes[0]}"))
     finally:
         if args.keep:
             console.print(f"homes kept under {work}")
