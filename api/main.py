@@ -110,6 +110,7 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
                          signing_key=key, throttle=throttle, capture=capturer(services),
                          predictions=PredictionPool(threads))
         install(app, state)
+        threading.Thread(target=_warm_index, args=(services,), name="sprout-index-warmup", daemon=True).start()
         watcher.start()
         challenger.start()
         rollout.start(settings.model_poll_seconds)
@@ -132,6 +133,14 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             sys.setswitchinterval(switch_interval)
 
     return lifespan
+
+
+def _warm_index(services: Services) -> None:
+    """Load the near-duplicate index in the background at start (an upload meanwhile syncs it itself)."""
+    try:
+        log.info("near-duplicate index ready: %d embeddings", services.warm_near_duplicates())
+    except Exception as exc:  # the database not there yet: the first upload syncs it
+        log.warning("near-duplicate index not warmed at start: %s", exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

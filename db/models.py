@@ -100,8 +100,10 @@ class Sample(Base):
 
     __tablename__ = "samples"
     __table_args__ = (Index("ix_samples_status_approved_at", "status", "approved_at"),
-                      Index("ix_samples_status_novelty", "status", "novelty"),
-                      Index("ix_samples_status_confidence", "status", "confidence"))
+                      Index("ix_samples_status_novelty", "status", "novelty", "id"),
+                      Index("ix_samples_status_uncertainty", "status", "uncertainty_tier", "confidence", "id"),
+                      Index("ix_samples_status_contradiction", "status", "contradiction", "id"),
+                      Index("ix_samples_status_label_split", "status", "label", "split"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the upload: dedup, split, key name
@@ -116,8 +118,11 @@ class Sample(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     predicted_by_version: Mapped[str | None] = mapped_column(String(32))
     predicted_unfamiliar: Mapped[bool | None] = mapped_column(Boolean)  # NULL: no prediction, or before issue 23
-    # 1 - best cosine to the serving champion's train+val embeddings at submission; NULL: no prediction or index
+    # 1 - best cosine to the predicting version's train+val embeddings at submission; -1: not scored
     novelty: Mapped[float | None] = mapped_column(Float)
+    # the review orders' keys, kept with the prediction: the database sorts along an index (see uncertainty_tier_of)
+    uncertainty_tier: Mapped[int | None] = mapped_column(Integer)
+    contradiction: Mapped[float | None] = mapped_column(Float)
     source: Mapped[SampleSource] = mapped_column(_enum(SampleSource, "sample_source"))
     split: Mapped[Split] = mapped_column(_enum(Split, "sample_split"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -130,6 +135,18 @@ class Sample(Base):
     duplicate_group: Mapped[int | None] = mapped_column(Integer, index=True)  # id of the group's first sample
 
     reviews: Mapped[list[Review]] = relationship(back_populates="sample", order_by="Review.id")
+
+
+def uncertainty_tier_of(unfamiliar: bool | None, confidence: float | None) -> int:
+    """The ``uncertainty`` order's first key: unfamiliar images first, and in each group those without a confidence
+    before the least confident (0 unfamiliar unscored, 1 unfamiliar, 2 unscored, 3 the rest)."""
+    return (0 if unfamiliar is True else 2) + (0 if confidence is None else 1)
+
+
+def contradiction_of(suggested: str | None, predicted: str | None, confidence: float | None) -> float:
+    """The ``suspect`` order's key for a pending sample: the model's confidence when it contradicts the submitter's
+    suggestion, else -1."""
+    return (confidence or 0.0) if suggested and predicted and suggested != predicted else -1.0
 
 
 class Review(Base):

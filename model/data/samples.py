@@ -15,7 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Embedding, Sample, SampleSource, SampleStatus, Split, utcnow
+from db.models import (
+    Embedding,
+    Sample,
+    SampleSource,
+    SampleStatus,
+    Split,
+    contradiction_of,
+    uncertainty_tier_of,
+    utcnow,
+)
 from model.core.errors import NotFoundError, QueueFullError, SproutError
 from model.data.images import DEFAULT_MAX_PIXELS, DecodedImage, decode_image, sniff
 from model.data.metadata import strip_metadata
@@ -140,7 +149,11 @@ def add_sample(
         confidence=prediction.confidence if prediction else None,
         predicted_by_version=prediction.model_version if prediction else None,
         predicted_unfamiliar=prediction.unfamiliar if prediction else None,
-        novelty=novelty,
+        novelty=-1.0 if novelty is None else novelty,
+        uncertainty_tier=uncertainty_tier_of(prediction.unfamiliar if prediction else None,
+                                             prediction.confidence if prediction else None),
+        contradiction=contradiction_of(suggested_label, prediction.label if prediction else None,
+                                       prediction.confidence if prediction else None),
         source=source,
         split=split,
         created_at=now,

@@ -4,16 +4,18 @@
   trained on: a new label, or something that does not belong), then the least confident prediction first (active
   learning).
 - ``novelty``: farthest from every image the predicting model trained on first (lowest best cosine to its
-  training embeddings, kept with the sample at submission: ``model.data.novelty``); samples without one come last.
+  training embeddings, kept with the sample at submission: ``model.data.novelty``); samples without one come last
+  (newest first).
 - ``diverse``: uncertainty with k-center diversity: the most uncertain first, then each next one the most
   uncertain among those far from all already picked, so ten look-alike uncertain images do not fill a page. The
   k-center runs over a bounded pool — the ``DIVERSE_POOL`` × (offset + page) most uncertain — so its cost follows
   the page, not the queue.
-- ``suspect``: pending samples whose submitter's suggestion the model confidently contradicts (a database sort);
-  approved samples in the order of ``sprout label-issues`` (Cleanlab), the rest after them.
+- ``suspect``: pending samples whose submitter's suggestion the model confidently contradicts, most confident
+  first (then newest first); approved samples in the order of ``sprout label-issues`` (Cleanlab), the rest after.
 
 ``uncertainty``, ``novelty``, ``oldest``, ``newest`` and ``suspect`` on pending samples are sorted by the database
-(indexes on status with confidence and with novelty), so a page costs the same with 100 or 100,000 samples.
+along an index led by status (their keys are kept with each sample at submission: ``uncertainty_tier`` and
+``confidence``, ``novelty``, ``contradiction``), so a page costs the same with 100 or 100,000 samples.
 - ``oldest`` / ``newest``: by arrival.
 
 ``suggestion_conflicts`` flags a pending sample whose submitter's suggestion contradicts the label its

@@ -23,7 +23,16 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import LabelChange, LabelChangeKind, Review, ReviewAction, Sample, SampleStatus, utcnow
+from db.models import (
+    LabelChange,
+    LabelChangeKind,
+    Review,
+    ReviewAction,
+    Sample,
+    SampleStatus,
+    contradiction_of,
+    utcnow,
+)
 from model.core.errors import ConfigurationError, ConflictError, InvalidLabelError, NotFoundError, SproutError
 from model.core.faults import crash_point
 from model.core.settings import Settings
@@ -198,8 +207,9 @@ def _rename_pending(session: Session, sample: Sample, label: str, into: str, adm
 
     expected = {"status": SampleStatus.PENDING, "predicted_label": sample.predicted_label,
                 "suggested_label": sample.suggested_label}
-    values = {"predicted_label": rename(sample.predicted_label), "suggested_label": rename(sample.suggested_label),
-              "updated_at": now}
+    predicted, suggested = rename(sample.predicted_label), rename(sample.suggested_label)
+    values = {"predicted_label": predicted, "suggested_label": suggested, "updated_at": now,
+              "contradiction": contradiction_of(suggested, predicted, sample.confidence)}
     if not queries.update_sample_where(session, sample_id=sample.id, expected=expected, values=values):
         return 0
     session.add(Review(sample_id=sample.id, reviewer=admin, action=action, old_label=label, new_label=into,

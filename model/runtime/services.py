@@ -61,6 +61,19 @@ class Services:
         return NearDuplicateFinder(NearDuplicateRule(self.settings.near_dup_threshold,
                                                      self.settings.near_dup_max_hash_distance))
 
+    def warm_near_duplicates(self) -> int:
+        """Sync the champion backbone's near-duplicate index now, so the first upload after a start does not wait
+        for 100,000 embeddings to be read (and the index trained); the rows it holds (0 before a champion)."""
+        from db import queries
+
+        with self.session() as session:
+            run = queries.last_promoted_run(session)
+            if run is None:
+                return 0
+            index = self.near_duplicates.index(run.backbone)
+            index.sync(session)
+            return len(index)
+
     @cached_property
     def registry(self) -> Registry:
         return self._registry or Registry.from_settings(self.settings)
