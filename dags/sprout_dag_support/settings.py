@@ -67,6 +67,9 @@ class DagSettings(BaseSettings):
                                            "`SPROUT_RETRAIN_ASSET`).")
     rollout_schedule: str = _env("SPROUT_ROLLOUT_SCHEDULE", "*/5 * * * *",
                                  description="How often the rollout DAG judges the open rollout (cron or preset).")
+    gc_schedule: str = _env("SPROUT_GC_SCHEDULE", "17 3 * * *",
+                            description="When the gc DAG runs `sprout gc --apply`, the retention rules (cron or "
+                                        "preset; daily at 03:17 UTC).")
     retries: int = _env("SPROUT_TASK_RETRIES", 2,
                         description="Retries of a task.")
     retry_delay_seconds: float = _env("SPROUT_TASK_RETRY_DELAY_SECONDS", 60.0,

@@ -24,7 +24,7 @@ POD_TASKS = {"sprout_retrain": {"count_new_samples", "assess_candidate", "select
              "sprout_bootstrap": {"import_dataset", "read_status", "train_candidate", "promote_candidate",
                                   "record_rejection"},
              "sprout_batch_predict": {"plan_shards", "score_shard", "merge_report"},
-             "sprout_rollout": {"judge_rollout"}}
+             "sprout_rollout": {"judge_rollout"}, "sprout_gc": {"collect_garbage"}}
 
 
 def pods(dagbag: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -55,7 +55,7 @@ GATE_ONLY_VS_CHAMPION = {"SPROUT_GATE_MIN_ACCURACY": "0"}  # only the comparison
 
 def test_dag_parses_with_schedule_and_run_limits(dagbag: dict[str, Any]) -> None:
     assert dagbag["import_errors"] == {}
-    assert dagbag["files"] == ["sprout_batch_predict.py", "sprout_bootstrap.py", "sprout_retrain.py",
+    assert dagbag["files"] == ["sprout_batch_predict.py", "sprout_bootstrap.py", "sprout_gc.py", "sprout_retrain.py",
                                "sprout_rollout.py"]  # no helpers
     dag = dagbag["dags"][DAG_ID]
     assert dag["fileloc"].endswith(f"dags/{DAG_ID}.py")
