@@ -265,7 +265,8 @@ class TrainingRunSample(Base):
     __tablename__ = "training_run_samples"
 
     run_id: Mapped[int] = mapped_column(ForeignKey("training_runs.id", ondelete="CASCADE"), primary_key=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
+    # Indexed on its own: a sample's delete cascades here, and the primary key is led by run_id.
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True, index=True)
     split: Mapped[Split] = mapped_column(_enum(Split, "lineage_split"))
     label: Mapped[str] = mapped_column(String(64))
 
