@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     tuple_,
     update,
@@ -48,15 +50,13 @@ _IN_CHUNK = 500
 
 @dataclass(frozen=True)
 class Expired:
-    """The rows of ``table`` one rule may delete: their key columns, the condition, a row's payload bytes."""
+    """The rows of ``table`` one rule may delete: their key columns (one, or two of which the first groups the
+    rows, as a run groups its lineage), the condition, a row's payload bytes."""
 
     table: type[Base]
     keys: tuple[InstrumentedAttribute[Any], ...]
     where: ColumnElement[bool]
     size: ColumnElement[Any] | None = None
-
-    def _key(self) -> Any:
-        return self.keys[0] if len(self.keys) == 1 else tuple_(*self.keys)
 
 
 def measure(session: Session, expired: Expired) -> tuple[int, int]:
@@ -66,18 +66,30 @@ def measure(session: Session, expired: Expired) -> tuple[int, int]:
     return int(rows), int(total or 0)
 
 
-def next_batch(session: Session, expired: Expired, *, limit: int = BATCH) -> list[tuple[Any, ...]]:
-    """The keys of up to ``limit`` rows the rule may delete, in key order."""
-    query = select(*expired.keys).where(expired.where).order_by(*expired.keys).limit(limit)
+def next_batch(session: Session, expired: Expired, *, after: tuple[Any, ...] | None = None,
+               limit: int | None = None) -> list[tuple[Any, ...]]:
+    """The keys of up to ``limit`` rows the rule may delete, in key order, after the key ``after`` (keyset
+    pagination: each batch starts where the last ended, never rescanning what was deleted or refused)."""
+    query = select(*expired.keys).where(expired.where).order_by(*expired.keys).limit(limit or BATCH)
+    if after is not None:
+        query = query.where(expired.keys[0] > after[0] if len(after) == 1 else tuple_(*expired.keys) > tuple_(*after))
     return [tuple(row) for row in session.execute(query)]
 
 
 def delete_keys(session: Session, expired: Expired, keys: Sequence[tuple[Any, ...]]) -> int:
-    """Delete the rows with these keys that the rule still allows (the caller commits); how many went."""
+    """Delete the rows with these keys (consecutive in key order, from ``next_batch``) that the rule still allows
+    (the caller commits); how many went. Two key columns: one range of the second per value of the first, which
+    the primary key's index serves (an ``IN`` of a thousand pairs is a scan on PostgreSQL)."""
     if not keys:
         return 0
-    wanted = [k[0] for k in keys] if len(expired.keys) == 1 else list(keys)
-    result = session.execute(delete(expired.table).where(expired._key().in_(wanted), expired.where)
+    conditions: list[ColumnElement[bool]]
+    if len(expired.keys) == 1:
+        conditions = [expired.keys[0].in_([k[0] for k in keys])]
+    else:
+        first, second = expired.keys
+        conditions = [or_(*(and_(first == head, second.between(min(k[1] for k in group), max(k[1] for k in group)))
+                            for head, group in ((h, list(g)) for h, g in groupby(keys, key=lambda k: k[0]))))]
+    result = session.execute(delete(expired.table).where(*conditions, expired.where)
                              .execution_options(synchronize_session=False))
     return int(result.rowcount)  # type: ignore[attr-defined]
 

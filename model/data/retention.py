@@ -144,11 +144,11 @@ def _enforce(session: Session, report: RuleReport, expired: rules.Expired | None
 
 
 def _batches(session: Session, expired: rules.Expired) -> Iterator[list[tuple[object, ...]]]:
-    """Batches of keys until the rule finds no more (or only rows it refused to delete again)."""
-    seen: set[tuple[object, ...]] = set()
-    while keys := [k for k in rules.next_batch(session, expired) if k not in seen]:
-        seen.update(keys)
+    """Batches of keys, in key order, until the rule finds no more."""
+    keys = rules.next_batch(session, expired)
+    while keys:
         yield keys
+        keys = rules.next_batch(session, expired, after=keys[-1])
 
 
 def _rejected(session: Session, store: ObjectStore, policy: RetentionPolicy, now: datetime,

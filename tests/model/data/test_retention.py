@@ -18,6 +18,7 @@ from PIL import Image
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from db import retention as rules
 from db import rollouts
 from db.models import (
     Base,
@@ -146,6 +147,7 @@ def build(svc: Services) -> World:
         "registered": run(svc, status=RunStatus.SUCCEEDED, finished=OLD, registered="1", gate_passed=True,
                           lineage=[s["dog"], s["bird"], s["rejected_in_lineage"]]),
         "failed_old": run(svc, status=RunStatus.FAILED, finished=OLD, lineage=[s["cat"], s["rejected_in_failed_run"]]),
+        "failed_old_too": run(svc, status=RunStatus.FAILED, finished=OLD, lineage=[s["cat"], s["dog"], s["bird"]]),
         "refused_latest": run(svc, status=RunStatus.SUCCEEDED, finished=OLD, gate_passed=False, lineage=[s["cat"]]),
         "failed_recent": run(svc, status=RunStatus.FAILED, finished=RECENT, lineage=[s["cat"]]),
     }
@@ -192,7 +194,7 @@ def test_gc_deletes_exactly_what_expired_and_nothing_referenced(svc: Services) -
     assert snapshot(svc) == before  # a report changes nothing
     rejected_bytes = sum(size for size, _ in sizes.values()) + 2 * len(VECTOR)
     expected = {"recent_predictions": (2, 2 * len(VECTOR)), "revoked_tokens": (1, 0), "rollout_observations": (3, 0),
-                "training_run_samples": (2, 0), "out_of_fold": (1, len(json.dumps(OUT_OF_FOLD))),
+                "training_run_samples": (5, 0), "out_of_fold": (1, len(json.dumps(OUT_OF_FOLD))),
                 "rejected_samples": (2, rejected_bytes),
                 "embeddings": (1, len(VECTOR)), "objects": (1, len(png(11)))}
     assert found(report) == expected and report["applied"] is False and report["deleted"] == 0
@@ -202,7 +204,7 @@ def test_gc_deletes_exactly_what_expired_and_nothing_referenced(svc: Services) -
     assert found(applied) == expected
     assert {r["name"]: r["deleted"] for r in applied["rules"]} == {name: n for name, (n, _) in expected.items()}
     after = snapshot(svc)
-    gone = {"recent_predictions": 2, "revoked_tokens": 1, "rollout_observations": 3, "training_run_samples": 2,
+    gone = {"recent_predictions": 2, "revoked_tokens": 1, "rollout_observations": 3, "training_run_samples": 5,
             "samples": 2, "embeddings": 3, "reviews": 2}
     assert {t: before[t] - after[t] for t in gone} == gone
     assert set(before["objects"]) - set(after["objects"]) == {
@@ -232,6 +234,19 @@ def test_gc_deletes_exactly_what_expired_and_nothing_referenced(svc: Services) -
         again = collect(session, svc.store, POLICY, apply=True, now=NOW).to_dict()
     assert again["found"] == 0 and again["deleted"] == 0, again
     assert snapshot(svc) == after
+
+
+def test_small_batches_delete_the_same_rows(svc: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of three rows: a batch of lineage spans two runs, and every rule still ends with nothing left."""
+    build(svc)
+    with svc.session() as session:
+        report = collect(session, svc.store, POLICY, now=NOW).to_dict()
+    monkeypatch.setattr(rules, "BATCH", 3)
+    with svc.session() as session:
+        applied = collect(session, svc.store, POLICY, apply=True, now=NOW).to_dict()
+    assert found(applied) == found(report) and applied["deleted"] == report["found"] == 16
+    with svc.session() as session:
+        assert collect(session, svc.store, POLICY, now=NOW).to_dict()["found"] == 0
 
 
 def test_zero_days_keep_everything_of_their_kind(svc: Services) -> None:
