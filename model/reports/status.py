@@ -81,14 +81,23 @@ def _last_run(run: TrainingRun | None) -> LastRun | None:
 
 def collect_status(svc: Services) -> Status:
     """The whole status, read in one session (and one registry call)."""
+    return _collect(svc)[0]
+
+
+def _collect(svc: Services) -> tuple[Status, dict[str, Counter[Split]]]:
+    """The status and the approved samples per label and split, from one count of each (the per-label counts are
+    the per-split ones summed: one pass over the approved samples, not two)."""
     champion = svc.registry.champion()
     with svc.session() as session:
         by_status = {status.value: n for status, n in queries.count_samples_by_status(session).items()}
+        per_split: dict[str, Counter[Split]] = {}
+        for (label, split), n in queries.count_approved_by_label_and_split(session).items():
+            per_split.setdefault(label, Counter())[split] += n
         new = queries.count_new_approved(session)
         champ_run = queries.get_run_by_version(session, version=champion.version) if champion else None
-        return Status(
+        status = Status(
             samples={"total": sum(by_status.values()), **by_status},
-            approved_by_label=queries.count_approved_by_label(session),
+            approved_by_label={label: sum(splits.values()) for label, splits in sorted(per_split.items())},
             approved_since_last_run=new,
             min_new_samples=svc.settings.min_new_samples,
             retrain_due=new >= svc.settings.min_new_samples,
@@ -98,6 +107,7 @@ def collect_status(svc: Services) -> Status:
                 backbone=champ_run.backbone if champ_run else None,
                 metrics=metrics_summary(champ_run.metrics) if champ_run else None) if champion else None,
         )
+        return status, per_split
 
 
 def approved_per_split(svc: Services) -> dict[str, Counter[Split]]:
@@ -117,7 +127,7 @@ def label_warnings(svc: Services, per_split: dict[str, Counter[Split]] | None = 
 def review_stats(svc: Services) -> ReviewStats:
     """The review page's numbers (a subset of the status), the labels the next run would leave out and the class
     balance of the approved samples."""
-    status, per_split = collect_status(svc), approved_per_split(svc)
+    status, per_split = _collect(svc)
     return ReviewStats(
         pending=status.samples["pending"], approved=status.samples["approved"],
         rejected=status.samples["rejected"], approved_since_last_run=status.approved_since_last_run,
