@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -376,9 +377,9 @@ class Plan:
     graphs: Path
 
 
-def bench_home(plan: Plan, stack: Stack, n: int) -> Result:
-    """Build a home of ``n`` samples through Sprout's paths and measure it."""
-    result, root = Result(n), plan.work / f"n{n}"
+def bench_home(plan: Plan, stack: Stack, result: Result) -> None:
+    """Build a home of ``result.n`` samples through Sprout's paths and measure it into ``result``."""
+    n, root = result.n, plan.work / f"n{result.n}"
     home, pending = root / "home", pending_of(n)
     environment(stack.env(n, home), plan)
     export_backbone_graph()
@@ -418,7 +419,6 @@ def bench_home(plan: Plan, stack: Stack, n: int) -> Result:
     console.print(f"N={n}: second run {outcome.get('run_id')} gate "
                   f"{'passed' if (outcome.get('gate') or {}).get('passed') else 'refused'}, "
                   f"{outcome.get('n_embedded')} embedded")
-    return result
 
 
 def pending_of(n: int) -> int:
@@ -486,23 +486,48 @@ def main() -> None:
     graphs = Path(os.environ.get("SPROUT_BACKBONE_GRAPHS") or work / "graphs")
     plan = Plan(sizes, label_names(args.labels), args.repeats, args.signal, work, graphs)
     results: list[Result] = []
+    stop_on_sigterm()
     try:
         with open_stack(args.real) as stack:
             console.print(f"Sprout at scale on the {stack.name} stack: N = {sizes}, {args.labels} labels, "
                           f"{int(PENDING_SHARE * 100)} % pending, work folder {work}")
             for n in sizes:
-                results.append(bench_home(plan, stack, n))
-                console.print(f"N = {n:,} on the {stack.name} stack: {n - pending_of(n):,} approved, "
-                              f"{pending_of(n):,} pending, {args.labels} labels")
-                console.print(table_of(results[-1:], f"N = {n:,}"))
-                write_json(args.json, stack.name, results)
-                if len(results) > 1:
-                    console.print(table_of(results, f"Sprout at scale, {stack.name}: ratios {n}/{sizes[0]}"))
+                results.append(Result(n))
+                run_one(plan, stack, results, args.json)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: N={results[-1].n if results else '-'} has only the figures above")
+        sys.exit(130)
     finally:
         if args.keep:
             console.print(f"homes kept under {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def run_one(plan: Plan, stack: Stack, results: list[Result], json_path: Path | None) -> None:
+    """Build and measure the last home of ``results``, print its table (what it has, when interrupted) and the
+    ratios so far."""
+    result = results[-1]
+    try:
+        bench_home(plan, stack, result)
+    finally:
+        console.print(f"N = {result.n:,} on the {stack.name} stack: {result.n - pending_of(result.n):,} approved, "
+                      f"{pending_of(result.n):,} pending, {len(plan.labels)} labels; load average at the end "
+                      f"{os.getloadavg()[1]:.1f} (5 min) on {os.cpu_count()} cores")
+        if result.values:
+            console.print(table_of([result], f"N = {result.n:,}"))
+        write_json(json_path, stack.name, results)
+    if len(results) > 1:
+        console.print(table_of(results, f"Sprout at scale, {stack.name}: ratios {result.n}/{results[0].n}"))
+
+
+def stop_on_sigterm() -> None:
+    """``timeout`` (SIGTERM) ends the run like Ctrl-C: the servers stop and the figures so far are printed."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def write_json(path: Path | None, stack: str, results: list[Result]) -> None:
