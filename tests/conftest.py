@@ -96,6 +96,18 @@ def mlflow(postgres_url: str, s3_server: servers.S3Server) -> Iterator[servers.M
 
 @pytest.fixture(scope="session")
 @needs("server")
+def redis_server() -> Iterator[str]:
+    """A throwaway Redis server (password, no persistence): its ``redis://:password@127.0.0.1:PORT/0`` URL, the
+    shared rate-limit store of the route tests and of API replicas.
+
+    Shared by the whole session: use keys of your own, or empty it after the test.
+    """
+    with servers.redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+@needs("server")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     """The real API (tests/utils/live_api.py) on a trained embedded home, started once per test session for the
     UI, monitoring and e2e tests."""

@@ -22,7 +22,6 @@ import pytest
 from mlflow import MlflowClient
 
 from model.core.accounts import create_user
-from model.core.settings import Settings
 from model.data.importer import find_labeled_files, import_directory
 from model.data.samples import split_for, split_key
 from model.learning.promotion import train
@@ -35,32 +34,11 @@ from tests.utils.datasets import write_tree
 from tests.utils.images import dataset_images
 from tests.utils.paths import REPO_ROOT, require_dataset
 from tests.utils.readiness import http_ok, wait_until_ready
+from tests.utils.real_stack import real_stack_env
 from tests.utils.services import migrated_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PASSWORD = "loop-reviewer-password"
-
-
-def real_stack_env(tmp_path: Path, pg_url: str, s3_server: servers.S3Server, mlflow: servers.MlflowServer,
-                   monkeypatch: pytest.MonkeyPatch, *, bucket: str, model: str,
-                   **extra: str) -> tuple[dict[str, str], Settings]:
-    """The SPROUT_* environment of a home on the real servers, and its settings; the API, the DAG's tasks and
-    this process authenticate to MLflow (its client variables are set here too)."""
-    env = {
-        "SPROUT_HOME": str(tmp_path / "home"),
-        "SPROUT_DATABASE_URL": pg_url,
-        "SPROUT_S3_ENDPOINT": s3_server.endpoint,
-        "SPROUT_S3_ACCESS_KEY": s3_server.access_key,
-        "SPROUT_S3_SECRET_KEY": s3_server.secret_key,
-        "SPROUT_S3_BUCKET": bucket,
-        "SPROUT_MLFLOW_TRACKING_URI": mlflow.uri,
-        "SPROUT_MODEL_NAME": model,
-        **extra,
-    }
-    settings = Settings(**{k.removeprefix("SPROUT_").lower(): v for k, v in env.items()})
-    for key, value in mlflow.client_env.items():
-        monkeypatch.setenv(key, value)
-    return env | mlflow.client_env, settings
 
 
 def test_upload_approve_retrain_dag_and_serve_the_new_model_live(

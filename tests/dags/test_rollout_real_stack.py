@@ -11,14 +11,9 @@ the offline gate would never let a candidate through.
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +29,9 @@ from model.rollout.judge import begin, status
 from model.runtime.services import Services
 from tests import servers
 from tests.dags.dag_runs import Driver, run_dag, xcom
-from tests.dags.test_full_loop_real_stack import real_stack_env
 from tests.utils.datasets import write_tree
 from tests.utils.images import dataset_images
-from tests.utils.paths import REPO_ROOT
-from tests.utils.readiness import http_ok, wait_until_ready
+from tests.utils.real_stack import real_stack_env, replicas
 from tests.utils.services import migrated_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -47,25 +40,6 @@ TRAINED, LIVE = 30, 16  # photos per label trained on; live requests per round, 
 SWAP = {"dandelion": "grass", "grass": "dandelion"}
 PASSWORD = "rollout-reviewer-password"
 RULE = {"SPROUT_ROLLOUT_MIN_REVIEWED": "12"}  # 12 reviewed images decide (the defaults: docs/concepts/rollout.md)
-
-
-@contextmanager
-def replicas(env: dict[str, str], log_dir: Path, count: int = 2) -> Iterator[list[str]]:
-    """``count`` API processes on the same servers, ready: their URLs."""
-    api_env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")} | env
-    with ExitStack() as stack:
-        urls = []
-        for i in range(count):
-            port, log = servers.free_port(), log_dir / f"api-{i}.log"
-            proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                                     "--port", str(port)], cwd=REPO_ROOT, env=api_env, stdout=subprocess.DEVNULL,
-                                    stderr=log.open("w"))
-            stack.callback(lambda p=proc: (p.terminate(), p.wait(timeout=30)))
-            url = f"http://127.0.0.1:{port}"
-            wait_until_ready(http_ok(f"{url}/readyz"), what="an API replica", timeout=120, proc=proc, log=log,
-                             interval=0.5)
-            urls.append(url)
-        yield urls
 
 
 def live_round(urls: list[str], offset: int, headers: dict[str, str]) -> list[tuple[str, bytes]]:
