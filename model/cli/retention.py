@@ -14,15 +14,21 @@ from model.cli.output import command, emit, err
 def gc(
     apply: Annotated[bool, typer.Option(
         "--apply", help="Delete what the rules find (without it, only report: nothing changes).")] = False,
+    max_orphans: Annotated[int, typer.Option(
+        min=0, help="Delete orphan images only up to this many; more are refused (another database, a restored "
+                    "backup?) until checked and raised.")] = 1000,
 ) -> None:
     """Enforce the retention rules: expired predictions, revocations, rollout observations, run lineage, old
     rejected samples, orphan embeddings and objects. Reports only unless --apply."""
+    from dataclasses import replace
+
     from model.data.retention import RetentionPolicy, collect
 
     with command():
         svc = services()
         with svc.session() as session:
-            report = collect(session, svc.store, RetentionPolicy.from_settings(svc.settings), apply=apply)
+            policy = replace(RetentionPolicy.from_settings(svc.settings), max_orphans=max_orphans)
+            report = collect(session, svc.store, policy, apply=apply)
         emit(report.to_dict(), _lines)
 
 

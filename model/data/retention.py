@@ -5,8 +5,10 @@ batches of ``db.retention.BATCH`` rows, each its own short transaction.
 
 Nothing still referenced goes: a sample a training run's lineage holds, an embedding of an existing sample, the
 open rollout's observations, the lineage of a registered version. An object is deleted only after its row (an
-interruption leaves an orphan object, which a later run deletes) and only in Sprout's own layout; a store that
-holds more orphans than the database has samples is refused wholesale (probably another installation's database).
+interruption leaves at most one batch of orphan objects, which a later run deletes) and only in Sprout's own layout.
+Orphans are few when the database is the store's own (a crashed upload, an interrupted run): they are deleted only
+when nearly every sample's image is in the store and there are at most ``max_orphans`` of them; anything else
+(another installation's database, a restored older backup: every newer image would look orphaned) is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Sprout's own object keys (model/data/storage.py): pending/<sha>.<ext>, rejected/…, labeled/<label>/<sha>.<ext>
 SPROUT_KEY = re.compile(r"^(?:pending|rejected|labeled/[A-Za-z0-9][A-Za-z0-9_.-]{0,63})/[0-9a-f]{64}\.[a-z0-9]{1,8}$")
-ORPHAN_FLOOR = 100  # orphans always allowed, whatever the number of samples
+PRESENT_SHARE = 0.9  # the share of the samples whose image the store must hold before any orphan is deleted
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class RetentionPolicy:
     rollout_observation_days: int = 90
     run_lineage_days: int = 90
     orphan_grace: timedelta = timedelta(hours=24)
+    max_orphans: int = 1000  # more orphan objects than this are refused (a command-line option raises it)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionPolicy:
@@ -178,13 +181,13 @@ def _orphan_objects(session: Session, store: ObjectStore, policy: RetentionPolic
                         f"{_hours(policy.orphan_grace)} after writing (SPROUT_GC_ORPHAN_GRACE_HOURS)")
     known = rules.sample_hashes(session)
     session.rollback()
-    candidates = [key for key in store.list() if SPROUT_KEY.match(key) and sha_of_key(key) not in known]
+    layout = [key for key in store.list() if SPROUT_KEY.match(key)]
+    candidates = [key for key in layout if sha_of_key(key) not in known]
     orphans = [key for key in candidates if (written := store.modified(key)) is not None
                and now - written >= policy.orphan_grace]
     report.found = len(orphans)
-    if len(orphans) > max(ORPHAN_FLOOR, len(known)):
-        report.refused = (f"{len(orphans)} orphan objects against {len(known)} samples: is this the database of "
-                          "this object store? (check SPROUT_DATABASE_URL and SPROUT_S3_*)")
+    report.refused = _orphans_refused(len(orphans), known, {sha_of_key(key) for key in layout}, policy.max_orphans)
+    if report.refused:
         return report
     for start in range(0, len(orphans), rules.BATCH):
         batch = orphans[start:start + rules.BATCH]
@@ -197,3 +200,20 @@ def _orphan_objects(session: Session, store: ObjectStore, policy: RetentionPolic
                     store.delete(key)
                     report.deleted += 1
     return report
+
+
+def _orphans_refused(orphans: int, known: set[str], stored: set[str], limit: int) -> str | None:
+    """Why these orphans must not be deleted (None: they may): the database does not look like the store's."""
+    if not orphans:
+        return None
+    check = "check SPROUT_DATABASE_URL and SPROUT_S3_* (`sprout fsck` lists missing objects and orphans)"
+    if not known:
+        return f"the database has no samples but the store has {orphans} images: {check}"
+    present = len(known & stored)
+    if present < PRESENT_SHARE * len(known):
+        return (f"only {present} of the database's {len(known)} samples have their image in this store: is it "
+                f"the store's database? {check}")
+    if orphans > limit:
+        return (f"{orphans} orphan images, more than a crashed upload or an interrupted gc leaves (limit "
+                f"{limit}): a restored older database? {check}; then raise the limit with --max-orphans")
+    return None

@@ -87,8 +87,11 @@ def test_gc_reports_then_applies_then_finds_nothing(tmp_path: Path) -> None:
     assert "rejected_samples: 1 found" in human.stderr and "sprout gc --apply" in human.stderr and human.stdout == ""
     assert state(svc) == before  # reports change nothing
 
+    held_back = report(home, "--apply", "--max-orphans", "0", retain_rejected_days="30")
+    assert held_back["objects"] == (1, 0)  # more orphan images than allowed: none deleted, the rest applied
+    assert held_back["rejected_samples"] == (1, 1) and held_back["revoked_tokens"] == (1, 1)
     applied = report(home, "--apply", retain_rejected_days="30")
-    assert applied == nothing_else | {"revoked_tokens": (1, 1), "rejected_samples": (1, 1), "objects": (1, 1)}
+    assert applied == nothing_else | {"revoked_tokens": (0, 0), "rejected_samples": (0, 0), "objects": (1, 1)}
     with svc.session() as session:
         assert session.scalar(select(func.count()).select_from(Sample)) == 4
         assert session.get(Sample, rejected.id) is None

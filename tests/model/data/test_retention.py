@@ -274,14 +274,55 @@ def test_recent_orphans_wait_out_the_grace(tmp_path: Path) -> None:
     assert fresh in set(svc.store.list()) and stale not in set(svc.store.list())
 
 
-def test_a_store_that_is_not_the_databases_is_refused(tmp_path: Path) -> None:
-    """Pointed at an empty database, every image looks orphaned: nothing is deleted."""
-    svc = migrated_services(Settings(home=tmp_path))
-    keys = [f"labeled/cat/{i:064x}.png" for i in range(101)]
+def objects_rule(report: dict[str, Any]) -> dict[str, Any]:
+    return next(r for r in report["rules"] if r["name"] == "objects")
+
+
+def old_orphans(svc: Services, n: int) -> list[str]:
+    """``n`` images in Sprout's layout that no sample names, written two days ago."""
+    keys = [f"labeled/cat/{i:064x}.png" for i in range(n)]
+    old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
     for key in keys:
         svc.store.put(key, b"x")
+        os.utime(svc.settings.objects_dir / key, (old, old))
+    return keys
+
+
+def test_an_empty_database_deletes_no_image(tmp_path: Path) -> None:
+    """Pointed at an empty database, every image looks orphaned: nothing is deleted."""
+    svc = migrated_services(Settings(home=tmp_path))
+    keys = old_orphans(svc, 3)
     with svc.session() as session:
-        report = collect(session, svc.store, RetentionPolicy(), apply=True, now=NOW).to_dict()
-    objects = next(r for r in report["rules"] if r["name"] == "objects")
-    assert objects["found"] == 101 and objects["deleted"] == 0 and "SPROUT_DATABASE_URL" in objects["refused"]
+        objects = objects_rule(collect(session, svc.store, RetentionPolicy(), apply=True).to_dict())
+    assert objects["found"] == 3 and objects["deleted"] == 0 and "SPROUT_DATABASE_URL" in objects["refused"]
     assert sorted(svc.store.list()) == keys
+
+
+def test_another_installations_database_deletes_no_image(tmp_path: Path) -> None:
+    """A database whose samples' images are not in this store (another installation's) is refused."""
+    svc = migrated_services(Settings(home=tmp_path))
+    for seed, label in enumerate(("cat", "dog", "bird")):
+        add(svc, seed, label=label)
+    for key in list(svc.store.list()):
+        svc.store.delete(key)  # the samples' images live in another store
+    keys = old_orphans(svc, 2)
+    with svc.session() as session:
+        objects = objects_rule(collect(session, svc.store, RetentionPolicy(), apply=True).to_dict())
+    assert objects["deleted"] == 0 and "only 0 of the database's 3 samples" in objects["refused"]
+    assert sorted(svc.store.list()) == keys
+
+
+def test_more_orphans_than_the_limit_wait_for_a_person(tmp_path: Path) -> None:
+    """An older database restored beside a newer store makes every newer image an orphan: beyond the limit
+    nothing is deleted until a person raises it."""
+    svc = migrated_services(Settings(home=tmp_path))
+    for seed, label in enumerate(("cat", "dog", "bird")):
+        add(svc, seed, label=label)
+    keys = old_orphans(svc, 5)
+    with svc.session() as session:
+        refused = objects_rule(collect(session, svc.store, RetentionPolicy(max_orphans=4), apply=True).to_dict())
+    assert refused["found"] == 5 and refused["deleted"] == 0 and "--max-orphans" in refused["refused"]
+    assert set(keys) <= set(svc.store.list())
+    with svc.session() as session:
+        allowed = objects_rule(collect(session, svc.store, RetentionPolicy(max_orphans=5), apply=True).to_dict())
+    assert allowed["deleted"] == 5 and allowed["refused"] is None and not set(keys) & set(svc.store.list())
