@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from db import queries
 from db.models import (
     Rollout,
     RolloutMode,
@@ -17,6 +18,8 @@ from db.models import (
     SampleStatus,
     utcnow,
 )
+
+OBSERVATIONS_LOCK = 0x53505252  # advisory-lock key of the observation writers ("SPRR")
 
 
 def open_rollout(session: Session) -> Rollout | None:
@@ -64,6 +67,14 @@ def add_observations(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 def count_observations(session: Session, rollout_id: int) -> int:
     return int(session.scalar(select(func.count()).select_from(RolloutObservation)
                               .where(RolloutObservation.rollout_id == rollout_id)) or 0)
+
+
+def room_for_observations(session: Session, rollout_id: int, cap: int) -> int:
+    """How many more observations the rollout may keep under ``cap``: counted under an advisory lock that the
+    session holds until its transaction ends (PostgreSQL), so the writers of every API process, each counting and
+    inserting in one transaction, stay within the cap together (SQLite serialises its writers anyway)."""
+    queries.hold_lock(session, key=OBSERVATIONS_LOCK)
+    return max(0, cap - count_observations(session, rollout_id))
 
 
 def labelled_observations(session: Session, rollout_id: int) -> list[tuple[RolloutObservation, str | None]]:

@@ -20,18 +20,22 @@ FRESH_SECONDS = 10.0  # the public view reads every observation: computed at mos
 
 
 class _Cached:
-    """The latest rollout reports, recomputed when older than ``FRESH_SECONDS`` (or after a change here)."""
+    """The latest rollout reports, recomputed when older than ``FRESH_SECONDS``, after a change here, or when what
+    this process follows changed (the open rollout its poll read, the challenger it serves): a rollout started or
+    ended through another replica or the CLI shows here as soon as its challenger does, within the poll interval."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._at = -FRESH_SECONDS
+        self._seen: object = None
         self._value: list[RolloutPublic] = []
 
-    def get(self, services: Services) -> list[RolloutPublic]:
+    def get(self, services: Services, seen: object) -> list[RolloutPublic]:
+        """The reports; ``seen``: what this process follows now (recomputed when it changed)."""
         with self._lock:
-            if time.monotonic() - self._at > FRESH_SECONDS:
+            if time.monotonic() - self._at > FRESH_SECONDS or seen != self._seen:
                 self._value = [public(r) for r in rollout_status(services)]
-                self._at = time.monotonic()
+                self._at, self._seen = time.monotonic(), seen
             return self._value
 
     def clear(self) -> None:
@@ -50,9 +54,11 @@ def public(made: RolloutReport) -> RolloutPublic:
 def read_rollouts(services: ServicesDep, rollout: RolloutDep) -> RolloutsPublic:
     """The challenger this process scores beside the champion, and the latest rollouts with their live comparison
     (paired counts and McNemar on reviewed live images, agreement, errors, p99 latency), in numbers and words, and
-    what the rule would do now (refreshed every 10 s)."""
+    what the rule would do now (the evidence refreshed every 10 s; a rollout started or ended shows as soon as this
+    process follows it)."""
     live = rollout.active()
-    return RolloutsPublic(challenger=live[0].challenger_version if live else None, rollouts=CACHE.get(services))
+    challenger = live[0].challenger_version if live else None
+    return RolloutsPublic(challenger=challenger, rollouts=CACHE.get(services, (rollout.open, challenger)))
 
 
 @router.post("/admin/rollouts", response_model=RolloutPublic, status_code=status.HTTP_201_CREATED,

@@ -163,11 +163,11 @@ def add_sample(
         duplicate_group=group_of(best) if best is not None else None,
     )
     session.add(sample)
-    if best is not None and best.duplicate_group is None:
-        queries.set_duplicate_group(session, sample_id=best.id, group=best.id)
-    if embedding is not None:
-        session.add(embedding)
-    try:
+    try:  # the same image stored meanwhile (another API process): already at the update, which flushes the insert
+        if best is not None and best.duplicate_group is None:
+            queries.set_duplicate_group(session, sample_id=best.id, group=best.id)
+        if embedding is not None:
+            session.add(embedding)
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -93,7 +93,7 @@ class LiveRollout:
         self._open: OpenRollout | None = None
         self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=queue_size)
         self._rows: list[dict[str, Any]] = []
-        self._counted: dict[int, int] = {}  # observations stored per rollout (read once, then counted here)
+        self._full: set[int] = set()  # rollouts whose observations reached the cap (no more counting)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -101,6 +101,11 @@ class LiveRollout:
         self._last_warning = 0.0
 
     # --- what the request path asks (cheap, never blocks, never raises) ---
+
+    @property
+    def open(self) -> OpenRollout | None:
+        """The open rollout as this process last read it (every poll), whether or not its challenger is loaded."""
+        return self._open
 
     def active(self) -> tuple[OpenRollout, Predictor] | None:
         """The open rollout and its challenger, when this process has loaded the version the rollout names."""
@@ -222,29 +227,33 @@ class LiveRollout:
                 "created_at": utcnow()}
 
     def flush(self) -> int:
-        """Write the scored rows (up to each rollout's cap); how many were written."""
+        """Write the scored rows, up to each rollout's cap: the rows already stored by every replica are counted in
+        the same transaction as the insert, under a lock all writers take; how many were written."""
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:
             return 0
         try:
             with self.sessions() as session:
-                kept = []
+                kept: list[dict[str, Any]] = []
+                room: dict[int, int] = {}  # what each rollout may still keep
                 for row in rows:
                     rid = row["rollout_id"]
-                    if rid not in self._counted:
-                        self._counted[rid] = rollouts.count_observations(session, rid)
-                    if self._counted[rid] < self.max_observations:
-                        self._counted[rid] += 1
+                    if rid in self._full:
+                        continue
+                    if rid not in room:
+                        room[rid] = rollouts.room_for_observations(session, rid, self.max_observations)
+                    if room[rid] > 0:
+                        room[rid] -= 1
                         kept.append(row)
                 rollouts.add_observations(session, kept)
                 session.commit()
         except Exception as exc:
             with self._lock:
                 self.failed += len(rows)
-            self._counted.clear()
             self._warn(f"dropped {len(rows)} rollout observations", exc)
             return 0
+        self._full.update(rid for rid, left in room.items() if left == 0)
         self.written += len(kept)
         return len(kept)
 
