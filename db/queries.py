@@ -354,9 +354,12 @@ def recent_predictions(session: Session, *, model_version: str | None, limit: in
     return list(session.scalars(query.order_by(RecentPrediction.id.desc()).limit(limit)))
 
 
-def latest_prediction_id(session: Session) -> int:
-    """Id of the newest recorded prediction (0 when none): the window changed when it did."""
-    return int(session.scalar(select(func.max(RecentPrediction.id))) or 0)
+def prediction_window_mark(session: Session) -> tuple[int, int]:
+    """``(count, sum of ids)`` of the recorded predictions: the window changed when it did. Not the newest id alone:
+    writers (API replicas) take ids in one order and may commit in another, so rows can appear below it."""
+    count, total = session.execute(select(func.count(RecentPrediction.id),
+                                          func.coalesce(func.sum(RecentPrediction.id), 0))).one()
+    return int(count), int(total)
 
 
 def count_recent_predictions(session: Session) -> int:

@@ -222,7 +222,7 @@ class DriftMonitor:
         self.svc, self.champion = svc, champion
         self.latest: DriftReport | None = None
         self._reference: Reference | None = None
-        self._computed_for: tuple[str | None, int] | None = None  # (version, newest prediction id) of latest
+        self._computed_for: tuple[str | None, tuple[int, int]] | None = None  # (version, window mark) of latest
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -233,7 +233,7 @@ class DriftMonitor:
         with self._lock:
             version = self.champion()
             with self.svc.session() as session:
-                key = (version, queries.latest_prediction_id(session))
+                key = (version, queries.prediction_window_mark(session))
             if not force and self.latest is not None and key == self._computed_for:
                 return self.latest
             if version is not None and (self._reference is None or self._reference.version != version):

@@ -17,7 +17,7 @@ from db import queries
 from db.models import utcnow
 from db.session import make_engine, make_sessionmaker
 from model.core.settings import Settings
-from model.monitoring.drift import Reference, assess, domain_auc, live_window, mmd_test, novel_share
+from model.monitoring.drift import DriftMonitor, Reference, assess, domain_auc, live_window, mmd_test, novel_share
 from model.runtime.services import Services
 from model.runtime.traffic import PredictionRecorder, row
 from model.serving.predictor import PredictionResult
@@ -162,3 +162,20 @@ def recorder_row(i: int, *, embedding: np.ndarray | None = None) -> dict[str, ob
     """The table row of ``result(i)``, as the recorder writes it."""
     item = result(i) if embedding is None else replace(result(i), embedding=embedding)
     return row(utcnow(), item)
+
+
+@pytest.mark.server
+def test_the_report_follows_predictions_another_replica_commits_late(fresh_pg_url: str, tmp_path: Path) -> None:
+    """Two replicas' writers: one takes its ids first and commits last. The background report was recomputed only
+    when the newest id moved, so it never counted the late rows (until the next prediction, however long)."""
+    svc = migrated_services(Settings(_env_file=None, home=tmp_path / "home",  # type: ignore[call-arg]
+                                     database_url=fresh_pg_url))
+    monitor = DriftMonitor(svc, lambda: "1")
+    with svc.session() as late, svc.session() as early:
+        queries.add_recent_predictions(late, [recorder_row(i) for i in range(3)])  # ids 1-3, not committed yet
+        queries.add_recent_predictions(early, [recorder_row(i) for i in range(3, 5)])  # ids 4-5
+        early.commit()
+        assert monitor.compute(force=False).n == 2
+        late.commit()
+    assert monitor.compute(force=False).n == 5
+    svc.close()
