@@ -108,24 +108,28 @@ def by_diversity(session: Session, rows: list[Sample], *, page: int) -> list[Sam
     if len(with_vec) < 2:
         return uncertain
     picked = k_center_order(np.stack([vectors[s.id] for s in with_vec]),
-                            np.array([_uncertainty(s) for s in with_vec]))
+                            np.array([_uncertainty(s) for s in with_vec]), picks=page)
     ordered = [with_vec[i] for i in picked]
     return ordered + [s for s in pool if s.id not in vectors] + rest
 
 
-def k_center_order(vectors: np.ndarray, uncertainty: np.ndarray) -> list[int]:
+def k_center_order(vectors: np.ndarray, uncertainty: np.ndarray, *, picks: int | None = None) -> list[int]:
     """Row order of greedy weighted k-center: start at the most uncertain, then repeatedly the row maximising
-    uncertainty × cosine distance to the nearest row already picked."""
+    uncertainty × cosine distance to the nearest row already picked. With ``picks``, only that many are chosen this
+    way (a page needs no more); the other rows follow, most uncertain first."""
     x = normalized(vectors)
     weight = np.asarray(uncertainty, dtype=np.float64) + 1e-6
+    wanted = len(x) if picks is None else min(len(x), max(1, picks))
     picked = [int(weight.argmax())]
     distance = 1.0 - x @ x[picked[0]]
-    while len(picked) < len(x):
+    while len(picked) < wanted:
         score = weight * np.maximum(distance, 0.0)
         score[picked] = -1.0
         picked.append(int(score.argmax()))
         distance = np.minimum(distance, 1.0 - x @ x[picked[-1]])
-    return picked
+    chosen = set(picked)
+    rest = sorted((i for i in range(len(x)) if i not in chosen), key=lambda i: (-weight[i], i))
+    return picked + rest
 
 
 def by_suspicion(svc: Services, rows: list[Sample]) -> list[Sample]:

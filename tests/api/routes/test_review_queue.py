@@ -50,6 +50,16 @@ def test_every_order_lists_the_same_queue(client: TestClient, reviewer_headers: 
     assert client.get("/admin/samples", params={"order": "random"}, headers=reviewer_headers).status_code == 422
 
 
+def test_k_center_picks_a_page_and_leaves_the_rest_by_uncertainty() -> None:
+    """The diverse order needs one page of k-center picks; the pool's other rows follow, most uncertain first."""
+    rng = np.random.default_rng(1)
+    vectors, uncertainty = rng.standard_normal((40, 16)), rng.random(40)
+    full = k_center_order(vectors, uncertainty)
+    paged = k_center_order(vectors, uncertainty, picks=5)
+    assert paged[:5] == full[:5] and sorted(paged) == list(range(40))
+    assert paged[5:] == sorted(set(range(40)) - set(full[:5]), key=lambda i: (-uncertainty[i], i))
+
+
 def test_novelty_puts_an_out_of_domain_image_before_in_domain_photos(
         client: TestClient, reviewer_headers: dict[str, str]) -> None:
     photos = [upload(client, p.read_bytes())["id"] for p in dataset_images("grass", 100)[90:93]]
