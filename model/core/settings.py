@@ -78,6 +78,26 @@ class Settings(BaseSettings):
         default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
         description="Backbones a run trains a candidate for (comma-separated); the lowest cross-validated log "
                     "loss wins.")
+    decay_search_samples: int = Field(
+        default=10_000, ge=0,
+        description="Cross-validation chooses each fold's weight decay on at most this many of the fold's "
+                    "training samples (a seeded subsample stratified by label), then fits the fold's head with "
+                    "that decay on all of them; the final head is fitted on all train+val samples too. 0: search "
+                    "on all (at 100k samples a retrain takes several times longer; see docs/benchmarks.md).")
+    training_workers: int = Field(
+        default=2, ge=1,
+        description="Cross-validation folds fitted side by side (threads); each holds a copy of its fold's "
+                    "embeddings, so memory grows with it.")
+    candidate_dominance_runs: int = Field(
+        default=3, ge=0,
+        description="When one backbone of `SPROUT_CANDIDATE_BACKBONES` won each of the last this many runs that "
+                    "assessed all of them, each time by at least `SPROUT_CANDIDATE_DOMINANCE_MARGIN`, a run "
+                    "assesses only it (the run records the others as skipped and why); after this many such runs "
+                    "in a row, a run assesses all again. 0: every run assesses all.")
+    candidate_dominance_margin: float = Field(
+        default=0.05, ge=0.0,
+        description="The cross-validated log loss (nats) by which the dominant backbone must beat every other "
+                    "candidate in each of those runs.")
     gate_min_accuracy: float | None = Field(
         default=None, ge=0.0, le=1.0,
         description="An absolute floor, opt-in: the cross-validated accuracy must reach it (and the test interval's "

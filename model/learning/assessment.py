@@ -49,7 +49,8 @@ def assess_candidate(svc: Services, session: Session, backbone_name: str, sample
     backbone = load_backbone(backbone_name, svc.settings)
     data = embed_samples(svc, session, backbone, samples, labels)
     x, y = development_set(data)
-    cv = cross_validate(x, y, n_classes=len(labels), seed=svc.settings.seed, groups=development_groups(data))
+    cv = cross_validate(x, y, n_classes=len(labels), seed=svc.settings.seed, groups=development_groups(data),
+                        search_samples=svc.settings.decay_search_samples, workers=svc.settings.training_workers)
     log.info("candidate %s: cross-validated accuracy %.4f, log loss %.4f", backbone_name, cv.accuracy,
              cv_log_loss(cv))
     return Candidate(backbone=backbone, data=data, cv=cv)

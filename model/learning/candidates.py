@@ -91,3 +91,51 @@ def merge_candidates(tried: Sequence[AssessedCandidate],
         mine = fresh.pop(other.backbone, None)
         merged.append(other if mine is None else replace(mine, n_embedded=mine.n_embedded + other.n_embedded))
     return merged + list(fresh.values())
+
+
+@dataclass(frozen=True)
+class Dominance:
+    """A backbone that won the last runs clearly enough for a run to assess only it, and why."""
+
+    backbone: str
+    skipped: tuple[str, ...]
+    reason: str
+
+
+def dominant_backbone(history: Sequence[Sequence[AssessedCandidate]], names: Sequence[str], *, runs: int,
+                      margin: float) -> Dominance | None:
+    """The backbone of ``names`` a run may assess alone, or None (assess all).
+
+    ``history``: the candidates of the latest succeeded runs, newest first. A run *assessed all* when its
+    candidates cover every one of ``names``. One backbone dominates when it won each of the latest ``runs`` such
+    runs with a cross-validated log loss at least ``margin`` below every other candidate's. Runs that assessed
+    fewer (skipping ones) do not count as evidence, and after ``runs`` of them in a row (newest first, before the
+    latest run that assessed all) the next run assesses all again, so a backbone that stopped dominating is seen.
+    """
+    if runs <= 0 or len(names) < 2:
+        return None
+    wanted = set(names)
+    full: list[Sequence[AssessedCandidate]] = []
+    in_a_row = 0
+    for tried in history:
+        if wanted <= {c.backbone for c in tried}:
+            full.append(tried)
+            if len(full) == runs:
+                break
+        elif not full:
+            in_a_row += 1
+    if in_a_row >= runs or len(full) < runs:
+        return None
+    winners = set()
+    for tried in full:
+        mine = [c for c in tried if c.backbone in wanted]
+        best = min(mine, key=lambda c: c.log_loss)
+        if any(c.log_loss - best.log_loss < margin for c in mine if c.backbone != best.backbone):
+            return None
+        winners.add(best.backbone)
+    if len(winners) != 1:
+        return None
+    (backbone,) = winners
+    return Dominance(backbone=backbone, skipped=tuple(n for n in names if n != backbone),
+                     reason=f"{backbone} won each of the last {runs} runs that assessed every candidate by at least "
+                            f"{margin:g} in cross-validated log loss ({in_a_row} run(s) since assessed only it)")

@@ -40,6 +40,27 @@ def load_cached(session: Session, backbone: str, hashes: Sequence[str]) -> dict[
     return {sha: np.frombuffer(blob, dtype=np.float32) for sha, blob in raw.items()}
 
 
+def load_matrix(session: Session, backbone: str, hashes: Sequence[str], *,
+                dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The cached vectors of ``hashes`` as one float32 matrix in their order, filled row by row as the database
+    streams them (``queries.embedding_vectors``: no dict of blobs, no second copy to stack), and a mask of the rows
+    found (missing rows are zero). ``dim``: the width when nothing is cached (else 0)."""
+    rows: dict[str, list[int]] = {}
+    for i, sha in enumerate(hashes):
+        rows.setdefault(sha, []).append(i)
+    matrix: np.ndarray | None = None
+    found = np.zeros(len(hashes), dtype=bool)
+    for sha, blob in queries.embedding_vectors(session, backbone=backbone, hashes=list(rows)):
+        vector = np.frombuffer(blob, dtype=np.float32)
+        if matrix is None:
+            matrix = np.zeros((len(hashes), vector.size), dtype=np.float32)
+        matrix[rows[sha]] = vector
+        found[rows[sha]] = True
+    if matrix is None:
+        matrix = np.zeros((len(hashes), dim or 0), dtype=np.float32)
+    return matrix, found
+
+
 def embed_batch(backbone: LoadedBackbone, batch: np.ndarray) -> np.ndarray:
     """Run the frozen backbone on a preprocessed NCHW batch (no gradients)."""
     import torch
@@ -87,10 +108,15 @@ def embed_images(
 
     Returns ``(matrix, n_computed)``.
     """
-    cached = load_cached(session, backbone.name, [r.sha256 for r in refs])
-    missing = list({r.sha256: r for r in refs if r.sha256 not in cached}.values())
+    x, found = load_matrix(session, backbone.name, [r.sha256 for r in refs])
+    missing = list({r.sha256: r for r, hit in zip(refs, found, strict=True) if not hit}.values())
+    rows: dict[str, list[int]] = {}  # where each missing image's vector goes
     if missing:
-        log.info("embedding %d new images with %s (%d cached)", len(missing), backbone.name, len(cached))
+        log.info("embedding %d new images with %s (%d cached)", len(missing), backbone.name, int(found.sum()))
+        if x.shape[1] == 0:
+            x = np.zeros((len(refs), backbone.dim), dtype=np.float32)
+        for i, ref in enumerate(refs):
+            rows.setdefault(ref.sha256, []).append(i)
     advance = progress or step(f"embedding with {backbone.name}", len(missing))
 
     def prepare(ref: ImageRef) -> np.ndarray:
@@ -104,11 +130,11 @@ def embed_images(
             vectors = embed(np.stack(list(pool.map(prepare, chunk))))
             for ref, vec in zip(chunk, vectors, strict=True):
                 vec = np.ascontiguousarray(vec, dtype=np.float32)
-                cached[ref.sha256] = vec
+                x[rows[ref.sha256]] = vec
                 session.add(Embedding(sha256=ref.sha256, backbone=backbone.name, dim=vec.size,
                                       vector=vec.tobytes()))
             session.commit()
             advance(len(chunk))
     if not refs:
         return np.zeros((0, backbone.dim), dtype=np.float32), 0
-    return np.stack([cached[r.sha256] for r in refs]), len(missing)
+    return x, len(missing)

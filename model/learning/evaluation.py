@@ -149,6 +149,8 @@ class CrossValidation:
     y: np.ndarray
     weight_decays: list[float]  # the decay each fold chose on its own inner validation split
     fold_of: np.ndarray  # (n,) the fold each sample was held out in
+    heads: tuple[Head, ...] = ()  # each fold's head, fitted on its whole training part with its chosen decay
+    searched: int | None = None  # samples each fold's weight-decay search used at most (None: all of its part)
 
     @property
     def proba(self) -> np.ndarray:
@@ -168,36 +170,84 @@ class CrossValidation:
         counts = Counter(self.weight_decays)
         return min(counts, key=lambda wd: (-counts[wd], wd))
 
+    def start_head(self) -> Head | None:
+        """Where the final head's fit starts: the mean of the fold heads fitted with its decay (each on ~80% of the
+        same samples, so near its solution: fewer steps; the problem is convex, so the start does not change the
+        answer beyond the optimiser's tolerance). None without fold heads."""
+        chosen = [h for h in self.heads if h.weight_decay == self.weight_decay]
+        if not chosen:
+            return None
+        return Head(weight=np.mean([h.weight for h in chosen], axis=0).astype(np.float32),
+                    bias=np.mean([h.bias for h in chosen], axis=0).astype(np.float32),
+                    weight_decay=self.weight_decay, val_log_loss=None)
+
 
 def cross_validate(x: np.ndarray, y: np.ndarray, *, n_classes: int, seed: int, folds: int = CV_FOLDS,
-                   groups: np.ndarray | None = None) -> CrossValidation:
+                   groups: np.ndarray | None = None, search_samples: int | None = None,
+                   workers: int = 1) -> CrossValidation:
     """Stratified k-fold (seeded); in each fold the weight decay is chosen on an inner stratified split of the
     fold's training part, so the out-of-fold predictions never saw the choice. Every label needs two samples
     (a rarer one is missing from some held-out folds); fewer folds only when no label has ``folds`` samples.
 
     ``groups`` (a near-duplicate group per sample): where a group has several samples, the folds and the inner
     splits keep each group whole (``StratifiedGroupKFold``), so no sample is judged by a model that saw its near
-    copy; without such groups the folds are those of ``StratifiedKFold``."""
+    copy; without such groups the folds are those of ``StratifiedKFold``.
+
+    ``search_samples``: a fold whose training part is larger searches the decay on a seeded stratified subsample
+    of that part of this size (``stratified_subsample``), then fits its head with the chosen decay on the whole
+    part, starting from the subsample's solution. ``workers``: folds fitted side by side (threads; the same
+    result as one at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from model.learning.training import single_threaded_blas
+
     smallest = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min()) if len(y) else 0
     if smallest < 2:
         raise NotEnoughDataError("Cross-validation needs at least two training samples of every label.")
     largest = int(np.bincount(y).max())
     k = max(2, min(folds, largest))  # StratifiedKFold needs some label with at least k samples
     logits = np.zeros((len(y), n_classes), dtype=np.float64)
-    decays: list[float] = []
     grouped = groups if groups is not None and len(np.unique(groups)) < len(groups) else None
     fold_indices = _folds(y, k, seed, grouped)
     fold_of = np.zeros(len(y), dtype=np.int64)
-    for fold, (fit_idx, held_idx) in enumerate(fold_indices):
-        fold_of[held_idx] = fold
-        inner_fit, inner_val = _inner_split(y[fit_idx], seed + fold, None if grouped is None else grouped[fit_idx])
-        head = train_head(x[fit_idx][inner_fit], y[fit_idx][inner_fit], x[fit_idx][inner_val],
-                          y[fit_idx][inner_val], n_classes=n_classes)
+
+    def fit_fold(fold: int) -> Head:
+        fit_idx, held_idx = fold_indices[fold]
+        search = fit_idx
+        if search_samples and len(fit_idx) > search_samples:
+            search = fit_idx[stratified_subsample(y[fit_idx], search_samples, seed=seed + fold)]
+        inner_fit, inner_val = _inner_split(y[search], seed + fold, None if grouped is None else grouped[search])
+        head = train_head(x[search[inner_fit]], y[search[inner_fit]], x[search[inner_val]], y[search[inner_val]],
+                          n_classes=n_classes)
         refit = fit_head_with_decay(x[fit_idx], y[fit_idx], n_classes=n_classes, weight_decay=head.weight_decay,
                                     start=head)
         logits[held_idx] = refit.logits(x[held_idx])
-        decays.append(head.weight_decay)
-    return CrossValidation(folds=k, logits=logits, y=y, weight_decays=decays, fold_of=fold_of)
+        fold_of[held_idx] = fold
+        return refit
+
+    with single_threaded_blas(), ThreadPoolExecutor(max_workers=max(1, min(workers, k))) as pool:
+        heads = list(pool.map(fit_fold, range(len(fold_indices))))
+    return CrossValidation(folds=k, logits=logits, y=y, weight_decays=[h.weight_decay for h in heads],
+                           fold_of=fold_of, heads=tuple(heads),
+                           searched=search_samples if search_samples and len(y) > search_samples else None)
+
+
+def stratified_subsample(y: np.ndarray, size: int, *, seed: int) -> np.ndarray:
+    """Sorted indices of about ``size`` of the samples, seeded, each label in its share of ``y`` (largest
+    remainders round; every label keeps at least two samples, or all it has), so a rare label stays in the search."""
+    labels, counts = np.unique(y, return_counts=True)
+    if size >= len(y):
+        return np.arange(len(y))
+    exact = counts * (size / len(y))
+    take = np.floor(exact).astype(np.int64)
+    short = size - int(take.sum())
+    if short > 0:
+        take[np.argsort(-(exact - take), kind="stable")[:short]] += 1
+    take = np.minimum(np.maximum(take, 2), counts)
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(y == label), size=int(n), replace=False) for label, n in zip(labels, take,
+                                                                                                     strict=True)]
+    return np.sort(np.concatenate(picked))
 
 
 def _folds(y: np.ndarray, k: int, seed: int, groups: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:

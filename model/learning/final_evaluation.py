@@ -60,11 +60,12 @@ def fit_head(candidate: Candidate) -> tuple[Head, Calibration]:
 
 
 def final_head(cv: CrossValidation, x: np.ndarray, y: np.ndarray, *, n_classes: int) -> tuple[Head, Calibration]:
-    """The head on all train+val samples with the decay cross-validation chose, temperature-scaled on the
-    out-of-fold logits (the temperature is folded into the weights, so the ONNX graph serves it for free)."""
+    """The head on all train+val samples with the decay cross-validation chose (its fit starts from the fold
+    heads': ``CrossValidation.start_head``), temperature-scaled on the out-of-fold logits (the temperature is
+    folded into the weights, so the ONNX graph serves it for free)."""
     from model.learning.training import fit_head_with_decay
 
-    head = fit_head_with_decay(x, y, n_classes=n_classes, weight_decay=cv.weight_decay)
+    head = fit_head_with_decay(x, y, n_classes=n_classes, weight_decay=cv.weight_decay, start=cv.start_head())
     calibration = calibrate(cv)
     return calibrated(head, calibration.temperature), calibration
 

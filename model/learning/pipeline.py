@@ -20,8 +20,14 @@ from db import queries
 from db.models import RunStatus, Sample, TrainingRun, utcnow
 from model.data.class_balance import class_balance, count_per_split
 from model.data.label_changes import retrain_reason, without_stale
-from model.learning.assessment import assess_candidate
-from model.learning.candidates import AssessedCandidate, merge_candidates, select_candidate
+from model.learning.assessment import Candidate, assess_candidate
+from model.learning.candidates import (
+    AssessedCandidate,
+    Dominance,
+    dominant_backbone,
+    merge_candidates,
+    select_candidate,
+)
 from model.learning.final_evaluation import evaluate_candidate, fit_head
 from model.learning.gate import Decision, retrain_due, select_trainable
 from model.learning.guards import fit_guards
@@ -80,9 +86,14 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         current, stale = without_stale(queries.approved_samples(session), queries.label_changes(session))
         samples, labels, warnings = select_trainable(current)
         warnings = [*stale, *warnings, *imbalance_warnings(svc, samples)]
+        dominance = None if backbone_name or tried else dominant(session, svc, names)
+        if dominance is not None:
+            log.info("assessing only %s: %s", dominance.backbone, dominance.reason)
+            names = [dominance.backbone]
         run = TrainingRun(backbone=names[0], labels=labels, status=RunStatus.RUNNING, trigger_key=trigger_key,
                           started_at=started,
-                          params=RunParams(warnings=tuple(warnings)).to_dict())
+                          params=RunParams(warnings=tuple(warnings), skipped=None if dominance is None else
+                                           dict.fromkeys(dominance.skipped, dominance.reason)).to_dict())
         session.add(run)
         session.commit()
         try:
@@ -97,13 +108,39 @@ def train_candidate(svc: Services, *, force: bool = False, backbone_name: str | 
         return TrainOutcome.from_run(run)
 
 
+def dominant(session: Session, svc: Services, names: list[str]) -> Dominance | None:
+    """The backbone this run may assess alone (``candidates.dominant_backbone`` on the latest succeeded runs with
+    ``SPROUT_CANDIDATE_DOMINANCE_RUNS`` and ``SPROUT_CANDIDATE_DOMINANCE_MARGIN``), or None."""
+    runs = svc.settings.candidate_dominance_runs
+    if runs <= 0 or len(names) < 2:
+        return None
+    history = [RunParams.from_dict(r.params).candidates or ()
+               for r in queries.recent_succeeded_runs(session, limit=4 * runs)]
+    return dominant_backbone(history, names, runs=runs, margin=svc.settings.candidate_dominance_margin)
+
+
+def assess_candidates(svc: Services, session: Session, names: list[str], samples: list[Sample],
+                      labels: list[str]) -> tuple[Candidate, list[AssessedCandidate]]:
+    """Assess each backbone's candidate in turn; returns the winner (``select_candidate``'s rule) and every
+    candidate's summary. Only the best so far keeps its embeddings (one matrix per backbone of every sample: at
+    100k samples 0.5 GB each), so memory holds two candidates at most, not all."""
+    best: Candidate | None = None
+    assessed: list[AssessedCandidate] = []
+    for name in names:
+        candidate = assess_candidate(svc, session, name, samples, labels)
+        assessed.append(candidate.summary())
+        if best is None or select_candidate([best.summary(), assessed[-1]]).selected == 1:
+            best = candidate
+        del candidate
+    assert best is not None
+    return best, assessed
+
+
 def _train(svc: Services, session: Session, run: TrainingRun, samples: list[Sample], labels: list[str],
            names: list[str], tried: Sequence[AssessedCandidate]) -> None:
     from model.learning.onnx_export import build_classifier  # torch: imported only when training
 
-    candidates = [assess_candidate(svc, session, name, samples, labels) for name in names]
-    assessed = [c.summary() for c in candidates]
-    winner = candidates[select_candidate(assessed).selected]
+    winner, assessed = assess_candidates(svc, session, names, samples, labels)
     run.backbone = winner.name
     summaries = merge_candidates(tried, assessed)
     head, calibration = fit_head(winner)

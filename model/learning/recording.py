@@ -40,7 +40,9 @@ def log_to_mlflow(svc: Services, run: TrainingRun, data: TrainingData, head: Hea
             "weight_decay": head.weight_decay, "n_train": counts["train"], "n_val": counts["val"],
             "n_test": counts["test"], "n_embedded": data.n_embedded, "sprout_run_id": run.id,
             "champion_version": evaluation.champion_version or "none",
-            "candidate_backbones": ",".join(c.backbone for c in candidates)})
+            "candidate_backbones": ",".join(c.backbone for c in candidates),
+            **({"skipped_candidates": ",".join(skipped)} if (skipped := RunParams.from_dict(run.params).skipped)
+               else {})})
         flat = flat_metrics("test", evaluation.metrics)
         if evaluation.champion_metrics is not None:
             flat.update(flat_metrics("champion_test", evaluation.champion_metrics))
@@ -93,7 +95,8 @@ def record_run(session: Session, run: TrainingRun, winner: Candidate, head: Head
     run.mlflow_run_id, run.artifact_sha256 = mlflow_run_id, artifact_sha256
     run.params = RunParams(seed=seed, weight_decay=head.weight_decay, model_uri=model_uri, counts=data.counts,
                            warnings=RunParams.from_dict(run.params).warnings, candidates=tuple(candidates),
-                           evidence=evaluation.decision.evidence, guards=guards).to_dict()
+                           evidence=evaluation.decision.evidence, guards=guards,
+                           skipped=RunParams.from_dict(run.params).skipped).to_dict()
     temperature = evaluation.decision.evidence.temperature if evaluation.decision.evidence is not None else 1.0
     run.out_of_fold = label_evidence(data, winner.cv, head, temperature=temperature).to_dict()
     run.metrics = evaluation.metrics.to_dict()

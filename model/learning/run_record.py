@@ -26,6 +26,7 @@ class RunParams:
     candidates: tuple[AssessedCandidate, ...] | None = None
     evidence: GateEvidence | None = None
     guards: Guards | None = None  # the model's abstain and unfamiliar rules (coverage: /models)
+    skipped: Mapping[str, str] | None = None  # candidate backbones this run did not assess, and why
 
     def to_dict(self) -> dict[str, Any]:
         """The stored JSON: keys of what is not known yet are left out."""
@@ -35,6 +36,7 @@ class RunParams:
             "candidates": None if self.candidates is None else [c.to_dict() for c in self.candidates],
             "evidence": None if self.evidence is None else self.evidence.to_dict(),
             "guards": None if self.guards is None else self.guards.to_dict(),
+            "skipped": None if not self.skipped else dict(self.skipped),
         }
         return {key: value for key, value in stored.items() if value is not None}
 
@@ -49,7 +51,8 @@ class RunParams:
                    candidates=None if candidates is None else tuple(AssessedCandidate.from_dict(c)
                                                                     for c in candidates),
                    evidence=None if evidence is None else GateEvidence.from_dict(evidence),
-                   guards=None if guards is None else Guards.from_dict(guards))
+                   guards=None if guards is None else Guards.from_dict(guards),
+                   skipped=dict(stored["skipped"]) if stored.get("skipped") else None)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class TrainOutcome:
     promoted: bool = False
     warnings: list[str] = field(default_factory=list)
     candidates: list[AssessedCandidate] = field(default_factory=list)
+    skipped_candidates: dict[str, str] = field(default_factory=dict)  # backbone: why this run did not assess it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +88,8 @@ class TrainOutcome:
             "gate": None if self.gate is None else self.gate.to_dict(), "version": self.version,
             "promoted": self.promoted, "warnings": list(self.warnings),
             "candidates": [c.to_dict() for c in self.candidates],
+            # only when a run skipped some (a dominated backbone): the JSON of every other run stays as it was
+            **({"skipped_candidates": dict(self.skipped_candidates)} if self.skipped_candidates else {}),
         }
 
     @classmethod
@@ -99,5 +105,5 @@ class TrainOutcome:
             gate=(Decision(bool(run.gate_passed), run.gate_reason or "", params.evidence)
                   if run.gate_passed is not None else None),
             version=run.registered_version, promoted=run.promoted, warnings=list(params.warnings),
-            candidates=list(params.candidates or ()),
+            candidates=list(params.candidates or ()), skipped_candidates=dict(params.skipped or {}),
         )

@@ -27,12 +27,14 @@ from db.models import Split
 from model.core.settings import Settings
 from model.data.near_duplicates import normalized
 from model.learning.embeddings import load_cached
+from model.learning.evaluation import stratified_subsample
 from model.learning.training import softmax
 from model.runtime.services import Services
 from model.serving.contract import META_BACKBONE
 
 log = logging.getLogger(__name__)
-REFERENCE_MAX = 1000  # training embeddings the tests compare with (a seeded subsample beyond)
+REFERENCE_MAX = 1000  # training embeddings the tests compare with (a seeded subsample, stratified by label, beyond)
+TEST_REFERENCE_MAX = 5000  # test embeddings the reference's mean confidence is measured on (likewise)
 
 
 @dataclass(frozen=True)
@@ -161,19 +163,29 @@ def load_reference(svc: Services, version: str) -> Reference | None:
         if run is None:
             return None
         lineage = queries.run_lineage(session, run_id=run.id)
-        train = [s.sha256 for row, s in lineage if row.split is Split.TRAIN]
-        test = [s.sha256 for row, s in lineage if row.split is Split.TEST]
+        train = reference_sample([(s.sha256, row.label) for row, s in lineage if row.split is Split.TRAIN],
+                                 REFERENCE_MAX, seed=svc.settings.seed)
+        test = reference_sample([(s.sha256, row.label) for row, s in lineage if row.split is Split.TEST],
+                                TEST_REFERENCE_MAX, seed=svc.settings.seed)
         cached = load_cached(session, run.backbone, train + test)
     vectors = [cached[h] for h in train if h in cached]
     if len(vectors) < 2:
         return None
     embeddings = normalized(np.stack(vectors))
-    if len(embeddings) > REFERENCE_MAX:
-        keep = np.random.default_rng(svc.settings.seed).choice(len(embeddings), REFERENCE_MAX, replace=False)
-        embeddings = embeddings[np.sort(keep)]
     tested = [cached[h] for h in test if h in cached]
     return Reference(version=version, backbone=run.backbone, embeddings=embeddings,
                      mean_confidence=test_mean_confidence(svc, version, run.backbone, tested))
+
+
+def reference_sample(rows: list[tuple[str, str]], size: int, *, seed: int) -> list[str]:
+    """The hashes of at most ``size`` of ``(sha256, label)`` rows: all of them, or a seeded subsample stratified by
+    label (each label in its share: ``stratified_subsample``), chosen before any vector is read, so a reference of
+    100k training images costs ``size`` rows of the cache, not all."""
+    if len(rows) <= size:
+        return [sha for sha, _ in rows]
+    codes = {label: i for i, label in enumerate(sorted({label for _, label in rows}))}
+    keep = stratified_subsample(np.array([codes[label] for _, label in rows]), size, seed=seed)
+    return [rows[i][0] for i in keep]
 
 
 def test_mean_confidence(svc: Services, version: str, backbone: str, vectors: list[np.ndarray]) -> float | None:
