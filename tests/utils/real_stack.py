@@ -55,9 +55,10 @@ def replicas(env: dict[str, str], log_dir: Path, count: int = 2) -> Iterator[lis
         for i in range(count):
             port, log = servers.free_port(), log_dir / f"api-{i}.log"
             err = stack.enter_context(log.open("w"))
+            # as deployed (the chart, up.sh): only SPROUT_TRUSTED_PROXIES decides whose X-Forwarded-For counts
             proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                                     "--port", str(port)], cwd=REPO_ROOT, env=api_env, stdout=subprocess.DEVNULL,
-                                    stderr=err)
+                                     "--port", str(port), "--no-proxy-headers"], cwd=REPO_ROOT, env=api_env,
+                                    stdout=subprocess.DEVNULL, stderr=err)
             stack.callback(_stop, proc)
             started.append((f"http://127.0.0.1:{port}", proc, log))
         for url, proc, log in started:
