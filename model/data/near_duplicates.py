@@ -29,6 +29,7 @@ from model.data.storage import ObjectStore
 from model.data.vector_index import VectorIndex, normalized
 
 MAX_MATCHES = 5
+SYNC_OVERLAP = 256  # embedding ids re-read below the newest seen (rows other processes committed late)
 COSINE_SLACK = 0.01  # candidates this far under the rule's cosine are rescored exactly (f16 rounds ~1e-3)
 _PHASH_SIDE, _PHASH_BITS = 32, 8
 
@@ -92,22 +93,28 @@ class EmbeddingIndex:
         self.backbone = backbone
         self._sync_lock = threading.Lock()
         self._last_id = 0
+        self._seen: set[int] = set()  # embedding ids in the index
         self._vectors: VectorIndex | None = None
 
     def __len__(self) -> int:
         return 0 if self._vectors is None else len(self._vectors)
 
     def sync(self, session: Session) -> None:
-        """Add the embeddings cached since the last sync (every worker sees every sample; each row once)."""
+        """Add the embeddings cached since the last sync (every worker sees every sample; each row once). Replicas
+        take ids in one order and commit in another, so each sync also reads back ``SYNC_OVERLAP`` ids below the
+        newest it saw: a row committed late, below that id, is still indexed."""
         with self._sync_lock:
-            rows = queries.sample_embeddings_after(session, backbone=self.backbone, after_id=self._last_id)
+            after = max(0, self._last_id - SYNC_OVERLAP)
+            rows = [row for row in queries.sample_embeddings_after(session, backbone=self.backbone, after_id=after)
+                    if row[0] not in self._seen]
             if not rows:
                 return
             vectors = np.stack([np.frombuffer(vec, dtype=np.float32) for _, _, vec in rows])
             if self._vectors is None:
                 self._vectors = VectorIndex(vectors.shape[1])
             self._vectors.add(np.array([sid for _, sid, _ in rows], dtype=np.int64), vectors)
-            self._last_id = max(eid for eid, _, _ in rows)
+            self._seen.update(eid for eid, _, _ in rows)
+            self._last_id = max(self._last_id, *(eid for eid, _, _ in rows))
 
     def nearest(self, vector: np.ndarray, *, k: int, min_similarity: float = -1.0) -> list[tuple[int, float]]:
         """Up to ``k`` ``(sample_id, cosine)`` pairs, most similar first, at least ``min_similarity`` (cosines

@@ -61,6 +61,38 @@ def test_a_sample_one_worker_adds_is_found_by_another_and_after_a_restart(tmp_pa
         svc.close()
 
 
+def test_an_embedding_committed_late_below_the_newest_id_is_still_indexed(tmp_path: Path) -> None:
+    """Replicas take embedding ids in one order and commit in another: a row that appears after the index saw a
+    higher id is indexed at the next sync (and no row twice)."""
+    from db.models import Embedding
+
+    svc = migrated_services(Settings(_env_file=None, home=tmp_path))  # type: ignore[call-arg]
+    try:
+        rng = np.random.default_rng(3)
+        photos = [p.read_bytes() for p in dataset_images("grass", 3)]
+        with svc.session() as session:
+            samples = [add_sample(session, svc.store, data=data, source=SampleSource.UPLOAD)[0] for data in photos]
+            vectors = rng.random((3, 1280)).astype(np.float32)
+
+            def cache(sample_index: int, embedding_id: int) -> None:
+                session.add(Embedding(id=embedding_id, sha256=samples[sample_index].sha256, backbone="b", dim=1280,
+                                      vector=vectors[sample_index].tobytes()))
+                session.commit()
+
+            index = NearDuplicateFinder(RULE).index("b")
+            cache(0, 10)
+            cache(2, 30)
+            index.sync(session)
+            assert len(index) == 2
+            cache(1, 20)  # committed late, below the newest id the index saw
+            index.sync(session)
+            index.sync(session)
+            assert len(index) == 3
+            assert index.nearest(vectors[1], k=1)[0][0] == samples[1].id
+    finally:
+        svc.close()
+
+
 def test_the_perceptual_hash_has_imagehash_bits_without_importing_scipy() -> None:
     """Hashes stored before stay comparable; and the first photo an API process hashes imports no scipy.fft
     (it took 0.4 s under the import lock, which stalled every upload in flight and /readyz with them)."""
