@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from db import queries
 from db.models import Split, TrainingRun
 from model.data.class_balance import ClassBalance, class_balance
@@ -90,9 +92,7 @@ def _collect(svc: Services) -> tuple[Status, dict[str, Counter[Split]]]:
     champion = svc.registry.champion()
     with svc.session() as session:
         by_status = {status.value: n for status, n in queries.count_samples_by_status(session).items()}
-        per_split: dict[str, Counter[Split]] = {}
-        for (label, split), n in queries.count_approved_by_label_and_split(session).items():
-            per_split.setdefault(label, Counter())[split] += n
+        per_split = _approved_per_split(session)
         new = queries.count_new_approved(session)
         champ_run = queries.get_run_by_version(session, version=champion.version) if champion else None
         status = Status(
@@ -110,18 +110,12 @@ def _collect(svc: Services) -> tuple[Status, dict[str, Counter[Split]]]:
         return status, per_split
 
 
-def approved_per_split(svc: Services) -> dict[str, Counter[Split]]:
+def _approved_per_split(session: Session) -> dict[str, Counter[Split]]:
     """``{label: {split: approved samples}}``."""
     per_split: dict[str, Counter[Split]] = {}
-    with svc.session() as session:
-        for (label, split), n in queries.count_approved_by_label_and_split(session).items():
-            per_split.setdefault(label, Counter())[split] += n
+    for (label, split), n in queries.count_approved_by_label_and_split(session).items():
+        per_split.setdefault(label, Counter())[split] += n
     return per_split
-
-
-def label_warnings(svc: Services, per_split: dict[str, Counter[Split]] | None = None) -> list[str]:
-    """Labels the next run would leave out (no training samples), as sentences for reviewers."""
-    return left_out_labels(approved_per_split(svc) if per_split is None else per_split)[1]
 
 
 def review_stats(svc: Services) -> ReviewStats:
@@ -133,6 +127,6 @@ def review_stats(svc: Services) -> ReviewStats:
         rejected=status.samples["rejected"], approved_since_last_run=status.approved_since_last_run,
         min_new_samples=status.min_new_samples, labels=status.approved_by_label,
         champion_version=status.champion.version if status.champion else None,
-        warnings=label_warnings(svc, per_split),
+        warnings=left_out_labels(per_split)[1],  # labels the next run would leave out (no training samples)
         class_balance=class_balance(per_split, min_ratio=svc.settings.imbalance_min_ratio),
     )
