@@ -115,7 +115,10 @@ class SampleReceipt(BaseModel):
 
 class SamplesPublic(BaseModel):
     data: list[SamplePublic]
-    count: int
+    count: int = Field(description="Samples with the requested status, on every page.")
+    next_cursor: str | None = Field(default=None, description=(
+        "Pass as ``cursor`` for the next page (null on the last one): a keyset page, as quick 90,000 rows deep "
+        "as on the first page."))
 
 
 class LabelIssuePublic(BaseModel):

@@ -48,6 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench shares tests/
+from model.core.settings import Settings  # noqa: E402
 from tests.utils.readiness import http_ok, wait_until_ready  # noqa: E402
 
 SPROUT = str(Path(sys.executable).with_name("sprout"))
@@ -221,16 +222,17 @@ RSS_HELPER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv
 
 
 def export_backbone_graph() -> None:
-    """Export the backbone's ONNX graph into the shared graphs folder once, before any home is timed."""
+    """Export each candidate backbone's ONNX graph into the shared graphs folder once, before any home is timed."""
     code = ("from model.core.settings import Settings; from model.learning.backbones import load_backbone; "
             "from model.learning.onnx_export import cached_backbone_path; s = Settings(); "
-            "cached_backbone_path(load_backbone(s.candidate_backbone_names[0], s), s.backbone_graphs_dir)")
+            "[cached_backbone_path(load_backbone(b, s), s.backbone_graphs_dir) for b in s.candidate_backbone_names]")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def cache_embeddings(by_sha: dict[str, str], labels: list[str], signal: float, seed: int) -> None:
-    """The shortcut: one synthetic vector per approved image in the embedding cache (the champion's backbone),
-    its label's centroid plus noise, so training, novelty, diversity and drift have real work to do."""
+    """The shortcut: one synthetic vector per approved image and candidate backbone in the embedding cache, its
+    label's centroid plus noise (each backbone after the first a weaker signal, so the candidates differ), so
+    training, novelty, diversity and drift have real work to do."""
     from sqlalchemy import insert
 
     from db.models import Embedding
@@ -239,19 +241,20 @@ def cache_embeddings(by_sha: dict[str, str], labels: list[str], signal: float, s
     from model.runtime.services import Services
 
     settings = Settings()
-    backbone = load_backbone(settings.candidate_backbone_names[0], settings)
     rng = np.random.default_rng(seed)
-    centroids = {label: rng.normal(0, signal, backbone.dim) for label in labels}
     svc = Services.from_settings(settings)
     items = list(by_sha.items())
-    with svc.session() as session:
-        for start in range(0, len(items), 2000):
-            rows = []
-            for sha, label in items[start : start + 2000]:
-                vec = np.maximum(0.5 + centroids[label] + rng.normal(0, 0.5, backbone.dim), 0).astype(np.float32)
-                rows.append({"sha256": sha, "backbone": backbone.name, "dim": vec.size, "vector": vec.tobytes()})
-            session.execute(insert(Embedding), rows)
-            session.commit()
+    for rank, name in enumerate(settings.candidate_backbone_names):
+        backbone = load_backbone(name, settings)
+        centroids = {label: rng.normal(0, signal / (1 + rank), backbone.dim) for label in labels}
+        with svc.session() as session:
+            for start in range(0, len(items), 2000):
+                rows = []
+                for sha, label in items[start : start + 2000]:
+                    vec = np.maximum(0.5 + centroids[label] + rng.normal(0, 0.5, backbone.dim), 0).astype(np.float32)
+                    rows.append({"sha256": sha, "backbone": backbone.name, "dim": vec.size, "vector": vec.tobytes()})
+                session.execute(insert(Embedding), rows)
+                session.commit()
     svc.close()
 
 
@@ -332,14 +335,25 @@ def _upload(client: Client, indexes: range, labels: list[str], seed: list[int]) 
     return truth, times
 
 
+APPROVED_PAGE = {"status": "approved", "order": "newest", "limit": 50}
+
+
 def measure_reads(client: Client, n_approved: int, repeats: int, result: Result) -> None:
-    """``GET /admin/samples`` pages across the approved list, every queue order, stats, models and drift."""
+    """``GET /admin/samples`` pages across the approved list (by offset, and the page after each by its cursor),
+    every queue order, stats, models and drift."""
     client.login()
     offsets = [int(x) for x in np.linspace(0, max(n_approved - 50, 0), repeats)]
-    pages = [client.timed("GET", "/admin/samples", params={"status": "approved", "order": "newest", "limit": 50,
-                                                           "offset": o})[0] for o in offsets]
+    pages, cursors = [], []
+    for o in offsets:
+        ms, resp = client.timed("GET", "/admin/samples", params={**APPROVED_PAGE, "offset": o})
+        pages.append(ms)
+        cursors.append(resp.json()["next_cursor"])
     result.put("GET /admin/samples page p50", statistics.median(pages), "ms")
     result.put("GET /admin/samples page p99", percentile(pages, 99), "ms")
+    # the same depths reached as a client pages on: each page after the last one's next_cursor (keyset)
+    keyset = [client.timed("GET", "/admin/samples", params={**APPROVED_PAGE, "cursor": c})[0] for c in cursors if c]
+    result.put("GET /admin/samples next page (cursor) p50", statistics.median(keyset), "ms")
+    result.put("GET /admin/samples next page (cursor) p99", percentile(keyset, 99), "ms")
     for order in ORDERS:
         result.put(f"queue {order} p50", client.p50("/admin/samples", repeats, status="pending", order=order,
                                                     limit=20), "ms")
@@ -371,6 +385,7 @@ class Plan:
 
     sizes: list[int]
     labels: list[str]
+    backbones: str
     repeats: int
     signal: float
     work: Path
@@ -431,7 +446,7 @@ def environment(extra: dict[str, str], plan: Plan) -> None:
     for key in [k for k in os.environ if k.startswith("SPROUT_")]:
         del os.environ[key]
     os.environ.update({
-        "SPROUT_BACKBONE_GRAPHS": str(plan.graphs), "SPROUT_CANDIDATE_BACKBONES": "efficientnet_lite0",
+        "SPROUT_BACKBONE_GRAPHS": str(plan.graphs), "SPROUT_CANDIDATE_BACKBONES": plan.backbones,
         "SPROUT_UPLOADS_PER_MINUTE": "1000000", "SPROUT_PREDICTIONS_PER_MINUTE": "0",
         "SPROUT_MAX_PENDING_SAMPLES": "1000000", **extra})
 
@@ -476,6 +491,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated sample counts")
     parser.add_argument("--labels", type=int, default=4, help="number of labels (generated names)")
     parser.add_argument("--repeats", type=int, default=20, help="timed requests per figure")
+    parser.add_argument("--backbones", default=Settings.model_fields["candidate_backbones"].default,
+                        help="candidate backbones of every training (comma-separated; default: the product's)")
     parser.add_argument("--signal", type=float, default=0.08, help="label signal of the synthetic embeddings")
     parser.add_argument("--real", action="store_true", help="PostgreSQL and SeaweedFS instead of the embedded stack")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -484,7 +501,7 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     work = Path(tempfile.mkdtemp(prefix="sprout-scale-"))
     graphs = Path(os.environ.get("SPROUT_BACKBONE_GRAPHS") or work / "graphs")
-    plan = Plan(sizes, label_names(args.labels), args.repeats, args.signal, work, graphs)
+    plan = Plan(sizes, label_names(args.labels), args.backbones, args.repeats, args.signal, work, graphs)
     results: list[Result] = []
     stop_on_sigterm()
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import delete, exists, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -34,11 +34,6 @@ from db.models import (
 )
 
 _IN_CHUNK = 500  # keep IN (...) lists well below every driver's parameter limit
-
-
-SqlOrder = Literal["uncertainty", "novelty", "contradiction", "newest", "oldest"]
-"""The review-queue orders SQL sorts by itself (``uncertainty``: least confident prediction first); the one
-public enum of every order is ``QueueOrder``, next to the review queue in ``model``."""
 
 
 def ping(session: Session) -> None:
@@ -82,32 +77,6 @@ def find_sample(session: Session, *, sample_id: int) -> Sample | None:
 
 def get_sample_by_sha(session: Session, *, sha256: str) -> Sample | None:
     return session.scalar(select(Sample).where(Sample.sha256 == sha256))
-
-
-def list_samples(
-    session: Session, *, status: SampleStatus | None, order: SqlOrder, limit: int, offset: int
-) -> tuple[list[Sample], int]:
-    """A page of samples and the total count of samples with that status."""
-    query = select(Sample.id)
-    if status is not None:
-        query = query.where(Sample.status == status)
-    total = int(session.scalar(select(func.count(Sample.id)).where(
-        *([Sample.status == status] if status is not None else []))) or 0)
-    # each order walks an index led by status (ix_samples_status_*): a page costs the same at 1k and 100k samples
-    if order == "uncertainty":  # unfamiliar first (issue 23), then the least confident (uncertainty_tier_of)
-        query = query.order_by(Sample.uncertainty_tier.asc(), Sample.confidence.asc(), Sample.id.asc())
-    elif order == "novelty":  # farthest from the predicting model's training set first; unscored (-1) last
-        query = query.order_by(Sample.novelty.desc(), Sample.id.desc())
-    elif order == "contradiction":  # the submitter's suggestion confidently contradicted first, then newest first
-        query = query.order_by(Sample.contradiction.desc(), Sample.id.desc())
-    elif order == "newest":
-        query = query.order_by(Sample.id.desc())
-    else:
-        query = query.order_by(Sample.id.asc())
-    # the sort sees ids and keys only (not every column of every row); then the page's rows, in that order
-    ids = list(session.scalars(query.limit(limit).offset(offset)))
-    rows = {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(ids)))} if ids else {}
-    return [rows[i] for i in ids if i in rows], total
 
 
 def update_sample_if(session: Session, *, sample_id: int, expected: SampleStatus, values: dict[str, Any]) -> bool:

@@ -8,13 +8,17 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from model.core.settings import Settings
+from model.runtime.services import Services
 from tests import servers
 from tests.utils import markers
 from tests.utils.live_api import LiveApi, prepare_home, serve
 from tests.utils.markers import needs
+from tests.utils.services import migrated_services
 
 # In-process training in tests tries one backbone (lite0, the best on the shared set) unless a test asks for
 # more; the product default, every EfficientNet-Lite, is what the CLI, UI and DAG tests run in subprocesses
@@ -48,6 +52,16 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> None:
 # --- real servers ---
 # Started lazily (only when a test asks for them), once per session, torn down at the end.
 # See tests/servers/; they need PostgreSQL binaries, the venv's `weed` and `mlflow`.
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.server)])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    """Services on a migrated SQLite or PostgreSQL database (one test, run on each)."""
+    url = request.getfixturevalue("fresh_pg_url") if request.param == "postgresql" else None
+    services = migrated_services(Settings(_env_file=None, home=tmp_path / "home",  # type: ignore[call-arg]
+                                          database_url=url))
+    yield services
+    services.close()
 
 
 @pytest.fixture(scope="session")

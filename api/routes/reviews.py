@@ -51,11 +51,15 @@ def read_samples(
                     "(uncertain and unlike each other), suspect (labels the model doubts), oldest or newest")
                      ] = QueueOrder.UNCERTAINTY,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, description="rows to skip; a deep offset walks every row before it")] = 0,
+    cursor: Annotated[str | None, Query(max_length=512, description=(
+        "the next_cursor of the previous page: the page after it, at the same cost at any depth "
+        "(instead of offset)"))] = None,
 ) -> SamplesPublic:
-    """The review queue, by default least confident predictions first (active learning)."""
-    rows, count = review_queue(services, status=status, order=order, limit=limit, offset=offset)
-    return SamplesPublic(data=public_samples(session, rows), count=count)
+    """The review queue, by default least confident predictions first (active learning). Page with ``offset``,
+    or follow each page's ``next_cursor`` (keyset paging: a page 90,000 rows deep costs what the first does)."""
+    page = review_queue(services, status=status, order=order, limit=limit, offset=offset, cursor=cursor)
+    return SamplesPublic(data=public_samples(session, page.rows), count=page.total, next_cursor=page.next_cursor)
 
 
 def public_samples(session: Session, rows: list[Sample]) -> list[SamplePublic]:

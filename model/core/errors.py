@@ -21,6 +21,10 @@ class InvalidLabelError(SproutError):
     """A label that is empty or not safe as a storage path segment (HTTP 422)."""
 
 
+class InvalidCursorError(SproutError):
+    """A page cursor that is not one Sprout wrote, or one of another order or status (HTTP 422)."""
+
+
 class NotFoundError(SproutError):
     """An unknown sample, model version or object (HTTP 404)."""
 

@@ -15,7 +15,9 @@
 
 ``uncertainty``, ``novelty``, ``oldest``, ``newest`` and ``suspect`` on pending samples are sorted by the database
 along an index led by status (their keys are kept with each sample at submission: ``uncertainty_tier`` and
-``confidence``, ``novelty``, ``contradiction``), so a page costs the same with 100 or 100,000 samples.
+``confidence``, ``novelty``, ``contradiction``), so a first page costs the same with 100 or 100,000 samples. A page
+deep in a long list costs its offset (the index is walked up to it) unless it is asked for by ``cursor`` — each
+page's ``next_cursor``, a keyset page that starts where the last one ended (``db.sample_pages``).
 - ``oldest`` / ``newest``: by arrival.
 
 ``suggestion_conflicts`` flags a pending sample whose submitter's suggestion contradicts the label its
@@ -26,14 +28,18 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy.orm import Session
 
-from db import queries
+from db import queries, sample_pages
 from db.models import Sample, SampleStatus
+from db.sample_pages import SqlOrder
+from model.core.errors import InvalidCursorError
 from model.data.near_duplicates import normalized
 from model.review.label_issues import find_label_issues
+from model.review.page_cursor import PageCursor, decode_cursor
 from model.runtime.services import Services
 
 DIVERSE_POOL = 10  # k-center picks from the DIVERSE_POOL × page most uncertain samples
@@ -51,36 +57,61 @@ class QueueOrder(enum.StrEnum):
     NEWEST = "newest"
 
 
-SQL_ORDERS: dict[QueueOrder, queries.SqlOrder] = {
+SQL_ORDERS: dict[QueueOrder, SqlOrder] = {
     QueueOrder.UNCERTAINTY: "uncertainty", QueueOrder.NOVELTY: "novelty", QueueOrder.OLDEST: "oldest",
     QueueOrder.NEWEST: "newest"}
 """The orders the database sorts by itself; the others are ranked here."""
 
 
-def _sql_order(order: QueueOrder, status: SampleStatus | None) -> queries.SqlOrder | None:
+def _sql_order(order: QueueOrder, status: SampleStatus | None) -> SqlOrder | None:
     if order is QueueOrder.SUSPECT and status is SampleStatus.PENDING:  # no Cleanlab ranking of pending samples
         return "contradiction"
     return SQL_ORDERS.get(order)
 
 
-def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrder, limit: int,
-                 offset: int) -> tuple[list[Sample], int]:
-    """A page of samples in ``order`` and the total count with that status."""
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue, the count of samples with its status, and the cursor of the next page (None at
+    the end)."""
+
+    rows: list[Sample]
+    total: int
+    next_cursor: str | None
+
+
+def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrder, limit: int, offset: int = 0,
+                 cursor: str | None = None) -> QueuePage:
+    """A page of samples in ``order``: after ``offset`` rows, or where ``cursor`` (a page's ``next_cursor``)
+    says — for the orders the database sorts, a keyset page that costs the same at any depth."""
+    sql_order = _sql_order(order, status)
+    status_name = status.value if status is not None else None
+    after: PageCursor | None = None
+    if cursor is not None:
+        if offset:
+            raise InvalidCursorError("give either offset or cursor, not both")
+        after = decode_cursor(cursor, order=order.value, status=status_name, sql_order=sql_order)
+        offset = after.position or 0
     with svc.session() as session:
-        if (sql_order := _sql_order(order, status)) is not None:
-            rows, total = queries.list_samples(session, status=status, order=sql_order, limit=limit, offset=offset)
+        if sql_order is not None:
+            rows, total = sample_pages.list_samples(session, status=status, order=sql_order, limit=limit,
+                                                    offset=offset, after=after.key if after else None)
             session.expunge_all()
-            return rows, total
+            more = len(rows) == limit
+            return QueuePage(rows, total, PageCursor(order.value, status_name, key=sample_pages.sort_key(
+                rows[-1], sql_order)).encode() if more else None)
         if order is QueueOrder.DIVERSE:
-            pool, total = queries.list_samples(session, status=status, order="uncertainty",
-                                               limit=DIVERSE_POOL * (offset + limit), offset=0)
+            pool, total = sample_pages.list_samples(session, status=status, order="uncertainty",
+                                                    limit=DIVERSE_POOL * (offset + limit))
             ranked = by_diversity(session, pool, page=limit + offset)
         else:
             rows = queries.samples_with_status(session, status=status, limit=MAX_RANKED)
             total = queries.count_samples_with_status(session, status=status)
             ranked = by_suspicion(svc, rows)
         session.expunge_all()
-    return ranked[offset : offset + limit], total
+    page = ranked[offset : offset + limit]
+    more = offset + limit < (total if order is QueueOrder.DIVERSE else len(ranked))  # suspect ranks MAX_RANKED
+    return QueuePage(page, total, PageCursor(order.value, status_name, position=offset + limit).encode()
+                     if more else None)
 
 
 def _champion_backbone(session: Session) -> str | None:

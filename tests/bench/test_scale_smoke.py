@@ -20,6 +20,7 @@ ROWS = [
     "build: sprout train --force", "build: uploads (pending)", "build: total",
     "POST /samples (upload) p50", "POST /samples (upload) p99", "POST /predict p50",
     "GET /admin/samples page p50", "GET /admin/samples page p99",
+    "GET /admin/samples next page (cursor) p50", "GET /admin/samples next page (cursor) p99",
     *(f"queue {order} p50" for order in ("uncertainty", "novelty", "diverse", "suspect", "oldest", "newest")),
     "GET /admin/stats p50", "GET /models p50", "GET /admin/drift p50",
     "sprout train after 10 approvals", "sprout train peak RSS", "database per sample", "object store per sample",
@@ -31,8 +32,9 @@ def test_scale_bench_prints_every_figure_and_the_ratios(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPROUT_")}
     env["SPROUT_BACKBONE_GRAPHS"] = os.environ["SPROUT_BACKBONE_GRAPHS"]  # the session's exported graphs
-    proc = subprocess.run([sys.executable, "bench/scale.py", "--sizes", "100,200", "--repeats", "3", "--json",
-                           str(out)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "bench/scale.py", "--sizes", "100,200", "--repeats", "3",
+                           "--backbones", "efficientnet_lite0", "--json", str(out)],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ratios = proc.stdout[proc.stdout.index("ratios 200/100"):]
     assert "ratio 200/100" in ratios

@@ -97,3 +97,24 @@ def test_suspect_first(client: TestClient, reviewer_headers: dict[str, str], sta
         assert {s["id"] for s in top} == contradicted
         assert top == sorted(top, key=lambda s: -s["confidence"]) and doubted["id"] in {s["id"] for s in top}
     assert all(s["status"] == status for s in ranked)
+
+
+def test_next_cursor_pages_the_queue_and_a_bad_cursor_is_a_422(client: TestClient,
+                                                               reviewer_headers: dict[str, str]) -> None:
+    for path in dataset_images("grass", 100)[80:85]:
+        upload(client, path.read_bytes())
+    whole = [s["id"] for s in queue(client, reviewer_headers, "oldest")]
+    seen, cursor = [], None
+    while True:
+        resp = client.get("/admin/samples", params={"order": "oldest", "limit": 2, **({"cursor": cursor} if cursor
+                                                                                   else {})}, headers=reviewer_headers)
+        assert resp.status_code == 200, resp.text
+        seen += [s["id"] for s in resp.json()["data"]]
+        if (cursor := resp.json()["next_cursor"]) is None:
+            break
+    assert seen == whole
+    first = client.get("/admin/samples", params={"order": "oldest", "limit": 2}, headers=reviewer_headers).json()
+    for params in ({"order": "newest", "cursor": first["next_cursor"]}, {"order": "oldest", "cursor": "not one"},
+                   {"order": "oldest", "cursor": first["next_cursor"], "offset": 2}):
+        resp = client.get("/admin/samples", params=params, headers=reviewer_headers)
+        assert resp.status_code == 422 and "cursor" in resp.json()["detail"], resp.text

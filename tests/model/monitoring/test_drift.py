@@ -47,16 +47,6 @@ def svc(tmp_path: Path) -> Iterator[Services]:
     services.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.server)])
-def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    """Services on a migrated SQLite or PostgreSQL database."""
-    url = request.getfixturevalue("fresh_pg_url") if request.param == "postgresql" else None
-    services = migrated_services(Settings(_env_file=None, home=tmp_path / "home",  # type: ignore[call-arg]
-                                          database_url=url))
-    yield services
-    services.close()
-
-
 @pytest.mark.parametrize("score", [mmd_test, domain_auc], ids=["mmd", "auc"])
 def test_each_score_flags_a_shift_and_not_a_fresh_sample(score) -> None:  # type: ignore[no-untyped-def]
     reference = clusters(120, seed=1)

@@ -22,8 +22,8 @@ def test_unfamiliar_first_then_the_least_confident(tmp_path: Path) -> None:
             ids = {name: add_sample(session, svc.store, data=random_image_bytes("PNG", seed=i),
                                     source=SampleSource.UPLOAD, prediction=prediction)[0].id
                    for i, (name, prediction) in enumerate(predictions.items())}
-        rows, total = review_queue(svc, status=SampleStatus.PENDING, order=QueueOrder.UNCERTAINTY, limit=10,
-                                   offset=0)
+        page = review_queue(svc, status=SampleStatus.PENDING, order=QueueOrder.UNCERTAINTY, limit=10)
+        rows, total = page.rows, page.total
     finally:
         svc.close()
     names = {i: name for name, i in ids.items()}
