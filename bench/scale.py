@@ -357,6 +357,11 @@ def measure_reads(client: Client, n_approved: int, repeats: int, result: Result)
     for order in ORDERS:
         result.put(f"queue {order} p50", client.p50("/admin/samples", repeats, status="pending", order=order,
                                                     limit=20), "ms")
+    first, _ = client.timed("GET", "/admin/label-issues", params={"limit": 10})  # ranks the last run, once
+    result.put("GET /admin/label-issues first (ranks the run)", first, "ms")
+    result.put("GET /admin/label-issues p50", client.p50("/admin/label-issues", repeats, limit=10), "ms")
+    result.put("queue suspect (approved) p50", client.p50("/admin/samples", repeats, status="approved",
+                                                           order="suspect", limit=20), "ms")
     result.put("GET /admin/stats p50", client.p50("/admin/stats", repeats), "ms")
     result.put("GET /models p50", client.p50("/models", repeats), "ms")
     result.put("GET /admin/drift p50", client.p50("/admin/drift", repeats), "ms")

@@ -203,6 +203,15 @@ def run_lineage(session: Session, *, run_id: int) -> list[tuple[TrainingRunSampl
     return [(lineage, sample) for lineage, sample in rows]
 
 
+def lineage_labels(session: Session, *, run_id: int) -> dict[int, tuple[str, str]]:
+    """``{sample id: (the label the run trained or tested it with, the sample's sha256)}`` of the run's samples
+    that still exist (one index range of the lineage)."""
+    rows = session.execute(select(TrainingRunSample.sample_id, TrainingRunSample.label, Sample.sha256)
+                           .join(Sample, Sample.id == TrainingRunSample.sample_id)
+                           .where(TrainingRunSample.run_id == run_id)).tuples()
+    return {int(i): (str(label), str(sha)) for i, label, sha in rows}
+
+
 def training_sample_ids(session: Session, *, run_id: int) -> list[int]:
     """The ids of the samples a run trained on (train and val; not its test set)."""
     return list(session.scalars(select(TrainingRunSample.sample_id).where(

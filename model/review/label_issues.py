@@ -9,6 +9,7 @@ sets)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -66,29 +67,76 @@ def likeliest_other(given: np.ndarray, proba: np.ndarray) -> np.ndarray:
     return picked
 
 
+@dataclass(frozen=True)
+class RunSuspects:
+    """One run's ranking, most suspect first, with the label each row was trained with: computed once per run (its
+    evidence never changes), then each request only checks that its rows are still approved with that label."""
+
+    run_id: int
+    issues: list[LabelIssue]
+
+
+_CACHE: dict[str, RunSuspects] = {}  # per database (a process serves one; tests open many): its last run's
+_CACHE_LOCK = threading.Lock()
+
+
 def find_label_issues(svc: Services, *, limit: int = 50) -> list[LabelIssue]:
     """The approved samples of the last successful run, most suspect first (at most ``limit``). Samples
-    relabelled, un-approved or gone since that run are skipped (their evidence is stale)."""
+    relabelled, un-approved or gone since that run are skipped (their evidence is stale). The run's ranking is
+    computed once per process and run (at 100,000 samples it reads the whole evidence and every lineage row); a
+    request then reads only the rows of the page it returns, and a few it skips."""
     with svc.session() as session:
         run = queries.last_succeeded_run(session)
-        evidence = LabelEvidence.from_dict(run.out_of_fold if run is not None else None)
-        if evidence is None:
+        if run is None:
             return []
-        samples = queries.samples_by_id(session, ids=evidence.sample_ids)
-    labels = evidence.labels
-    index = {label: i for i, label in enumerate(labels)}
-    keep = [(i, samples[sid]) for i, sid in enumerate(evidence.sample_ids)
-            if sid in samples and samples[sid].status is SampleStatus.APPROVED and samples[sid].label in index]
-    if len(keep) < 2:
-        return []
-    proba = evidence.proba[[i for i, _ in keep]]
+        suspects = _run_suspects(svc, run.id)
+        if suspects is None:
+            return []
+        issues: list[LabelIssue] = []
+        for start in range(0, len(suspects.issues), max(2 * limit, 100)):
+            chunk = suspects.issues[start : start + max(2 * limit, 100)]
+            current = queries.samples_by_id(session, ids=[i.id for i in chunk])
+            issues += [i for i in chunk if (s := current.get(i.id)) is not None
+                       and s.status is SampleStatus.APPROVED and s.label == i.label]
+            if len(issues) >= limit:
+                break
+    return issues[:limit]
+
+
+def forget_run_suspects() -> None:
+    """Drop this process's cached ranking (a test that rewrites a run's evidence; the product never does)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _run_suspects(svc: Services, run_id: int) -> RunSuspects | None:
+    database = svc.settings.resolved_database_url
+    with _CACHE_LOCK:
+        cached = _CACHE.get(database)
+        if cached is None or cached.run_id != run_id:
+            cached = _CACHE[database] = _rank_run(svc, run_id)
+    return cached if cached.issues else None
+
+
+def _rank_run(svc: Services, run_id: int) -> RunSuspects:
+    """Cleanlab's ranking of every sample the run judged, with the label it trained with (its lineage)."""
+    with svc.session() as session:
+        run = queries.get_run(session, run_id=run_id)
+        evidence = LabelEvidence.from_dict(run.out_of_fold if run is not None else None)
+        trained = queries.lineage_labels(session, run_id=run_id) if evidence is not None else {}
+    if evidence is None:
+        return RunSuspects(run_id, [])
+    index = {label: i for i, label in enumerate(evidence.labels)}
+    keep = [(row, sid) for row, sid in enumerate(evidence.sample_ids) if sid in trained and trained[sid][0] in index]
+    given = np.array([index[trained[sid][0]] for _, sid in keep], dtype=np.int64)
+    if len(keep) < 2 or len(np.unique(given)) < 2:
+        return RunSuspects(run_id, [])
+    proba = evidence.proba[[row for row, _ in keep]]
     proba /= proba.sum(axis=1, keepdims=True)
-    given = np.array([index[s.label or ""] for _, s in keep])
-    if len(np.unique(given)) < 2:
-        return []
     ranking = rank_suspects(given, proba)
     other = likeliest_other(given, proba)
-    return [LabelIssue(id=keep[i][1].id, sha256=keep[i][1].sha256, label=labels[given[i]],
-                       suggested_label=labels[other[i]], score=float(ranking.score[i]),
-                       flagged=bool(ranking.flagged[i]), evidence=evidence.source(keep[i][0]))
-            for i in ranking.order[:limit]]
+    labels = evidence.labels
+    return RunSuspects(run_id, [
+        LabelIssue(id=keep[i][1], sha256=trained[keep[i][1]][1], label=labels[given[i]],
+                   suggested_label=labels[other[i]], score=float(ranking.score[i]), flagged=bool(ranking.flagged[i]),
+                   evidence=evidence.source(keep[i][0])) for i in ranking.order])

@@ -104,12 +104,10 @@ def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrde
                                                     limit=DIVERSE_POOL * (offset + limit))
             ranked = by_diversity(session, pool, page=limit + offset)
         else:
-            rows = queries.samples_with_status(session, status=status, limit=MAX_RANKED)
-            total = queries.count_samples_with_status(session, status=status)
-            ranked = by_suspicion(svc, rows)
+            ranked, total = _suspects_first(svc, session, status=status, need=offset + limit)
         session.expunge_all()
     page = ranked[offset : offset + limit]
-    more = offset + limit < (total if order is QueueOrder.DIVERSE else len(ranked))  # suspect ranks MAX_RANKED
+    more = offset + limit < (len(ranked) if status is None and order is QueueOrder.SUSPECT else total)
     return QueuePage(page, total, PageCursor(order.value, status_name, position=offset + limit).encode()
                      if more else None)
 
@@ -163,9 +161,22 @@ def k_center_order(vectors: np.ndarray, uncertainty: np.ndarray, *, picks: int |
     return picked + rest
 
 
-def by_suspicion(svc: Services, rows: list[Sample]) -> list[Sample]:
-    """Suspect first: for approved samples Cleanlab's ranking, for pending ones a confident contradiction."""
-    issues = {issue.id: rank for rank, issue in enumerate(find_label_issues(svc, limit=len(rows) or 1))}
+def _suspects_first(svc: Services, session: Session, *, status: SampleStatus | None,
+                    need: int) -> tuple[list[Sample], int]:
+    """The first ``need`` of the ``suspect`` order over approved, rejected or every sample, and the count: the last
+    run's Cleanlab ranking first (only its first ``need`` valid rows are read), then the rest (pending: a confident
+    contradiction first), by id. Over every status the rest is the first ``MAX_RANKED`` by id."""
+    issues = find_label_issues(svc, limit=need) if status in (None, SampleStatus.APPROVED) else []
+    found = queries.samples_by_id(session, ids=[i.id for i in issues])
+    head = [found[i.id] for i in issues if i.id in found]
+    rest = [s for s in queries.samples_with_status(session, status=status,
+                                                   limit=MAX_RANKED if status is None else need + len(head))
+            if s.id not in found]
+    return head + by_contradiction(rest), queries.count_samples_with_status(session, status=status)
+
+
+def by_contradiction(rows: list[Sample]) -> list[Sample]:
+    """Pending samples whose submitter's suggestion the model contradicts first, most confident first; then by id."""
 
     def contradiction(s: Sample) -> float:
         if s.status is SampleStatus.PENDING and s.suggested_label and s.predicted_label \
@@ -173,7 +184,7 @@ def by_suspicion(svc: Services, rows: list[Sample]) -> list[Sample]:
             return s.confidence or 0.0
         return -1.0
 
-    return sorted(rows, key=lambda s: (s.id not in issues, issues.get(s.id, 0), -contradiction(s), s.id))
+    return sorted(rows, key=lambda s: (-contradiction(s), s.id))
 
 
 def suggestion_conflicts(session: Session, samples: list[Sample]) -> dict[int, str]:
