@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 # membership by appending bytes to an image. A sample's split is stored when it is added and never changes, so
 # the test set is stable and only ever grows.
 SPLIT_KEY = "split_key"
+PENDING_CAP_LOCK = 0x53505250  # advisory-lock key of the review-queue cap's last places ("SPRP")
+CAP_SLACK = 256  # from this many places before the cap on, uploads take turns (_last_places)
+_CAP_SERIAL = threading.Lock()
 
 
 def split_for(sha256: str, *, key: str) -> Split:
@@ -243,12 +249,34 @@ def submit_sample(
     existing = queries.get_sample_by_sha(session, sha256=sha256_of(data))
     if existing is not None:
         return existing, False
-    if max_pending is not None and queries.count_samples(session, status=SampleStatus.PENDING) >= max_pending:
-        raise QueueFullError(f"The review queue is full ({max_pending} images wait for a reviewer); "
-                             "try again later.")
+    pending = queries.count_samples(session, status=SampleStatus.PENDING) if max_pending is not None else 0
+    _refuse_if_full(pending, max_pending)  # before the model's work
     prediction, image = None, None
     if model is not None:
         decoded = model.decode(data)
         prediction, image = model.prediction_of(decoded), decoded.image
-    return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
-                      prediction=prediction, max_pixels=max_pixels, near_duplicates=near_duplicates, image=image)
+    with _last_places(session, pending, max_pending):
+        return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
+                          prediction=prediction, max_pixels=max_pixels, near_duplicates=near_duplicates, image=image)
+
+
+def _refuse_if_full(pending: int, max_pending: int | None) -> None:
+    if max_pending is not None and pending >= max_pending:
+        raise QueueFullError(f"The review queue is full ({max_pending} images wait for a reviewer); "
+                             "try again later.")
+
+
+@contextlib.contextmanager
+def _last_places(session: Session, pending: int, max_pending: int | None) -> Iterator[None]:
+    """Within ``CAP_SLACK`` of the cap, one upload at a time counts again and inserts (a thread lock in this
+    process, an advisory lock across API processes on PostgreSQL, held by a session of its own while ``session``
+    commits): racing uploads cannot overfill the queue. Further from it, no lock: that many uploads are never in
+    flight at once."""
+    if max_pending is None or pending < max_pending - CAP_SLACK:
+        yield
+        return
+    session.commit()  # wait holding no connection (the one in turn needs two); a fresh snapshot for the count
+    with _CAP_SERIAL, Session(bind=session.get_bind()) as lock_session:
+        queries.hold_lock(lock_session, key=PENDING_CAP_LOCK)  # until lock_session's transaction ends
+        _refuse_if_full(queries.count_samples(session, status=SampleStatus.PENDING), max_pending)
+        yield
