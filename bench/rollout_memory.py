@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,20 +25,9 @@ from model.data.importer import find_labeled_files  # noqa: E402
 from tests.utils.datasets import write_tree  # noqa: E402
 from tests.utils.live_api import ADMIN, add_reviewer, serve, sprout  # noqa: E402
 from tests.utils.paths import SCENES  # noqa: E402
+from tests.utils.process_memory import api_pid, status_kb  # noqa: E402
 
 ENV = {"SPROUT_MODEL_POLL_SECONDS": "0.5", "SPROUT_PREDICTIONS_PER_MINUTE": "100000", "SPROUT_SHADOW_SHARE": "1.0"}
-
-
-def status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def api_pid(port: int) -> int:
-    out = subprocess.run(["pgrep", "-f", "--", f"--port {port}"], capture_output=True, text=True).stdout.split()
-    return int(out[0])
 
 
 def build_home(root: Path, per_label: int, lite2: bool) -> tuple[Path, list[bytes], dict[str, str]]:

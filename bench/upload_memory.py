@@ -10,7 +10,6 @@ Builds a fresh embedded home (20 + 20 photos imported and trained, about a minut
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,20 +21,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: bench shares tests/utils
 from tests.utils.images import gradient_png, photo_jpeg_bytes  # noqa: E402
 from tests.utils.live_api import prepare_home, serve  # noqa: E402
+from tests.utils.process_memory import api_pid, status_kb  # noqa: E402
 
 WIDTH, HEIGHT = 5999, 4000  # 23.996 MP: just under the default SPROUT_MAX_IMAGE_MEGAPIXELS
-
-
-def status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def api_pid(port: int) -> int:
-    out = subprocess.run(["pgrep", "-f", "--", f"--port {port}"], capture_output=True, text=True).stdout.split()
-    return int(out[0])
 
 
 def main() -> None:

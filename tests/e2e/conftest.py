@@ -11,12 +11,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.utils.live_api import LiveApi, free_port, sprout_env
+from tests.utils.live_api import LiveApi, free_port, serve, sprout_env
 from tests.utils.markers import needs
 from tests.utils.paths import REPO_ROOT
 from tests.utils.readiness import ServerStartError, http_ok, wait_until_ready
@@ -34,6 +35,24 @@ def streamlit_url(live_api: LiveApi, tmp_path_factory: pytest.TempPathFactory) -
     """The Streamlit app talking to the live API; its URL once healthy."""
     with streamlit_server(live_api.url, live_api.home, tmp_path_factory.mktemp("streamlit")) as url:
         yield url
+
+
+Screenshot = Callable[[str], Path]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The API serving a home and the Streamlit app talking to it."""
+
+    api: LiveApi
+    ui: str
+
+
+@contextmanager
+def api_and_ui(home: Path, log_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """The API for ``home`` (more settings in ``env``) and the Streamlit app in front of it, both ready."""
+    with serve(home, env=env) as api, streamlit_server(api.url, home, log_dir) as ui:
+        yield Stack(api, ui)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,13 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from model.core.security import create_access_token
+from tests.e2e.conftest import Screenshot
 from tests.utils.images import dataset_images, near_copy
 from tests.utils.live_api import LiveApi, mislabelled_photos, unused_photo
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
 # Two shared cores under a whole test suite: a first Streamlit render can take well over the default 5 s.
 expect.set_options(timeout=30_000)
-Screenshot = Callable[[str], Path]
 
 
 def settle(page: Page) -> None:

@@ -6,37 +6,25 @@ shared live API would change what the other tests' model predicts."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import streamlit_server
+from tests.e2e.conftest import Screenshot, Stack, api_and_ui
 from tests.e2e.test_browser import log_in, settle
-from tests.utils.live_api import LiveApi, one_version_home, serve, sprout
+from tests.utils.live_api import one_version_home, sprout
 from tests.utils.markers import needs
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
 expect.set_options(timeout=30_000)
-Screenshot = Callable[[str], Path]
-
-
-@dataclass(frozen=True)
-class Stack:
-    api: LiveApi
-    ui: str
-
-
 @pytest.fixture(scope="module")
 @needs("server")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """dandelion/grass with version 1 trained, the API serving it and the Streamlit app talking to that API."""
     root = tmp_path_factory.mktemp("champion-browser")
-    home = one_version_home(root)
-    with serve(home) as api, streamlit_server(api.url, home, root) as ui:
-        yield Stack(api, ui)
+    with api_and_ui(one_version_home(root), root) as both:
+        yield both
 
 
 def choose_version(page: Page, version: str) -> None:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from tests.e2e.conftest import Screenshot
 from tests.utils.live_api import LiveApi
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
 expect.set_options(timeout=30_000)  # two shared cores under a whole test suite
-Screenshot = Callable[[str], Path]
 
 
 def offline(page: Page) -> list[str]:

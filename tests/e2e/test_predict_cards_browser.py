@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import Screenshot
 from tests.e2e.test_browser import settle
 from tests.utils.live_api import unused_photo
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
 expect.set_options(timeout=30_000)
-Screenshot = Callable[[str], Path]
 CORRUPT_JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8  # JPEG markers, then noise: not an image
 SHOT = Path("/tmp/predict_cards.png")
 

@@ -4,19 +4,17 @@ queue, one sample decided with the keyboard alone, undone, and a reload that kee
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import Screenshot
 from tests.e2e.test_browser import log_in, settle
 from tests.utils.live_api import LiveApi, unused_photo
 
 pytestmark = pytest.mark.slow  # the live API trains a model first
 expect.set_options(timeout=30_000)
-Screenshot = Callable[[str], Path]
 
 
 def focused_card_id(page: Page) -> int:

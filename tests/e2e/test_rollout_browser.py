@@ -6,37 +6,24 @@ API and app of its own: a rollout changes what the shared API serves."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import streamlit_server
+from tests.e2e.conftest import Screenshot, Stack, api_and_ui
 from tests.e2e.test_browser import log_in, settle
 from tests.streamlit_app.test_rollout_section import FAST, public_rollouts, rollout_home, shadow, unseen
-from tests.utils.live_api import LiveApi, serve
 from tests.utils.markers import needs
 
 pytestmark = pytest.mark.slow  # the home trains two versions first
 expect.set_options(timeout=30_000)
-Screenshot = Callable[[str], Path]
-
-
-@dataclass(frozen=True)
-class Stack:
-    api: LiveApi
-    ui: str
-
-
 @pytest.fixture(scope="module")
 @needs("server")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("rollout-browser")
-    home = rollout_home(root)
-    with serve(home, env=FAST) as api, streamlit_server(api.url, home, root) as ui:
-        yield Stack(api, ui)
+    with api_and_ui(rollout_home(root), root, env=FAST) as both:
+        yield both
 
 
 def test_the_open_rollout_in_words_and_numbers_and_an_admin_aborts_it_in_the_dialog(
