@@ -274,13 +274,15 @@ def approved_labels_by_group(session: Session, *, groups: Sequence[int]) -> dict
     return found
 
 
-def sample_embeddings_after(session: Session, *, backbone: str, after_id: int) -> list[tuple[int, int, bytes]]:
-    """``(embedding_id, sample_id, vector)`` of the samples' cached ``backbone`` embeddings with id > after_id."""
+def sample_embeddings_after(session: Session, *, backbone: str, after_id: int,
+                            limit: int) -> list[tuple[int, int, bytes]]:
+    """``(embedding_id, sample_id, vector)`` of the first ``limit`` of the samples' cached ``backbone`` embeddings
+    with id > after_id, by id."""
     rows = session.execute(
         select(Embedding.id, Sample.id, Embedding.vector)
         .join(Sample, Sample.sha256 == Embedding.sha256)
         .where(Embedding.backbone == backbone, Embedding.id > after_id)
-        .order_by(Embedding.id))
+        .order_by(Embedding.id).limit(limit))
     return [(int(eid), int(sid), bytes(vec)) for eid, sid, vec in rows]
 
 

@@ -30,6 +30,7 @@ from model.data.vector_index import VectorIndex, normalized
 
 MAX_MATCHES = 5
 SYNC_OVERLAP = 256  # embedding ids re-read below the newest seen (rows other processes committed late)
+SYNC_CHUNK = 4096  # embeddings read per query (~20 MB of lite0 vectors): each round trip within the database timeout
 COSINE_SLACK = 0.01  # candidates this far under the rule's cosine are rescored exactly (f16 rounds ~1e-3)
 _PHASH_SIDE, _PHASH_BITS = 32, 8
 
@@ -105,16 +106,23 @@ class EmbeddingIndex:
         newest it saw: a row committed late, below that id, is still indexed."""
         with self._sync_lock:
             after = max(0, self._last_id - SYNC_OVERLAP)
-            rows = [row for row in queries.sample_embeddings_after(session, backbone=self.backbone, after_id=after)
-                    if row[0] not in self._seen]
-            if not rows:
-                return
-            vectors = np.stack([np.frombuffer(vec, dtype=np.float32) for _, _, vec in rows])
-            if self._vectors is None:
-                self._vectors = VectorIndex(vectors.shape[1])
-            self._vectors.add(np.array([sid for _, sid, _ in rows], dtype=np.int64), vectors)
-            self._seen.update(eid for eid, _, _ in rows)
-            self._last_id = max(self._last_id, *(eid for eid, _, _ in rows))
+            while True:  # SYNC_CHUNK rows a query: a cold start at 100,000 is ~25 round trips, each well in time
+                batch = queries.sample_embeddings_after(session, backbone=self.backbone, after_id=after,
+                                                        limit=SYNC_CHUNK)
+                self._add([row for row in batch if row[0] not in self._seen])
+                if len(batch) < SYNC_CHUNK:
+                    return
+                after = batch[-1][0]
+
+    def _add(self, rows: list[tuple[int, int, bytes]]) -> None:
+        if not rows:
+            return
+        vectors = np.stack([np.frombuffer(vec, dtype=np.float32) for _, _, vec in rows])
+        if self._vectors is None:
+            self._vectors = VectorIndex(vectors.shape[1])
+        self._vectors.add(np.array([sid for _, sid, _ in rows], dtype=np.int64), vectors)
+        self._seen.update(eid for eid, _, _ in rows)
+        self._last_id = max(self._last_id, *(eid for eid, _, _ in rows))
 
     def nearest(self, vector: np.ndarray, *, k: int, min_similarity: float = -1.0) -> list[tuple[int, float]]:
         """Up to ``k`` ``(sample_id, cosine)`` pairs, most similar first, at least ``min_similarity`` (cosines

@@ -21,6 +21,7 @@ ROWS = [
     "POST /samples (upload) p50", "POST /samples (upload) p99", "POST /predict p50",
     "GET /admin/samples page p50", "GET /admin/samples page p99",
     "GET /admin/samples next page (cursor) p50", "GET /admin/samples next page (cursor) p99",
+    "GET /admin/samples novelty next page (cursor) p50",
     *(f"queue {order} p50" for order in ("uncertainty", "novelty", "diverse", "suspect", "oldest", "newest")),
     "GET /admin/label-issues first (ranks the run)", "GET /admin/label-issues p50", "queue suspect (approved) p50",
     "GET /admin/stats p50", "GET /models p50", "GET /admin/drift p50",

@@ -21,7 +21,7 @@ from model.data.near_duplicates import NearDuplicateFinder, NearDuplicateRule, d
 from model.data.samples import Prediction, add_sample, split_for
 from model.learning.backbones import load_backbone
 from model.learning.embeddings import ImageRef, embed_images
-from tests.utils.images import dataset_images, near_copy
+from tests.utils.images import dataset_images, near_copy, random_image_bytes
 from tests.utils.paths import REPO_ROOT
 from tests.utils.services import TEST_SPLIT_KEY, migrated_services
 
@@ -89,6 +89,34 @@ def test_an_embedding_committed_late_below_the_newest_id_is_still_indexed(tmp_pa
             index.sync(session)
             assert len(index) == 3
             assert index.nearest(vectors[1], k=1)[0][0] == samples[1].id
+    finally:
+        svc.close()
+
+
+def test_a_cold_index_reads_the_embeddings_in_bounded_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process starting beside 100,000 embeddings reads them SYNC_CHUNK rows a query: one query of them all ran
+    past the database's round-trip timeout on PostgreSQL at 100k (every upload then answered 503)."""
+    from db.models import Embedding
+    from model.data import near_duplicates
+
+    monkeypatch.setattr(near_duplicates, "SYNC_CHUNK", 3)
+    batches: list[int] = []
+    read = queries.sample_embeddings_after
+    monkeypatch.setattr(queries, "sample_embeddings_after",
+                        lambda *args, **kwargs: batches.append(len(rows := read(*args, **kwargs))) or rows)
+    svc = migrated_services(Settings(_env_file=None, home=tmp_path))  # type: ignore[call-arg]
+    try:
+        vectors = np.random.default_rng(4).random((10, 1280)).astype(np.float32)
+        with svc.session() as session:
+            for i, vector in enumerate(vectors):
+                sample, _ = add_sample(session, svc.store, data=random_image_bytes("PNG", seed=40 + i),
+                                       source=SampleSource.UPLOAD)
+                session.add(Embedding(sha256=sample.sha256, backbone="b", dim=1280, vector=vector.tobytes()))
+                session.commit()
+            index = NearDuplicateFinder(RULE).index("b")
+            index.sync(session)
+            assert len(index) == 10 and max(batches) == 3 and sum(batches) == 10, batches
+            assert index.nearest(vectors[7], k=1)[0][1] > 0.999
     finally:
         svc.close()
 
