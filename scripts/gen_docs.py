@@ -117,10 +117,17 @@ def _values(annotation: Any) -> str:
     return ""
 
 
+def _by_declaring_class(settings: type[BaseModel]) -> dict[str, Any]:
+    """The fields in declaration order, the class's own first, then each part it is composed of (MRO order)."""
+    fields = settings.model_fields
+    ordered = [name for cls in settings.__mro__ for name in vars(cls).get("__annotations__", {}) if name in fields]
+    return {name: fields[name] for name in dict.fromkeys(ordered)}
+
+
 def settings_table(settings: type[BaseModel], prefix: str = "SPROUT_") -> list[str]:
     """``variable | default | meaning`` rows of a pydantic-settings class."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, info in settings.model_fields.items():
+    for name, info in _by_declaring_class(settings).items():
         meaning = _values(info.annotation) + (info.description or "")
         rows.append(f"| `{prefix}{name.upper()}` | {_default(info)} | {_cell(meaning)} |")
     return rows

@@ -12,13 +12,17 @@ from pydantic import Field, SecretStr, computed_field, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.core.faults import CrashPoint
+from model.core.retention_settings import RetentionSettings
+from model.core.rollout_settings import RolloutSettings
+from model.core.training_settings import TrainingSettings
 
 PLACEHOLDER_SECRETS = {"changethis", "changeme", "secret", "password", "minioadmin"}
 RATE_LIMIT_STORES = re.compile(r"^(memory|redis|rediss|redis\+unix)://")
 
 
-class Settings(BaseSettings):
-    """Sprout configuration. Defaults give the embedded mode: everything under ``home``."""
+class Settings(TrainingSettings, RolloutSettings, RetentionSettings, BaseSettings):
+    """Sprout configuration. Defaults give the embedded mode: everything under ``home``. Training, rollout and
+    retention settings live in modules of their own (``*_settings.py``), one object still."""
 
     model_config = SettingsConfigDict(
         env_prefix="SPROUT_", env_file=".env", env_ignore_empty=True, extra="ignore"
@@ -55,73 +59,6 @@ class Settings(BaseSettings):
     mlflow_experiment: str = Field(default="sprout", description="MLflow experiment name.")
     model_name: str = Field(default="sprout-classifier", description="Registered model name.")
 
-    backbone: str = Field(
-        default="efficientnet_lite0",
-        description="The backbone when `SPROUT_CANDIDATE_BACKBONES` is empty.")
-    backbone_graphs: Path | None = Field(
-        default=None,
-        description="Where each backbone's ONNX graph is exported once (from torch) and kept (default: "
-                    "`SPROUT_HOME/cache/backbones`); a file is named by its weights' digest and written "
-                    "atomically, so homes and workers may share the directory. On a CPU, training embeds "
-                    "through it with ONNX Runtime: a retrain whose images are cached never imports torch.")
-    dinov2_model: str = Field(
-        default="facebook/dinov2-small",
-        description="Where the `dinov2-small` backbone loads from: a hub id or a local directory.")
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        default="auto",
-        description="`auto` (CUDA when present; without an NVIDIA driver it is the CPU, decided without "
-                    "importing torch), `cpu` or `cuda`.")
-    batch_size: int = Field(default=32, ge=1, description="Embedding batch size.")
-    seed: int = Field(default=0, description="Training seed.")
-
-    candidate_backbones: str = Field(
-        default="efficientnet_lite0,efficientnet_lite1,efficientnet_lite2",
-        description="Backbones a run trains a candidate for (comma-separated); the lowest cross-validated log "
-                    "loss wins.")
-    decay_search_samples: int = Field(
-        default=10_000, ge=0,
-        description="Cross-validation chooses each fold's weight decay on at most this many of the fold's "
-                    "training samples (a seeded subsample stratified by label), then fits the fold's head with "
-                    "that decay on all of them; the final head is fitted on all train+val samples too. 0: search "
-                    "on all (at 100k samples a retrain takes several times longer; see docs/benchmarks.md).")
-    training_workers: int = Field(
-        default=2, ge=1,
-        description="Cross-validation folds fitted side by side (threads); each holds a copy of its fold's "
-                    "embeddings, so memory grows with it.")
-    candidate_dominance_runs: int = Field(
-        default=3, ge=0,
-        description="When one backbone of `SPROUT_CANDIDATE_BACKBONES` won each of the last this many runs that "
-                    "assessed all of them, each time by at least `SPROUT_CANDIDATE_DOMINANCE_MARGIN`, a run "
-                    "assesses only it (the run records the others as skipped and why); after this many such runs "
-                    "in a row, a run assesses all again. 0: every run assesses all.")
-    candidate_dominance_margin: float = Field(
-        default=0.05, ge=0.0,
-        description="The cross-validated log loss (nats) by which the dominant backbone must beat every other "
-                    "candidate in each of those runs.")
-    gate_min_accuracy: float | None = Field(
-        default=None, ge=0.0, le=1.0,
-        description="An absolute floor, opt-in: the cross-validated accuracy must reach it (and the test interval's "
-                    "upper bound must not be below it). Unset, a candidate must clearly beat the trivial baseline "
-                    "(the commonest label's share; chance for a balanced set) and, once a champion exists, not be "
-                    "worse than it; a fixed floor means different things for 2 labels and for 10.")
-    gate_max_regression: float = Field(
-        default=0.02, ge=0.0, le=1.0,
-        description="Largest tolerated drop against the champion in test accuracy or a class's recall (never "
-                    "less than one test image).")
-    gate_alpha: float = Field(
-        default=0.05, gt=0.0, lt=1.0,
-        description='One-sided McNemar level for "significantly worse than the champion".')
-    gate_min_class_support: int = Field(
-        default=10, ge=1,
-        description="Test images a class needs before its recall is compared.")
-    min_new_samples: int = Field(default=10, ge=1, description="Approved samples since the last run needed to retrain.")
-    imbalance_min_ratio: float = Field(
-        default=0.5, gt=0.0, le=1.0,
-        description="A label is under-represented (a warning in the training run and on the Review page) when it "
-                    "has fewer approved samples than this fraction of the mean per label.")
-    seed_dataset: Path = Field(
-        default=Path("../shared/datasets/dandelion-grass"),
-        description="Data set `make up` / `sprout bootstrap` imports.")
     max_upload_mb: float = Field(default=10, gt=0, description="Upload size limit (the Streamlit app's too).")
     max_image_megapixels: float = Field(
         default=24, gt=0, le=50,
@@ -197,60 +134,6 @@ class Settings(BaseSettings):
         description="How often the API recomputes the drift gauges of `/metrics` (in the background, only when "
                     "the window or the champion changed).")
 
-    # The rollout rule (model/rollout/rule.py): when live evidence promotes or aborts a challenger.
-    rollout_min_reviewed: int = Field(
-        default=30, ge=1,
-        description="Enough live evidence, first way: this many reviewed live images both models answered (a "
-                    "reviewer's label to judge each pair by).")
-    rollout_min_shadowed: int = Field(
-        default=500, ge=1,
-        description="Enough live evidence, second way (with `SPROUT_ROLLOUT_MIN_MINUTES`), for a challenger that "
-                    "cleared the gate only: this many distinct shadowed images, reviewed or not; then only errors, "
-                    "latency and the reviewed images there are judge.")
-    rollout_min_minutes: float = Field(
-        default=60.0, ge=0,
-        description="The age a rollout needs before its shadowed images alone are enough evidence.")
-    rollout_alpha: float = Field(
-        default=0.05, gt=0.0, lt=0.5,
-        description='One-sided exact McNemar level on reviewed live images for "the challenger is significantly '
-                    'worse" (an abort at once).')
-    rollout_max_regression: float = Field(
-        default=0.02, ge=0.0, le=1.0,
-        description="Largest tolerated accuracy deficit of the challenger on reviewed live images (never less than "
-                    "one image), as the gate's `SPROUT_GATE_MAX_REGRESSION`: a challenger further behind but not "
-                    "yet significantly worse is not promoted; it waits for more evidence (or the time-out).")
-    rollout_max_error_rate: float = Field(
-        default=0.01, ge=0.0, lt=1.0,
-        description="Largest tolerated share of shadowed requests the challenger fails on; above it, an abort "
-                    "(the champion's errors are not observed in shadow, so the tolerance is absolute).")
-    rollout_min_error_requests: int = Field(
-        default=20, ge=1,
-        description="Shadowed requests needed before the challenger's error rate counts.")
-    rollout_max_latency_ratio: float = Field(
-        default=1.5, ge=1.0,
-        description="Largest tolerated ratio of p99 latencies, challenger / champion; above it, an abort.")
-    rollout_min_latency_requests: int = Field(
-        default=100, ge=1,
-        description="Latencies each model needs before the p99 ratio counts.")
-    rollout_timeout_hours: float = Field(
-        default=168.0, gt=0,
-        description="A rollout whose evidence never became enough is decided by `SPROUT_ROLLOUT_TIMEOUT_FALLBACK` "
-                    "after this long (default 7 days).")
-    rollout_timeout_fallback: Literal["abort", "promote"] = Field(
-        default="abort",
-        description="The decision at the time-out: `abort` keeps the champion when live evidence never became "
-                    "enough; `promote` promotes it then (any abort condition still aborts first; never a version "
-                    "started by a person rather than the gate).")
-
-    @model_validator(mode="after")
-    def _check_rollout_rule(self) -> Settings:
-        if self.rollout_timeout_hours * 60 <= self.rollout_min_minutes:
-            raise ValueError(
-                f"SPROUT_ROLLOUT_TIMEOUT_HOURS ({self.rollout_timeout_hours:g} h) must be longer than "
-                f"SPROUT_ROLLOUT_MIN_MINUTES ({self.rollout_min_minutes:g} min), or shadowed requests could never "
-                "be enough evidence")
-        return self
-
     split_key: SecretStr | None = Field(
         default=None,
         description="Key of the split hash, used only when `sprout db upgrade` creates a database; default "
@@ -301,31 +184,6 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         default=10.0, gt=0,
         description="How often the API checks the registry for a new champion.")
-    rollout: Literal["direct", "shadow", "canary"] = Field(
-        default="direct",
-        description="What a candidate that clears the gate becomes: `direct` the champion at once; `shadow` or "
-                    "`canary` the challenger (an MLflow alias beside the champion), judged on live traffic by "
-                    "`sprout rollout judge` and promoted or aborted by the rule (docs: rollout).")
-    shadow_share: float = Field(
-        default=1.0, ge=0, le=1,
-        description="Shadow: the share of `/predict` and `/v2` requests the challenger also scores, off the "
-                    "response path (the answer is always the champion's).")
-    canary_share: float = Field(
-        default=0.1, ge=0, le=1,
-        description="Canary: the share of client keys (the `X-Sprout-Client` header, else the image's hash) "
-                    "the challenger answers; the same key always reaches the same version.")
-    shadow_queue: int = Field(
-        default=64, ge=1, le=10_000,
-        description="Images waiting for the challenger; beyond it a shadowed request is dropped and counted "
-                    "(`sprout_rollout_scored_total{outcome=\"dropped\"}`), never waited for.")
-    rollout_max_observations: int = Field(
-        default=100_000, ge=100,
-        description="Live observations kept per rollout (images both models scored); beyond it no more are "
-                    "recorded for that rollout (the judge has long decided by then).")
-    rollout_metrics_seconds: float = Field(
-        default=30.0, gt=0,
-        description="How often the API recomputes the rollout gauges of `/metrics` from the open rollout's live "
-                    "evidence (in the background, only when observations or reviews changed).")
     predict_threads: int | None = Field(
         default=None, ge=1, le=64,
         description="Predictions (`/predict`, `/v2/.../infer`) the API runs at once, one ONNX Runtime thread "
@@ -373,30 +231,6 @@ class Settings(BaseSettings):
         description="Delivery attempts of an event (same `webhook-id`), with backoff; only a connection error, "
                     "a timeout, a 5xx or a 429 is retried.")
 
-    # Retention (model/data/retention.py): what `sprout gc --apply` deletes; docs/operations/retention.md.
-    retain_rejected_days: int = Field(
-        default=90, ge=0,
-        description="`sprout gc --apply` deletes a rejected sample (its row, image, cached embeddings and review "
-                    "rows) this many days after its last change, unless a training run's lineage or a "
-                    "near-duplicate group still refers to it; sent again later, the image is queued again. "
-                    "0 keeps rejected samples forever.")
-    retain_rollout_observations_days: int = Field(
-        default=90, ge=0,
-        description="`sprout gc --apply` deletes an ended rollout's live observations this many days after it "
-                    "ended (the rollout's row, outcome and reason stay); the open rollout's are never deleted. "
-                    "0 keeps them forever.")
-    retain_run_lineage_days: int = Field(
-        default=90, ge=0,
-        description="`sprout gc --apply` deletes the lineage (sample, split and label used) of a training run "
-                    "that registered no version and did not pass the gate, this many days after it finished; the "
-                    "run's row and metrics stay, as does the lineage of every registered version, of every "
-                    "gate-passed run and of the latest successful run. 0 keeps all lineage.")
-    gc_orphan_grace_hours: float = Field(
-        default=24, ge=1,
-        description="`sprout gc --apply` deletes an image in Sprout's key layout that no sample names, and a "
-                    "cached embedding of an image no sample has, once older than this (an upload in flight "
-                    "stores its image just before its row).")
-
     @model_validator(mode="after")
     def _check_webhook(self) -> Settings:
         from model.core.webhook_settings import check_webhook_settings
@@ -430,11 +264,6 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_list(self) -> list[str]:
         return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
-
-    @property
-    def candidate_backbone_names(self) -> list[str]:
-        names = [name.strip() for name in self.candidate_backbones.split(",") if name.strip()]
-        return names or [self.backbone]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
