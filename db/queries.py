@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, text, update
+from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -19,7 +19,6 @@ from db.models import (
     Embedding,
     InstanceSecret,
     LabelChange,
-    RecentPrediction,
     Review,
     ReviewAction,
     RevokedToken,
@@ -321,46 +320,6 @@ def count_samples_with_status(session: Session, *, status: SampleStatus | None) 
 def last_promoted_run(session: Session) -> TrainingRun | None:
     """The most recent run whose model was promoted (the champion's, unless an admin rolled back)."""
     return session.scalar(select(TrainingRun).where(TrainingRun.promoted.is_(True)).order_by(TrainingRun.id.desc()))
-
-
-# --- the window of recent predictions ------------------------------------------------------------
-
-
-def recent_predictions(session: Session, *, model_version: str | None, limit: int) -> list[RecentPrediction]:
-    """The newest ``limit`` predictions a version served (every version's when None), newest first."""
-    query = select(RecentPrediction)
-    if model_version is not None:
-        query = query.where(RecentPrediction.model_version == model_version)
-    return list(session.scalars(query.order_by(RecentPrediction.id.desc()).limit(limit)))
-
-
-def prediction_window_mark(session: Session) -> tuple[int, int]:
-    """``(count, sum of ids)`` of the recorded predictions: the window changed when it did. Not the newest id alone:
-    writers (API replicas) take ids in one order and may commit in another, so rows can appear below it."""
-    count, total = session.execute(select(func.count(RecentPrediction.id),
-                                          func.coalesce(func.sum(RecentPrediction.id), 0))).one()
-    return int(count), int(total)
-
-
-def count_recent_predictions(session: Session) -> int:
-    return int(session.scalar(select(func.count(RecentPrediction.id))) or 0)
-
-
-def add_recent_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert served predictions (``created_at``, ``model_version``, ``backbone``, ``label``, ``confidence``,
-    ``embedding``) in one executemany, without building ORM objects."""
-    if rows:
-        session.execute(insert(RecentPrediction), list(rows))
-
-
-def prune_recent_predictions(session: Session, *, keep: int) -> int:
-    """Delete all but the newest ``keep`` predictions, in the session's transaction; how many went."""
-    cutoff = session.scalar(select(RecentPrediction.id).order_by(RecentPrediction.id.desc()).offset(keep - 1).limit(1))
-    if cutoff is None:
-        return 0
-    result = session.execute(delete(RecentPrediction).where(RecentPrediction.id < cutoff)
-                             .execution_options(synchronize_session=False))
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # --- taxonomy changes (rename, merge, retire) ----------------------------------------------------

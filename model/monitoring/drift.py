@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from db import queries
+from db import prediction_window, queries
 from db.models import Split
 from model.core.settings import Settings
 from model.data.near_duplicates import normalized
@@ -206,7 +206,7 @@ def live_window(svc: Services, version: str, backbone: str | None) -> tuple[np.n
     """Embeddings (rows) and confidences of the newest predictions ``version`` served (with an embedding); rows
     that are not finite (stored before the recorder refused them) are left out."""
     with svc.session() as session:
-        rows = queries.recent_predictions(session, model_version=version, limit=svc.settings.drift_window)
+        rows = prediction_window.recent_predictions(session, model_version=version, limit=svc.settings.drift_window)
     rows = [r for r in rows if r.embedding is not None and (backbone is None or r.backbone in (None, backbone))]
     if not rows:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0)
@@ -245,7 +245,7 @@ class DriftMonitor:
         with self._lock:
             version = self.champion()
             with self.svc.session() as session:
-                key = (version, queries.prediction_window_mark(session))
+                key = (version, prediction_window.prediction_window_mark(session))
             if not force and self.latest is not None and key == self._computed_for:
                 return self.latest
             if version is not None and (self._reference is None or self._reference.version != version):

@@ -19,7 +19,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import queries
+from db import prediction_window
 from db.models import utcnow
 from model.core.settings import Settings
 from model.serving.predictor import PredictionResult
@@ -87,8 +87,8 @@ class PredictionRecorder:
                 return 0
             try:
                 with self.sessions() as session:
-                    queries.add_recent_predictions(session, rows)
-                    queries.prune_recent_predictions(session, keep=self.keep)
+                    prediction_window.add_recent_predictions(session, rows)
+                    prediction_window.prune_recent_predictions(session, keep=self.keep)
                     session.commit()
             except Exception as exc:  # database down or slow: drop, count, say so now and then
                 with self._lock:

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.state import app_state
-from db import queries
+from db import prediction_window
 from db.models import RecentPrediction
 from model.core.settings import Settings
 from model.data.images import PreprocessSpec, load_and_preprocess
@@ -108,7 +108,7 @@ def test_the_window_is_shared_by_app_instances_and_survives_a_restart(monkeypatc
         assert drift(smaller)["n"] == 20  # the writer prunes to SPROUT_DRIFT_WINDOW
     svc = Services.from_settings(Settings(_env_file=None, home=home))  # type: ignore[call-arg]
     with svc.session() as session:
-        assert queries.count_recent_predictions(session) == 20
+        assert prediction_window.count_recent_predictions(session) == 20
     svc.close()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from db import queries
+from db import prediction_window
 from db.models import utcnow
 from db.session import make_engine, make_sessionmaker
 from model.core.settings import Settings
@@ -90,7 +90,7 @@ def test_window_is_bounded_shared_by_writers_and_kept_across_restarts(svc: Servi
     second_services.close()
     restarted = Services.from_settings(svc.settings)
     with restarted.session() as session:
-        rows = queries.recent_predictions(session, model_version="1", limit=1000)
+        rows = prediction_window.recent_predictions(session, model_version="1", limit=1000)
     restarted.close()
     assert len(rows) == 25  # the newest 25 of 40, from both writers
     kept = {int(np.frombuffer(r.embedding or b"", dtype=np.float32)[0]) for r in rows}
@@ -116,7 +116,7 @@ def test_the_background_thread_flushes_and_stop_writes_the_rest(svc: Services) -
     recorder.stop()
     assert recorder.written == 3 and recorder.pending == 0
     with svc.session() as session:
-        rows = queries.recent_predictions(session, model_version=None, limit=10)
+        rows = prediction_window.recent_predictions(session, model_version=None, limit=10)
     assert [r.embedding is None for r in rows] == [False, True, False]
     assert rows[0].backbone == "efficientnet_lite0" and rows[0].label == "grass" and rows[0].confidence == 0.9
 
@@ -131,7 +131,7 @@ def test_a_non_finite_prediction_is_not_recorded_and_its_batch_is(any_db: Servic
         recorder.record(item)
     assert recorder.flush() == 3 and recorder.written == 3 and recorder.dropped == 2
     with any_db.session() as session:
-        rows = queries.recent_predictions(session, model_version="1", limit=10)
+        rows = prediction_window.recent_predictions(session, model_version="1", limit=10)
     assert sorted(int(np.frombuffer(r.embedding or b"", dtype=np.float32)[0]) for r in rows) == [0, 2, 4]
 
 
@@ -142,7 +142,7 @@ def test_the_window_skips_non_finite_rows_already_stored(any_db: Services) -> No
     if any_db.settings.resolved_database_url.startswith("postgresql"):  # SQLite cannot store a NaN REAL
         bad.append(recorder_row(8) | {"confidence": float("nan")})
     with any_db.session() as session:
-        queries.add_recent_predictions(session, good + bad)
+        prediction_window.add_recent_predictions(session, good + bad)
         session.commit()
     live, confidences = live_window(any_db, "1", None)
     assert len(live) == 3 and np.isfinite(live).all() and np.isfinite(confidences).all()
@@ -162,8 +162,8 @@ def test_the_report_follows_predictions_another_replica_commits_late(fresh_pg_ur
                                      database_url=fresh_pg_url))
     monitor = DriftMonitor(svc, lambda: "1")
     with svc.session() as late, svc.session() as early:
-        queries.add_recent_predictions(late, [recorder_row(i) for i in range(3)])  # ids 1-3, not committed yet
-        queries.add_recent_predictions(early, [recorder_row(i) for i in range(3, 5)])  # ids 4-5
+        prediction_window.add_recent_predictions(late, [recorder_row(i) for i in range(3)])  # ids 1-3, uncommitted
+        prediction_window.add_recent_predictions(early, [recorder_row(i) for i in range(3, 5)])  # ids 4-5
         early.commit()
         assert monitor.compute(force=False).n == 2
         late.commit()
