@@ -50,7 +50,7 @@ def series(results: list[dict[str, Any]], figure: str) -> tuple[list[int], list[
 
 
 def plot_requests(runs: dict[str, list[tuple[str, list[dict[str, Any]]]]], out: Path) -> None:
-    fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 5.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs) + 3, 5.2), squeeze=False, sharey=True)
     colors = dict(zip(REQUESTS, plt.get_cmap("tab10").colors, strict=False))
     for ax, (stack, stack_runs) in zip(axes[0], sorted(runs.items()), strict=True):
         for style, (name, results) in zip(RUN_STYLES, stack_runs, strict=False):
@@ -63,8 +63,13 @@ def plot_requests(runs: dict[str, list[tuple[str, list[dict[str, Any]]]]], out: 
         ax.set(xscale="log", yscale="log", xlabel="samples (N)", title=f"{stack} stack: p50 per request",
                ylabel="ms")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    save(fig, out / "requests.svg")
+    legend: dict[str, Any] = {}  # one entry per figure and per run, whichever panel drew it
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    fig.legend(legend.values(), legend.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(0.8, 0.95))
+    save(fig, out / "requests.svg", tight=False)
 
 
 def plot_retrain(runs: dict[str, list[tuple[str, list[dict[str, Any]]]]], out: Path) -> None:
@@ -81,8 +86,9 @@ def plot_retrain(runs: dict[str, list[tuple[str, list[dict[str, Any]]]]], out: P
     save(fig, out / "retrain.svg")
 
 
-def save(fig: Any, path: Path) -> None:
-    fig.tight_layout()
+def save(fig: Any, path: Path, *, tight: bool = True) -> None:
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, metadata={"Date": None})
     plt.close(fig)
     print(f"wrote {path}")
