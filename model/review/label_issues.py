@@ -76,7 +76,7 @@ class RunSuspects:
     issues: list[LabelIssue]
 
 
-_CACHE: dict[str, RunSuspects] = {}  # per database (a process serves one; tests open many): its last run's
+_CACHE: dict[str, RunSuspects] = {}  # database URL -> its last run's suspects (a process serves one; tests open many)
 _CACHE_LOCK = threading.Lock()
 
 
