@@ -115,7 +115,9 @@ class SampleReceipt(BaseModel):
 
 class SamplesPublic(BaseModel):
     data: list[SamplePublic]
-    count: int = Field(description="Samples with the requested status, on every page.")
+    count: int | None = Field(description=(
+        "Samples with the requested status; null on a page asked for by `cursor` (the first page gave it: "
+        "counting grows with the list, the keyset page does not)."))
     next_cursor: str | None = Field(default=None, description=(
         "Pass as ``cursor`` for the next page (null on the last one): a keyset page, as quick 90,000 rows deep "
         "as on the first page."))

@@ -29,13 +29,14 @@ SortKey = tuple[float | int | None, ...]
 
 
 def list_samples(session: Session, *, status: SampleStatus | None, order: SqlOrder, limit: int, offset: int = 0,
-                 after: SortKey | None = None) -> tuple[list[Sample], int]:
+                 after: SortKey | None = None) -> tuple[list[Sample], int | None]:
     """A page of samples and the total count of samples with that status: the ``limit`` rows after ``offset``
-    rows, or after the row whose :func:`sort_key` is ``after`` (keyset)."""
+    rows, or after the row whose :func:`sort_key` is ``after`` (keyset). A keyset page counts nothing (None): the
+    count grows with the list (90,000 approved rows: ~15 ms on PostgreSQL), and the first page gave it."""
     query = select(Sample.id)
     if status is not None:
         query = query.where(Sample.status == status)
-    total = int(session.scalar(select(func.count(Sample.id)).where(
+    total = None if after is not None else int(session.scalar(select(func.count(Sample.id)).where(
         *([Sample.status == status] if status is not None else []))) or 0)
     # the sort sees ids and keys only (not every column of every row); then the page's rows, in that order
     if after is None:

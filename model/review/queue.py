@@ -75,7 +75,7 @@ class QueuePage:
     the end)."""
 
     rows: list[Sample]
-    total: int
+    total: int | None  # None on a page asked for by cursor: the first page counted
     next_cursor: str | None
 
 
@@ -107,9 +107,9 @@ def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrde
             ranked, total = _suspects_first(svc, session, status=status, need=offset + limit)
         session.expunge_all()
     page = ranked[offset : offset + limit]
-    more = offset + limit < (len(ranked) if status is None and order is QueueOrder.SUSPECT else total)
-    return QueuePage(page, total, PageCursor(order.value, status_name, position=offset + limit).encode()
-                     if more else None)
+    more = offset + limit < (len(ranked) if status is None and order is QueueOrder.SUSPECT else total or 0)
+    return QueuePage(page, None if cursor else total,
+                     PageCursor(order.value, status_name, position=offset + limit).encode() if more else None)
 
 
 def _champion_backbone(session: Session) -> str | None:

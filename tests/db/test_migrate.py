@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from db.migrate import downgrade, upgrade
 from db.models import Base
@@ -38,3 +38,9 @@ def test_migrations_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_migrations_on_postgres(fresh_pg_url: str) -> None:
     check_round_trip(fresh_pg_url)
+    engine = create_engine(normalize_url(fresh_pg_url))
+    with engine.connect() as conn:  # the review queue's statistics follow it (0017)
+        options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'samples'")).scalar()
+    engine.dispose()
+    assert set(options or []) >= {"autovacuum_analyze_scale_factor=0.02",
+                                  "autovacuum_vacuum_insert_scale_factor=0.02"}

@@ -109,6 +109,7 @@ def test_next_cursor_pages_the_queue_and_a_bad_cursor_is_a_422(client: TestClien
         resp = client.get("/admin/samples", params={"order": "oldest", "limit": 2, **({"cursor": cursor} if cursor
                                                                                    else {})}, headers=reviewer_headers)
         assert resp.status_code == 200, resp.text
+        assert (resp.json()["count"] is None) == (cursor is not None)  # the first page counts, cursor pages do not
         seen += [s["id"] for s in resp.json()["data"]]
         if (cursor := resp.json()["next_cursor"]) is None:
             break

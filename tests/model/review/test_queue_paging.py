@@ -42,6 +42,7 @@ def walk(svc: Services, *, status: SampleStatus, order: QueueOrder, limit: int) 
     seen, cursor = [], None
     while True:
         page = review_queue(svc, status=status, order=order, limit=limit, cursor=cursor)
+        assert (page.total is None) == (cursor is not None)
         seen += [s.id for s in page.rows]
         if page.next_cursor is None:
             return seen
