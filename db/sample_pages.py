@@ -13,6 +13,7 @@ ids decide, or none is: the keyset ranges need no NULL ordering, which SQLite an
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, func, select
@@ -28,32 +29,38 @@ SortKey = tuple[float | int | None, ...]
 """A row's place in an order: its sort columns' values, the id last."""
 
 
+@dataclass(frozen=True)
+class SamplePage:
+    """A page of samples, the count of samples with its status (None on a keyset page), and the last row's sort
+    key when more rows follow (None on the last page)."""
+
+    rows: list[Sample]
+    total: int | None
+    next_key: SortKey | None
+
+
 def list_samples(session: Session, *, status: SampleStatus | None, order: SqlOrder, limit: int, offset: int = 0,
-                 after: SortKey | None = None) -> tuple[list[Sample], int | None]:
-    """A page of samples and the total count of samples with that status: the ``limit`` rows after ``offset``
-    rows, or after the row whose :func:`sort_key` is ``after`` (keyset). A keyset page counts nothing (None): the
-    count grows with the list (90,000 approved rows: ~15 ms on PostgreSQL), and the first page gave it."""
-    query = select(Sample.id)
-    if status is not None:
-        query = query.where(Sample.status == status)
-    total = None if after is not None else int(session.scalar(select(func.count(Sample.id)).where(
-        *([Sample.status == status] if status is not None else []))) or 0)
-    # the sort sees ids and keys only (not every column of every row); then the page's rows, in that order
+                 after: SortKey | None = None) -> SamplePage:
+    """The ``limit`` samples after ``offset`` rows, or after the row whose sort key is ``after`` (keyset). A keyset
+    page counts nothing: the count grows with the list (90,000 approved rows: ~15 ms on PostgreSQL), and the first
+    page gave it. Whether more follow is read with the keys (one row more), so a row deleted or reviewed between
+    the two reads neither ends the list early nor shows on a page of another status."""
+    condition = [Sample.status == status] if status is not None else []
+    total = None if after is not None else int(session.scalar(select(func.count(Sample.id)).where(*condition)) or 0)
+    # the sort sees the keys only (the order's index), not every column of every row; then the page's rows
+    query = select(*(column for column, _ in _columns(order))).where(*condition).order_by(*_order_by(order))
     if after is None:
-        ids = list(session.scalars(query.order_by(*_order_by(order)).limit(limit).offset(offset)))
+        keys = [tuple(row) for row in session.execute(query.limit(limit + 1).offset(offset))]
     else:
-        ids = []
-        for condition in _ranges_after(order, after):
-            ids += session.scalars(query.where(*condition).order_by(*_order_by(order)).limit(limit - len(ids)))
-            if len(ids) >= limit:
+        keys = []
+        for bound in _ranges_after(order, after):
+            keys += [tuple(row) for row in session.execute(query.where(*bound).limit(limit + 1 - len(keys)))]
+            if len(keys) > limit:
                 break
-    rows = {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(ids)))} if ids else {}
-    return [rows[i] for i in ids if i in rows], total
-
-
-def sort_key(sample: Sample, order: SqlOrder) -> SortKey:
-    """Where ``sample`` stands in ``order``: what the next keyset page starts after."""
-    return tuple(getattr(sample, column.key) for column, _ in _columns(order))
+    more, keys = len(keys) > limit, keys[:limit]
+    ids = [int(key[-1]) for key in keys]
+    rows = {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(ids), *condition))} if ids else {}
+    return SamplePage([rows[i] for i in ids if i in rows], total, tuple(keys[-1]) if more else None)
 
 
 def key_length(order: SqlOrder) -> int:

@@ -51,7 +51,8 @@ def read_samples(
                     "(uncertain and unlike each other), suspect (labels the model doubts), oldest or newest")
                      ] = QueueOrder.UNCERTAINTY,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0, description="rows to skip; a deep offset walks every row before it")] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1,
+                                 description="rows to skip; a deep offset walks every row before it")] = 0,
     cursor: Annotated[str | None, Query(max_length=512, description=(
         "the next_cursor of the previous page: the page after it, at the same cost at any depth "
         "(instead of offset)"))] = None,

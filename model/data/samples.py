@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 SPLIT_KEY = "split_key"
 PENDING_CAP_LOCK = 0x53505250  # advisory-lock key of the review-queue cap's last places ("SPRP")
 CAP_SLACK = 256  # from this many places before the cap on, uploads take turns (_last_places)
+CAP_WAIT_SECONDS = 30.0  # an upload waiting longer for its turn there is told to come back (429)
 _CAP_SERIAL = threading.Lock()
 
 
@@ -142,6 +144,9 @@ def add_sample(
     key = key_for(status=status, sha256=sha, ext=stored.ext, label=label)
     store.put(key, stored.data, stored.content_type)
     now = utcnow()
+    # a non-finite confidence is no confidence: the review orders' keys stay comparable (the uncertainty tiers
+    # without a confidence are the even ones, db.sample_pages)
+    confidence = prediction.confidence if prediction and math.isfinite(prediction.confidence) else None
     sample = Sample(
         sha256=sha,
         object_key=key,
@@ -152,14 +157,12 @@ def add_sample(
         label=label,
         suggested_label=suggested_label,
         predicted_label=prediction.label if prediction else None,
-        confidence=prediction.confidence if prediction else None,
+        confidence=confidence,
         predicted_by_version=prediction.model_version if prediction else None,
         predicted_unfamiliar=prediction.unfamiliar if prediction else None,
         novelty=-1.0 if novelty is None else novelty,
-        uncertainty_tier=uncertainty_tier_of(prediction.unfamiliar if prediction else None,
-                                             prediction.confidence if prediction else None),
-        contradiction=contradiction_of(suggested_label, prediction.label if prediction else None,
-                                       prediction.confidence if prediction else None),
+        uncertainty_tier=uncertainty_tier_of(prediction.unfamiliar if prediction else None, confidence),
+        contradiction=contradiction_of(suggested_label, prediction.label if prediction else None, confidence),
         source=source,
         split=split,
         created_at=now,
@@ -276,7 +279,12 @@ def _last_places(session: Session, pending: int, max_pending: int | None) -> Ite
         yield
         return
     session.commit()  # wait holding no connection (the one in turn needs two); a fresh snapshot for the count
-    with _CAP_SERIAL, Session(bind=session.get_bind()) as lock_session:
-        queries.hold_lock(lock_session, key=PENDING_CAP_LOCK)  # until lock_session's transaction ends
-        _refuse_if_full(queries.count_samples(session, status=SampleStatus.PENDING), max_pending)
-        yield
+    if not _CAP_SERIAL.acquire(timeout=CAP_WAIT_SECONDS):
+        raise QueueFullError("The review queue is nearly full and busy; try again shortly.")
+    try:
+        with Session(bind=session.get_bind()) as lock_session:
+            queries.hold_lock(lock_session, key=PENDING_CAP_LOCK)  # until lock_session's transaction ends
+            _refuse_if_full(queries.count_samples(session, status=SampleStatus.PENDING), max_pending)
+            yield
+    finally:
+        _CAP_SERIAL.release()

@@ -87,11 +87,11 @@ def find_label_issues(svc: Services, *, limit: int = 50) -> list[LabelIssue]:
     request then reads only the rows of the page it returns, and a few it skips."""
     with svc.session() as session:
         run = queries.last_succeeded_run(session)
-        if run is None:
-            return []
-        suspects = _run_suspects(svc, run.id)
-        if suspects is None:
-            return []
+    # no connection held while another request ranks the run (the first after a run waits for that one)
+    suspects = _run_suspects(svc, run.id) if run is not None else None
+    if suspects is None:
+        return []
+    with svc.session() as session:
         issues: list[LabelIssue] = []
         for start in range(0, len(suspects.issues), max(2 * limit, 100)):
             chunk = suspects.issues[start : start + max(2 * limit, 100)]

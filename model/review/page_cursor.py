@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from db.sample_pages import SortKey, SqlOrder, key_length
 from model.core.errors import InvalidCursorError
 
+INT64 = 2**63
+
 
 @dataclass(frozen=True)
 class PageCursor:
@@ -50,13 +52,18 @@ def decode_cursor(text: str, *, order: str, status: str | None, sql_order: SqlOr
             raise InvalidCursorError("cursor: not a cursor this API wrote; pass next_cursor as it came")
         return PageCursor(order, status, key=tuple(key))
     position = body.get("n")
-    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+    if not _is_key_value(position, nullable=False) or not isinstance(position, int) or position < 0:
         raise InvalidCursorError("cursor: not a cursor this API wrote; pass next_cursor as it came")
     return PageCursor(order, status, position=position)
 
 
 def _is_key_value(value: object, *, nullable: bool) -> bool:
-    """A number (a confidence may be NULL: the tiers without one)."""
+    """A number a database column holds: a 64-bit integer or a finite float (a confidence may be NULL: the tiers
+    without one)."""
     if value is None:
         return nullable
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -INT64 <= value < INT64
+    return isinstance(value, float) and math.isfinite(value)

@@ -44,6 +44,7 @@ from model.runtime.services import Services
 
 DIVERSE_POOL = 10  # k-center picks from the DIVERSE_POOL × page most uncertain samples
 MAX_RANKED = 5000  # embedding-based orders rank at most this many samples (the rest follow by id)
+DIVERSE_PLACES = 500  # the diverse order's k-center picks at most this many (its pool: ten times as many)
 
 
 class QueueOrder(enum.StrEnum):
@@ -93,21 +94,24 @@ def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrde
         offset = after.position or 0
     with svc.session() as session:
         if sql_order is not None:
-            rows, total = sample_pages.list_samples(session, status=status, order=sql_order, limit=limit,
-                                                    offset=offset, after=after.key if after else None)
+            found = sample_pages.list_samples(session, status=status, order=sql_order, limit=limit, offset=offset,
+                                              after=after.key if after else None)
             session.expunge_all()
-            more = len(rows) == limit
-            return QueuePage(rows, total, PageCursor(order.value, status_name, key=sample_pages.sort_key(
-                rows[-1], sql_order)).encode() if more else None)
+            return QueuePage(found.rows, found.total, PageCursor(order.value, status_name, key=found.next_key).encode()
+                             if found.next_key is not None else None)
+        places = DIVERSE_PLACES if order is QueueOrder.DIVERSE else MAX_RANKED
+        if offset >= places:  # ranked in Python: the first places only (each further page costs more)
+            return QueuePage([], None if cursor else queries.count_samples_with_status(session, status=status), None)
+        limit = min(limit, places - offset)
         if order is QueueOrder.DIVERSE:
-            pool, total = sample_pages.list_samples(session, status=status, order="uncertainty",
-                                                    limit=DIVERSE_POOL * (offset + limit))
-            ranked = by_diversity(session, pool, page=limit + offset)
+            pool = sample_pages.list_samples(session, status=status, order="uncertainty",
+                                             limit=DIVERSE_POOL * (offset + limit))
+            ranked, total = by_diversity(session, pool.rows, page=limit + offset), pool.total
         else:
             ranked, total = _suspects_first(svc, session, status=status, need=offset + limit)
         session.expunge_all()
     page = ranked[offset : offset + limit]
-    more = offset + limit < (len(ranked) if status is None and order is QueueOrder.SUSPECT else total or 0)
+    more = offset + limit < min(places, len(ranked) if status is None and order is QueueOrder.SUSPECT else total or 0)
     return QueuePage(page, None if cursor else total,
                      PageCursor(order.value, status_name, position=offset + limit).encode() if more else None)
 

@@ -42,5 +42,5 @@ def test_migrations_on_postgres(fresh_pg_url: str) -> None:
     with engine.connect() as conn:  # the review queue's statistics follow it (0017)
         options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'samples'")).scalar()
     engine.dispose()
-    assert set(options or []) >= {"autovacuum_analyze_scale_factor=0.02",
+    assert set(options or []) >= {"autovacuum_analyze_scale_factor=0.02", "autovacuum_vacuum_scale_factor=0.02",
                                   "autovacuum_vacuum_insert_scale_factor=0.02"}

@@ -3,6 +3,9 @@ rows arriving between two pages."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from sqlalchemy import update
 
@@ -86,6 +89,12 @@ def test_a_cursor_of_another_order_or_status_or_not_a_cursor_is_refused(any_db: 
                {"order": QueueOrder.NOVELTY, "cursor": novelty, "offset": 2},
                {"order": QueueOrder.NOVELTY, "cursor": "%%"},
                {"order": QueueOrder.NOVELTY, "cursor": "eyJvIjoibm92ZWx0eSIsInMiOiJwZW5kaW5nIiwiayI6WzEsbnVsbF19"}]
+    def forged(body: dict[str, object]) -> str:  # numbers no column holds, which a database would refuse (a 500)
+        return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+    refused += [{"order": QueueOrder.NEWEST, "cursor": forged({"o": "newest", "s": "pending", "k": [2**64]})},
+                {"order": QueueOrder.NEWEST, "cursor": forged({"o": "newest", "s": "pending", "k": [10**309]})},
+                {"order": QueueOrder.DIVERSE, "cursor": forged({"o": "diverse", "s": "pending", "n": 10**30})}]
     for kwargs in refused:
         with pytest.raises(InvalidCursorError):
             review_queue(any_db, **{"status": SampleStatus.PENDING, "limit": 2, **kwargs})  # type: ignore[arg-type]
