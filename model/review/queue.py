@@ -9,9 +9,10 @@
 - ``diverse``: uncertainty with k-center diversity: the most uncertain first, then each next one the most
   uncertain among those far from all already picked, so ten look-alike uncertain images do not fill a page. The
   k-center runs over a bounded pool — the ``DIVERSE_POOL`` × (offset + page) most uncertain — so its cost follows
-  the page, not the queue.
+  the page, not the queue; it ranks the first ``DIVERSE_PLACES`` (500) places.
 - ``suspect``: pending samples whose submitter's suggestion the model confidently contradicts, most confident
-  first (then newest first); approved samples in the order of ``sprout label-issues`` (Cleanlab), the rest after.
+  first (then newest first); approved samples in the order of ``sprout label-issues`` (Cleanlab), the rest after
+  (the first ``MAX_RANKED``, 5,000, places).
 
 ``uncertainty``, ``novelty``, ``oldest``, ``newest`` and ``suspect`` on pending samples are sorted by the database
 along an index led by status (their keys are kept with each sample at submission: ``uncertainty_tier`` and
