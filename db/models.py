@@ -99,7 +99,8 @@ class Sample(Base):
     """One image known to Sprout, pending review or labelled."""
 
     __tablename__ = "samples"
-    __table_args__ = (Index("ix_samples_status_approved_at", "status", "approved_at"),
+    __table_args__ = (Index("ix_samples_status_id", "status", "id"),
+                      Index("ix_samples_status_approved_at", "status", "approved_at"),
                       Index("ix_samples_status_novelty", "status", "novelty", "id"),
                       Index("ix_samples_status_uncertainty", "status", "uncertainty_tier", "confidence", "id"),
                       Index("ix_samples_status_contradiction", "status", "contradiction", "id"),
@@ -111,7 +112,7 @@ class Sample(Base):
     object_key: Mapped[str] = mapped_column(String(512))
     content_type: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
-    status: Mapped[SampleStatus] = mapped_column(_enum(SampleStatus, "sample_status"), index=True)
+    status: Mapped[SampleStatus] = mapped_column(_enum(SampleStatus, "sample_status"))
     label: Mapped[str | None] = mapped_column(String(64), index=True)
     suggested_label: Mapped[str | None] = mapped_column(String(64))
     predicted_label: Mapped[str | None] = mapped_column(String(64))
