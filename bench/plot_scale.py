@@ -52,13 +52,15 @@ def series(results: list[dict[str, Any]], figure: str) -> tuple[list[int], list[
 def plot_requests(runs: dict[str, list[tuple[str, list[dict[str, Any]]]]], out: Path) -> None:
     fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs) + 3, 5.2), squeeze=False, sharey=True)
     colors = dict(zip(REQUESTS, plt.get_cmap("tab10").colors, strict=False))
+    named: set[str] = set()  # each figure in the legend once, from the first run that has it
     for ax, (stack, stack_runs) in zip(axes[0], sorted(runs.items()), strict=True):
         for style, (name, results) in zip(RUN_STYLES, stack_runs, strict=False):
             for figure, legend in REQUESTS.items():
                 n, values = series(results, figure)
                 if n:
                     ax.plot(n, values, style, marker="o", color=colors[figure],
-                            label=legend if style == RUN_STYLES[0] else None)
+                            label=None if figure in named else legend)
+                    named.add(figure)
             ax.plot([], [], style, color="grey", label=f"run {name}")
         ax.set(xscale="log", yscale="log", xlabel="samples (N)", title=f"{stack} stack: p50 per request",
                ylabel="ms")
@@ -68,7 +70,8 @@ def plot_requests(runs: dict[str, list[tuple[str, list[dict[str, Any]]]]], out: 
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     fig.tight_layout(rect=(0, 0, 0.8, 1))
-    fig.legend(legend.values(), legend.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(0.8, 0.95))
+    labels = sorted(legend, key=lambda label: label.startswith("run "))  # the figures, then the runs
+    fig.legend([legend[label] for label in labels], labels, fontsize=7, loc="upper left", bbox_to_anchor=(0.8, 0.95))
     save(fig, out / "requests.svg", tight=False)
 
 
