@@ -169,6 +169,9 @@ def postgres_server(*, user: str = "sprout", dbname: str = "sprout", timeout: fl
                             (password,))
                 cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname),
                                                                            sql.Identifier(user)))
+                # DROP DATABASE ... WITH (FORCE) checks every backend on the database, and an autovacuum
+                # worker runs as no role: PostgreSQL 15 refuses unless the dropping role may signal backends.
+                cur.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(user)))
         finally:
             conn.close()
         url = f"postgresql+psycopg2://{user}:{password}@{HOST}:{port}/{dbname}"
