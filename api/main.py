@@ -70,7 +70,8 @@ def capturer(services: Services) -> Capturer:
     policy = CapturePolicy(below=s.capture_below, sample_rate=s.capture_sample_rate, per_hour=s.capture_per_hour,
                            per_day=s.capture_per_day)
     return Capturer(policy, services.session, services.store, near_duplicates=services.near_duplicates,
-                    max_pixels=s.max_image_pixels, on_result=lambda result: CAPTURES.labels(result).inc())
+                    max_pixels=s.max_image_pixels, max_pending=s.max_pending_samples,
+                    on_result=lambda result: CAPTURES.labels(result).inc())
 
 
 def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]

@@ -32,8 +32,8 @@ CONFIDENCE = Histogram("sprout_prediction_confidence", "Confidence of served pre
 MODEL_VERSION = Gauge("sprout_model_version", "Registry version of the model being served (0: none)")
 MODEL_INFO = Gauge("sprout_model_info", "1 for the registry version being served", ["version"])
 CAPTURES = Counter("sprout_captures_total",
-                   "Low-confidence predictions offered to capture, by outcome (stored, duplicate, capped, dropped, "
-                   "refused, error)", ["result"])
+                   "Low-confidence predictions offered to capture, by outcome (stored, duplicate, capped, queue_full, "
+                   "dropped, refused, error)", ["result"])
 DOUBTS = Counter("sprout_prediction_doubts_total",
                  "Served predictions the model was not sure of (abstained) or called unfamiliar", ["kind"])
 UPLOADS = Counter("sprout_uploads_total", "Images submitted for review", ["result"])

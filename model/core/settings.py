@@ -145,7 +145,8 @@ class Settings(TrainingSettings, RolloutSettings, RetentionSettings, BaseSetting
         default=600, ge=0,
         description="Images classified per client address and minute, `/predict` and `/v2` infer together (a "
                     "batch counts each image); 429 with `Retry-After` beyond; `0`: no limit.")
-    max_pending_samples: int = Field(default=10_000, ge=1, description="Review-queue cap: uploads beyond it get 429.")
+    max_pending_samples: int = Field(default=10_000, ge=1, description="Review-queue cap: uploads beyond it get 429 "
+                                     "and production capture keeps nothing more.")
     review_undo_seconds: int = Field(
         default=300, ge=0,
         description="How long a reviewer may undo their own decision (approve, correct, reject), sending the sample "

@@ -252,8 +252,7 @@ def submit_sample(
     existing = queries.get_sample_by_sha(session, sha256=sha256_of(data))
     if existing is not None:
         return existing, False
-    pending = queries.count_samples(session, status=SampleStatus.PENDING) if max_pending is not None else 0
-    _refuse_if_full(pending, max_pending)  # before the model's work
+    pending = _pending_within_cap(session, max_pending)  # before the model's work
     prediction, image = None, None
     if model is not None:
         decoded = model.decode(data)
@@ -261,6 +260,23 @@ def submit_sample(
     with _last_places(session, pending, max_pending):
         return add_sample(session, store, data=data, source=source, suggested_label=suggested_label,
                           prediction=prediction, max_pixels=max_pixels, near_duplicates=near_duplicates, image=image)
+
+
+@contextlib.contextmanager
+def place_in_queue(session: Session, max_pending: int | None) -> Iterator[None]:
+    """A place in the review queue for one new pending sample, inserted inside: QueueFullError when it is full
+    (``max_pending`` None: no cap). Shared with production capture, so the cap holds whatever fills the queue."""
+    with _last_places(session, _pending_within_cap(session, max_pending), max_pending):
+        yield
+
+
+def _pending_within_cap(session: Session, max_pending: int | None) -> int:
+    """The pending count (0 when there is no cap); QueueFullError at the cap."""
+    if max_pending is None:
+        return 0
+    pending = queries.count_samples(session, status=SampleStatus.PENDING)
+    _refuse_if_full(pending, max_pending)
+    return pending
 
 
 def _refuse_if_full(pending: int, max_pending: int | None) -> None:

@@ -5,8 +5,9 @@ confidence is below it (plus, optionally, a random share ``SPROUT_CAPTURE_SAMPLE
 pending sample with ``source=capture``. The request only hands the bytes and the prediction to a bounded
 queue; one background thread stores them, so capture never blocks or slows a prediction (a full queue drops
 the image). Caps per hour and per day count the captures in the database, under a PostgreSQL advisory lock
-held across the count and the insert, so every API worker together stays within them. An image is never
-captured twice (the sample's content hash is unique).
+held across the count and the insert, so every API worker together stays within them; the review queue's cap
+(``SPROUT_MAX_PENDING_SAMPLES``) holds for captures as for uploads. An image is never captured twice (the
+sample's content hash is unique).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import SampleSource, utcnow
-from model.core.errors import SproutError
+from model.core.errors import QueueFullError, SproutError
 from model.data.near_duplicates import NearDuplicateFinder
-from model.data.samples import add_sample, sha256_of
+from model.data.samples import add_sample, place_in_queue, sha256_of
 from model.data.storage import ObjectStore
 from model.serving.predictor import PredictionResult
 
@@ -58,9 +59,11 @@ class Capturer:
 
     def __init__(self, policy: CapturePolicy, sessions: Callable[[], Session], store: ObjectStore, *,
                  near_duplicates: NearDuplicateFinder | None = None, max_pixels: int,
-                 on_result: Callable[[str], None] = lambda _result: None, queue_size: int = 64) -> None:
+                 max_pending: int | None = None, on_result: Callable[[str], None] = lambda _result: None,
+                 queue_size: int = 64) -> None:
         self.policy, self.sessions, self.store = policy, sessions, store
         self.near_duplicates, self.max_pixels, self.on_result = near_duplicates, max_pixels, on_result
+        self.max_pending = max_pending  # the review queue's cap, shared with uploads
         self._queue: queue.Queue[tuple[bytes, PredictionResult] | None] = queue.Queue(queue_size)
         self._bytes = 0
         self._bytes_lock = threading.Lock()
@@ -126,7 +129,8 @@ class Capturer:
         self._queue.task_done()
 
     def capture(self, data: bytes, result: PredictionResult) -> str:
-        """Store one image as a pending capture unless a cap is reached: ``stored``, ``duplicate`` or ``capped``."""
+        """Store one image as a pending capture unless a cap is reached: ``stored``, ``duplicate``, ``capped`` (the
+        hourly or daily cap), ``queue_full`` (the review queue's cap) or ``refused`` (not an image we keep)."""
         sha = sha256_of(data)
         with self._serial, self.sessions() as lock_session, self.sessions() as session:
             if queries.get_sample_by_sha(session, sha256=sha) is not None:
@@ -137,9 +141,12 @@ class Capturer:
                     or queries.count_captures_since(session, since=now - timedelta(days=1)) >= self.policy.per_day):
                 return "capped"
             try:
-                _, created = add_sample(session, self.store, data=data, source=SampleSource.CAPTURE,
-                                        prediction=result.as_prediction(), max_pixels=self.max_pixels,
-                                        near_duplicates=self.near_duplicates)
+                with place_in_queue(session, self.max_pending):
+                    _, created = add_sample(session, self.store, data=data, source=SampleSource.CAPTURE,
+                                            prediction=result.as_prediction(), max_pixels=self.max_pixels,
+                                            near_duplicates=self.near_duplicates)
+            except QueueFullError:
+                return "queue_full"
             except SproutError as exc:
                 log.info("capture refused: %s", exc)
                 return "refused"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.state import app_state
 from db import queries
-from db.models import SampleSource
+from db.models import SampleSource, SampleStatus
 from model.core.settings import Settings
 from model.serving.capture import CapturePolicy, Capturer
 from model.serving.predictor import PredictionResult
@@ -27,6 +28,12 @@ def textures(n: int, seed: int) -> list[bytes]:
 def captures(client: TestClient) -> list:
     with app_state(client.app).services.session() as session:
         return [s for s in queries.all_samples(session) if s.source is SampleSource.CAPTURE]
+
+
+def capture_counts(client: TestClient) -> dict[str, float]:
+    """``sprout_captures_total`` by result, as /metrics shows it."""
+    found = re.findall(r'^sprout_captures_total\{result="(\w+)"\} (\S+)$', client.get("/metrics").text, re.M)
+    return {result: float(value) for result, value in found}
 
 
 def predict(client: TestClient, data: bytes):
@@ -60,6 +67,27 @@ def test_a_burst_of_out_of_domain_predictions_captures_up_to_the_cap_and_no_more
         metrics = client.get("/metrics").text
         assert 'sprout_captures_total{result="stored"} 4.0' in metrics
         assert 'sprout_captures_total{result="capped"}' in metrics
+
+
+def test_captures_stop_at_the_review_queue_cap_like_uploads(monkeypatch: pytest.MonkeyPatch,
+                                                             trained_home: Path) -> None:
+    with make_client(monkeypatch, trained_home) as probe:
+        with app_state(probe.app).services.session() as session:
+            pending = queries.count_samples(session, status=SampleStatus.PENDING)
+    with make_client(monkeypatch, trained_home, capture_below="1.0", capture_per_hour="1000",
+                     max_pending_samples=str(pending + 2)) as client:
+        before, counted = len(captures(client)), capture_counts(client)
+        for data in textures(6, seed=650):
+            assert predict(client, data).status_code == 200
+        app_state(client.app).capture.drain()
+        assert len(captures(client)) == before + 2
+        with app_state(client.app).services.session() as session:
+            assert queries.count_samples(session, status=SampleStatus.PENDING) == pending + 2
+        after = capture_counts(client)  # the counters are the process's: compare with before
+        assert (after["stored"] - counted.get("stored", 0), after["queue_full"] - counted.get("queue_full", 0)) \
+            == (2, 4)
+        resp = client.post("/samples", files={"file": ("y.jpg", textures(1, seed=660)[0], "image/jpeg")})
+        assert resp.status_code == 429, resp.text
 
 
 def test_only_confidence_below_the_threshold_is_captured(monkeypatch: pytest.MonkeyPatch,
