@@ -3,7 +3,8 @@
 ``bench/ann_index.py`` measured where the switch pays (docs/benchmarks.md): below ``APPROXIMATE_FROM`` rows an
 exact scan is as fast and needs no training; above it FAISS's IVF index answers in a fraction of the scan's time
 and finds the same top 5 in nearly every query. Its vectors are clustered into ``4·√N`` cells by k-means (N the
-switch size, so a restart at 100,000 rows trains as quickly as the switch did), each query scans the ``NPROBE``
+switch size, so a restart at 100,000 rows trains as quickly as the switch did; fewer when the rows at the switch
+are under the 39 a cell FAISS's k-means wants), each query scans the ``NPROBE``
 nearest cells, and the vectors are stored as 8-bit scalars (a quarter of float32's memory). Its similarities are
 approximate: a caller that applies a threshold rescores its few candidates exactly.
 """
@@ -18,6 +19,7 @@ import numpy as np
 APPROXIMATE_FROM = 20_000  # rows; measured by bench/ann_index.py
 NPROBE = 16  # cells a query scans
 TRAIN_PER_CELL = 40  # k-means training rows per cell (a sample of the rows at the switch)
+MIN_TRAIN_PER_CELL = 39  # FAISS's k-means minimum (min_points_per_centroid): fewer rows, fewer cells
 
 
 def normalized(vectors: np.ndarray) -> np.ndarray:
@@ -79,7 +81,8 @@ class VectorIndex:
                 return
             if self._ivf is None:  # past the size where the index pays: train it on every row so far, once
                 everything, every_id = np.concatenate([self._matrix, rows]), np.concatenate([self._ids, keys])
-                self._ivf = _inverted_file(everything, min(self.cells, len(everything)))
+                cells = min(self.cells, max(1, len(everything) // MIN_TRAIN_PER_CELL))
+                self._ivf = _inverted_file(everything, cells)
                 self._ivf.add_with_ids(everything, every_id)
                 self._matrix, self._ids = np.zeros((0, self.dim), dtype=np.float32), np.zeros(0, dtype=np.int64)
                 return

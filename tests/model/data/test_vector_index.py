@@ -57,3 +57,14 @@ def test_novelty_is_the_distance_to_the_nearest_training_row() -> None:
     assert novelty_of(nearest, query, frozenset({12, 13})) == pytest.approx(0.1)
     assert novelty_of(nearest, query, frozenset({99})) == pytest.approx(0.3)  # none trained on: a lower bound
     assert novelty_of(lambda v, *, k: [], query, frozenset({1})) == 1.0
+
+
+def test_the_ivf_index_has_no_more_cells_than_its_rows_can_train() -> None:
+    """FAISS's k-means wants 39 rows a cell; at the switch the index has only the rows seen so far (the product's
+    4·√20,000 = 565 cells would want 22,035 and the API's sync reached 20,480)."""
+    rng = np.random.default_rng(3)
+    data = clustered(2100, rng, normalized(rng.standard_normal((12, DIM))))
+    index = VectorIndex(DIM, approximate_from=2000, cells=100)
+    index.add(np.arange(2100), data)
+    assert index.approximate and index._ivf.nlist == 2100 // 39
+    assert index.nearest(data[7], k=1)[0][0] == 7
