@@ -96,8 +96,10 @@ def approved_samples(session: Session) -> list[Sample]:
     return list(session.scalars(select(Sample).where(Sample.status == SampleStatus.APPROVED).order_by(Sample.id)))
 
 
-def count_samples(session: Session, *, status: SampleStatus) -> int:
-    return int(session.scalar(select(func.count(Sample.id)).where(Sample.status == status)) or 0)
+def count_samples(session: Session, *, status: SampleStatus | None) -> int:
+    """Samples of ``status`` (None: every sample)."""
+    query = select(func.count(Sample.id))
+    return int(session.scalar(query.where(Sample.status == status) if status is not None else query) or 0)
 
 
 def count_samples_by_status(session: Session) -> dict[SampleStatus, int]:
@@ -310,11 +312,6 @@ def samples_with_status(session: Session, *, status: SampleStatus | None, limit:
     """Up to ``limit`` samples with this status (any, with None), oldest first."""
     query = select(Sample).order_by(Sample.id).limit(limit)
     return list(session.scalars(query.where(Sample.status == status) if status is not None else query))
-
-
-def count_samples_with_status(session: Session, *, status: SampleStatus | None) -> int:
-    query = select(func.count(Sample.id))
-    return int(session.scalar(query.where(Sample.status == status) if status is not None else query) or 0)
 
 
 def last_promoted_run(session: Session) -> TrainingRun | None:

@@ -102,7 +102,7 @@ def review_queue(svc: Services, *, status: SampleStatus | None, order: QueueOrde
                              if found.next_key is not None else None)
         places = DIVERSE_PLACES if order is QueueOrder.DIVERSE else MAX_RANKED
         if offset >= places:  # ranked in Python: the first places only (each further page costs more)
-            return QueuePage([], None if cursor else queries.count_samples_with_status(session, status=status), None)
+            return QueuePage([], None if cursor else queries.count_samples(session, status=status), None)
         limit = min(limit, places - offset)
         if order is QueueOrder.DIVERSE:
             pool = sample_pages.list_samples(session, status=status, order="uncertainty",
@@ -177,7 +177,7 @@ def _suspects_first(svc: Services, session: Session, *, status: SampleStatus | N
     rest = [s for s in queries.samples_with_status(session, status=status,
                                                    limit=MAX_RANKED if status is None else need + len(head))
             if s.id not in found]
-    return head + by_contradiction(rest), queries.count_samples_with_status(session, status=status)
+    return head + by_contradiction(rest), queries.count_samples(session, status=status)
 
 
 def by_contradiction(rows: list[Sample]) -> list[Sample]:
