@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import time
 
-import psycopg2
 import pytest
 
 from tests.servers import postgres
@@ -11,18 +10,12 @@ from tests.servers import postgres
 pytestmark = pytest.mark.server
 
 
-def _superuser(url: str):  # type: ignore[no-untyped-def]
-    cluster = postgres._PG_CLUSTERS[url]
-    return psycopg2.connect(host=str(cluster.tmp / "sock"), port=cluster.port, user=postgres.PG_SUPERUSER,
-                            dbname="postgres")
-
-
 def test_a_database_with_an_autovacuum_worker_on_it_is_dropped(postgres_url: str) -> None:
     """PostgreSQL 15 refuses a non-superuser's DROP DATABASE ... WITH (FORCE) while an autovacuum worker
     (which runs as no role) is on the database, unless the role may signal backends; CI failed on that once."""
     name = "t_autovacuum_drop"
     url = postgres.create_database(postgres_url, name)
-    admin = _superuser(postgres_url)
+    admin = postgres.superuser_connection(postgres_url)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:

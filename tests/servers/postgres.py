@@ -85,6 +85,18 @@ def _pg_connect(url: str):  # type: ignore[no-untyped-def]
                             dbname=u.database, connect_timeout=10)
 
 
+def _superuser_connect(sock: Path, port: int):  # type: ignore[no-untyped-def]
+    import psycopg2
+
+    return psycopg2.connect(host=str(sock), port=port, user=PG_SUPERUSER, dbname="postgres")
+
+
+def superuser_connection(url: str):  # type: ignore[no-untyped-def]
+    """A psycopg2 connection as the cluster superuser (its unix socket) to the cluster of ``url``."""
+    cluster = _PG_CLUSTERS[url]
+    return _superuser_connect(cluster.tmp / "sock", cluster.port)
+
+
 def _checked(name: str) -> str:
     if not _NAME_RE.match(name):
         raise ValueError(f"invalid database name: {name!r}")
@@ -158,10 +170,9 @@ def postgres_server(*, user: str = "sprout", dbname: str = "sprout", timeout: fl
                 if attempt == 2:
                     raise
         password = secrets.token_hex(16)
-        import psycopg2
         from psycopg2 import sql
 
-        conn = psycopg2.connect(host=str(sock), port=port, user=PG_SUPERUSER, dbname="postgres")
+        conn = _superuser_connect(sock, port)
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
